@@ -1,0 +1,577 @@
+//! MNIST and Fashion-MNIST: which files, where to find them, and loading them validated.
+
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+
+use crate::error::{DataError, Result};
+use crate::idx::{read_idx, IdxArray};
+
+/// Environment variable naming a folder that holds `mnist/` and `fashion-mnist/`.
+pub const DATA_ENV: &str = "CONVNETS_DATA";
+
+/// Where Debian's package `dataset-fashion-mnist` installs Fashion-MNIST.
+pub const DEBIAN_FASHION_MNIST: &str = "/usr/share/datasets/fashion-mnist";
+
+/// Image height and width of both data sets.
+pub const MNIST_SIDE: usize = 28;
+
+/// One file of a data set: its name (without `.gz`) and the SHA-256 of its decompressed payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DataFile {
+    /// File name without the `.gz` suffix, e.g. `train-images-idx3-ubyte`.
+    pub name: &'static str,
+    /// Lower-case hex SHA-256 of the decompressed payload.
+    pub sha256: &'static str,
+}
+
+/// The data sets this crate knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DatasetKind {
+    /// LeCun et al.'s handwritten digits, 60,000 + 10,000 grey 28x28 images.
+    Mnist,
+    /// Zalando's Fashion-MNIST, 60,000 + 10,000 grey 28x28 images of clothes.
+    FashionMnist,
+}
+
+const MNIST_CLASSES: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+const FASHION_CLASSES: [&str; 10] = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+];
+
+const TRAIN_IMAGES: &str = "train-images-idx3-ubyte";
+const TRAIN_LABELS: &str = "train-labels-idx1-ubyte";
+const TEST_IMAGES: &str = "t10k-images-idx3-ubyte";
+const TEST_LABELS: &str = "t10k-labels-idx1-ubyte";
+
+impl DatasetKind {
+    /// The data set's name, also its folder name: `mnist` or `fashion-mnist`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            DatasetKind::Mnist => "mnist",
+            DatasetKind::FashionMnist => "fashion-mnist",
+        }
+    }
+
+    /// Every known data set.
+    pub fn all() -> &'static [DatasetKind] {
+        &[DatasetKind::Mnist, DatasetKind::FashionMnist]
+    }
+
+    /// Class names, indexed by label.
+    pub fn classes(&self) -> &'static [&'static str] {
+        match self {
+            DatasetKind::Mnist => &MNIST_CLASSES,
+            DatasetKind::FashionMnist => &FASHION_CLASSES,
+        }
+    }
+
+    /// Base URLs (ending in `/`) serving `NAME.gz` for each file, tried in order.
+    pub fn mirrors(&self) -> &'static [&'static str] {
+        match self {
+            DatasetKind::Mnist => &[
+                "https://ossci-datasets.s3.amazonaws.com/mnist/",
+                "http://yann.lecun.com/exdb/mnist/",
+            ],
+            DatasetKind::FashionMnist => &[
+                "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+                "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+            ],
+        }
+    }
+
+    /// The four files: train images, train labels, test images, test labels.
+    pub fn files(&self) -> [DataFile; 4] {
+        let f = |name, sha256| DataFile { name, sha256 };
+        match self {
+            DatasetKind::Mnist => [
+                f(
+                    TRAIN_IMAGES,
+                    "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+                ),
+                f(
+                    TRAIN_LABELS,
+                    "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+                ),
+                f(
+                    TEST_IMAGES,
+                    "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+                ),
+                f(
+                    TEST_LABELS,
+                    "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+                ),
+            ],
+            DatasetKind::FashionMnist => [
+                f(
+                    TRAIN_IMAGES,
+                    "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+                ),
+                f(
+                    TRAIN_LABELS,
+                    "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+                ),
+                f(
+                    TEST_IMAGES,
+                    "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+                ),
+                f(
+                    TEST_LABELS,
+                    "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+                ),
+            ],
+        }
+    }
+
+    /// Mean and standard deviation of the training pixels after scaling to `[0, 1]`.
+    pub fn normalize(&self) -> crate::Normalize {
+        match self {
+            DatasetKind::Mnist => crate::Normalize::MNIST,
+            DatasetKind::FashionMnist => crate::Normalize::FASHION_MNIST,
+        }
+    }
+
+    /// System folders searched last (Debian's `dataset-fashion-mnist` for Fashion-MNIST).
+    pub fn system_dirs(&self) -> Vec<PathBuf> {
+        match self {
+            DatasetKind::Mnist => Vec::new(),
+            DatasetKind::FashionMnist => vec![PathBuf::from(DEBIAN_FASHION_MNIST)],
+        }
+    }
+}
+
+impl std::fmt::Display for DatasetKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for DatasetKind {
+    type Err = DataError;
+
+    /// Accepts `mnist`, `fashion-mnist`, `fashion_mnist`, `fashionmnist` (any case).
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "mnist" => Ok(DatasetKind::Mnist),
+            "fashion-mnist" | "fashion_mnist" | "fashionmnist" => Ok(DatasetKind::FashionMnist),
+            _ => Err(DataError::InvalidArgument(format!(
+                "unknown data set {s:?}, expected one of: mnist, fashion-mnist"
+            ))),
+        }
+    }
+}
+
+/// One split (train or test) of an image data set, as bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Split {
+    /// `len * rows * cols` pixels, row-major, one byte each.
+    pub images: Vec<u8>,
+    /// `len` labels.
+    pub labels: Vec<u8>,
+    /// Number of images.
+    pub len: usize,
+    /// Image height.
+    pub rows: usize,
+    /// Image width.
+    pub cols: usize,
+}
+
+impl Split {
+    /// Pixels per image.
+    pub fn image_len(&self) -> usize {
+        self.rows * self.cols
+    }
+
+    /// The pixels of image `i`, or `None` when `i >= len`.
+    pub fn image(&self, i: usize) -> Option<&[u8]> {
+        let n = self.image_len();
+        self.images.get(i * n..(i + 1) * n)
+    }
+
+    /// Builds a split from decoded arrays, checking ranks, counts and labels.
+    ///
+    /// `images` must be `[n, rows, cols]`, `labels` `[n]` with every label `< classes`.
+    /// The paths only name the files in errors.
+    pub fn from_idx(
+        images: IdxArray,
+        labels: IdxArray,
+        images_path: &Path,
+        labels_path: &Path,
+        classes: usize,
+    ) -> Result<Split> {
+        let &[n, rows, cols] = images.dims.as_slice() else {
+            return Err(DataError::BadShape {
+                path: images_path.to_path_buf(),
+                expected: "3 dimensions [n, rows, cols]".into(),
+                found: images.dims,
+            });
+        };
+        let &[m] = labels.dims.as_slice() else {
+            return Err(DataError::BadShape {
+                path: labels_path.to_path_buf(),
+                expected: "1 dimension [n]".into(),
+                found: labels.dims,
+            });
+        };
+        if n != m {
+            return Err(DataError::CountMismatch {
+                images_path: images_path.to_path_buf(),
+                labels_path: labels_path.to_path_buf(),
+                images: n,
+                labels: m,
+            });
+        }
+        if let Some((index, &label)) = labels
+            .data
+            .iter()
+            .enumerate()
+            .find(|(_, &l)| usize::from(l) >= classes)
+        {
+            return Err(DataError::LabelOutOfRange {
+                path: labels_path.to_path_buf(),
+                index,
+                offset: (labels.header_len() + index) as u64,
+                label,
+                classes,
+            });
+        }
+        Ok(Split {
+            images: images.data,
+            labels: labels.data,
+            len: n,
+            rows,
+            cols,
+        })
+    }
+
+    /// Reads an images file and a labels file (each raw or gzipped) into a validated split.
+    pub fn read(images_path: &Path, labels_path: &Path, classes: usize) -> Result<Split> {
+        let images = read_idx(images_path)?;
+        let labels = read_idx(labels_path)?;
+        Split::from_idx(images, labels, images_path, labels_path, classes)
+    }
+}
+
+/// A data set loaded in memory.
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    /// Which data set.
+    pub kind: DatasetKind,
+    /// The folder the files were read from.
+    pub dir: PathBuf,
+    /// The training split.
+    pub train: Split,
+    /// The test split.
+    pub test: Split,
+}
+
+/// The default data root.
+///
+/// Inside the repository (walking up from the current folder to one that holds both
+/// `Cargo.toml` and `datasets/README.md`) it is that `datasets/` folder; elsewhere it is
+/// `$XDG_CACHE_HOME/convnets`, else `~/.cache/convnets`.
+pub fn default_root() -> PathBuf {
+    default_root_from(
+        std::env::current_dir().ok().as_deref(),
+        std::env::var_os("XDG_CACHE_HOME"),
+        std::env::var_os("HOME"),
+    )
+}
+
+/// [`default_root`] with its inputs given: the current folder, `$XDG_CACHE_HOME`, `$HOME`.
+pub fn default_root_from(
+    cwd: Option<&Path>,
+    xdg_cache_home: Option<OsString>,
+    home: Option<OsString>,
+) -> PathBuf {
+    if let Some(cwd) = cwd {
+        for dir in cwd.ancestors() {
+            if dir.join("Cargo.toml").is_file() && dir.join("datasets/README.md").is_file() {
+                return dir.join("datasets");
+            }
+        }
+    }
+    if let Some(x) = xdg_cache_home.filter(|x| Path::new(x).is_absolute()) {
+        return PathBuf::from(x).join("convnets");
+    }
+    if let Some(h) = home.filter(|h| !h.is_empty()) {
+        return PathBuf::from(h).join(".cache").join("convnets");
+    }
+    std::env::temp_dir().join("convnets")
+}
+
+/// Path of `file` in `dir`, preferring `NAME.gz` over the raw `NAME`; `None` when neither exists.
+pub fn find_file(dir: &Path, file: &DataFile) -> Option<PathBuf> {
+    let gz = dir.join(format!("{}.gz", file.name));
+    if gz.is_file() {
+        return Some(gz);
+    }
+    let raw = dir.join(file.name);
+    raw.is_file().then_some(raw)
+}
+
+fn holds_all(kind: DatasetKind, dir: &Path) -> bool {
+    kind.files().iter().all(|f| find_file(dir, f).is_some())
+}
+
+/// Finds the folder holding the four files of `kind`.
+///
+/// Search order: (1) `data_dir` itself or `data_dir/<name>/` (when given, nothing else is
+/// searched); (2) `$CONVNETS_DATA/<name>/`; (3) `default_root()/<name>/`; (4) for
+/// Fashion-MNIST, `/usr/share/datasets/fashion-mnist/`. Each file may be `NAME.gz` or `NAME`.
+pub fn locate(kind: DatasetKind, data_dir: Option<&Path>) -> Result<PathBuf> {
+    locate_in(
+        kind,
+        data_dir,
+        std::env::var_os(DATA_ENV).as_deref(),
+        &default_root(),
+        &kind.system_dirs(),
+    )
+}
+
+/// [`locate`] with its environment given: the value of `$CONVNETS_DATA`, the default root and
+/// the system folders to search last.
+pub fn locate_in(
+    kind: DatasetKind,
+    data_dir: Option<&Path>,
+    env_value: Option<&OsStr>,
+    default_root: &Path,
+    system_dirs: &[PathBuf],
+) -> Result<PathBuf> {
+    let name = kind.name();
+    let candidates: Vec<PathBuf> = match data_dir {
+        Some(d) => vec![d.to_path_buf(), d.join(name)],
+        None => {
+            let mut c = Vec::new();
+            if let Some(env) = env_value.filter(|v| !v.is_empty()) {
+                c.push(Path::new(env).join(name));
+            }
+            c.push(default_root.join(name));
+            c.extend(system_dirs.iter().cloned());
+            c
+        }
+    };
+    if let Some(found) = candidates.iter().find(|d| holds_all(kind, d)) {
+        return Ok(found.clone());
+    }
+    Err(DataError::NotFound {
+        dataset: name.to_string(),
+        hint: not_found_hint(kind, default_root),
+        searched: candidates,
+    })
+}
+
+fn not_found_hint(kind: DatasetKind, default_root: &Path) -> String {
+    let name = kind.name();
+    let files: Vec<String> = kind
+        .files()
+        .iter()
+        .map(|f| format!("{}[.gz]", f.name))
+        .collect();
+    let mut hint = format!(
+        "Run `cargo xtask download {name}` to fetch it into {}, or put the files {} \
+         into one of the folders above (or set {DATA_ENV} to a folder holding {name}/).",
+        default_root.join(name).display(),
+        files.join(", "),
+    );
+    if kind == DatasetKind::FashionMnist {
+        hint.push_str(&format!(
+            " On Debian, the package `dataset-fashion-mnist` provides them in {DEBIAN_FASHION_MNIST}/."
+        ));
+    }
+    hint
+}
+
+/// Locates (see [`locate`]) and loads a data set, validating every file.
+pub fn load(kind: DatasetKind, data_dir: Option<&Path>) -> Result<Dataset> {
+    let dir = locate(kind, data_dir)?;
+    load_dir(kind, &dir)
+}
+
+/// Loads a data set from a folder holding its four files, checking that image and label
+/// counts match, that labels are valid classes and that images are 28x28.
+pub fn load_dir(kind: DatasetKind, dir: &Path) -> Result<Dataset> {
+    let [train_images, train_labels, test_images, test_labels] = kind.files();
+    let path = |f: &DataFile| {
+        find_file(dir, f).ok_or_else(|| DataError::NotFound {
+            dataset: kind.name().to_string(),
+            searched: vec![dir.to_path_buf()],
+            hint: format!("{} is missing: expected {0}.gz or {0}", f.name),
+        })
+    };
+    let classes = kind.classes().len();
+    let read = |images: &DataFile, labels: &DataFile| -> Result<Split> {
+        let (ip, lp) = (path(images)?, path(labels)?);
+        let split = Split::read(&ip, &lp, classes)?;
+        if (split.rows, split.cols) != (MNIST_SIDE, MNIST_SIDE) {
+            return Err(DataError::BadShape {
+                path: ip,
+                expected: format!("[n, {MNIST_SIDE}, {MNIST_SIDE}]"),
+                found: vec![split.len, split.rows, split.cols],
+            });
+        }
+        Ok(split)
+    };
+    let train = read(&train_images, &train_labels)?;
+    let test = read(&test_images, &test_labels)?;
+    Ok(Dataset {
+        kind,
+        dir: dir.to_path_buf(),
+        train,
+        test,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    fn touch_all(kind: DatasetKind, dir: &Path, gz: bool) {
+        std::fs::create_dir_all(dir).unwrap();
+        for f in kind.files() {
+            let name = if gz {
+                format!("{}.gz", f.name)
+            } else {
+                f.name.to_string()
+            };
+            std::fs::write(dir.join(name), b"x").unwrap();
+        }
+    }
+
+    #[test]
+    fn names_parse_and_round_trip() {
+        for &k in DatasetKind::all() {
+            assert_eq!(DatasetKind::from_str(k.name()).unwrap(), k);
+            assert_eq!(k.classes().len(), 10);
+            assert_eq!(k.files().len(), 4);
+            for f in k.files() {
+                assert_eq!(f.sha256.len(), 64);
+                assert!(f.sha256.bytes().all(|b| b.is_ascii_hexdigit()));
+            }
+            for m in k.mirrors() {
+                assert!(m.ends_with('/'));
+            }
+        }
+        for s in ["fashion_mnist", "FashionMNIST", "fashion-mnist"] {
+            assert_eq!(s.parse::<DatasetKind>().unwrap(), DatasetKind::FashionMnist);
+        }
+        let e = "cifar".parse::<DatasetKind>().unwrap_err();
+        assert!(e.to_string().contains("\"cifar\""), "{e}");
+    }
+
+    #[test]
+    fn search_order() {
+        let t = tempfile::tempdir().unwrap();
+        let env = t.path().join("env");
+        let root = t.path().join("root");
+        let sys = t.path().join("sys");
+        let k = DatasetKind::FashionMnist;
+        let find = |dd: Option<&Path>| {
+            locate_in(
+                k,
+                dd,
+                Some(env.as_os_str()),
+                &root,
+                std::slice::from_ref(&sys),
+            )
+        };
+
+        // Nothing anywhere: every folder is listed, with hints.
+        let e = find(None).unwrap_err().to_string();
+        for p in [
+            env.join("fashion-mnist"),
+            root.join("fashion-mnist"),
+            sys.clone(),
+        ] {
+            assert!(e.contains(&p.display().to_string()), "{e}");
+        }
+        assert!(e.contains("cargo xtask download fashion-mnist"), "{e}");
+        assert!(e.contains("dataset-fashion-mnist"), "{e}");
+
+        // System folder last, then the default root, then the env var wins.
+        touch_all(k, &sys, false);
+        assert_eq!(find(None).unwrap(), sys);
+        touch_all(k, &root.join("fashion-mnist"), true);
+        assert_eq!(find(None).unwrap(), root.join("fashion-mnist"));
+        touch_all(k, &env.join("fashion-mnist"), true);
+        assert_eq!(find(None).unwrap(), env.join("fashion-mnist"));
+
+        // An explicit folder: the files themselves or <dir>/<name>/, and no fallback.
+        let explicit = t.path().join("explicit");
+        std::fs::create_dir_all(&explicit).unwrap();
+        let e = find(Some(&explicit)).unwrap_err();
+        match &e {
+            DataError::NotFound { searched, .. } => {
+                assert_eq!(
+                    searched,
+                    &[explicit.clone(), explicit.join("fashion-mnist")]
+                )
+            }
+            other => panic!("unexpected {other}"),
+        }
+        touch_all(k, &explicit.join("fashion-mnist"), false);
+        assert_eq!(
+            find(Some(&explicit)).unwrap(),
+            explicit.join("fashion-mnist")
+        );
+        touch_all(k, &explicit, true);
+        assert_eq!(find(Some(&explicit)).unwrap(), explicit);
+
+        // MNIST hint does not mention the Debian package.
+        let e = locate_in(DatasetKind::Mnist, None, None, &root, &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cargo xtask download mnist"), "{e}");
+        assert!(!e.contains("dataset-fashion-mnist"), "{e}");
+    }
+
+    #[test]
+    fn partial_folder_is_not_a_match() {
+        let t = tempfile::tempdir().unwrap();
+        let k = DatasetKind::Mnist;
+        touch_all(k, t.path(), true);
+        std::fs::remove_file(t.path().join("t10k-labels-idx1-ubyte.gz")).unwrap();
+        assert!(locate_in(k, Some(t.path()), None, t.path(), &[]).is_err());
+        std::fs::write(t.path().join("t10k-labels-idx1-ubyte"), b"x").unwrap();
+        assert_eq!(
+            locate_in(k, Some(t.path()), None, t.path(), &[]).unwrap(),
+            t.path()
+        );
+    }
+
+    #[test]
+    fn default_root_prefers_the_repository() {
+        let t = tempfile::tempdir().unwrap();
+        let repo = t.path().join("repo");
+        let deep = repo.join("crates/x/src");
+        std::fs::create_dir_all(&deep).unwrap();
+        std::fs::create_dir_all(repo.join("datasets")).unwrap();
+        std::fs::write(repo.join("Cargo.toml"), "").unwrap();
+        // Without datasets/README.md it is not the repository.
+        let xdg = Some(OsString::from("/xdg"));
+        let home = Some(OsString::from("/home/u"));
+        assert_eq!(
+            default_root_from(Some(&deep), xdg.clone(), home.clone()),
+            PathBuf::from("/xdg/convnets")
+        );
+        std::fs::write(repo.join("datasets/README.md"), "").unwrap();
+        assert_eq!(
+            default_root_from(Some(&deep), xdg, home.clone()),
+            repo.join("datasets")
+        );
+        let outside = t.path().join("elsewhere");
+        assert_eq!(
+            default_root_from(Some(&outside), Some("rel".into()), home),
+            PathBuf::from("/home/u/.cache/convnets")
+        );
+    }
+}

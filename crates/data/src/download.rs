@@ -1,0 +1,304 @@
+//! Downloading data sets over mirrors, with SHA-256 verification and atomic installs.
+//!
+//! Each file is fetched as `NAME.gz` from a mirror's base URL and streamed to a temporary
+//! `.NAME.gz.part-<pid>` in the destination folder. Its decompressed payload is then hashed;
+//! only when the SHA-256 matches is it renamed to `NAME.gz` (or `NAME` when the server sent
+//! it uncompressed). Otherwise the temporary file is deleted and the next mirror tried.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use flate2::read::MultiGzDecoder;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use sha2::{Digest, Sha256};
+
+use crate::dataset::{DataFile, DatasetKind};
+use crate::error::{DataError, Result};
+use crate::idx::GZIP_MAGIC;
+
+/// Connect timeout of the HTTP agent.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// Read timeout of the HTTP agent (per read, not for the whole body).
+pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Downloads the four files of `kind` into `root/<name>/` and returns that folder.
+///
+/// `mirrors` are base URLs tried in order for each file; an empty slice means
+/// [`DatasetKind::mirrors`]. Files already present with the right checksum are kept.
+pub fn download(kind: DatasetKind, root: &Path, mirrors: &[&str]) -> Result<PathBuf> {
+    let dest = root.join(kind.name());
+    let mirrors = if mirrors.is_empty() {
+        kind.mirrors()
+    } else {
+        mirrors
+    };
+    download_files(&kind.files(), &dest, mirrors)?;
+    Ok(dest)
+}
+
+/// Downloads `files` into `dest` (created when missing), each tried over `mirrors` in order.
+///
+/// A file already in `dest` (as `NAME.gz` or `NAME`) whose payload has the expected
+/// SHA-256 is skipped. When every mirror fails for a file, the error lists each URL tried
+/// and why; no partial or unverified file is left behind.
+pub fn download_files(files: &[DataFile], dest: &Path, mirrors: &[&str]) -> Result<()> {
+    if mirrors.is_empty() {
+        return Err(DataError::InvalidArgument(
+            "no mirror to download from".into(),
+        ));
+    }
+    std::fs::create_dir_all(dest).map_err(|e| DataError::io(dest, e))?;
+    let agent = ureq::AgentBuilder::new()
+        .timeout_connect(CONNECT_TIMEOUT)
+        .timeout_read(READ_TIMEOUT)
+        .user_agent(concat!("convnets-data/", env!("CARGO_PKG_VERSION")))
+        .build();
+    for file in files {
+        download_one(&agent, file, dest, mirrors)?;
+    }
+    Ok(())
+}
+
+fn download_one(agent: &ureq::Agent, file: &DataFile, dest: &Path, mirrors: &[&str]) -> Result<()> {
+    let gz_name = format!("{}.gz", file.name);
+    let present = [dest.join(&gz_name), dest.join(file.name)];
+    let mut invalid = Vec::new();
+    for p in present.iter().filter(|p| p.is_file()) {
+        if verify_file(p, file.sha256).is_ok() {
+            return Ok(());
+        }
+        invalid.push(p.clone());
+    }
+    let part = dest.join(format!(".{gz_name}.part-{}", std::process::id()));
+    let mut attempts = Vec::new();
+    for base in mirrors {
+        let url = if base.ends_with('/') {
+            format!("{base}{gz_name}")
+        } else {
+            format!("{base}/{gz_name}")
+        };
+        let guard = PartFile(part.clone());
+        match fetch(agent, &url, &part, &gz_name).and_then(|()| install(&part, dest, file)) {
+            Ok(installed) => {
+                drop(guard);
+                for p in invalid.iter().filter(|p| **p != installed) {
+                    let _ = std::fs::remove_file(p);
+                }
+                return Ok(());
+            }
+            Err(reason) => attempts.push((url, reason)),
+        }
+    }
+    Err(DataError::AllMirrorsFailed {
+        file: gz_name,
+        dest: dest.to_path_buf(),
+        attempts,
+    })
+}
+
+/// Deletes the temporary file when dropped (a no-op once it has been renamed).
+struct PartFile(PathBuf);
+
+impl Drop for PartFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Streams `url` into `part`; the error is the reason, in words.
+fn fetch(
+    agent: &ureq::Agent,
+    url: &str,
+    part: &Path,
+    label: &str,
+) -> std::result::Result<(), String> {
+    let resp = match agent.get(url).call() {
+        Ok(r) => r,
+        Err(ureq::Error::Status(code, r)) => {
+            return Err(format!("HTTP {code} {}", r.status_text()));
+        }
+        Err(ureq::Error::Transport(t)) => {
+            // Transport's Display repeats the URL, which the caller already records.
+            let mut reason = t.kind().to_string();
+            if let Some(m) = t.message() {
+                reason.push_str(&format!(": {m}"));
+            }
+            if let Some(src) = std::error::Error::source(&t) {
+                reason.push_str(&format!(": {src}"));
+            }
+            return Err(reason);
+        }
+    };
+    let expected: Option<u64> = resp
+        .header("content-length")
+        .and_then(|v| v.trim().parse().ok());
+    let target = if std::io::stderr().is_terminal() {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    };
+    let bar = ProgressBar::with_draw_target(expected, target);
+    let style = match expected {
+        Some(_) => ProgressStyle::with_template(
+            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+        ),
+        None => ProgressStyle::with_template("{spinner} {msg} {bytes} {bytes_per_sec}"),
+    };
+    if let Ok(style) = style {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(label.to_string());
+
+    let mut out =
+        File::create(part).map_err(|e| format!("cannot create {}: {e}", part.display()))?;
+    let mut reader = resp.into_reader();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut got: u64 = 0;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                bar.abandon();
+                return Err(format!("connection failed after {got} bytes: {e}"));
+            }
+        };
+        out.write_all(&buf[..n])
+            .map_err(|e| format!("cannot write {}: {e}", part.display()))?;
+        got += n as u64;
+        bar.inc(n as u64);
+    }
+    bar.finish_and_clear();
+    if let Some(len) = expected {
+        if got != len {
+            return Err(format!("body ended after {got} of {len} bytes"));
+        }
+    }
+    out.sync_all()
+        .map_err(|e| format!("cannot write {}: {e}", part.display()))?;
+    Ok(())
+}
+
+/// Verifies the downloaded `part` and renames it into place; returns the installed path.
+fn install(part: &Path, dest: &Path, file: &DataFile) -> std::result::Result<PathBuf, String> {
+    let (digest, gzipped) = payload_digest(part).map_err(|e| e.to_string())?;
+    if !digest.eq_ignore_ascii_case(file.sha256) {
+        return Err(format!(
+            "SHA-256 mismatch of the decompressed payload: expected {}, found {digest}",
+            file.sha256
+        ));
+    }
+    let target = if gzipped {
+        dest.join(format!("{}.gz", file.name))
+    } else {
+        dest.join(file.name)
+    };
+    std::fs::rename(part, &target).map_err(|e| {
+        format!(
+            "cannot rename {} to {}: {e}",
+            part.display(),
+            target.display()
+        )
+    })?;
+    Ok(target)
+}
+
+/// SHA-256 (lower-case hex) of a file's payload: decompressed when it is gzipped, else raw.
+pub fn payload_sha256(path: &Path) -> Result<String> {
+    payload_digest(path).map(|(d, _)| d)
+}
+
+/// Checks that the payload of `path` (decompressed when gzipped) has SHA-256 `expected`.
+pub fn verify_file(path: &Path, expected: &str) -> Result<()> {
+    let found = payload_sha256(path)?;
+    if found.eq_ignore_ascii_case(expected) {
+        Ok(())
+    } else {
+        Err(DataError::Checksum {
+            file: path.display().to_string(),
+            expected: expected.to_string(),
+            found,
+        })
+    }
+}
+
+fn payload_digest(path: &Path) -> Result<(String, bool)> {
+    let f = File::open(path).map_err(|e| DataError::io(path, e))?;
+    let mut reader = BufReader::with_capacity(1 << 16, f);
+    let head = reader.fill_buf().map_err(|e| DataError::io(path, e))?;
+    let gzipped = head.starts_with(&GZIP_MAGIC);
+    let mut hasher = Sha256::new();
+    if gzipped {
+        std::io::copy(&mut MultiGzDecoder::new(reader), &mut hasher).map_err(|source| {
+            DataError::Gzip {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
+    } else {
+        std::io::copy(&mut reader, &mut hasher).map_err(|e| DataError::io(path, e))?;
+    }
+    Ok((hex(&hasher.finalize()), gzipped))
+}
+
+/// Lower-case hex of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// SHA-256 (lower-case hex) of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha_of_empty_and_abc() {
+        assert_eq!(
+            sha256_hex(b""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn verify_raw_and_gz() {
+        let t = tempfile::tempdir().unwrap();
+        let raw = t.path().join("a");
+        std::fs::write(&raw, b"abc").unwrap();
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(b"abc").unwrap();
+        let gz = t.path().join("a.gz");
+        std::fs::write(&gz, e.finish().unwrap()).unwrap();
+        let abc = sha256_hex(b"abc");
+        verify_file(&raw, &abc).unwrap();
+        verify_file(&gz, &abc).unwrap();
+        let err = verify_file(&gz, &sha256_hex(b"abd"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("a.gz") && err.contains(&abc), "{err}");
+        let err = verify_file(&t.path().join("missing"), &abc).unwrap_err();
+        assert!(matches!(err, DataError::Io { .. }), "{err}");
+    }
+
+    #[test]
+    fn no_mirror_is_an_error() {
+        let t = tempfile::tempdir().unwrap();
+        let f = DatasetKind::Mnist.files();
+        assert!(download_files(&f, t.path(), &[]).is_err());
+    }
+}

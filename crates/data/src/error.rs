@@ -1,0 +1,268 @@
+//! The crate's error type: every message says what was wrong, where, and what was expected.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+/// Everything that can go wrong while finding, reading, downloading or batching data.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// An I/O operation on `path` failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or folder the operation was about.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A file starts with gzip's magic bytes but does not decompress.
+    #[error("{path}: invalid gzip data: {source}")]
+    Gzip {
+        /// The compressed file.
+        path: PathBuf,
+        /// What the decompressor said.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The first four bytes are not an IDX magic number `00 00 <dtype> <ndim>`.
+    #[error(
+        "{path}: not an IDX file: bytes 0..4 are {}, expected 00 00 <dtype> <ndim>",
+        hex(found)
+    )]
+    BadMagic {
+        /// The file.
+        path: PathBuf,
+        /// The four bytes found at offset 0 (fewer when the file is shorter).
+        found: Vec<u8>,
+    },
+
+    /// The IDX data type code (byte 2) is not `0x08` (unsigned byte).
+    #[error(
+        "{path}: byte 2: IDX data type code 0x{code:02x} ({}) is not supported, expected 0x08 (unsigned byte)",
+        idx_dtype_name(*code)
+    )]
+    BadDtype {
+        /// The file.
+        path: PathBuf,
+        /// The code found.
+        code: u8,
+    },
+
+    /// The IDX header is well-formed but describes nothing usable (no dimensions, overflow).
+    #[error("{path}: byte {offset}: bad IDX header: {reason}")]
+    BadHeader {
+        /// The file.
+        path: PathBuf,
+        /// Offset (in the decompressed payload) of the offending field.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// The file is shorter than its header says.
+    #[error("{path}: truncated: expected {expected} bytes (decompressed), found {found}")]
+    Truncated {
+        /// The file.
+        path: PathBuf,
+        /// Bytes the header implies.
+        expected: u64,
+        /// Bytes present.
+        found: u64,
+    },
+
+    /// The file is longer than its header says.
+    #[error(
+        "{path}: {} trailing bytes after byte offset {expected}: the header implies {expected} bytes (decompressed), found {found}",
+        found - expected
+    )]
+    TrailingBytes {
+        /// The file.
+        path: PathBuf,
+        /// Bytes the header implies.
+        expected: u64,
+        /// Bytes present.
+        found: u64,
+    },
+
+    /// An array does not have the shape a data set requires.
+    #[error("{path}: wrong shape: expected {expected}, found {found:?}")]
+    BadShape {
+        /// The file.
+        path: PathBuf,
+        /// The shape required, in words (`[n, 28, 28]`).
+        expected: String,
+        /// The dimensions found.
+        found: Vec<usize>,
+    },
+
+    /// An images file and its labels file hold different numbers of items.
+    #[error(
+        "{images_path} holds {images} images but {labels_path} holds {labels} labels; expected the same count"
+    )]
+    CountMismatch {
+        /// The images file.
+        images_path: PathBuf,
+        /// The labels file.
+        labels_path: PathBuf,
+        /// Number of images.
+        images: usize,
+        /// Number of labels.
+        labels: usize,
+    },
+
+    /// A label is not a valid class index.
+    #[error(
+        "{path}: label {label} at index {index} (decompressed byte offset {offset}) is out of range: expected < {classes}"
+    )]
+    LabelOutOfRange {
+        /// The labels file.
+        path: PathBuf,
+        /// Index of the label in the file.
+        index: usize,
+        /// Offset of the label in the decompressed file.
+        offset: u64,
+        /// The label found.
+        label: u8,
+        /// Number of classes.
+        classes: usize,
+    },
+
+    /// A data set could not be found in any of the searched folders.
+    #[error("{dataset} not found; searched:{}\n{hint}", list(searched))]
+    NotFound {
+        /// The data set's name.
+        dataset: String,
+        /// Every folder that was searched, in order.
+        searched: Vec<PathBuf>,
+        /// How to get the files.
+        hint: String,
+    },
+
+    /// One download attempt failed.
+    #[error("download of {url} failed: {reason}")]
+    Download {
+        /// The URL.
+        url: String,
+        /// Why it failed.
+        reason: String,
+    },
+
+    /// Every mirror failed for a file.
+    #[error("could not download {file} into {}; tried:{}", dest.display(), attempts_list(attempts))]
+    AllMirrorsFailed {
+        /// The file name (e.g. `train-images-idx3-ubyte.gz`).
+        file: String,
+        /// The destination folder.
+        dest: PathBuf,
+        /// Each URL tried and why it failed, in order.
+        attempts: Vec<(String, String)>,
+    },
+
+    /// A payload's SHA-256 does not match the expected one.
+    #[error("{file}: SHA-256 mismatch: expected {expected}, found {found}")]
+    Checksum {
+        /// The file (path or URL).
+        file: String,
+        /// The expected hex digest.
+        expected: String,
+        /// The digest found.
+        found: String,
+    },
+
+    /// An argument was invalid (batch size 0, lengths that do not match a shape, ...).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+
+    /// A tensor operation failed.
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+}
+
+/// Result with [`DataError`].
+pub type Result<T> = std::result::Result<T, DataError>;
+
+impl DataError {
+    /// Wraps an I/O error with the path it concerns.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        DataError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    if bytes.is_empty() {
+        return "(none: the file is empty)".to_string();
+    }
+    let parts: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    parts.join(" ")
+}
+
+fn list(paths: &[PathBuf]) -> String {
+    let mut s = String::new();
+    for p in paths {
+        let _ = write!(s, "\n  - {}", p.display());
+    }
+    s
+}
+
+fn attempts_list(attempts: &[(String, String)]) -> String {
+    let mut s = String::new();
+    for (url, why) in attempts {
+        let _ = write!(s, "\n  - {url}: {why}");
+    }
+    s
+}
+
+/// Human name of an IDX data type code.
+pub(crate) fn idx_dtype_name(code: u8) -> &'static str {
+    match code {
+        0x08 => "unsigned byte",
+        0x09 => "signed byte",
+        0x0b => "i16",
+        0x0c => "i32",
+        0x0d => "f32",
+        0x0e => "f64",
+        _ => "unknown code",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_name_path_and_numbers() {
+        let e = DataError::Truncated {
+            path: "a/b.gz".into(),
+            expected: 100,
+            found: 42,
+        };
+        let s = e.to_string();
+        assert!(
+            s.contains("a/b.gz") && s.contains("100") && s.contains("42"),
+            "{s}"
+        );
+        let e = DataError::TrailingBytes {
+            path: "x".into(),
+            expected: 10,
+            found: 13,
+        };
+        assert!(e
+            .to_string()
+            .starts_with("x: 3 trailing bytes after byte offset 10"));
+        let e = DataError::BadMagic {
+            path: "m".into(),
+            found: vec![0x1f, 0x00, 0x08, 0x03],
+        };
+        assert!(e.to_string().contains("1f 00 08 03"), "{e}");
+        let e = DataError::BadDtype {
+            path: "m".into(),
+            code: 0x0d,
+        };
+        assert!(e.to_string().contains("0x0d (f32)"), "{e}");
+    }
+}

@@ -1,0 +1,32 @@
+//! Data sets for convnets: an IDX reader, MNIST / Fashion-MNIST discovery, download with
+//! SHA-256 verification, ToTensor / Normalize transforms and seeded mini-batching.
+//!
+//! ```no_run
+//! use convnets_data::{load, Batcher, DatasetKind};
+//! # fn main() -> convnets_data::Result<()> {
+//! let ds = load(DatasetKind::Mnist, None)?; // see `locate` for where it looks
+//! let kind = ds.kind;
+//! let train = Batcher::from_split(&ds.train, Some(kind.normalize()), 64, Some(42), false)?;
+//! for batch in train.epoch(0) {
+//!     let batch = batch?; // images [64, 1, 28, 28] f32, labels [64] u32
+//!     # let _ = batch;
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod batch;
+pub mod dataset;
+pub mod download;
+pub mod error;
+pub mod idx;
+pub mod transform;
+
+pub use batch::{Batch, Batcher, Epoch};
+pub use dataset::{
+    default_root, default_root_from, find_file, load, load_dir, locate, locate_in, DataFile,
+    Dataset, DatasetKind, Split, DATA_ENV, DEBIAN_FASHION_MNIST,
+};
+pub use download::{download, download_files, payload_sha256, sha256_hex, verify_file};
+pub use error::{DataError, Result};
+pub use transform::Normalize;

@@ -1,0 +1,227 @@
+//! `Conv2d` with PyTorch's arguments and default initialisation.
+
+use crate::init::pytorch_default;
+use crate::ops::{self, Conv2dParams};
+use candle_core::{Module, Result, Tensor};
+use candle_nn::VarBuilder;
+
+/// The output size of a convolution or pooling along one dimension, PyTorch's formula
+/// `floor((size + 2 * padding - dilation * (kernel - 1) - 1) / stride) + 1`
+/// (seed 000's `floor((W - F + 2P) / S) + 1` when `dilation = 1`).
+///
+/// Returns `None` when the (padded) input is smaller than the (dilated) kernel or the stride
+/// is zero.
+///
+/// ```
+/// use convnets_layers::conv_out_size;
+/// assert_eq!(conv_out_size(227, 11, 4, 0, 1), Some(55)); // AlexNet conv1
+/// assert_eq!(conv_out_size(5, 3, 2, 0, 1), Some(2));
+/// assert_eq!(conv_out_size(2, 5, 1, 0, 1), None);
+/// ```
+pub fn conv_out_size(size: usize, kernel: usize, stride: usize, padding: usize, dilation: usize) -> Option<usize> {
+    let span = dilation * (kernel.max(1) - 1) + 1;
+    let padded = size + 2 * padding;
+    if stride == 0 || padded < span {
+        return None;
+    }
+    Some((padded - span) / stride + 1)
+}
+
+/// Configuration of a [`Conv2d`], PyTorch's `nn.Conv2d` arguments besides the channels and
+/// kernel size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dConfig {
+    /// Stride `(h, w)`.
+    pub stride: [usize; 2],
+    /// Zero padding on both sides `(h, w)`.
+    pub padding: [usize; 2],
+    /// Dilation `(h, w)`.
+    pub dilation: [usize; 2],
+    /// Groups.
+    pub groups: usize,
+    /// Whether the layer has a bias.
+    pub bias: bool,
+}
+
+impl Default for Conv2dConfig {
+    fn default() -> Self {
+        Self { stride: [1, 1], padding: [0, 0], dilation: [1, 1], groups: 1, bias: true }
+    }
+}
+
+impl Conv2dConfig {
+    /// The same configuration with square `stride`.
+    pub fn stride(mut self, s: usize) -> Self {
+        self.stride = [s, s];
+        self
+    }
+    /// The same configuration with square `padding`.
+    pub fn padding(mut self, p: usize) -> Self {
+        self.padding = [p, p];
+        self
+    }
+    /// The same configuration with square `dilation`.
+    pub fn dilation(mut self, d: usize) -> Self {
+        self.dilation = [d, d];
+        self
+    }
+    /// The same configuration with `groups`.
+    pub fn groups(mut self, g: usize) -> Self {
+        self.groups = g;
+        self
+    }
+    /// The same configuration with or without bias.
+    pub fn bias(mut self, bias: bool) -> Self {
+        self.bias = bias;
+        self
+    }
+}
+
+/// A 2-D convolution layer (PyTorch's `nn.Conv2d`): weight `[c_out, c_in / groups, kh, kw]`,
+/// optional bias `[c_out]`.
+#[derive(Clone, Debug)]
+pub struct Conv2d {
+    name: String,
+    weight: Tensor,
+    bias: Option<Tensor>,
+    cfg: Conv2dConfig,
+}
+
+impl Conv2d {
+    /// A layer from existing tensors; `name` is used in error messages.
+    pub fn new(name: impl Into<String>, weight: Tensor, bias: Option<Tensor>, cfg: Conv2dConfig) -> Self {
+        Self { name: name.into(), weight, bias, cfg }
+    }
+    /// The weight `[c_out, c_in / groups, kh, kw]`.
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+    /// The bias `[c_out]`, if any.
+    pub fn bias(&self) -> Option<&Tensor> {
+        self.bias.as_ref()
+    }
+    /// The configuration.
+    pub fn config(&self) -> &Conv2dConfig {
+        &self.cfg
+    }
+    /// The layer's name (its `VarBuilder` prefix).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The output shape for an input of shape `[b, c, h, w]`, or an error naming the layer and
+    /// the shapes when the input does not fit.
+    pub fn out_shape(&self, input: &[usize]) -> Result<[usize; 4]> {
+        let (c_out, c_in_g, kh, kw) = self.weight.dims4()?;
+        let c_in = c_in_g * self.cfg.groups;
+        let [b, c, h, w] = match input {
+            &[b, c, h, w] => [b, c, h, w],
+            other => candle_core::bail!("{}: expected an input [batch, {c_in}, h, w], found {other:?}", self.name),
+        };
+        if c != c_in {
+            candle_core::bail!("{}: expected {c_in} input channels, found input {input:?}", self.name)
+        }
+        let (s, p, d) = (self.cfg.stride, self.cfg.padding, self.cfg.dilation);
+        match (conv_out_size(h, kh, s[0], p[0], d[0]), conv_out_size(w, kw, s[1], p[1], d[1])) {
+            (Some(ho), Some(wo)) => Ok([b, c_out, ho, wo]),
+            _ => candle_core::bail!(
+                "{}: input {input:?} is too small for kernel {kh}x{kw} (padding {p:?}, dilation {d:?})",
+                self.name
+            ),
+        }
+    }
+}
+
+impl Module for Conv2d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.out_shape(x.dims())?;
+        let p = Conv2dParams {
+            stride: self.cfg.stride,
+            padding: self.cfg.padding,
+            dilation: self.cfg.dilation,
+            groups: self.cfg.groups,
+        };
+        ops::conv2d(x, &self.weight, self.bias.as_ref(), &p)
+    }
+}
+
+/// Builds a [`Conv2d`] with a square `kernel`, taking `weight` and `bias` from `vb` with
+/// PyTorch's default initialisation (uniform in `±1/sqrt(c_in / groups * kh * kw)`).
+pub fn conv2d(c_in: usize, c_out: usize, kernel: usize, cfg: Conv2dConfig, vb: VarBuilder) -> Result<Conv2d> {
+    conv2d_rect(c_in, c_out, [kernel, kernel], cfg, vb)
+}
+
+/// Builds a [`Conv2d`] with a rectangular `kernel` `(kh, kw)`; see [`conv2d`].
+pub fn conv2d_rect(c_in: usize, c_out: usize, kernel: [usize; 2], cfg: Conv2dConfig, vb: VarBuilder) -> Result<Conv2d> {
+    let name = vb.prefix();
+    if cfg.groups == 0 || c_in % cfg.groups != 0 || c_out % cfg.groups != 0 {
+        candle_core::bail!(
+            "{name}: in_channels ({c_in}) and out_channels ({c_out}) must be divisible by groups ({})",
+            cfg.groups
+        )
+    }
+    if kernel.contains(&0) || cfg.stride.contains(&0) || cfg.dilation.contains(&0) {
+        candle_core::bail!("{name}: kernel {kernel:?}, stride {:?} and dilation {:?} must be positive", cfg.stride, cfg.dilation)
+    }
+    let fan_in = c_in / cfg.groups * kernel[0] * kernel[1];
+    let init = pytorch_default(fan_in);
+    let weight = vb.get_with_hints((c_out, c_in / cfg.groups, kernel[0], kernel[1]), "weight", init)?;
+    let bias = if cfg.bias { Some(vb.get_with_hints(c_out, "bias", init)?) } else { None };
+    Ok(Conv2d::new(name, weight, bias, cfg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ParamStore;
+    use candle_core::{DType, Device};
+
+    #[test]
+    fn seed_004_shapes_and_errors() -> anyhow::Result<()> {
+        let store = ParamStore::new(0, &Device::Cpu);
+        let conv = conv2d(5, 10, 3, Conv2dConfig::default(), store.vb().pp("conv"))?;
+        let x = Tensor::zeros((1, 5, 100, 100), DType::F32, &Device::Cpu)?;
+        assert_eq!(conv.forward(&x)?.dims(), &[1, 10, 98, 98]);
+        assert_eq!(conv.weight().dims(), &[10, 5, 3, 3]);
+
+        let bad = Tensor::zeros((1, 3, 100, 100), DType::F32, &Device::Cpu)?;
+        let err = conv.forward(&bad).unwrap_err().to_string();
+        assert!(err.contains("conv: expected 5 input channels") && err.contains("[1, 3, 100, 100]"), "{err}");
+        let small = Tensor::zeros((1, 5, 2, 2), DType::F32, &Device::Cpu)?;
+        let err = conv.forward(&small).unwrap_err().to_string();
+        assert!(err.contains("too small for kernel 3x3"), "{err}");
+
+        let err = conv2d(6, 9, 3, Conv2dConfig::default().groups(4), store.vb().pp("g")).unwrap_err().to_string();
+        assert!(err.contains("g: in_channels (6) and out_channels (9) must be divisible by groups (4)"), "{err}");
+        Ok(())
+    }
+
+    #[test]
+    fn default_init_within_pytorch_bound() -> anyhow::Result<()> {
+        let store = ParamStore::new(0, &Device::Cpu);
+        let conv = conv2d(6, 16, 5, Conv2dConfig::default(), store.vb().pp("c"))?;
+        let bound = crate::pytorch_default_bound(6 * 25) as f32;
+        let w = conv.weight().flatten_all()?.to_vec1::<f32>()?;
+        assert!(w.iter().all(|v| v.abs() <= bound));
+        // Spread close to the bound: max |w| over 2400 samples is within 1% of it.
+        let max = w.iter().fold(0f32, |m, v| m.max(v.abs()));
+        assert!(max > 0.99 * bound, "max {max} bound {bound}");
+        Ok(())
+    }
+
+    #[test]
+    fn seed_004_arithmetic_example() -> anyhow::Result<()> {
+        // Seed 004: the 5x5 input and the 3x3 kernel 1..9, no bias, stride 2.
+        let x: Vec<f32> = [3, 4, 6, 5, 7, 2, 4, 6, 8, 2, 1, 6, 7, 8, 4, 9, 7, 4, 6, 2, 3, 7, 5, 4, 1]
+            .iter()
+            .map(|&v| v as f32)
+            .collect();
+        let x = Tensor::from_vec(x, (1, 1, 5, 5), &Device::Cpu)?;
+        let w = Tensor::arange(1f32, 10f32, &Device::Cpu)?.reshape((1, 1, 3, 3))?;
+        let conv = Conv2d::new("conv", w.clone(), None, Conv2dConfig::default().bias(false).stride(2));
+        assert_eq!(conv.forward(&x)?.squeeze(0)?.squeeze(0)?.to_vec2::<f32>()?, [[211., 262.], [251., 169.]]);
+        let conv = Conv2d::new("conv", w, None, Conv2dConfig::default().bias(false).padding(1));
+        assert_eq!(conv.forward(&x)?.dims(), &[1, 1, 5, 5]);
+        Ok(())
+    }
+}

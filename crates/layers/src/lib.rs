@@ -1,0 +1,37 @@
+//! Layer building blocks for convnets, on candle.
+//!
+//! What candle-nn lacks for the classic CNNs: a `Conv2d` with PyTorch's arguments and
+//! PyTorch's default initialisation, pooling layers, a seeded parameter store whose names are
+//! PyTorch's `state_dict()` keys, and the [`ops`] those layers are built from (whose CPU
+//! implementation is our own and can be swapped without touching a layer).
+//!
+//! ```
+//! use candle_core::{Device, Module, Tensor};
+//! use convnets_layers::{conv2d, Conv2dConfig, ParamStore};
+//!
+//! let store = ParamStore::new(0, &Device::Cpu);
+//! let conv = conv2d(5, 10, 3, Conv2dConfig::default(), store.vb().pp("conv1"))?;
+//! let x = Tensor::zeros((1, 5, 100, 100), candle_core::DType::F32, &Device::Cpu)?;
+//! assert_eq!(conv.forward(&x)?.dims(), &[1, 10, 98, 98]);
+//! assert_eq!(conv.weight().dims(), &[10, 5, 3, 3]);
+//! assert_eq!(store.names(), ["conv1.weight", "conv1.bias"]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod conv;
+pub mod init;
+pub mod linear;
+pub mod ops;
+pub mod pool;
+pub mod store;
+
+pub use conv::{conv2d, conv_out_size, Conv2d, Conv2dConfig};
+pub use init::{pytorch_default_bound, Rng};
+pub use linear::{linear, Linear};
+pub use pool::{AvgPool2d, MaxPool2d};
+pub use store::{atomic_write, ParamStore, StoreError};
+
+/// Flattens every dimension after the first: `[b, ...] -> [b, prod(...)]`.
+pub fn flatten(x: &candle_core::Tensor) -> candle_core::Result<candle_core::Tensor> {
+    x.flatten_from(1)
+}

@@ -1,0 +1,240 @@
+//! The tensor operations that the layers are built from.
+//!
+//! Every layer of `convnets-layers` calls these functions and nothing below them, so the
+//! implementation behind an op can change (candle's reference composition, our own CPU
+//! kernels, CUDA) without touching a layer or a model. The functions have PyTorch's
+//! semantics (`torch.nn.functional.conv2d`, `max_pool2d`, `avg_pool2d`).
+//!
+//! Two implementations sit behind each op:
+//! - [`native`]: our own CPU kernels (im2col + `gemm`, parallel over the batch with rayon)
+//!   as candle custom ops with their own backward; used for `f32` tensors on the CPU.
+//! - [`reference`]: a composition of differentiable candle ops that runs on every device and
+//!   dtype; used everywhere else, and as the oracle the native kernels are tested against.
+//!
+//! [`set_kernels`] (or `CONVNETS_KERNELS=reference` in the environment) forces the reference
+//! path everywhere.
+
+use candle_core::{DType, Result, Tensor};
+use std::sync::atomic::{AtomicU8, Ordering};
+
+pub mod native;
+pub mod reference;
+
+/// Arguments of a 2-D convolution, as `torch.nn.functional.conv2d` takes them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dParams {
+    /// Stride `(h, w)`.
+    pub stride: [usize; 2],
+    /// Zero padding added to both sides `(h, w)`.
+    pub padding: [usize; 2],
+    /// Spacing between kernel elements `(h, w)`.
+    pub dilation: [usize; 2],
+    /// Number of groups; input and output channels must be divisible by it.
+    pub groups: usize,
+}
+
+impl Default for Conv2dParams {
+    fn default() -> Self {
+        Self { stride: [1, 1], padding: [0, 0], dilation: [1, 1], groups: 1 }
+    }
+}
+
+/// 2-D convolution of `x` `[b, c_in, h, w]` with `w` `[c_out, c_in / groups, kh, kw]` plus an
+/// optional `bias` `[c_out]`, giving `[b, c_out, h_out, w_out]`.
+pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -> Result<Tensor> {
+    let native = kernels() == Kernels::Native
+        && x.device().is_cpu()
+        && x.dtype() == DType::F32
+        && w.dtype() == DType::F32
+        && bias.is_none_or(|b| b.dtype() == DType::F32);
+    if native {
+        native::conv2d(x, w, bias, p)
+    } else {
+        reference::conv2d(x, w, bias, p)
+    }
+}
+
+/// Arguments of a 2-D pooling, as `torch.nn.functional.max_pool2d` / `avg_pool2d` take them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pool2dParams {
+    /// Window size `(h, w)`.
+    pub kernel: [usize; 2],
+    /// Stride `(h, w)`.
+    pub stride: [usize; 2],
+    /// Implicit padding on both sides `(h, w)` (`-inf` for max, zeros for average).
+    pub padding: [usize; 2],
+    /// Use `ceil` instead of `floor` for the output size.
+    pub ceil_mode: bool,
+    /// Average pooling only: count padded zeros in the divisor.
+    pub count_include_pad: bool,
+}
+
+impl Pool2dParams {
+    /// A `k`x`k` window moving by `s`, no padding (PyTorch's `MaxPool2d(k, s)`).
+    pub fn square(k: usize, s: usize) -> Self {
+        Self { kernel: [k, k], stride: [s, s], padding: [0, 0], ceil_mode: false, count_include_pad: true }
+    }
+}
+
+/// Max pooling of `x` `[b, c, h, w]`.
+pub fn max_pool2d(x: &Tensor, p: &Pool2dParams) -> Result<Tensor> {
+    if use_native_pool(x) {
+        native::max_pool2d(x, p)
+    } else {
+        reference::max_pool2d(x, p)
+    }
+}
+
+/// Average pooling of `x` `[b, c, h, w]`.
+pub fn avg_pool2d(x: &Tensor, p: &Pool2dParams) -> Result<Tensor> {
+    if use_native_pool(x) {
+        native::avg_pool2d(x, p)
+    } else {
+        reference::avg_pool2d(x, p)
+    }
+}
+
+fn use_native_pool(x: &Tensor) -> bool {
+    kernels() == Kernels::Native && x.device().is_cpu() && x.dtype() == DType::F32
+}
+
+/// Which implementation [`conv2d`], [`max_pool2d`] and [`avg_pool2d`] use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernels {
+    /// Our CPU kernels for `f32` tensors on the CPU, the reference composition elsewhere.
+    Native,
+    /// The reference composition of candle ops everywhere.
+    Reference,
+}
+
+const KERNELS_UNSET: u8 = 0;
+const KERNELS_NATIVE: u8 = 1;
+const KERNELS_REFERENCE: u8 = 2;
+static KERNELS: AtomicU8 = AtomicU8::new(KERNELS_UNSET);
+
+/// Selects the implementation behind the ops for the whole process.
+pub fn set_kernels(k: Kernels) {
+    let v = match k {
+        Kernels::Native => KERNELS_NATIVE,
+        Kernels::Reference => KERNELS_REFERENCE,
+    };
+    KERNELS.store(v, Ordering::Relaxed);
+}
+
+/// The implementation in use: [`Kernels::Native`] unless [`set_kernels`] said otherwise or the
+/// environment variable `CONVNETS_KERNELS` was `reference` when first asked.
+pub fn kernels() -> Kernels {
+    match KERNELS.load(Ordering::Relaxed) {
+        KERNELS_NATIVE => Kernels::Native,
+        KERNELS_REFERENCE => Kernels::Reference,
+        _ => {
+            let from_env = match std::env::var("CONVNETS_KERNELS") {
+                Ok(s) if s.eq_ignore_ascii_case("reference") => KERNELS_REFERENCE,
+                _ => KERNELS_NATIVE,
+            };
+            // Keep a value set concurrently by `set_kernels`.
+            let _ = KERNELS.compare_exchange(KERNELS_UNSET, from_env, Ordering::Relaxed, Ordering::Relaxed);
+            if KERNELS.load(Ordering::Relaxed) == KERNELS_REFERENCE {
+                Kernels::Reference
+            } else {
+                Kernels::Native
+            }
+        }
+    }
+}
+
+/// The sizes of a convolution, checked against each other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvGeometry {
+    /// Batch size.
+    pub b: usize,
+    /// Input channels.
+    pub c_in: usize,
+    /// Input height.
+    pub h: usize,
+    /// Input width.
+    pub w: usize,
+    /// Output channels.
+    pub c_out: usize,
+    /// Kernel height.
+    pub kh: usize,
+    /// Kernel width.
+    pub kw: usize,
+    /// Output height.
+    pub oh: usize,
+    /// Output width.
+    pub ow: usize,
+    /// The convolution's arguments.
+    pub p: Conv2dParams,
+}
+
+impl ConvGeometry {
+    /// Checks the dims of `x` `[b, c_in, h, w]`, `w` `[c_out, c_in / groups, kh, kw]` and the
+    /// bias length against `p`, and works out the output size.
+    pub fn new(x: &[usize], w: &[usize], bias: Option<&[usize]>, p: &Conv2dParams) -> Result<Self> {
+        let (&[b, c_in, h, wd], &[c_out, cg, kh, kw]) = (x, w) else {
+            candle_core::bail!("conv2d expects a 4-D input and a 4-D weight, got input {x:?} and weight {w:?}")
+        };
+        if p.groups == 0 || p.stride.contains(&0) || p.dilation.contains(&0) {
+            candle_core::bail!("conv2d needs groups, stride and dilation > 0, got {p:?}")
+        }
+        if c_in != cg * p.groups || c_out % p.groups != 0 || c_out == 0 {
+            candle_core::bail!(
+                "conv2d: input {x:?} has {c_in} channels and weight {w:?} expects {cg} x {} groups \
+                 (output channels must also divide by groups)",
+                p.groups
+            )
+        }
+        if let Some(bias) = bias {
+            if bias != [c_out] {
+                candle_core::bail!("conv2d: bias {bias:?} does not match weight {w:?}, expected [{c_out}]")
+            }
+        }
+        let size = |i: usize, k: usize, dim: usize| -> Result<usize> {
+            let span = p.dilation[dim] * (k.max(1) - 1) + 1;
+            let padded = i + 2 * p.padding[dim];
+            if k == 0 || padded < span {
+                candle_core::bail!(
+                    "conv2d: kernel {w:?} with dilation {:?} does not fit input {x:?} padded by {:?}",
+                    p.dilation,
+                    p.padding
+                )
+            }
+            Ok((padded - span) / p.stride[dim] + 1)
+        };
+        let oh = size(h, kh, 0)?;
+        let ow = size(wd, kw, 1)?;
+        Ok(Self { b, c_in, h, w: wd, c_out, kh, kw, oh, ow, p: *p })
+    }
+}
+
+/// The output size of pooling along one dimension, with PyTorch's rule: `floor` (or `ceil`)
+/// of `(input + 2 * padding - kernel) / stride + 1`, and in `ceil` mode the last window must
+/// start inside the input or the left padding.
+pub fn pool_output_size(input: usize, kernel: usize, stride: usize, padding: usize, ceil_mode: bool) -> Option<usize> {
+    if kernel == 0 || stride == 0 || 2 * padding > kernel || input + 2 * padding < kernel {
+        return None;
+    }
+    let num = input + 2 * padding - kernel;
+    let mut out = if ceil_mode { num.div_ceil(stride) + 1 } else { num / stride + 1 };
+    if ceil_mode && (out - 1) * stride >= input + padding {
+        out -= 1;
+    }
+    Some(out)
+}
+
+/// The output size `(h, w)` of pooling `x` `[b, c, h, w]` with `p`, or an error that says why
+/// there is none.
+pub fn pool_output_hw(dims: &[usize], p: &Pool2dParams) -> Result<(usize, usize)> {
+    let &[_, _, h, w] = dims else { candle_core::bail!("pool2d expects a 4-D input [b, c, h, w], got {dims:?}") };
+    let size = |i, d: usize| {
+        pool_output_size(i, p.kernel[d], p.stride[d], p.padding[d], p.ceil_mode).ok_or_else(|| {
+            candle_core::Error::Msg(format!(
+                "pool2d: cannot pool input {dims:?} with {p:?} (kernel and stride must be > 0, \
+                 padding at most half the kernel, and the padded input at least the kernel)"
+            ))
+            .bt()
+        })
+    };
+    Ok((size(h, 0)?, size(w, 1)?))
+}

@@ -1,0 +1,172 @@
+//! Reference implementations composed from differentiable candle ops.
+//!
+//! They run on every device and dtype and carry candle's backward, so they are the fallback
+//! for CUDA and the oracle the native kernels are tested against. Options that candle's own
+//! ops lack (unequal `(h, w)` arguments, padding and `ceil_mode` for pooling, pooling windows
+//! that overlap) are built from padding, strided slices (narrow + reshape) and matmul.
+
+use super::{pool_output_hw, ConvGeometry, Conv2dParams, Pool2dParams};
+use candle_core::{Result, Tensor};
+
+/// Convolution: `candle_core::Tensor::conv2d` when stride, padding and dilation are equal in
+/// `(h, w)`, otherwise an im2col composition (pad, strided slices, batched matmul).
+pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -> Result<Tensor> {
+    let g = ConvGeometry::new(x.dims(), w.dims(), bias.map(|b| b.dims()), p)?;
+    let square = p.stride[0] == p.stride[1] && p.padding[0] == p.padding[1] && p.dilation[0] == p.dilation[1];
+    let y = if square {
+        x.conv2d(w, p.padding[0], p.stride[0], p.dilation[0], p.groups)?
+    } else {
+        conv2d_im2col(x, w, &g)?
+    };
+    match bias {
+        None => Ok(y),
+        Some(b) => y.broadcast_add(&b.reshape((1, g.c_out, 1, 1))?),
+    }
+}
+
+/// Convolution as im2col + batched matmul, every option supported, no bias.
+pub fn conv2d_im2col(x: &Tensor, w: &Tensor, g: &ConvGeometry) -> Result<Tensor> {
+    let p = &g.p;
+    let xp = x.pad_with_zeros(2, p.padding[0], p.padding[0])?.pad_with_zeros(3, p.padding[1], p.padding[1])?;
+    let mut cols = Vec::with_capacity(g.kh * g.kw);
+    for ki in 0..g.kh {
+        let rows = strided(&xp, 2, ki * p.dilation[0], g.oh, p.stride[0])?;
+        for kj in 0..g.kw {
+            cols.push(strided(&rows, 3, kj * p.dilation[1], g.ow, p.stride[1])?);
+        }
+    }
+    // [b, c_in, kh * kw, oh, ow]: the row index (c, ki, kj) matches the weight's layout.
+    let cols = Tensor::stack(&cols, 2)?;
+    let k = g.c_in / p.groups * g.kh * g.kw;
+    let cols = cols.reshape((g.b, p.groups, k, g.oh * g.ow))?;
+    let wg = w.reshape((1, p.groups, g.c_out / p.groups, k))?.broadcast_as((g.b, p.groups, g.c_out / p.groups, k))?;
+    let y = wg.contiguous()?.matmul(&cols)?; // [b, groups, c_out / groups, oh * ow]
+    y.reshape((g.b, g.c_out, g.oh, g.ow))
+}
+
+/// Elements `start, start + step, ..., start + (count - 1) * step` of `dim`, through
+/// differentiable ops (narrow, zero padding to a multiple of `step`, reshape, narrow).
+pub fn strided(t: &Tensor, dim: usize, start: usize, count: usize, step: usize) -> Result<Tensor> {
+    if step == 1 {
+        return t.narrow(dim, start, count);
+    }
+    let len = (count - 1) * step + 1;
+    let t = t.narrow(dim, start, len)?.pad_with_zeros(dim, 0, step - 1)?;
+    let mut split = t.dims().to_vec();
+    split[dim] = count;
+    split.insert(dim + 1, step);
+    let t = t.reshape(split)?.narrow(dim + 1, 0, 1)?;
+    t.squeeze(dim + 1)
+}
+
+/// Pads `dim` of `t` with `left` and `right` copies of `value` (a differentiable concatenation).
+fn pad_with(t: &Tensor, dim: usize, left: usize, right: usize, value: f64) -> Result<Tensor> {
+    if left == 0 && right == 0 {
+        return Ok(t.clone());
+    }
+    let mut parts = Vec::with_capacity(3);
+    let mut dims = t.dims().to_vec();
+    if left > 0 {
+        dims[dim] = left;
+        parts.push(Tensor::full(value, dims.as_slice(), t.device())?.to_dtype(t.dtype())?);
+    }
+    parts.push(t.clone());
+    if right > 0 {
+        dims[dim] = right;
+        parts.push(Tensor::full(value, dims.as_slice(), t.device())?.to_dtype(t.dtype())?);
+    }
+    Tensor::cat(&parts, dim)
+}
+
+/// The `kh * kw` strided window views `[b, c, oh, ow]` of `x` padded with `value`.
+fn pool_windows(x: &Tensor, p: &Pool2dParams, value: f64) -> Result<(Vec<Tensor>, usize, usize)> {
+    let (oh, ow) = pool_output_hw(x.dims(), p)?;
+    let (h, w) = (x.dim(2)?, x.dim(3)?);
+    // The windows reach padded index (o - 1) * s + k - 1; pad the right side up to that.
+    let right_h = ((oh - 1) * p.stride[0] + p.kernel[0]).saturating_sub(h + p.padding[0]);
+    let right_w = ((ow - 1) * p.stride[1] + p.kernel[1]).saturating_sub(w + p.padding[1]);
+    let xp = pad_with(x, 2, p.padding[0], right_h, value)?;
+    let xp = pad_with(&xp, 3, p.padding[1], right_w, value)?;
+    let mut wins = Vec::with_capacity(p.kernel[0] * p.kernel[1]);
+    for ki in 0..p.kernel[0] {
+        let rows = strided(&xp, 2, ki, oh, p.stride[0])?;
+        for kj in 0..p.kernel[1] {
+            wins.push(strided(&rows, 3, kj, ow, p.stride[1])?);
+        }
+    }
+    Ok((wins, oh, ow))
+}
+
+/// Max pooling with PyTorch's semantics: padding is `-inf`, and the gradient goes to the
+/// first maximum of each window in row-major order. When the windows tile the input exactly
+/// (no padding, kernel == stride, sizes divisible) candle's own op is used, whose backward
+/// shares the gradient between tied maxima instead.
+pub fn max_pool2d(x: &Tensor, p: &Pool2dParams) -> Result<Tensor> {
+    if p.padding == [0, 0] && !p.ceil_mode && p.kernel == p.stride {
+        let (h, w) = (x.dim(2)?, x.dim(3)?);
+        pool_output_hw(x.dims(), p)?;
+        // candle's own op (with a backward for kernel == stride); it drops the remainder too.
+        if h % p.stride[0] == 0 && w % p.stride[1] == 0 {
+            return x.max_pool2d_with_stride((p.kernel[0], p.kernel[1]), (p.stride[0], p.stride[1]));
+        }
+    }
+    let (wins, _, _) = pool_windows(x, p, f64::NEG_INFINITY)?;
+    let mut max = wins[0].detach();
+    for win in &wins[1..] {
+        max = max.maximum(&win.detach())?;
+    }
+    // Select the first window element equal to the max so the gradient routes like PyTorch.
+    let zeros = max.zeros_like()?;
+    let mut found = zeros.clone();
+    let mut out = zeros.clone();
+    for win in &wins {
+        let hit = win.eq(&max)?.to_dtype(x.dtype())?;
+        let first = (hit * found.affine(-1.0, 1.0)?)?;
+        found = (found + &first)?;
+        out = (out + first.gt(0.5)?.where_cond(win, &zeros)?)?;
+    }
+    Ok(out)
+}
+
+/// Average pooling with PyTorch's semantics: zero padding, and a divisor that counts the
+/// window clipped to the padded input (`count_include_pad`) or to the input only.
+pub fn avg_pool2d(x: &Tensor, p: &Pool2dParams) -> Result<Tensor> {
+    if p.padding == [0, 0] && !p.ceil_mode && p.kernel == p.stride {
+        let (h, w) = (x.dim(2)?, x.dim(3)?);
+        pool_output_hw(x.dims(), p)?;
+        if h % p.stride[0] == 0 && w % p.stride[1] == 0 {
+            return x.avg_pool2d_with_stride((p.kernel[0], p.kernel[1]), (p.stride[0], p.stride[1]));
+        }
+    }
+    let (h, w) = (x.dim(2)?, x.dim(3)?);
+    let (wins, oh, ow) = pool_windows(x, p, 0.0)?;
+    let mut sum = wins[0].clone();
+    for win in &wins[1..] {
+        sum = (sum + win)?;
+    }
+    let div = avg_divisors(h, w, oh, ow, p);
+    let div = Tensor::from_vec(div, (1, 1, oh, ow), x.device())?.to_dtype(x.dtype())?;
+    sum.broadcast_div(&div)
+}
+
+/// The divisor of each output of average pooling, `[oh * ow]`, as PyTorch computes it.
+pub fn avg_divisors(h: usize, w: usize, oh: usize, ow: usize, p: &Pool2dParams) -> Vec<f32> {
+    let span = |o: usize, d: usize, i: usize| {
+        let start = (o * p.stride[d]) as isize - p.padding[d] as isize;
+        let end = (start + p.kernel[d] as isize).min((i + p.padding[d]) as isize);
+        let with_pad = end - start;
+        let inside = end.min(i as isize) - start.max(0);
+        if p.count_include_pad {
+            with_pad
+        } else {
+            inside
+        }
+    };
+    let mut out = Vec::with_capacity(oh * ow);
+    for y in 0..oh {
+        for x in 0..ow {
+            out.push((span(y, 0, h) * span(x, 1, w)) as f32);
+        }
+    }
+    out
+}

@@ -1,0 +1,303 @@
+//! A seeded parameter store: candle [`Var`]s named by PyTorch's `state_dict()` keys.
+//!
+//! Layers take their parameters from a [`VarBuilder`] (`store.vb().pp("conv1")`); the store
+//! creates each one on first use from a seeded generator following the layer's init hint, and
+//! keeps them in creation order, which is PyTorch's registration order. The store saves and
+//! loads safetensors files with exactly those names, so weights move between PyTorch and
+//! convnets with no renaming.
+
+use crate::init::Rng;
+use candle_core::{DType, Device, Shape, Tensor, Var};
+use candle_nn::var_builder::SimpleBackend;
+use candle_nn::{Init, VarBuilder};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// What can go wrong when saving or loading parameters.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The file is not a valid safetensors file.
+    #[error("{path}: not a valid safetensors file: {reason}")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said.
+        reason: String,
+    },
+    /// The model has a parameter that the file lacks.
+    #[error("{path}: missing tensor `{name}` (expected shape {expected:?}); the file has: {found}")]
+    Missing {
+        /// The file.
+        path: PathBuf,
+        /// The parameter name.
+        name: String,
+        /// Its shape in the model.
+        expected: Vec<usize>,
+        /// The names the file does have.
+        found: String,
+    },
+    /// The file has tensors the model does not know.
+    #[error("{path}: unexpected tensors {names:?} (not parameters of this model)")]
+    Unexpected {
+        /// The file.
+        path: PathBuf,
+        /// The extra names.
+        names: Vec<String>,
+    },
+    /// A tensor has the wrong shape.
+    #[error("{path}: tensor `{name}` has shape {found:?}, the model expects {expected:?}")]
+    Shape {
+        /// The file.
+        path: PathBuf,
+        /// The parameter name.
+        name: String,
+        /// The shape the model expects.
+        expected: Vec<usize>,
+        /// The shape in the file.
+        found: Vec<usize>,
+    },
+    /// A candle error.
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+}
+
+#[derive(Debug)]
+struct Inner {
+    rng: Rng,
+    names: Vec<String>,
+    vars: HashMap<String, Var>,
+}
+
+/// Named, seeded model parameters. Cheap to clone (shared).
+#[derive(Debug, Clone)]
+pub struct ParamStore {
+    inner: Arc<Mutex<Inner>>,
+    device: Device,
+}
+
+impl ParamStore {
+    /// An empty store whose new parameters are drawn from a generator seeded with `seed`.
+    pub fn new(seed: u64, device: &Device) -> Self {
+        let inner = Inner { rng: Rng::new(seed), names: Vec::new(), vars: HashMap::new() };
+        Self { inner: Arc::new(Mutex::new(inner)), device: device.clone() }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A poisoned lock only means another thread panicked while holding it; the map is
+        // still consistent (every insertion is a single push + insert).
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The device the parameters live on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// A `VarBuilder` (f32) that creates parameters in this store.
+    pub fn vb(&self) -> VarBuilder<'static> {
+        VarBuilder::from_backend(Box::new(self.clone()), DType::F32, self.device.clone())
+    }
+
+    /// Parameter names in creation (PyTorch registration) order.
+    pub fn names(&self) -> Vec<String> {
+        self.lock().names.clone()
+    }
+
+    /// `(name, var)` pairs in creation order.
+    pub fn named_vars(&self) -> Vec<(String, Var)> {
+        let inner = self.lock();
+        inner.names.iter().map(|n| (n.clone(), inner.vars[n].clone())).collect()
+    }
+
+    /// The parameters in creation order (what an optimizer takes).
+    pub fn vars(&self) -> Vec<Var> {
+        self.named_vars().into_iter().map(|(_, v)| v).collect()
+    }
+
+    /// The parameter called `name`, if any.
+    pub fn get(&self, name: &str) -> Option<Var> {
+        self.lock().vars.get(name).cloned()
+    }
+
+    /// Total number of scalar parameters.
+    pub fn num_params(&self) -> usize {
+        self.lock().vars.values().map(|v| v.elem_count()).sum()
+    }
+
+    /// The parameters as a name → tensor map (detached copies sharing storage).
+    pub fn tensors(&self) -> HashMap<String, Tensor> {
+        self.named_vars().into_iter().map(|(n, v)| (n, v.as_tensor().detach())).collect()
+    }
+
+    /// Writes every parameter to a safetensors file at `path`, atomically: the data goes to a
+    /// temporary file beside it that is renamed over `path` only once complete.
+    pub fn save(&self, path: &Path) -> Result<(), StoreError> {
+        let tensors = self.tensors();
+        atomic_write(path, |tmp| {
+            candle_core::safetensors::save(&tensors, tmp).map_err(|e| StoreError::Format {
+                path: tmp.to_path_buf(),
+                reason: e.to_string(),
+            })
+        })
+    }
+
+    /// Loads every parameter from a safetensors file (e.g. one written by PyTorch's
+    /// `safetensors.torch.save_file(model.state_dict(), ...)`). Every parameter must be in the
+    /// file with the right shape; with `strict`, the file may hold nothing else.
+    pub fn load(&self, path: &Path, strict: bool) -> Result<(), StoreError> {
+        let bytes = std::fs::read(path).map_err(|source| StoreError::Io { path: path.into(), source })?;
+        let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
+            .map_err(|e| StoreError::Format { path: path.into(), reason: e.to_string() })?;
+        self.load_tensors(&tensors, path, strict)
+    }
+
+    /// Sets every parameter from `tensors` (see [`ParamStore::load`]); `origin` names the
+    /// source in errors.
+    pub fn load_tensors(
+        &self,
+        tensors: &HashMap<String, Tensor>,
+        origin: &Path,
+        strict: bool,
+    ) -> Result<(), StoreError> {
+        let named = self.named_vars();
+        let mut found: Vec<&String> = tensors.keys().collect();
+        found.sort();
+        for (name, var) in &named {
+            let t = tensors.get(name).ok_or_else(|| StoreError::Missing {
+                path: origin.into(),
+                name: name.clone(),
+                expected: var.dims().to_vec(),
+                found: found.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+            })?;
+            if t.dims() != var.dims() {
+                return Err(StoreError::Shape {
+                    path: origin.into(),
+                    name: name.clone(),
+                    expected: var.dims().to_vec(),
+                    found: t.dims().to_vec(),
+                });
+            }
+        }
+        if strict {
+            let known: std::collections::HashSet<&str> = named.iter().map(|(n, _)| n.as_str()).collect();
+            let extra: Vec<String> =
+                found.iter().filter(|n| !known.contains(n.as_str())).map(|n| n.to_string()).collect();
+            if !extra.is_empty() {
+                return Err(StoreError::Unexpected { path: origin.into(), names: extra });
+            }
+        }
+        for (name, var) in &named {
+            let t = tensors[name].to_dtype(var.dtype())?.to_device(var.device())?;
+            var.set(&t)?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes a file atomically: `write` fills a temporary path next to `path`, which is then
+/// renamed over `path`. On failure the temporary file is removed and `path` is untouched.
+pub fn atomic_write<E: From<StoreError>>(
+    path: &Path,
+    write: impl FnOnce(&Path) -> Result<(), E>,
+) -> Result<(), E> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{file}.tmp-{}", std::process::id()));
+    if let Err(e) = write(&tmp) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    std::fs::rename(&tmp, path).map_err(|source| {
+        let _ = std::fs::remove_file(&tmp);
+        E::from(StoreError::Io { path: path.into(), source })
+    })
+}
+
+impl SimpleBackend for ParamStore {
+    fn get(&self, s: Shape, name: &str, h: Init, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+        let mut inner = self.lock();
+        if let Some(v) = inner.vars.get(name) {
+            if v.shape() != &s {
+                candle_core::bail!("parameter `{name}`: requested shape {s:?}, already created as {:?}", v.shape())
+            }
+            return Ok(v.as_tensor().clone());
+        }
+        let data = inner.rng.sample(h, s.dims());
+        let t = Tensor::from_vec(data, s, dev)?.to_dtype(dtype)?;
+        let var = Var::from_tensor(&t)?;
+        inner.names.push(name.to_string());
+        inner.vars.insert(name.to_string(), var.clone());
+        Ok(var.as_tensor().clone())
+    }
+
+    fn get_unchecked(&self, name: &str, _dtype: DType, _dev: &Device) -> candle_core::Result<Tensor> {
+        match self.lock().vars.get(name) {
+            Some(v) => Ok(v.as_tensor().clone()),
+            None => candle_core::bail!("parameter `{name}` does not exist in the store"),
+        }
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        self.lock().vars.contains_key(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn creation_order_names_and_seeded_values() -> anyhow::Result<()> {
+        let a = ParamStore::new(3, &Device::Cpu);
+        let vb = a.vb();
+        let w = vb.pp("fc").get_with_hints((2, 3), "weight", Init::Uniform { lo: -1.0, up: 1.0 })?;
+        let _b = vb.pp("fc").get_with_hints(2, "bias", Init::Const(0.5))?;
+        assert_eq!(a.names(), ["fc.weight", "fc.bias"]);
+        assert_eq!(a.num_params(), 8);
+        let b = ParamStore::new(3, &Device::Cpu);
+        let w2 = b.vb().pp("fc").get_with_hints((2, 3), "weight", Init::Uniform { lo: -1.0, up: 1.0 })?;
+        assert_eq!(w.to_vec2::<f32>()?, w2.to_vec2::<f32>()?);
+        assert_eq!(a.get("fc.bias").map(|v| v.to_vec1::<f32>()).transpose()?, Some(vec![0.5, 0.5]));
+        Ok(())
+    }
+
+    #[test]
+    fn save_load_roundtrip_and_errors() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("w.safetensors");
+        let a = ParamStore::new(1, &Device::Cpu);
+        a.vb().get_with_hints((4, 2), "w", Init::Uniform { lo: -1.0, up: 1.0 })?;
+        a.save(&path)?;
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())?.collect();
+        assert_eq!(leftovers.len(), 1, "temporary file left behind");
+
+        let b = ParamStore::new(2, &Device::Cpu);
+        b.vb().get_with_hints((4, 2), "w", Init::Const(0.0))?;
+        b.load(&path, true)?;
+        assert_eq!(a.tensors()["w"].to_vec2::<f32>()?, b.tensors()["w"].to_vec2::<f32>()?);
+
+        let c = ParamStore::new(2, &Device::Cpu);
+        c.vb().get_with_hints((2, 4), "w", Init::Const(0.0))?;
+        let err = c.load(&path, true).unwrap_err().to_string();
+        assert!(err.contains("`w` has shape [4, 2]") && err.contains("[2, 4]"), "{err}");
+
+        let d = ParamStore::new(2, &Device::Cpu);
+        d.vb().get_with_hints(3, "other", Init::Const(0.0))?;
+        let err = d.load(&path, true).unwrap_err().to_string();
+        assert!(err.contains("missing tensor `other`") && err.contains("w.safetensors"), "{err}");
+
+        std::fs::write(&path, b"not safetensors")?;
+        let err = b.load(&path, true).unwrap_err().to_string();
+        assert!(err.contains("not a valid safetensors file"), "{err}");
+        Ok(())
+    }
+}

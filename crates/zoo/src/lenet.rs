@@ -1,0 +1,61 @@
+//! LeNet-5 as seed 000 writes it (LeCun et al. 1998, "Gradient-based learning applied to
+//! document recognition"), trained there on Fashion-MNIST: SGD lr 0.01, batch 256, 20 epochs,
+//! **77.9 %** test accuracy.
+//!
+//! The article's variant: average pooling, **no activation after the convolutions**, ReLU
+//! between the fully connected layers, and 320/80 hidden units (not the paper's 120/84).
+//! 111,302 parameters.
+
+use crate::registry::{ModelInfo, LENET5};
+use crate::Model;
+use candle_core::{Module, ModuleT, Result, Tensor};
+use candle_nn::VarBuilder;
+use convnets_layers::{conv2d, linear, AvgPool2d, Conv2d, Conv2dConfig, Linear};
+
+/// LeNet-5 (seed 000). Parameter names: `conv1.weight`, `conv1.bias`, `conv2.*`, `fc1.*`,
+/// `fc2.*`, `fc3.*`.
+#[derive(Clone, Debug)]
+pub struct LeNet5 {
+    conv1: Conv2d,
+    pool1: AvgPool2d,
+    conv2: Conv2d,
+    pool2: AvgPool2d,
+    fc1: Linear,
+    fc2: Linear,
+    fc3: Linear,
+}
+
+impl LeNet5 {
+    /// Builds the network, taking parameters from `vb`.
+    pub fn new(vb: VarBuilder) -> Result<Self> {
+        let c = Conv2dConfig::default();
+        Ok(Self {
+            conv1: conv2d(1, 6, 5, c, vb.pp("conv1"))?,
+            pool1: AvgPool2d::with_stride(2, 2),
+            conv2: conv2d(6, 16, 5, c, vb.pp("conv2"))?,
+            pool2: AvgPool2d::with_stride(2, 2),
+            fc1: linear(4 * 4 * 16, 320, vb.pp("fc1"))?,
+            fc2: linear(320, 80, vb.pp("fc2"))?,
+            fc3: linear(80, 10, vb.pp("fc3"))?,
+        })
+    }
+}
+
+impl ModuleT for LeNet5 {
+    fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
+        let x = self.conv1.forward(x)?; // [b, 6, 24, 24]
+        let x = self.pool1.forward(&x)?; // [b, 6, 12, 12]
+        let x = self.conv2.forward(&x)?; // [b, 16, 8, 8]
+        let x = self.pool2.forward(&x)?; // [b, 16, 4, 4]
+        let x = x.flatten_from(1)?; // [b, 256]
+        let x = self.fc1.forward(&x)?.relu()?; // [b, 320]
+        let x = self.fc2.forward(&x)?.relu()?; // [b, 80]
+        self.fc3.forward(&x) // [b, 10]
+    }
+}
+
+impl Model for LeNet5 {
+    fn info(&self) -> &'static ModelInfo {
+        &LENET5
+    }
+}

@@ -1,1 +1,158 @@
-//! bench support
+//! Shared pieces of the convnets benchmarks: the recipes being timed and the timing loops.
+//!
+//! The same recipes are timed by `benches/torch/bench.py` for PyTorch, so the ratios the
+//! `convnets-bench` binary prints compare like with like (same model, batch, optimizer, data,
+//! threads, machine, run).
+
+use anyhow::{Context, Result};
+use candle_core::{Device, ModuleT, Tensor};
+use convnets::data::{Batcher, DatasetKind, Normalize};
+use convnets::layers::ParamStore;
+use convnets::train::{cross_entropy, Sgd, SgdConfig};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A timed training recipe.
+#[derive(Clone, Debug)]
+pub struct Recipe {
+    /// Case name (also the PyTorch twin's).
+    pub name: &'static str,
+    /// Registry model name.
+    pub model: &'static str,
+    /// The data set, or `None` for random CIFAR-10-shaped data.
+    pub dataset: Option<DatasetKind>,
+    /// Normalize after ToTensor.
+    pub normalize: Option<Normalize>,
+    /// Training batch size.
+    pub batch_size: usize,
+    /// Optimizer.
+    pub sgd: SgdConfig,
+}
+
+/// The recipes: seed 000's (A) and seed 004's (B).
+pub fn recipes() -> Vec<Recipe> {
+    vec![
+        Recipe {
+            name: "lenet5",
+            model: "lenet5",
+            dataset: Some(DatasetKind::FashionMnist),
+            normalize: None,
+            batch_size: 256,
+            sgd: SgdConfig { lr: 0.01, ..Default::default() },
+        },
+        Recipe {
+            name: "mnist-net",
+            model: "mnist-net",
+            dataset: Some(DatasetKind::Mnist),
+            normalize: Some(Normalize { mean: 0.1307, std: 0.3081 }),
+            batch_size: 64,
+            sgd: SgdConfig { lr: 0.01, momentum: 0.5, ..Default::default() },
+        },
+    ]
+}
+
+/// What one timed case measured.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct CaseResult {
+    /// Training images per second (whole batches: forward, loss, backward, SGD step).
+    pub train_images_per_s: f64,
+    /// Inference images per second at batch 1000 (eval mode, no gradient).
+    pub infer_images_per_s: f64,
+    /// Training batch size.
+    pub batch_size: usize,
+    /// Peak resident memory of the process, MiB.
+    pub peak_rss_mb: f64,
+    /// Training steps timed.
+    pub train_steps: usize,
+}
+
+/// Peak resident set size of this process in MiB (Linux `VmHWM`), 0 when unknown.
+pub fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+struct Data {
+    train: Batcher,
+    test_images: Tensor,
+}
+
+fn data(r: &Recipe, data_dir: Option<&Path>) -> Result<Data> {
+    const INFER: usize = 1000;
+    match r.dataset {
+        Some(kind) => {
+            let d = convnets::data::load(kind, data_dir).with_context(|| format!("loading {}", kind.name()))?;
+            let train = Batcher::from_split(&d.train, r.normalize, r.batch_size, Some(0), true)?;
+            let test = Batcher::from_split(&d.test, r.normalize, INFER, None, true)?;
+            let first: Vec<usize> = (0..INFER).collect();
+            Ok(Data { train, test_images: test.batch(&first)?.images })
+        }
+        None => {
+            let n = 10_000;
+            let mut rng = convnets::layers::Rng::new(0);
+            let images = rng.normal(n * 3 * 32 * 32, 0.0, 1.0);
+            let labels: Vec<u8> = (0..n).map(|i| (i * 7 % 10) as u8).collect();
+            let test = Tensor::from_vec(images[..INFER * 3 * 32 * 32].to_vec(), (INFER, 3, 32, 32), &Device::Cpu)?;
+            let train = Batcher::new(Arc::new(images), Arc::new(labels), [3, 32, 32], r.batch_size, Some(0), true)?;
+            Ok(Data { train, test_images: test })
+        }
+    }
+}
+
+/// Times one recipe on the CPU with whatever kernels are selected: training for 2/3 of
+/// `seconds`, inference for 1/3, after a few warm-up steps.
+pub fn time_case(r: &Recipe, data_dir: Option<&Path>, seconds: f64) -> Result<CaseResult> {
+    let d = data(r, data_dir)?;
+    let store = ParamStore::new(0, &Device::Cpu);
+    let model = convnets::zoo::build(r.model, store.vb())?;
+    let mut opt = Sgd::new(store.vars(), r.sgd)?;
+    let train_budget = Duration::from_secs_f64(seconds * 2.0 / 3.0);
+    let (mut steps, mut images, mut timed) = (0usize, 0usize, Duration::ZERO);
+    let mut warmup = 3;
+    'outer: for epoch in 0.. {
+        for batch in d.train.epoch(epoch) {
+            let batch = batch?;
+            let start = Instant::now();
+            let logits = model.forward_t(&batch.images, true)?;
+            let loss = cross_entropy(&logits, &batch.labels)?;
+            let grads = loss.backward()?;
+            opt.step(&grads)?;
+            loss.to_scalar::<f32>()?;
+            if warmup > 0 {
+                warmup -= 1;
+                continue;
+            }
+            timed += start.elapsed();
+            steps += 1;
+            images += batch.labels.dims1()?;
+            if timed >= train_budget {
+                break 'outer;
+            }
+        }
+    }
+    let infer_budget = Duration::from_secs_f64(seconds / 3.0);
+    model.forward_t(&d.test_images, false)?;
+    let (mut inferred, start) = (0usize, Instant::now());
+    while start.elapsed() < infer_budget || inferred == 0 {
+        let y = model.forward_t(&d.test_images, false)?;
+        y.sum_all()?.to_scalar::<f32>()?;
+        inferred += d.test_images.dims()[0];
+    }
+    let infer_secs = start.elapsed().as_secs_f64();
+    Ok(CaseResult {
+        train_images_per_s: images as f64 / timed.as_secs_f64().max(1e-9),
+        infer_images_per_s: inferred as f64 / infer_secs,
+        batch_size: r.batch_size,
+        peak_rss_mb: peak_rss_mb(),
+        train_steps: steps,
+    })
+}

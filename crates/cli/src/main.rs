@@ -90,6 +90,9 @@ struct TrainArgs {
     /// Never download missing data.
     #[arg(long)]
     offline: bool,
+    /// Train on the first N training images only (a quick check).
+    #[arg(long)]
+    limit: Option<usize>,
 }
 
 #[derive(Args)]
@@ -141,6 +144,7 @@ fn main() -> Result<()> {
                 device: a.device,
                 log_every: a.log_every,
                 download: !a.offline,
+                train_limit: a.limit,
             };
             let s = convnets::train::train(&cfg).context("training failed")?;
             println!("final test accuracy {:.1}%; weights: {}", s.final_accuracy, s.weights.display());

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use candle_core::{Device, Tensor, Var};
-use convnets_layers::ops::{native, reference, ConvGeometry, Conv2dParams};
+use convnets_layers::ops::{native, reference, Conv2dParams, ConvGeometry};
 use proptest::prelude::*;
 
 /// Direct-loop convolution and its gradients, written from the definition:
@@ -27,12 +27,17 @@ impl Direct {
                         for c in 0..cg {
                             for ki in 0..g.kh {
                                 for kj in 0..g.kw {
-                                    let iy = (oy * p.stride[0] + ki * p.dilation[0]) as isize - p.padding[0] as isize;
-                                    let ix = (ox * p.stride[1] + kj * p.dilation[1]) as isize - p.padding[1] as isize;
-                                    if iy < 0 || ix < 0 || iy >= g.h as isize || ix >= g.w as isize {
+                                    let iy = (oy * p.stride[0] + ki * p.dilation[0]) as isize
+                                        - p.padding[0] as isize;
+                                    let ix = (ox * p.stride[1] + kj * p.dilation[1]) as isize
+                                        - p.padding[1] as isize;
+                                    if iy < 0 || ix < 0 || iy >= g.h as isize || ix >= g.w as isize
+                                    {
                                         continue;
                                     }
-                                    let xi = ((b * g.c_in + grp * cg + c) * g.h + iy as usize) * g.w + ix as usize;
+                                    let xi = ((b * g.c_in + grp * cg + c) * g.h + iy as usize)
+                                        * g.w
+                                        + ix as usize;
                                     let wi = ((o * cg + c) * g.kh + ki) * g.kw + kj;
                                     f(xi, wi, yi);
                                 }
@@ -77,10 +82,14 @@ impl Direct {
 
 /// Deterministic pseudo-random values in [-1, 1).
 fn values(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..n)
         .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
         })
         .collect()
@@ -90,34 +99,67 @@ fn assert_close(what: &str, got: &[f32], want: &[f32]) {
     assert_eq!(got.len(), want.len(), "{what}: lengths differ");
     let scale = want.iter().fold(1f32, |m, v| m.max(v.abs()));
     for (i, (a, b)) in got.iter().zip(want).enumerate() {
-        assert!((a - b).abs() <= 1e-4 * scale, "{what}[{i}]: got {a}, want {b} (scale {scale})");
+        assert!(
+            (a - b).abs() <= 1e-4 * scale,
+            "{what}[{i}]: got {a}, want {b} (scale {scale})"
+        );
     }
 }
 
 type ConvFn = fn(&Tensor, &Tensor, Option<&Tensor>, &Conv2dParams) -> candle_core::Result<Tensor>;
 
 /// Output and the gradients of `sum(y * dy)` for `x`, `w`, `bias` through `conv`.
-fn run(conv: ConvFn, x: &[f32], w: &[f32], bias: Option<&[f32]>, dy: &[f32], g: &ConvGeometry) -> Result<[Vec<f32>; 4]> {
+fn run(
+    conv: ConvFn,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    dy: &[f32],
+    g: &ConvGeometry,
+) -> Result<[Vec<f32>; 4]> {
     let dev = Device::Cpu;
     let cg = g.c_in / g.p.groups;
     let xv = Var::from_vec(x.to_vec(), (g.b, g.c_in, g.h, g.w), &dev)?;
     let wv = Var::from_vec(w.to_vec(), (g.c_out, cg, g.kh, g.kw), &dev)?;
-    let bv = bias.map(|b| Var::from_vec(b.to_vec(), g.c_out, &dev)).transpose()?;
-    let y = conv(xv.as_tensor(), wv.as_tensor(), bv.as_ref().map(|b| b.as_tensor()), &g.p)?;
+    let bv = bias
+        .map(|b| Var::from_vec(b.to_vec(), g.c_out, &dev))
+        .transpose()?;
+    let y = conv(
+        xv.as_tensor(),
+        wv.as_tensor(),
+        bv.as_ref().map(|b| b.as_tensor()),
+        &g.p,
+    )?;
     let dyt = Tensor::from_vec(dy.to_vec(), y.shape(), &dev)?;
     let grads = (&y * &dyt)?.sum_all()?.backward()?;
     let get = |t: &Tensor| -> Result<Vec<f32>> {
-        Ok(grads.get(t).ok_or_else(|| anyhow::anyhow!("no gradient"))?.flatten_all()?.to_vec1()?)
+        Ok(grads
+            .get(t)
+            .ok_or_else(|| anyhow::anyhow!("no gradient"))?
+            .flatten_all()?
+            .to_vec1()?)
     };
     let db = match &bv {
         Some(b) => get(b.as_tensor())?,
         None => vec![],
     };
-    Ok([y.flatten_all()?.to_vec1()?, get(xv.as_tensor())?, get(wv.as_tensor())?, db])
+    Ok([
+        y.flatten_all()?.to_vec1()?,
+        get(xv.as_tensor())?,
+        get(wv.as_tensor())?,
+        db,
+    ])
 }
 
 /// Checks native and reference against the direct loop for one configuration.
-fn check(x_dims: [usize; 4], c_out: usize, k: [usize; 2], p: Conv2dParams, with_bias: bool, seed: u64) -> Result<()> {
+fn check(
+    x_dims: [usize; 4],
+    c_out: usize,
+    k: [usize; 2],
+    p: Conv2dParams,
+    with_bias: bool,
+    seed: u64,
+) -> Result<()> {
     let w_dims = [c_out, x_dims[1] / p.groups, k[0], k[1]];
     let g = ConvGeometry::new(&x_dims, &w_dims, with_bias.then_some(&[c_out][..]), &p)?;
     let x = values(x_dims.iter().product(), seed);
@@ -128,7 +170,10 @@ fn check(x_dims: [usize; 4], c_out: usize, k: [usize; 2], p: Conv2dParams, with_
     let y = direct.forward(&x, &w, bias.as_deref());
     let (dx, dw, db) = direct.grads(&x, &w, &dy);
     let db = if with_bias { db } else { vec![] };
-    for (name, conv) in [("native", native::conv2d as ConvFn), ("reference", reference::conv2d as ConvFn)] {
+    for (name, conv) in [
+        ("native", native::conv2d as ConvFn),
+        ("reference", reference::conv2d as ConvFn),
+    ] {
         let got = run(conv, &x, &w, bias.as_deref(), &dy, &g)?;
         let ctx = format!("{name} x {x_dims:?} w {w_dims:?} {p:?}");
         assert_close(&format!("{ctx} y"), &got[0], &y);
@@ -144,11 +189,21 @@ fn check(x_dims: [usize; 4], c_out: usize, k: [usize; 2], p: Conv2dParams, with_
 #[test]
 fn hand_case_stride_2() -> Result<()> {
     let dev = Device::Cpu;
-    let x: Vec<f32> = vec![3., 4., 6., 5., 7., 2., 4., 6., 8., 2., 1., 6., 7., 8., 4., 9., 7., 4., 6., 2., 3., 7., 5., 4., 1.];
+    let x: Vec<f32> = vec![
+        3., 4., 6., 5., 7., 2., 4., 6., 8., 2., 1., 6., 7., 8., 4., 9., 7., 4., 6., 2., 3., 7., 5.,
+        4., 1.,
+    ];
     let x = Tensor::from_vec(x, (1, 1, 5, 5), &dev)?;
     let w = Tensor::arange(1f32, 10., &dev)?.reshape((1, 1, 3, 3))?;
-    let p = Conv2dParams { stride: [2, 2], ..Default::default() };
-    for conv in [native::conv2d as ConvFn, reference::conv2d, convnets_layers::ops::conv2d] {
+    let p = Conv2dParams {
+        stride: [2, 2],
+        ..Default::default()
+    };
+    for conv in [
+        native::conv2d as ConvFn,
+        reference::conv2d,
+        convnets_layers::ops::conv2d,
+    ] {
         let y = conv(&x, &w, None, &p)?;
         assert_eq!(y.dims(), [1, 1, 2, 2]);
         assert_eq!(y.flatten_all()?.to_vec1::<f32>()?, [211., 262., 251., 169.]);
@@ -167,12 +222,29 @@ fn lenet_and_mnistnet_shapes() -> Result<()> {
 
 #[test]
 fn resnet_shapes() -> Result<()> {
-    let s2 = Conv2dParams { stride: [2, 2], padding: [1, 1], ..Default::default() };
+    let s2 = Conv2dParams {
+        stride: [2, 2],
+        padding: [1, 1],
+        ..Default::default()
+    };
     check([2, 16, 8, 8], 32, [3, 3], s2, false, 4)?;
-    let pw = Conv2dParams { stride: [2, 2], ..Default::default() };
+    let pw = Conv2dParams {
+        stride: [2, 2],
+        ..Default::default()
+    };
     check([2, 16, 8, 8], 32, [1, 1], pw, false, 5)?;
     check([2, 16, 8, 8], 32, [1, 1], Conv2dParams::default(), true, 6)?;
-    check([1, 3, 9, 7], 8, [3, 3], Conv2dParams { padding: [1, 1], ..Default::default() }, true, 7)?;
+    check(
+        [1, 3, 9, 7],
+        8,
+        [3, 3],
+        Conv2dParams {
+            padding: [1, 1],
+            ..Default::default()
+        },
+        true,
+        7,
+    )?;
     Ok(())
 }
 
@@ -186,11 +258,19 @@ fn input_gradient_only_when_tracked() -> Result<()> {
     let y = native::conv2d(&x, w.as_tensor(), None, &p)?;
     let grads = y.sum_all()?.backward()?;
     assert!(grads.get(&x).is_none());
-    let dw = grads.get(w.as_tensor()).ok_or_else(|| anyhow::anyhow!("no weight gradient"))?.flatten_all()?.to_vec1::<f32>()?;
+    let dw = grads
+        .get(w.as_tensor())
+        .ok_or_else(|| anyhow::anyhow!("no weight gradient"))?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
     let xv = Var::from_tensor(&x)?;
     let y2 = reference::conv2d(xv.as_tensor(), w.as_tensor(), None, &p)?;
     let grads2 = y2.sum_all()?.backward()?;
-    let dw2 = grads2.get(w.as_tensor()).ok_or_else(|| anyhow::anyhow!("no weight gradient"))?.flatten_all()?.to_vec1::<f32>()?;
+    let dw2 = grads2
+        .get(w.as_tensor())
+        .ok_or_else(|| anyhow::anyhow!("no weight gradient"))?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
     assert_close("dw", &dw, &dw2);
     // An input computed from a variable is tracked: the gradient flows through.
     let v = Var::from_tensor(&x)?;
@@ -207,8 +287,12 @@ fn non_contiguous_input() -> Result<()> {
     let x = Tensor::from_vec(values(2 * 3 * 7 * 6, 11), (2, 3, 6, 7), &dev)?.transpose(2, 3)?;
     let w = Tensor::from_vec(values(4 * 3 * 9, 12), (4, 3, 3, 3), &dev)?;
     let p = Conv2dParams::default();
-    let a = native::conv2d(&x, &w, None, &p)?.flatten_all()?.to_vec1::<f32>()?;
-    let b = reference::conv2d(&x, &w, None, &p)?.flatten_all()?.to_vec1::<f32>()?;
+    let a = native::conv2d(&x, &w, None, &p)?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+    let b = reference::conv2d(&x, &w, None, &p)?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
     assert_close("y", &a, &b);
     Ok(())
 }
@@ -218,10 +302,17 @@ fn errors_name_the_shapes() {
     let dev = Device::Cpu;
     let x = Tensor::zeros((1, 3, 4, 4), candle_core::DType::F32, &dev).unwrap();
     let w = Tensor::zeros((2, 2, 3, 3), candle_core::DType::F32, &dev).unwrap();
-    let err = native::conv2d(&x, &w, None, &Conv2dParams::default()).unwrap_err().to_string();
-    assert!(err.contains("[1, 3, 4, 4]") && err.contains("[2, 2, 3, 3]"), "{err}");
+    let err = native::conv2d(&x, &w, None, &Conv2dParams::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("[1, 3, 4, 4]") && err.contains("[2, 2, 3, 3]"),
+        "{err}"
+    );
     let w = Tensor::zeros((2, 3, 7, 7), candle_core::DType::F32, &dev).unwrap();
-    let err = native::conv2d(&x, &w, None, &Conv2dParams::default()).unwrap_err().to_string();
+    let err = native::conv2d(&x, &w, None, &Conv2dParams::default())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("does not fit"), "{err}");
 }
 

@@ -3,7 +3,7 @@
 use crate::metrics::{EpochMetrics, MetricsLog};
 use crate::optim::{Sgd, SgdConfig};
 use crate::{cross_entropy, parse_device, Result, TrainError};
-use candle_core::{DType, Device, ModuleT};
+use candle_core::{DType, Device};
 use convnets_data::{Batcher, Dataset, DatasetKind, Normalize, Split};
 use convnets_layers::ParamStore;
 use convnets_zoo::Model;
@@ -11,7 +11,6 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
 /// A training run, as written to `config.json` in its run folder (and readable back).
@@ -41,6 +40,9 @@ pub struct TrainConfig {
     pub log_every: usize,
     /// Download the data set into the default root when it is not found.
     pub download: bool,
+    /// Train on the first N training images only (quick checks); `None` uses them all.
+    #[serde(default)]
+    pub train_limit: Option<usize>,
 }
 
 impl TrainConfig {
@@ -59,6 +61,7 @@ impl TrainConfig {
             device: "cpu".into(),
             log_every: 100,
             download: true,
+            train_limit: None,
         }
     }
 
@@ -212,7 +215,13 @@ fn progress(len: usize) -> ProgressBar {
 pub fn train(cfg: &TrainConfig) -> Result<RunSummary> {
     let kind = cfg.validate()?;
     let device = parse_device(&cfg.device)?;
-    let data = load_dataset(kind, cfg.data_dir.as_deref(), cfg.download)?;
+    let mut data = load_dataset(kind, cfg.data_dir.as_deref(), cfg.download)?;
+    if let Some(n) = cfg.train_limit {
+        let t = &mut data.train;
+        t.len = t.len.min(n);
+        t.images.truncate(t.len * t.rows * t.cols);
+        t.labels.truncate(t.len);
+    }
     let train_b = batcher(&data.train, cfg.normalize, cfg.batch_size, Some(cfg.seed), &device)?;
     let test_b = batcher(&data.test, cfg.normalize, cfg.batch_size, None, &device)?;
 

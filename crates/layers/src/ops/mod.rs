@@ -35,7 +35,12 @@ pub struct Conv2dParams {
 
 impl Default for Conv2dParams {
     fn default() -> Self {
-        Self { stride: [1, 1], padding: [0, 0], dilation: [1, 1], groups: 1 }
+        Self {
+            stride: [1, 1],
+            padding: [0, 0],
+            dilation: [1, 1],
+            groups: 1,
+        }
     }
 }
 
@@ -72,7 +77,13 @@ pub struct Pool2dParams {
 impl Pool2dParams {
     /// A `k`x`k` window moving by `s`, no padding (PyTorch's `MaxPool2d(k, s)`).
     pub fn square(k: usize, s: usize) -> Self {
-        Self { kernel: [k, k], stride: [s, s], padding: [0, 0], ceil_mode: false, count_include_pad: true }
+        Self {
+            kernel: [k, k],
+            stride: [s, s],
+            padding: [0, 0],
+            ceil_mode: false,
+            count_include_pad: true,
+        }
     }
 }
 
@@ -133,7 +144,12 @@ pub fn kernels() -> Kernels {
                 _ => KERNELS_NATIVE,
             };
             // Keep a value set concurrently by `set_kernels`.
-            let _ = KERNELS.compare_exchange(KERNELS_UNSET, from_env, Ordering::Relaxed, Ordering::Relaxed);
+            let _ = KERNELS.compare_exchange(
+                KERNELS_UNSET,
+                from_env,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
             if KERNELS.load(Ordering::Relaxed) == KERNELS_REFERENCE {
                 Kernels::Reference
             } else {
@@ -173,7 +189,9 @@ impl ConvGeometry {
     /// bias length against `p`, and works out the output size.
     pub fn new(x: &[usize], w: &[usize], bias: Option<&[usize]>, p: &Conv2dParams) -> Result<Self> {
         let (&[b, c_in, h, wd], &[c_out, cg, kh, kw]) = (x, w) else {
-            candle_core::bail!("conv2d expects a 4-D input and a 4-D weight, got input {x:?} and weight {w:?}")
+            candle_core::bail!(
+                "conv2d expects a 4-D input and a 4-D weight, got input {x:?} and weight {w:?}"
+            )
         };
         if p.groups == 0 || p.stride.contains(&0) || p.dilation.contains(&0) {
             candle_core::bail!("conv2d needs groups, stride and dilation > 0, got {p:?}")
@@ -187,7 +205,9 @@ impl ConvGeometry {
         }
         if let Some(bias) = bias {
             if bias != [c_out] {
-                candle_core::bail!("conv2d: bias {bias:?} does not match weight {w:?}, expected [{c_out}]")
+                candle_core::bail!(
+                    "conv2d: bias {bias:?} does not match weight {w:?}, expected [{c_out}]"
+                )
             }
         }
         let size = |i: usize, k: usize, dim: usize| -> Result<usize> {
@@ -204,19 +224,40 @@ impl ConvGeometry {
         };
         let oh = size(h, kh, 0)?;
         let ow = size(wd, kw, 1)?;
-        Ok(Self { b, c_in, h, w: wd, c_out, kh, kw, oh, ow, p: *p })
+        Ok(Self {
+            b,
+            c_in,
+            h,
+            w: wd,
+            c_out,
+            kh,
+            kw,
+            oh,
+            ow,
+            p: *p,
+        })
     }
 }
 
 /// The output size of pooling along one dimension, with PyTorch's rule: `floor` (or `ceil`)
 /// of `(input + 2 * padding - kernel) / stride + 1`, and in `ceil` mode the last window must
 /// start inside the input or the left padding.
-pub fn pool_output_size(input: usize, kernel: usize, stride: usize, padding: usize, ceil_mode: bool) -> Option<usize> {
+pub fn pool_output_size(
+    input: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    ceil_mode: bool,
+) -> Option<usize> {
     if kernel == 0 || stride == 0 || 2 * padding > kernel || input + 2 * padding < kernel {
         return None;
     }
     let num = input + 2 * padding - kernel;
-    let mut out = if ceil_mode { num.div_ceil(stride) + 1 } else { num / stride + 1 };
+    let mut out = if ceil_mode {
+        num.div_ceil(stride) + 1
+    } else {
+        num / stride + 1
+    };
     if ceil_mode && (out - 1) * stride >= input + padding {
         out -= 1;
     }
@@ -226,7 +267,9 @@ pub fn pool_output_size(input: usize, kernel: usize, stride: usize, padding: usi
 /// The output size `(h, w)` of pooling `x` `[b, c, h, w]` with `p`, or an error that says why
 /// there is none.
 pub fn pool_output_hw(dims: &[usize], p: &Pool2dParams) -> Result<(usize, usize)> {
-    let &[_, _, h, w] = dims else { candle_core::bail!("pool2d expects a 4-D input [b, c, h, w], got {dims:?}") };
+    let &[_, _, h, w] = dims else {
+        candle_core::bail!("pool2d expects a 4-D input [b, c, h, w], got {dims:?}")
+    };
     let size = |i, d: usize| {
         pool_output_size(i, p.kernel[d], p.stride[d], p.padding[d], p.ceil_mode).ok_or_else(|| {
             candle_core::Error::Msg(format!(

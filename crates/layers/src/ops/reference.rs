@@ -5,14 +5,23 @@
 //! ops lack (unequal `(h, w)` arguments, padding and `ceil_mode` for pooling, pooling windows
 //! that overlap) are built from padding, strided slices (narrow + reshape) and matmul.
 
-use super::{pool_output_hw, ConvGeometry, Conv2dParams, Pool2dParams};
+use super::{pool_output_hw, Conv2dParams, ConvGeometry, Pool2dParams};
 use candle_core::{Result, Tensor};
 
 /// Convolution: `candle_core::Tensor::conv2d` when stride, padding and dilation are equal in
-/// `(h, w)`, otherwise an im2col composition (pad, strided slices, batched matmul).
+/// `(h, w)` (and candle's backward handles the sizes), otherwise an im2col composition (pad,
+/// strided slices, batched matmul).
 pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -> Result<Tensor> {
     let g = ConvGeometry::new(x.dims(), w.dims(), bias.map(|b| b.dims()), p)?;
-    let square = p.stride[0] == p.stride[1] && p.padding[0] == p.padding[1] && p.dilation[0] == p.dilation[1];
+    let square = p.stride[0] == p.stride[1]
+        && p.padding[0] == p.padding[1]
+        && p.dilation[0] == p.dilation[1];
+    // candle's conv2d backward derives the transposed conv's output padding from the height
+    // alone: use it only when the width leaves the same remainder.
+    let rem = |i: usize, k: usize, d: usize| {
+        (i + 2 * p.padding[d] - (p.dilation[d] * (k - 1) + 1)) % p.stride[d]
+    };
+    let square = square && rem(g.h, g.kh, 0) == rem(g.w, g.kw, 1);
     let y = if square {
         x.conv2d(w, p.padding[0], p.stride[0], p.dilation[0], p.groups)?
     } else {
@@ -27,7 +36,9 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -
 /// Convolution as im2col + batched matmul, every option supported, no bias.
 pub fn conv2d_im2col(x: &Tensor, w: &Tensor, g: &ConvGeometry) -> Result<Tensor> {
     let p = &g.p;
-    let xp = x.pad_with_zeros(2, p.padding[0], p.padding[0])?.pad_with_zeros(3, p.padding[1], p.padding[1])?;
+    let xp = x
+        .pad_with_zeros(2, p.padding[0], p.padding[0])?
+        .pad_with_zeros(3, p.padding[1], p.padding[1])?;
     let mut cols = Vec::with_capacity(g.kh * g.kw);
     for ki in 0..g.kh {
         let rows = strided(&xp, 2, ki * p.dilation[0], g.oh, p.stride[0])?;
@@ -39,7 +50,9 @@ pub fn conv2d_im2col(x: &Tensor, w: &Tensor, g: &ConvGeometry) -> Result<Tensor>
     let cols = Tensor::stack(&cols, 2)?;
     let k = g.c_in / p.groups * g.kh * g.kw;
     let cols = cols.reshape((g.b, p.groups, k, g.oh * g.ow))?;
-    let wg = w.reshape((1, p.groups, g.c_out / p.groups, k))?.broadcast_as((g.b, p.groups, g.c_out / p.groups, k))?;
+    let wg = w
+        .reshape((1, p.groups, g.c_out / p.groups, k))?
+        .broadcast_as((g.b, p.groups, g.c_out / p.groups, k))?;
     let y = wg.contiguous()?.matmul(&cols)?; // [b, groups, c_out / groups, oh * ow]
     y.reshape((g.b, g.c_out, g.oh, g.ow))
 }
@@ -51,7 +64,9 @@ pub fn strided(t: &Tensor, dim: usize, start: usize, count: usize, step: usize) 
         return t.narrow(dim, start, count);
     }
     let len = (count - 1) * step + 1;
-    let t = t.narrow(dim, start, len)?.pad_with_zeros(dim, 0, step - 1)?;
+    let t = t
+        .narrow(dim, start, len)?
+        .pad_with_zeros(dim, 0, step - 1)?;
     let mut split = t.dims().to_vec();
     split[dim] = count;
     split.insert(dim + 1, step);
@@ -98,18 +113,11 @@ fn pool_windows(x: &Tensor, p: &Pool2dParams, value: f64) -> Result<(Vec<Tensor>
 }
 
 /// Max pooling with PyTorch's semantics: padding is `-inf`, and the gradient goes to the
-/// first maximum of each window in row-major order. When the windows tile the input exactly
-/// (no padding, kernel == stride, sizes divisible) candle's own op is used, whose backward
-/// shares the gradient between tied maxima instead.
+/// first maximum of each window in row-major order.
+///
+/// Always a composition: candle 0.11's own `max_pool2d` backward refuses kernel != stride and,
+/// even for kernel == stride, scales the gradient of a unique maximum by `1 / (kh * kw)`.
 pub fn max_pool2d(x: &Tensor, p: &Pool2dParams) -> Result<Tensor> {
-    if p.padding == [0, 0] && !p.ceil_mode && p.kernel == p.stride {
-        let (h, w) = (x.dim(2)?, x.dim(3)?);
-        pool_output_hw(x.dims(), p)?;
-        // candle's own op (with a backward for kernel == stride); it drops the remainder too.
-        if h % p.stride[0] == 0 && w % p.stride[1] == 0 {
-            return x.max_pool2d_with_stride((p.kernel[0], p.kernel[1]), (p.stride[0], p.stride[1]));
-        }
-    }
     let (wins, _, _) = pool_windows(x, p, f64::NEG_INFINITY)?;
     let mut max = wins[0].detach();
     for win in &wins[1..] {
@@ -135,7 +143,8 @@ pub fn avg_pool2d(x: &Tensor, p: &Pool2dParams) -> Result<Tensor> {
         let (h, w) = (x.dim(2)?, x.dim(3)?);
         pool_output_hw(x.dims(), p)?;
         if h % p.stride[0] == 0 && w % p.stride[1] == 0 {
-            return x.avg_pool2d_with_stride((p.kernel[0], p.kernel[1]), (p.stride[0], p.stride[1]));
+            return x
+                .avg_pool2d_with_stride((p.kernel[0], p.kernel[1]), (p.stride[0], p.stride[1]));
         }
     }
     let (h, w) = (x.dim(2)?, x.dim(3)?);

@@ -63,7 +63,11 @@ fn gemm_par(batch_parallel: bool) -> Parallelism {
 fn valid_range(off: isize, stride: usize, len: usize, out: usize) -> (usize, usize) {
     let s = stride as isize;
     let lo = if off >= 0 { 0 } else { ((-off) + s - 1) / s };
-    let hi = if (len as isize) <= off { 0 } else { ((len as isize - off) + s - 1) / s };
+    let hi = if (len as isize) <= off {
+        0
+    } else {
+        ((len as isize - off) + s - 1) / s
+    };
     let lo = (lo as usize).min(out);
     let hi = (hi as usize).min(out).max(lo);
     (lo, hi)
@@ -96,7 +100,10 @@ fn im2col(g: &ConvGeometry, d: &Dims, src: &[f32], col: &mut [f32]) {
                         if sw == 1 {
                             out[x_lo..x_hi].copy_from_slice(&srow[ix0..ix0 + (x_hi - x_lo)]);
                         } else {
-                            for (o, v) in out[x_lo..x_hi].iter_mut().zip(srow[ix0..].iter().step_by(sw)) {
+                            for (o, v) in out[x_lo..x_hi]
+                                .iter_mut()
+                                .zip(srow[ix0..].iter().step_by(sw))
+                            {
                                 *o = *v;
                             }
                         }
@@ -144,7 +151,15 @@ fn col2im(g: &ConvGeometry, d: &Dims, col: &[f32], dst: &mut [f32]) {
 }
 
 /// Forward of one image: `x` `[c_in, h, w]` into `y` `[c_out, N]`.
-fn fwd_image(g: &ConvGeometry, d: &Dims, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32], par: Parallelism) {
+fn fwd_image(
+    g: &ConvGeometry,
+    d: &Dims,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    par: Parallelism,
+) {
     let scratch = if d.pointwise { 0 } else { d.k * d.n };
     with_scratch(scratch, |col| {
         for grp in 0..g.p.groups {
@@ -161,8 +176,16 @@ fn fwd_image(g: &ConvGeometry, d: &Dims, x: &[f32], w: &[f32], bias: Option<&[f3
                     row.fill(bias[grp * d.og + o]);
                 }
             }
-            let lhs = Mat { data: &w[grp * d.og * d.k..(grp + 1) * d.og * d.k], rs: d.k, cs: 1 };
-            let rhs = Mat { data: rhs, rs: d.n, cs: 1 };
+            let lhs = Mat {
+                data: &w[grp * d.og * d.k..(grp + 1) * d.og * d.k],
+                rs: d.k,
+                cs: 1,
+            };
+            let rhs = Mat {
+                data: rhs,
+                rs: d.n,
+                cs: 1,
+            };
             sgemm(d.og, d.n, d.k, dst, d.n, bias.is_some(), lhs, rhs, par);
         }
     })
@@ -187,7 +210,14 @@ pub(crate) fn conv2d_fwd(g: &ConvGeometry, x: &[f32], w: &[f32], bias: Option<&[
 }
 
 /// Input gradient of one image: `dy` `[c_out, N]` into `dx` `[c_in, h, w]` (overwritten).
-fn bwd_input_image(g: &ConvGeometry, d: &Dims, dy: &[f32], w: &[f32], dx: &mut [f32], par: Parallelism) {
+fn bwd_input_image(
+    g: &ConvGeometry,
+    d: &Dims,
+    dy: &[f32],
+    w: &[f32],
+    dx: &mut [f32],
+    par: Parallelism,
+) {
     let scratch = if d.pointwise { 0 } else { d.k * d.n };
     if !d.pointwise {
         dx.fill(0.0);
@@ -196,8 +226,16 @@ fn bwd_input_image(g: &ConvGeometry, d: &Dims, dy: &[f32], w: &[f32], dx: &mut [
         for grp in 0..g.p.groups {
             let dst = &mut dx[grp * d.cg * d.hw..(grp + 1) * d.cg * d.hw];
             // w^T: element (i, j) of [K, og] is w[j, i].
-            let lhs = Mat { data: &w[grp * d.og * d.k..(grp + 1) * d.og * d.k], rs: 1, cs: d.k };
-            let rhs = Mat { data: &dy[grp * d.og * d.n..(grp + 1) * d.og * d.n], rs: d.n, cs: 1 };
+            let lhs = Mat {
+                data: &w[grp * d.og * d.k..(grp + 1) * d.og * d.k],
+                rs: 1,
+                cs: d.k,
+            };
+            let rhs = Mat {
+                data: &dy[grp * d.og * d.n..(grp + 1) * d.og * d.n],
+                rs: d.n,
+                cs: 1,
+            };
             if d.pointwise {
                 sgemm(d.k, d.n, d.og, dst, d.n, false, lhs, rhs, par);
             } else {
@@ -227,7 +265,14 @@ pub(crate) fn conv2d_bwd_input(g: &ConvGeometry, dy: &[f32], w: &[f32]) -> Vec<f
 }
 
 /// Adds the weight gradient of one image into `dw` `[c_out, K]`.
-fn bwd_weight_image(g: &ConvGeometry, d: &Dims, x: &[f32], dy: &[f32], dw: &mut [f32], par: Parallelism) {
+fn bwd_weight_image(
+    g: &ConvGeometry,
+    d: &Dims,
+    x: &[f32],
+    dy: &[f32],
+    dw: &mut [f32],
+    par: Parallelism,
+) {
     let scratch = if d.pointwise { 0 } else { d.k * d.n };
     with_scratch(scratch, |col| {
         for grp in 0..g.p.groups {
@@ -238,9 +283,17 @@ fn bwd_weight_image(g: &ConvGeometry, d: &Dims, x: &[f32], dy: &[f32], dw: &mut 
                 im2col(g, d, src, col);
                 &*col
             };
-            let lhs = Mat { data: &dy[grp * d.og * d.n..(grp + 1) * d.og * d.n], rs: d.n, cs: 1 };
+            let lhs = Mat {
+                data: &dy[grp * d.og * d.n..(grp + 1) * d.og * d.n],
+                rs: d.n,
+                cs: 1,
+            };
             // col^T: element (i, j) of [N, K] is col[j, i].
-            let rhs = Mat { data: col, rs: 1, cs: d.n };
+            let rhs = Mat {
+                data: col,
+                rs: 1,
+                cs: d.n,
+            };
             let dst = &mut dw[grp * d.og * d.k..(grp + 1) * d.og * d.k];
             sgemm(d.og, d.k, d.n, dst, d.k, true, lhs, rhs, par);
         }
@@ -290,7 +343,11 @@ pub(crate) fn conv2d_bwd_weight(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<
 pub(crate) fn conv2d_bwd_bias(g: &ConvGeometry, dy: &[f32]) -> Vec<f32> {
     let n = g.oh * g.ow;
     let y_img = g.c_out * n;
-    let sum_image = |dy: &[f32]| -> Vec<f32> { dy.chunks_exact(n).map(|row| row.iter().sum::<f32>()).collect() };
+    let sum_image = |dy: &[f32]| -> Vec<f32> {
+        dy.chunks_exact(n)
+            .map(|row| row.iter().sum::<f32>())
+            .collect()
+    };
     dy.par_chunks(y_img).map(sum_image).reduce(
         || vec![0f32; g.c_out],
         |mut a, b| {

@@ -39,8 +39,14 @@ pub(crate) fn sgemm(
     let last = |rows: usize, cols: usize, rs: usize, cs: usize| (rows - 1) * rs + (cols - 1) * cs;
     // The bounds checks that make the raw-pointer call below sound.
     assert!(last(m, n, dst_rs, 1) < dst.len(), "sgemm: dst too small");
-    assert!(last(m, k, lhs.rs, lhs.cs) < lhs.data.len(), "sgemm: lhs too small");
-    assert!(last(k, n, rhs.rs, rhs.cs) < rhs.data.len(), "sgemm: rhs too small");
+    assert!(
+        last(m, k, lhs.rs, lhs.cs) < lhs.data.len(),
+        "sgemm: lhs too small"
+    );
+    assert!(
+        last(k, n, rhs.rs, rhs.cs) < rhs.data.len(),
+        "sgemm: rhs too small"
+    );
     // SAFETY: every element addressed by (m, n, k) and the strides lies inside the slices
     // (checked above); `dst` is borrowed mutably so it does not alias `lhs` or `rhs`.
     unsafe {

@@ -13,9 +13,11 @@ mod conv;
 mod gemm;
 mod pool;
 
-use super::{pool_output_hw, ConvGeometry, Conv2dParams, Pool2dParams};
+use super::{pool_output_hw, Conv2dParams, ConvGeometry, Pool2dParams};
 use candle_core::backend::BackendStorage;
-use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+use candle_core::{
+    bail, CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor,
+};
 use pool::PoolDims;
 
 /// Convolution through the native kernels (see [`crate::ops::conv2d`] for the contract).
@@ -31,30 +33,50 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -
 
 /// Gradient of [`conv2d`] with respect to its input `[b, c_in, h, w]`, from the output
 /// gradient `dy` `[b, c_out, oh, ow]` and the weight; `input_hw` is the input's `(h, w)`.
-pub fn conv2d_input_grad(dy: &Tensor, w: &Tensor, input_hw: (usize, usize), p: &Conv2dParams) -> Result<Tensor> {
+pub fn conv2d_input_grad(
+    dy: &Tensor,
+    w: &Tensor,
+    input_hw: (usize, usize),
+    p: &Conv2dParams,
+) -> Result<Tensor> {
     let (b, c_out, oh, ow) = dy.dims4()?;
     let (_, cg, _, _) = w.dims4()?;
-    let g = ConvGeometry::new(&[b, cg * p.groups, input_hw.0, input_hw.1], w.dims(), None, p)?;
+    let g = ConvGeometry::new(
+        &[b, cg * p.groups, input_hw.0, input_hw.1],
+        w.dims(),
+        None,
+        p,
+    )?;
     if (g.c_out, g.oh, g.ow) != (c_out, oh, ow) {
         bail!("conv2d_input_grad: gradient {:?} does not match weight {:?} and input size {input_hw:?} with {p:?}", dy.dims(), w.dims())
     }
-    dy.contiguous()?.apply_op2_no_bwd(&w.contiguous()?, &Conv2dInputGrad { g })
+    dy.contiguous()?
+        .apply_op2_no_bwd(&w.contiguous()?, &Conv2dInputGrad { g })
 }
 
 /// Gradient of [`conv2d`] with respect to its weight `[c_out, c_in / groups, kh, kw]`, from
 /// the input `x` and the output gradient `dy`; `kernel_hw` is the weight's `(kh, kw)`.
-pub fn conv2d_weight_grad(x: &Tensor, dy: &Tensor, kernel_hw: (usize, usize), p: &Conv2dParams) -> Result<Tensor> {
+pub fn conv2d_weight_grad(
+    x: &Tensor,
+    dy: &Tensor,
+    kernel_hw: (usize, usize),
+    p: &Conv2dParams,
+) -> Result<Tensor> {
     let (_, c_in, _, _) = x.dims4()?;
     let (_, c_out, oh, ow) = dy.dims4()?;
     if p.groups == 0 || c_in % p.groups != 0 {
-        bail!("conv2d_weight_grad: input {:?} has channels not divisible by groups in {p:?}", x.dims())
+        bail!(
+            "conv2d_weight_grad: input {:?} has channels not divisible by groups in {p:?}",
+            x.dims()
+        )
     }
     let w_dims = [c_out, c_in / p.groups, kernel_hw.0, kernel_hw.1];
     let g = ConvGeometry::new(x.dims(), &w_dims, None, p)?;
     if (g.b, g.oh, g.ow) != (dy.dim(0)?, oh, ow) {
         bail!("conv2d_weight_grad: gradient {:?} does not match input {:?} and kernel {kernel_hw:?} with {p:?}", dy.dims(), x.dims())
     }
-    x.contiguous()?.apply_op2_no_bwd(&dy.contiguous()?, &Conv2dWeightGrad { g })
+    x.contiguous()?
+        .apply_op2_no_bwd(&dy.contiguous()?, &Conv2dWeightGrad { g })
 }
 
 /// Max pooling through the native kernel (see [`crate::ops::max_pool2d`]).
@@ -71,15 +93,31 @@ pub fn avg_pool2d(x: &Tensor, p: &Pool2dParams) -> Result<Tensor> {
 
 fn pool_dims(dims: &[usize], p: &Pool2dParams) -> Result<PoolDims> {
     let (oh, ow) = pool_output_hw(dims, p)?;
-    Ok(PoolDims { planes: dims[0] * dims[1], h: dims[2], w: dims[3], oh, ow })
+    Ok(PoolDims {
+        planes: dims[0] * dims[1],
+        h: dims[2],
+        w: dims[3],
+        oh,
+        ow,
+    })
 }
 
 /// The contiguous `f32` data of a CPU tensor argument.
 fn f32_data<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
-    let CpuStorage::F32(v) = s else { bail!("{op}: native kernels need f32, got {:?} for shape {:?}", s.dtype(), l.shape()) };
+    let CpuStorage::F32(v) = s else {
+        bail!(
+            "{op}: native kernels need f32, got {:?} for shape {:?}",
+            s.dtype(),
+            l.shape()
+        )
+    };
     match l.contiguous_offsets() {
         Some((a, b)) => Ok(&v[a..b]),
-        None => bail!("{op}: native kernels need a contiguous tensor, got shape {:?} strides {:?}", l.shape(), l.stride()),
+        None => bail!(
+            "{op}: native kernels need a contiguous tensor, got shape {:?} strides {:?}",
+            l.shape(),
+            l.stride()
+        ),
     }
 }
 
@@ -104,7 +142,12 @@ impl Conv2dOp {
     fn fwd(&self, x: &[f32], w: &[f32], b: Option<&[f32]>) -> Result<(CpuStorage, Shape)> {
         let g = &self.g;
         check_len(x, g.b * g.c_in * g.h * g.w, "conv2d", "input")?;
-        check_len(w, g.c_out * g.c_in / g.p.groups * g.kh * g.kw, "conv2d", "weight")?;
+        check_len(
+            w,
+            g.c_out * g.c_in / g.p.groups * g.kh * g.kw,
+            "conv2d",
+            "weight",
+        )?;
         if let Some(b) = b {
             check_len(b, g.c_out, "conv2d", "bias")?;
         }
@@ -112,11 +155,25 @@ impl Conv2dOp {
         Ok((CpuStorage::F32(y), Shape::from((g.b, g.c_out, g.oh, g.ow))))
     }
 
-    fn grads(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>, grad: &Tensor) -> Result<[Option<Tensor>; 3]> {
+    fn grads(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: Option<&Tensor>,
+        grad: &Tensor,
+    ) -> Result<[Option<Tensor>; 3]> {
         let grad = grad.contiguous()?;
         let g = self.g;
-        let dx = if tracked(x) { Some(grad.apply_op2_no_bwd(w, &Conv2dInputGrad { g })?) } else { None };
-        let dw = if tracked(w) { Some(x.apply_op2_no_bwd(&grad, &Conv2dWeightGrad { g })?) } else { None };
+        let dx = if tracked(x) {
+            Some(grad.apply_op2_no_bwd(w, &Conv2dInputGrad { g })?)
+        } else {
+            None
+        };
+        let dw = if tracked(w) {
+            Some(x.apply_op2_no_bwd(&grad, &Conv2dWeightGrad { g })?)
+        } else {
+            None
+        };
         let db = match b {
             Some(b) if tracked(b) => Some(grad.apply_op1_no_bwd(&Conv2dBiasGrad { g })?),
             _ => None,
@@ -130,11 +187,27 @@ impl CustomOp2 for Conv2dOp {
         "convnets-conv2d"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        self.fwd(f32_data(s1, l1, "conv2d")?, f32_data(s2, l2, "conv2d")?, None)
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        self.fwd(
+            f32_data(s1, l1, "conv2d")?,
+            f32_data(s2, l2, "conv2d")?,
+            None,
+        )
     }
 
-    fn bwd(&self, x: &Tensor, w: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let [dx, dw, _] = self.grads(x, w, None, grad)?;
         Ok((dx, dw))
     }
@@ -155,7 +228,11 @@ impl CustomOp3 for Conv2dOp {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let b = f32_data(s3, l3, "conv2d")?;
-        self.fwd(f32_data(s1, l1, "conv2d")?, f32_data(s2, l2, "conv2d")?, Some(b))
+        self.fwd(
+            f32_data(s1, l1, "conv2d")?,
+            f32_data(s2, l2, "conv2d")?,
+            Some(b),
+        )
     }
 
     fn bwd(
@@ -181,11 +258,30 @@ impl CustomOp2 for Conv2dInputGrad {
         "convnets-conv2d-input-grad"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let g = &self.g;
-        let (dy, w) = (f32_data(s1, l1, "conv2d input grad")?, f32_data(s2, l2, "conv2d input grad")?);
-        check_len(dy, g.b * g.c_out * g.oh * g.ow, "conv2d input grad", "output gradient")?;
-        check_len(w, g.c_out * g.c_in / g.p.groups * g.kh * g.kw, "conv2d input grad", "weight")?;
+        let (dy, w) = (
+            f32_data(s1, l1, "conv2d input grad")?,
+            f32_data(s2, l2, "conv2d input grad")?,
+        );
+        check_len(
+            dy,
+            g.b * g.c_out * g.oh * g.ow,
+            "conv2d input grad",
+            "output gradient",
+        )?;
+        check_len(
+            w,
+            g.c_out * g.c_in / g.p.groups * g.kh * g.kw,
+            "conv2d input grad",
+            "weight",
+        )?;
         let dx = conv::conv2d_bwd_input(g, dy, w);
         Ok((CpuStorage::F32(dx), Shape::from((g.b, g.c_in, g.h, g.w))))
     }
@@ -201,13 +297,30 @@ impl CustomOp2 for Conv2dWeightGrad {
         "convnets-conv2d-weight-grad"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let g = &self.g;
-        let (x, dy) = (f32_data(s1, l1, "conv2d weight grad")?, f32_data(s2, l2, "conv2d weight grad")?);
+        let (x, dy) = (
+            f32_data(s1, l1, "conv2d weight grad")?,
+            f32_data(s2, l2, "conv2d weight grad")?,
+        );
         check_len(x, g.b * g.c_in * g.h * g.w, "conv2d weight grad", "input")?;
-        check_len(dy, g.b * g.c_out * g.oh * g.ow, "conv2d weight grad", "output gradient")?;
+        check_len(
+            dy,
+            g.b * g.c_out * g.oh * g.ow,
+            "conv2d weight grad",
+            "output gradient",
+        )?;
         let dw = conv::conv2d_bwd_weight(g, x, dy);
-        Ok((CpuStorage::F32(dw), Shape::from((g.c_out, g.c_in / g.p.groups, g.kh, g.kw))))
+        Ok((
+            CpuStorage::F32(dw),
+            Shape::from((g.c_out, g.c_in / g.p.groups, g.kh, g.kw)),
+        ))
     }
 }
 
@@ -224,8 +337,16 @@ impl CustomOp1 for Conv2dBiasGrad {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let g = &self.g;
         let dy = f32_data(s, l, "conv2d bias grad")?;
-        check_len(dy, g.b * g.c_out * g.oh * g.ow, "conv2d bias grad", "output gradient")?;
-        Ok((CpuStorage::F32(conv::conv2d_bwd_bias(g, dy)), Shape::from(g.c_out)))
+        check_len(
+            dy,
+            g.b * g.c_out * g.oh * g.ow,
+            "conv2d bias grad",
+            "output gradient",
+        )?;
+        Ok((
+            CpuStorage::F32(conv::conv2d_bwd_bias(g, dy)),
+            Shape::from(g.c_out),
+        ))
     }
 }
 
@@ -245,11 +366,17 @@ impl CustomOp1 for MaxPool {
         let x = f32_data(s, l, "max_pool2d")?;
         check_len(x, d.planes * d.h * d.w, "max_pool2d", "input")?;
         let dims = l.dims();
-        Ok((CpuStorage::F32(pool::max_fwd(x, d, &self.p)), Shape::from((dims[0], dims[1], d.oh, d.ow))))
+        Ok((
+            CpuStorage::F32(pool::max_fwd(x, d, &self.p)),
+            Shape::from((dims[0], dims[1], d.oh, d.ow)),
+        ))
     }
 
     fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        let op = MaxPoolGrad { p: self.p, d: self.d };
+        let op = MaxPoolGrad {
+            p: self.p,
+            d: self.d,
+        };
         Ok(Some(x.apply_op2_no_bwd(&grad.contiguous()?, &op)?))
     }
 }
@@ -265,12 +392,29 @@ impl CustomOp2 for MaxPoolGrad {
         "convnets-max-pool2d-grad"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let d = &self.d;
-        let (x, dy) = (f32_data(s1, l1, "max_pool2d grad")?, f32_data(s2, l2, "max_pool2d grad")?);
+        let (x, dy) = (
+            f32_data(s1, l1, "max_pool2d grad")?,
+            f32_data(s2, l2, "max_pool2d grad")?,
+        );
         check_len(x, d.planes * d.h * d.w, "max_pool2d grad", "input")?;
-        check_len(dy, d.planes * d.oh * d.ow, "max_pool2d grad", "output gradient")?;
-        Ok((CpuStorage::F32(pool::max_bwd(x, dy, d, &self.p)), l1.shape().clone()))
+        check_len(
+            dy,
+            d.planes * d.oh * d.ow,
+            "max_pool2d grad",
+            "output gradient",
+        )?;
+        Ok((
+            CpuStorage::F32(pool::max_bwd(x, dy, d, &self.p)),
+            l1.shape().clone(),
+        ))
     }
 }
 
@@ -290,11 +434,18 @@ impl CustomOp1 for AvgPool {
         let x = f32_data(s, l, "avg_pool2d")?;
         check_len(x, d.planes * d.h * d.w, "avg_pool2d", "input")?;
         let dims = l.dims();
-        Ok((CpuStorage::F32(pool::avg_fwd(x, d, &self.p)), Shape::from((dims[0], dims[1], d.oh, d.ow))))
+        Ok((
+            CpuStorage::F32(pool::avg_fwd(x, d, &self.p)),
+            Shape::from((dims[0], dims[1], d.oh, d.ow)),
+        ))
     }
 
     fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        let op = AvgPoolGrad { p: self.p, d: self.d, shape: x.shape().clone() };
+        let op = AvgPoolGrad {
+            p: self.p,
+            d: self.d,
+            shape: x.shape().clone(),
+        };
         Ok(Some(grad.contiguous()?.apply_op1_no_bwd(&op)?))
     }
 }
@@ -314,7 +465,15 @@ impl CustomOp1 for AvgPoolGrad {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let d = &self.d;
         let dy = f32_data(s, l, "avg_pool2d grad")?;
-        check_len(dy, d.planes * d.oh * d.ow, "avg_pool2d grad", "output gradient")?;
-        Ok((CpuStorage::F32(pool::avg_bwd(dy, d, &self.p)), self.shape.clone()))
+        check_len(
+            dy,
+            d.planes * d.oh * d.ow,
+            "avg_pool2d grad",
+            "output gradient",
+        )?;
+        Ok((
+            CpuStorage::F32(pool::avg_bwd(dy, d, &self.p)),
+            self.shape.clone(),
+        ))
     }
 }

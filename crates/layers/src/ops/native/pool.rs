@@ -58,13 +58,16 @@ pub(crate) fn max_fwd(x: &[f32], d: &PoolDims, p: &Pool2dParams) -> Vec<f32> {
             .for_each(|(out, plane)| max2x2(plane, d, out));
         return y;
     }
-    y.par_chunks_mut(d.oh * d.ow).zip(x.par_chunks(d.h * d.w)).with_min_len(min_planes(d)).for_each(|(out, plane)| {
-        for oy in 0..d.oh {
-            for ox in 0..d.ow {
-                out[oy * d.ow + ox] = plane[argmax(plane, d, p, oy, ox)];
+    y.par_chunks_mut(d.oh * d.ow)
+        .zip(x.par_chunks(d.h * d.w))
+        .with_min_len(min_planes(d))
+        .for_each(|(out, plane)| {
+            for oy in 0..d.oh {
+                for ox in 0..d.ow {
+                    out[oy * d.ow + ox] = plane[argmax(plane, d, p, oy, ox)];
+                }
             }
-        }
-    });
+        });
     y
 }
 
@@ -115,19 +118,22 @@ pub(crate) fn max_bwd(x: &[f32], dy: &[f32], d: &PoolDims, p: &Pool2dParams) -> 
 pub(crate) fn avg_fwd(x: &[f32], d: &PoolDims, p: &Pool2dParams) -> Vec<f32> {
     let div = avg_divisors(d.h, d.w, d.oh, d.ow, p);
     let mut y = vec![0f32; d.planes * d.oh * d.ow];
-    y.par_chunks_mut(d.oh * d.ow).zip(x.par_chunks(d.h * d.w)).with_min_len(min_planes(d)).for_each(|(out, plane)| {
-        for oy in 0..d.oh {
-            let (y0, y1) = window(oy, 0, d.h, p);
-            for ox in 0..d.ow {
-                let (x0, x1) = window(ox, 1, d.w, p);
-                let mut s = 0f32;
-                for y in y0..y1 {
-                    s += plane[y * d.w + x0..y * d.w + x1].iter().sum::<f32>();
+    y.par_chunks_mut(d.oh * d.ow)
+        .zip(x.par_chunks(d.h * d.w))
+        .with_min_len(min_planes(d))
+        .for_each(|(out, plane)| {
+            for oy in 0..d.oh {
+                let (y0, y1) = window(oy, 0, d.h, p);
+                for ox in 0..d.ow {
+                    let (x0, x1) = window(ox, 1, d.w, p);
+                    let mut s = 0f32;
+                    for y in y0..y1 {
+                        s += plane[y * d.w + x0..y * d.w + x1].iter().sum::<f32>();
+                    }
+                    out[oy * d.ow + ox] = s / div[oy * d.ow + ox];
                 }
-                out[oy * d.ow + ox] = s / div[oy * d.ow + ox];
             }
-        }
-    });
+        });
     y
 }
 
@@ -136,19 +142,22 @@ pub(crate) fn avg_fwd(x: &[f32], d: &PoolDims, p: &Pool2dParams) -> Vec<f32> {
 pub(crate) fn avg_bwd(dy: &[f32], d: &PoolDims, p: &Pool2dParams) -> Vec<f32> {
     let div = avg_divisors(d.h, d.w, d.oh, d.ow, p);
     let mut dx = vec![0f32; d.planes * d.h * d.w];
-    dx.par_chunks_mut(d.h * d.w).zip(dy.par_chunks(d.oh * d.ow)).with_min_len(min_planes(d)).for_each(|(dx, dy)| {
-        for oy in 0..d.oh {
-            let (y0, y1) = window(oy, 0, d.h, p);
-            for ox in 0..d.ow {
-                let (x0, x1) = window(ox, 1, d.w, p);
-                let g = dy[oy * d.ow + ox] / div[oy * d.ow + ox];
-                for y in y0..y1 {
-                    for v in &mut dx[y * d.w + x0..y * d.w + x1] {
-                        *v += g;
+    dx.par_chunks_mut(d.h * d.w)
+        .zip(dy.par_chunks(d.oh * d.ow))
+        .with_min_len(min_planes(d))
+        .for_each(|(dx, dy)| {
+            for oy in 0..d.oh {
+                let (y0, y1) = window(oy, 0, d.h, p);
+                for ox in 0..d.ow {
+                    let (x0, x1) = window(ox, 1, d.w, p);
+                    let g = dy[oy * d.ow + ox] / div[oy * d.ow + ox];
+                    for y in y0..y1 {
+                        for v in &mut dx[y * d.w + x0..y * d.w + x1] {
+                            *v += g;
+                        }
                     }
                 }
             }
-        }
-    });
+        });
     dx
 }

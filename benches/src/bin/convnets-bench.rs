@@ -1,0 +1,186 @@
+//! `convnets-bench` (run by `cargo xtask bench`): training and inference images/s of the
+//! article recipes for convnets (our kernels), plain candle (candle's own ops) and PyTorch
+//! (`benches/torch/bench.py`), measured in the same run on the same machine, as one table
+//! with the ratios, also written as JSON.
+//!
+//! ```text
+//! cargo xtask bench [--seconds 10] [--threads 2] [--cases lenet5,mnist-net] [--json FILE]
+//!                   [--data-dir DIR] [--no-torch]
+//! ```
+
+use anyhow::{bail, Context, Result};
+use convnets::layers::ops::{set_kernels, Kernels};
+use convnets_bench::{recipes, time_case, CaseResult};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+
+struct Args {
+    seconds: f64,
+    threads: usize,
+    cases: Vec<String>,
+    json: PathBuf,
+    data_dir: Option<PathBuf>,
+    torch: bool,
+    worker: Option<String>,
+}
+
+fn parse_args() -> Result<Args> {
+    let mut a = Args {
+        seconds: 10.0,
+        threads: 2,
+        cases: recipes().iter().map(|r| r.name.to_string()).collect(),
+        json: PathBuf::from("target/bench/bench.json"),
+        data_dir: None,
+        torch: true,
+        worker: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--seconds" => a.seconds = value()?.parse()?,
+            "--threads" => a.threads = value()?.parse()?,
+            "--cases" => a.cases = value()?.split(',').map(str::to_string).collect(),
+            "--json" => a.json = value()?.into(),
+            "--data-dir" => a.data_dir = Some(value()?.into()),
+            "--no-torch" => a.torch = false,
+            "--worker" => a.worker = Some(value()?),
+            "-h" | "--help" => {
+                println!("{}", include_str!("convnets-bench.rs").lines().skip(5).take(2).collect::<Vec<_>>().join("\n"));
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument `{other}`"),
+        }
+    }
+    Ok(a)
+}
+
+/// Runs one case in this process (as a worker) and prints its JSON.
+fn worker(spec: &str, a: &Args) -> Result<()> {
+    let (name, kernels) = spec.split_once(':').context("worker spec is CASE:KERNELS")?;
+    set_kernels(if kernels == "reference" { Kernels::Reference } else { Kernels::Native });
+    let r = recipes().into_iter().find(|r| r.name == name).with_context(|| format!("unknown case {name}"))?;
+    let res = time_case(&r, a.data_dir.as_deref(), a.seconds)?;
+    println!("{}", serde_json::to_string(&res)?);
+    Ok(())
+}
+
+/// Runs a case in a fresh process, so peak memory is its own and threads are set before start.
+fn spawn(spec: &str, a: &Args) -> Result<CaseResult> {
+    let mut c = Command::new(std::env::current_exe()?);
+    c.args(["--worker", spec, "--seconds", &a.seconds.to_string()]).env("RAYON_NUM_THREADS", a.threads.to_string());
+    if let Some(d) = &a.data_dir {
+        c.arg("--data-dir").arg(d);
+    }
+    let out = c.output().with_context(|| format!("running worker {spec}"))?;
+    if !out.status.success() {
+        bail!("worker {spec} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let last = text.lines().last().unwrap_or_default();
+    serde_json::from_str(last).with_context(|| format!("worker {spec} printed {text}"))
+}
+
+fn torch(a: &Args) -> Result<Value> {
+    let python = std::env::var("CONVNETS_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("torch/bench.py");
+    let tmp = std::env::temp_dir().join(format!("convnets-torch-bench-{}.json", std::process::id()));
+    let mut c = Command::new(&python);
+    c.arg(&script)
+        .args(["--threads", &a.threads.to_string(), "--seconds", &a.seconds.to_string(), "--cases", &a.cases.join(",")])
+        .arg("--json")
+        .arg(&tmp)
+        .stdout(std::process::Stdio::null());
+    if let Some(d) = &a.data_dir {
+        c.arg("--data-dir").arg(d);
+    }
+    let status = c.status().with_context(|| format!("running {python} {}", script.display()))?;
+    if !status.success() {
+        bail!("{python} {} failed ({status}); is torch installed? (scripts/setup-torch.sh)", script.display());
+    }
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&tmp)?)?;
+    let _ = std::fs::remove_file(&tmp);
+    Ok(v)
+}
+
+fn main() -> Result<()> {
+    let mut a = parse_args()?;
+    if a.data_dir.is_none() {
+        a.data_dir = std::env::var_os("CONVNETS_DATA").map(PathBuf::from);
+    }
+    if let Some(spec) = a.worker.clone() {
+        return worker(&spec, &a);
+    }
+    let mut results: BTreeMap<String, BTreeMap<&str, CaseResult>> = BTreeMap::new();
+    for case in &a.cases {
+        for kernels in ["native", "reference"] {
+            eprintln!("bench: {case} with {kernels} kernels ...");
+            let r = spawn(&format!("{case}:{kernels}"), &a)?;
+            results.entry(case.clone()).or_default().insert(kernels, r);
+        }
+    }
+    let torch = if a.torch {
+        eprintln!("bench: PyTorch ...");
+        match torch(&a) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                eprintln!("warning: no PyTorch numbers: {e:#}");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let t = |case: &str, key: &str| -> Option<f64> { torch.as_ref()?.get("cases")?.get(case)?.get(key)?.as_f64() };
+
+    println!(
+        "\n{:<10} | {:>10} {:>10} {:>10} {:>8} {:>8} | {:>10} {:>10} {:>10} {:>8} | {:>8} {:>8}",
+        "train/s", "convnets", "candle", "pytorch", "vs torch", "vs cndl", "infer/s", "candle", "pytorch", "vs torch", "RSS MiB", "torch"
+    );
+    println!("{}", "-".repeat(138));
+    let mut table = serde_json::Map::new();
+    for (case, r) in &results {
+        let (n, c) = (&r["native"], &r["reference"]);
+        let (tt, ti) = (t(case, "train_images_per_s"), t(case, "infer_images_per_s"));
+        let ratio = |x: f64, y: Option<f64>| y.map(|y| format!("{:.2}x", x / y)).unwrap_or_else(|| "-".into());
+        let num = |y: Option<f64>| y.map(|y| format!("{y:.0}")).unwrap_or_else(|| "-".into());
+        println!(
+            "{:<10} | {:>10.0} {:>10.0} {:>10} {:>8} {:>8} | {:>10.0} {:>10.0} {:>10} {:>8} | {:>8.0} {:>8}",
+            case,
+            n.train_images_per_s,
+            c.train_images_per_s,
+            num(tt),
+            ratio(n.train_images_per_s, tt),
+            ratio(n.train_images_per_s, Some(c.train_images_per_s)),
+            n.infer_images_per_s,
+            c.infer_images_per_s,
+            num(ti),
+            ratio(n.infer_images_per_s, ti),
+            n.peak_rss_mb,
+            num(t(case, "peak_rss_mb")),
+        );
+        table.insert(
+            case.clone(),
+            json!({
+                "convnets": n, "candle": c,
+                "pytorch": torch.as_ref().and_then(|v| v.get("cases")?.get(case).cloned()),
+                "train_ratio_vs_pytorch": tt.map(|x| n.train_images_per_s / x),
+                "infer_ratio_vs_pytorch": ti.map(|x| n.infer_images_per_s / x),
+                "train_ratio_vs_candle": n.train_images_per_s / c.train_images_per_s,
+            }),
+        );
+    }
+    let doc = json!({
+        "threads": a.threads, "seconds": a.seconds,
+        "torch_version": torch.as_ref().and_then(|v| v.get("torch_version").cloned()),
+        "cases": table,
+    });
+    if let Some(dir) = a.json.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&a.json, serde_json::to_string_pretty(&doc)? + "\n").with_context(|| format!("writing {}", a.json.display()))?;
+    println!("\n{} thread(s), {} s per case; JSON: {}", a.threads, a.seconds, a.json.display());
+    Ok(())
+}

@@ -1,0 +1,51 @@
+//! The kernel switch. In its own test binary: `set_kernels` is process-wide.
+
+use anyhow::Result;
+use candle_core::{Device, Tensor, Var};
+use convnets_layers::ops::{self, kernels, set_kernels, Conv2dParams, Kernels, Pool2dParams};
+
+/// Max-pool gradient of a 2x2 window of equal values: all of it goes to the first cell, on
+/// either path.
+fn pool_grad() -> Result<Vec<f32>> {
+    let x = Var::from_vec(vec![0f32, 0., 0., 0.], (1, 1, 2, 2), &Device::Cpu)?;
+    let y = ops::max_pool2d(x.as_tensor(), &Pool2dParams::square(2, 2))?;
+    let g = y.sum_all()?.backward()?;
+    Ok(g.get(x.as_tensor())
+        .ok_or_else(|| anyhow::anyhow!("no gradient"))?
+        .flatten_all()?
+        .to_vec1()?)
+}
+
+fn conv() -> Result<Vec<f32>> {
+    let x = Tensor::arange(0f32, 50., &Device::Cpu)?.reshape((1, 2, 5, 5))?;
+    let w = Tensor::arange(0f32, 36., &Device::Cpu)?.reshape((2, 2, 3, 3))?;
+    let p = Conv2dParams {
+        stride: [2, 1],
+        padding: [1, 0],
+        dilation: [1, 2],
+        groups: 1,
+    };
+    Ok(ops::conv2d(&x, &w, None, &p)?.flatten_all()?.to_vec1()?)
+}
+
+#[test]
+fn switch_selects_the_implementation() -> Result<()> {
+    let default =
+        if std::env::var("CONVNETS_KERNELS").is_ok_and(|v| v.eq_ignore_ascii_case("reference")) {
+            Kernels::Reference
+        } else {
+            Kernels::Native
+        };
+    assert_eq!(kernels(), default);
+    set_kernels(Kernels::Native);
+    assert_eq!(kernels(), Kernels::Native);
+    let (native_pool, native_conv) = (pool_grad()?, conv()?);
+    set_kernels(Kernels::Reference);
+    assert_eq!(kernels(), Kernels::Reference);
+    let (ref_pool, ref_conv) = (pool_grad()?, conv()?);
+    assert_eq!(native_pool, [1., 0., 0., 0.]);
+    assert_eq!(ref_pool, [1., 0., 0., 0.]);
+    assert_eq!(native_conv, ref_conv);
+    set_kernels(default);
+    Ok(())
+}

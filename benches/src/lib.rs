@@ -114,7 +114,7 @@ pub fn time_case(r: &Recipe, data_dir: Option<&Path>, seconds: f64) -> Result<Ca
     let d = data(r, data_dir)?;
     let store = ParamStore::new(0, &Device::Cpu);
     let model = convnets::zoo::build(r.model, store.vb())?;
-    let mut opt = Sgd::new(store.vars(), r.sgd)?;
+    let mut opt = Sgd::new(store.trainable_vars(), r.sgd)?;
     let train_budget = Duration::from_secs_f64(seconds * 2.0 / 3.0);
     let (mut steps, mut images, mut timed) = (0usize, 0usize, Duration::ZERO);
     let mut warmup = 3;

@@ -58,16 +58,17 @@ fn python() -> PathBuf {
 fn fake_nvcc(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     let script = r#"#!/bin/sh
-# Stand-in nvcc for type-checking the cuda feature only (see xtask ci). Never used to build.
-out=""
-prev=""
+# Stand-in nvcc for type-checking the cuda feature only (see xtask ci): it writes empty
+# output files (-o FILE, or NAME.ptx under --output-directory). Never used to build or run.
+out=""; dir=""; prev=""; srcs=""
 for a in "$@"; do
   case "$a" in --version) echo "Cuda compilation tools, release 13.0, V13.0.88"; exit 0;; esac
-  if [ "$prev" = "-o" ] || [ "$prev" = "--output-file" ]; then out="$a"; fi
-  case "$a" in -o=*|--output-file=*) out="${a#*=}";; esac
+  case "$prev" in -o|--output-file) out="$a";; --output-directory|-odir) dir="$a";; esac
+  case "$a" in -o=*|--output-file=*) out="${a#*=}";; --output-directory=*) dir="${a#*=}";; *.cu) srcs="$srcs $a";; esac
   prev="$a"
 done
-[ -n "$out" ] && : > "$out"
+if [ -n "$out" ]; then : > "$out"; fi
+if [ -n "$dir" ]; then for s in $srcs; do b=$(basename "$s" .cu); : > "$dir/$b.ptx"; done; fi
 exit 0
 "#;
     let path = dir.join("nvcc");

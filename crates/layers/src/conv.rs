@@ -1,7 +1,9 @@
 //! `Conv2d` with PyTorch's arguments and default initialisation.
 
 use crate::init::pytorch_default;
+use crate::layer::{label, Layer};
 use crate::ops::{self, Conv2dParams};
+use crate::summary;
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
@@ -109,6 +111,14 @@ impl Conv2d {
         &self.name
     }
 
+    fn own_name(&self) -> Option<&str> {
+        Some(self.name.as_str()).filter(|n| !n.is_empty())
+    }
+
+    fn label(&self) -> String {
+        label(self.own_name(), "Conv2d")
+    }
+
     /// The output shape for an input of shape `[b, c, h, w]`, or an error naming the layer and
     /// the shapes when the input does not fit.
     pub fn out_shape(&self, input: &[usize]) -> Result<[usize; 4]> {
@@ -116,17 +126,17 @@ impl Conv2d {
         let c_in = c_in_g * self.cfg.groups;
         let [b, c, h, w] = match input {
             &[b, c, h, w] => [b, c, h, w],
-            other => candle_core::bail!("{}: expected an input [batch, {c_in}, h, w], found {other:?}", self.name),
+            other => candle_core::bail!("{}: expected an input [batch, {c_in}, h, w], found {other:?}", self.label()),
         };
         if c != c_in {
-            candle_core::bail!("{}: expected {c_in} input channels, found input {input:?}", self.name)
+            candle_core::bail!("{}: expected {c_in} input channels, found input {input:?}", self.label())
         }
         let (s, p, d) = (self.cfg.stride, self.cfg.padding, self.cfg.dilation);
         match (conv_out_size(h, kh, s[0], p[0], d[0]), conv_out_size(w, kw, s[1], p[1], d[1])) {
             (Some(ho), Some(wo)) => Ok([b, c_out, ho, wo]),
             _ => candle_core::bail!(
                 "{}: input {input:?} is too small for kernel {kh}x{kw} (padding {p:?}, dilation {d:?})",
-                self.name
+                self.label()
             ),
         }
     }
@@ -141,7 +151,26 @@ impl Module for Conv2d {
             dilation: self.cfg.dilation,
             groups: self.cfg.groups,
         };
-        ops::conv2d(x, &self.weight, self.bias.as_ref(), &p)
+        let y = ops::conv2d(x, &self.weight, self.bias.as_ref(), &p)?;
+        if summary::tracing() {
+            let (_, c_in_g, kh, kw) = self.weight.dims4()?;
+            let mut params = vec![("weight", &self.weight)];
+            if let Some(b) = &self.bias {
+                params.push(("bias", b));
+            }
+            let macs = y.elem_count() as u64 * (c_in_g * kh * kw) as u64;
+            summary::record(self.own_name(), "Conv2d", &y, &params, macs);
+        }
+        Ok(y)
+    }
+}
+
+impl Layer for Conv2d {
+    fn kind(&self) -> &'static str {
+        "Conv2d"
+    }
+    fn name(&self) -> Option<&str> {
+        self.own_name()
     }
 }
 
@@ -186,7 +215,7 @@ mod tests {
 
         let bad = Tensor::zeros((1, 3, 100, 100), DType::F32, &Device::Cpu)?;
         let err = conv.forward(&bad).unwrap_err().to_string();
-        assert!(err.contains("conv: expected 5 input channels") && err.contains("[1, 3, 100, 100]"), "{err}");
+        assert!(err.contains("conv (Conv2d): expected 5 input channels") && err.contains("[1, 3, 100, 100]"), "{err}");
         let small = Tensor::zeros((1, 5, 2, 2), DType::F32, &Device::Cpu)?;
         let err = conv.forward(&small).unwrap_err().to_string();
         assert!(err.contains("too small for kernel 3x3"), "{err}");

@@ -1,9 +1,12 @@
 //! Layer building blocks for convnets, on candle.
 //!
 //! What candle-nn lacks for the classic CNNs: a `Conv2d` with PyTorch's arguments and
-//! PyTorch's default initialisation, pooling layers, a seeded parameter store whose names are
-//! PyTorch's `state_dict()` keys, and the [`ops`] those layers are built from (whose CPU
-//! implementation is our own and can be swapped without touching a layer).
+//! PyTorch's default initialisation, pooling layers (with adaptive average pooling), batch
+//! norm, local response norm, dropout, named containers ([`Sequential`] and the [`Layer`]
+//! trait behind `named_modules()`), initialisation by module kind ([`init::apply`]), a model
+//! [`summary`] (shapes, parameters, MACs), a seeded parameter store whose names are PyTorch's
+//! `state_dict()` keys, and the [`ops`] those layers are built from (whose CPU implementation
+//! is our own and can be swapped without touching a layer).
 //!
 //! ```
 //! use candle_core::{Device, Module, Tensor};
@@ -18,18 +21,28 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod activation;
+pub mod container;
 pub mod conv;
 pub mod init;
+pub mod layer;
 pub mod linear;
+pub mod norm;
 pub mod ops;
 pub mod pool;
 pub mod store;
+pub mod summary;
 
-pub use conv::{conv2d, conv_out_size, Conv2d, Conv2dConfig};
+pub use activation::{set_seed, Dropout, Flatten, Relu};
+pub use container::Sequential;
+pub use conv::{conv2d, conv2d_rect, conv_out_size, Conv2d, Conv2dConfig};
 pub use init::{pytorch_default_bound, Rng};
-pub use linear::{linear, Linear};
-pub use pool::{AvgPool2d, MaxPool2d};
-pub use store::{atomic_write, ParamStore, StoreError};
+pub use layer::{named_children, named_modules, Layer};
+pub use linear::{linear, linear_b, Linear};
+pub use norm::{batch_norm2d, BatchNorm2d, BatchNormConfig, LocalResponseNorm};
+pub use pool::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d};
+pub use summary::{summary, summary_on, LayerRow, Summary};
+pub use store::{atomic_write, is_buffer, ParamStore, StoreError};
 
 /// Flattens every dimension after the first: `[b, ...] -> [b, prod(...)]`.
 pub fn flatten(x: &candle_core::Tensor) -> candle_core::Result<candle_core::Tensor> {

@@ -118,9 +118,15 @@ impl ParamStore {
         inner.names.iter().map(|n| (n.clone(), inner.vars[n].clone())).collect()
     }
 
-    /// The parameters in creation order (what an optimizer takes).
+    /// Every tensor in creation order: trainable parameters and buffers.
     pub fn vars(&self) -> Vec<Var> {
         self.named_vars().into_iter().map(|(_, v)| v).collect()
+    }
+
+    /// The trainable parameters in creation order (what an optimizer takes): every tensor but
+    /// the buffers (see [`is_buffer`]).
+    pub fn trainable_vars(&self) -> Vec<Var> {
+        self.named_vars().into_iter().filter(|(n, _)| !is_buffer(n)).map(|(_, v)| v).collect()
     }
 
     /// The parameter called `name`, if any.
@@ -201,6 +207,13 @@ impl ParamStore {
         }
         Ok(())
     }
+}
+
+/// Whether a state-dict entry is a buffer rather than a trainable parameter: PyTorch's batch
+/// norm buffers `running_mean`, `running_var` and `num_batches_tracked`.
+pub fn is_buffer(name: &str) -> bool {
+    let last = name.rsplit('.').next().unwrap_or(name);
+    matches!(last, "running_mean" | "running_var" | "num_batches_tracked")
 }
 
 /// Writes a file atomically: `write` fills a temporary path next to `path`, which is then

@@ -227,7 +227,7 @@ pub fn train(cfg: &TrainConfig) -> Result<RunSummary> {
 
     let store = ParamStore::new(cfg.seed, &device);
     let model = convnets_zoo::build(&cfg.model, store.vb())?;
-    let mut opt = Sgd::new(store.vars(), cfg.sgd)?;
+    let mut opt = Sgd::new(store.trainable_vars(), cfg.sgd)?;
 
     let dir = run_dir(cfg)?;
     let cfg_path = dir.join("config.json");

@@ -47,11 +47,25 @@ fn argmax(plane: &[f32], d: &PoolDims, p: &Pool2dParams, oy: usize, ox: usize) -
     best_i
 }
 
+/// Whether the windows tile the input without overlap, padding or clipping (the common
+/// `MaxPool2d(k)` / `AvgPool2d(k)` case), which has simpler loops.
+fn tiles(d: &PoolDims, p: &Pool2dParams) -> bool {
+    p.kernel == p.stride
+        && p.padding == [0, 0]
+        && d.oh * p.kernel[0] <= d.h
+        && d.ow * p.kernel[1] <= d.w
+}
+
+/// PyTorch's max-pool scan rule: a value replaces the best so far if greater, or NaN.
+#[inline(always)]
+fn takes(v: f32, best: f32) -> bool {
+    (v > best) | v.is_nan()
+}
+
 /// Max pooling forward.
 pub(crate) fn max_fwd(x: &[f32], d: &PoolDims, p: &Pool2dParams) -> Vec<f32> {
     let mut y = vec![0f32; d.planes * d.oh * d.ow];
-    if p.kernel == [2, 2] && p.stride == [2, 2] && p.padding == [0, 0] {
-        // The common case (fast path): whole windows, no clipping.
+    if tiles(d, p) && p.kernel == [2, 2] {
         y.par_chunks_mut(d.oh * d.ow)
             .zip(x.par_chunks(d.h * d.w))
             .with_min_len(min_planes(d))
@@ -71,28 +85,56 @@ pub(crate) fn max_fwd(x: &[f32], d: &PoolDims, p: &Pool2dParams) -> Vec<f32> {
     y
 }
 
-/// 2x2 stride-2 max pooling of one plane (windows may be clipped only by `ceil_mode`, which
-/// this path excludes since `padding == 0` and windows starting inside fit unless the input
-/// is odd and `ceil_mode` is on: handle that by the general rule).
+/// 2x2 stride-2 max pooling of one plane whose windows all lie inside it.
 fn max2x2(plane: &[f32], d: &PoolDims, out: &mut [f32]) {
-    for oy in 0..d.oh {
-        let y0 = 2 * oy;
-        for ox in 0..d.ow {
-            let x0 = 2 * ox;
-            if y0 + 1 < d.h && x0 + 1 < d.w {
-                let r0 = &plane[y0 * d.w + x0..y0 * d.w + x0 + 2];
-                let r1 = &plane[(y0 + 1) * d.w + x0..(y0 + 1) * d.w + x0 + 2];
-                let mut best = r0[0];
-                for v in [r0[1], r1[0], r1[1]] {
-                    if v > best || v.is_nan() {
-                        best = v;
-                    }
-                }
-                out[oy * d.ow + ox] = best;
-            } else {
-                let p = Pool2dParams::square(2, 2);
-                out[oy * d.ow + ox] = plane[argmax(plane, d, &p, oy, ox)];
+    for (oy, out) in out.chunks_exact_mut(d.ow).enumerate() {
+        let r0 = &plane[2 * oy * d.w..(2 * oy + 1) * d.w];
+        let r1 = &plane[(2 * oy + 1) * d.w..(2 * oy + 2) * d.w];
+        for (ox, o) in out.iter_mut().enumerate() {
+            let mut best = r0[2 * ox];
+            for v in [r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]] {
+                best = if takes(v, best) { v } else { best };
             }
+            *o = best;
+        }
+    }
+}
+
+/// 2x2 stride-2 max pooling backward of one plane whose windows all lie inside it: the
+/// gradient goes to the first maximum, found without data-dependent branches (the
+/// comparisons are unpredictable on real data).
+fn max2x2_bwd(plane: &[f32], dy: &[f32], d: &PoolDims, dx: &mut [f32]) {
+    for (oy, dy) in dy.chunks_exact(d.ow).enumerate() {
+        let r0 = &plane[2 * oy * d.w..][..2 * d.ow];
+        let r1 = &plane[(2 * oy + 1) * d.w..][..2 * d.ow];
+        let (d0, rest) = dx[2 * oy * d.w..].split_at_mut(d.w);
+        let (d0, d1) = (&mut d0[..2 * d.ow], &mut rest[..2 * d.ow]);
+        for ox in 0..d.ow {
+            let (a, b, c, e) = (r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]);
+            let mut m = a;
+            for v in [b, c, e] {
+                m = if takes(v, m) { v } else { m };
+            }
+            let g = dy[ox];
+            if m.is_nan() {
+                // PyTorch keeps the last NaN.
+                let at = [a, b, c, e].iter().rposition(|v| v.is_nan()).unwrap_or(0);
+                let (row, col) = (at / 2, 2 * ox + at % 2);
+                if row == 0 {
+                    d0[col] = g
+                } else {
+                    d1[col] = g
+                }
+                continue;
+            }
+            let fa = a == m;
+            let fb = !fa & (b == m);
+            let fc = !(fa | fb) & (c == m);
+            let fe = !(fa | fb | fc);
+            d0[2 * ox] = if fa { g } else { 0.0 };
+            d0[2 * ox + 1] = if fb { g } else { 0.0 };
+            d1[2 * ox] = if fc { g } else { 0.0 };
+            d1[2 * ox + 1] = if fe { g } else { 0.0 };
         }
     }
 }
@@ -100,6 +142,14 @@ fn max2x2(plane: &[f32], d: &PoolDims, out: &mut [f32]) {
 /// Max pooling backward: the gradient of each output goes to the first maximum of its window.
 pub(crate) fn max_bwd(x: &[f32], dy: &[f32], d: &PoolDims, p: &Pool2dParams) -> Vec<f32> {
     let mut dx = vec![0f32; d.planes * d.h * d.w];
+    if tiles(d, p) && p.kernel == [2, 2] {
+        dx.par_chunks_mut(d.h * d.w)
+            .zip(x.par_chunks(d.h * d.w))
+            .zip(dy.par_chunks(d.oh * d.ow))
+            .with_min_len(min_planes(d))
+            .for_each(|((dx, plane), dy)| max2x2_bwd(plane, dy, d, dx));
+        return dx;
+    }
     dx.par_chunks_mut(d.h * d.w)
         .zip(x.par_chunks(d.h * d.w))
         .zip(dy.par_chunks(d.oh * d.ow))
@@ -116,8 +166,35 @@ pub(crate) fn max_bwd(x: &[f32], dy: &[f32], d: &PoolDims, p: &Pool2dParams) -> 
 
 /// Average pooling forward.
 pub(crate) fn avg_fwd(x: &[f32], d: &PoolDims, p: &Pool2dParams) -> Vec<f32> {
-    let div = avg_divisors(d.h, d.w, d.oh, d.ow, p);
     let mut y = vec![0f32; d.planes * d.oh * d.ow];
+    if tiles(d, p) {
+        let inv = 1.0 / (p.kernel[0] * p.kernel[1]) as f32;
+        let [kh, kw] = p.kernel;
+        y.par_chunks_mut(d.oh * d.ow)
+            .zip(x.par_chunks(d.h * d.w))
+            .with_min_len(min_planes(d))
+            .for_each(|(out, plane)| {
+                for (oy, out) in out.chunks_exact_mut(d.ow).enumerate() {
+                    for ky in 0..kh {
+                        let row = &plane[(oy * kh + ky) * d.w..][..d.ow * kw];
+                        if kw == 2 {
+                            for (o, pair) in out.iter_mut().zip(row.chunks_exact(2)) {
+                                *o += pair[0] + pair[1];
+                            }
+                        } else {
+                            for (o, win) in out.iter_mut().zip(row.chunks_exact(kw)) {
+                                *o += win.iter().sum::<f32>();
+                            }
+                        }
+                    }
+                    for o in out {
+                        *o *= inv;
+                    }
+                }
+            });
+        return y;
+    }
+    let div = avg_divisors(d.h, d.w, d.oh, d.ow, p);
     y.par_chunks_mut(d.oh * d.ow)
         .zip(x.par_chunks(d.h * d.w))
         .with_min_len(min_planes(d))
@@ -140,8 +217,26 @@ pub(crate) fn avg_fwd(x: &[f32], d: &PoolDims, p: &Pool2dParams) -> Vec<f32> {
 /// Average pooling backward: each output's gradient, divided by its divisor, is added to
 /// every input of its window.
 pub(crate) fn avg_bwd(dy: &[f32], d: &PoolDims, p: &Pool2dParams) -> Vec<f32> {
-    let div = avg_divisors(d.h, d.w, d.oh, d.ow, p);
     let mut dx = vec![0f32; d.planes * d.h * d.w];
+    if tiles(d, p) {
+        let inv = 1.0 / (p.kernel[0] * p.kernel[1]) as f32;
+        let [kh, kw] = p.kernel;
+        dx.par_chunks_mut(d.h * d.w)
+            .zip(dy.par_chunks(d.oh * d.ow))
+            .with_min_len(min_planes(d))
+            .for_each(|(dx, dy)| {
+                for (oy, dy) in dy.chunks_exact(d.ow).enumerate() {
+                    for ky in 0..kh {
+                        let row = &mut dx[(oy * kh + ky) * d.w..][..d.ow * kw];
+                        for (win, g) in row.chunks_exact_mut(kw).zip(dy) {
+                            win.fill(g * inv);
+                        }
+                    }
+                }
+            });
+        return dx;
+    }
+    let div = avg_divisors(d.h, d.w, d.oh, d.ow, p);
     dx.par_chunks_mut(d.h * d.w)
         .zip(dy.par_chunks(d.oh * d.ow))
         .with_min_len(min_planes(d))

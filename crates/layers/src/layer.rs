@@ -1,0 +1,115 @@
+//! The [`Layer`] trait every layer implements, and the module tree walks built on it
+//! (PyTorch's `named_children()` / `named_modules()`).
+//!
+//! A layer is a [`ModuleT`] that also says what kind of module it is (`"Conv2d"`), its own name
+//! when it has one (a `Conv2d` is named after its `VarBuilder` prefix, `"layer1.conv1"`), and
+//! its direct children (empty for a leaf). Containers ([`Sequential`](crate::Sequential)) and
+//! models implement [`Layer::children`], so [`named_modules`] walks any network.
+
+use candle_core::ModuleT;
+use std::cell::RefCell;
+
+/// A module of a network: a [`ModuleT`] that knows its kind, its name and its children.
+///
+/// The trait is object safe: containers hold `Arc<dyn Layer>` and walks hand out
+/// `&dyn Layer`. Every layer of this crate implements it; a model implements it by listing its
+/// fields in [`Layer::children`].
+///
+/// ```
+/// use convnets_layers::{named_modules, Layer, MaxPool2d, Relu, Sequential};
+/// let block = Sequential::new().push("relu1", Relu).push("pool1", MaxPool2d::new(2));
+/// assert_eq!(block.kind(), "Sequential");
+/// let names: Vec<String> = named_modules(&block).into_iter().map(|(n, _)| n).collect();
+/// assert_eq!(names, ["", "relu1", "pool1"]);
+/// ```
+pub trait Layer: ModuleT + Send + Sync {
+    /// The module's kind, PyTorch's class name: `"Conv2d"`, `"Linear"`, `"Sequential"`, ….
+    fn kind(&self) -> &'static str;
+
+    /// The module's own full name, if it has one (a `Conv2d` or `Linear` built from a
+    /// `VarBuilder` is named after its prefix, `"features.0"`; pools and activations only
+    /// when given one with `.named(...)`).
+    fn name(&self) -> Option<&str> {
+        None
+    }
+
+    /// The direct children in registration order, with their attribute names (`"conv1"`,
+    /// `"0"`). Empty for a leaf layer.
+    fn children(&self) -> Vec<(String, &dyn Layer)> {
+        Vec::new()
+    }
+}
+
+/// The direct children of `layer` (PyTorch's `named_children()`).
+pub fn named_children(layer: &dyn Layer) -> Vec<(String, &dyn Layer)> {
+    layer.children()
+}
+
+/// Every module of the tree under `root`, root first, depth first, with dotted names
+/// (PyTorch's `named_modules()`: the root is called `""`, then `"layer1"`,
+/// `"layer1.conv1"`, …).
+pub fn named_modules(root: &dyn Layer) -> Vec<(String, &dyn Layer)> {
+    fn walk<'a>(prefix: String, layer: &'a dyn Layer, out: &mut Vec<(String, &'a dyn Layer)>) {
+        let children = layer.children();
+        out.push((prefix.clone(), layer));
+        for (name, child) in children {
+            let full = if prefix.is_empty() { name } else { format!("{prefix}.{name}") };
+            walk(full, child, out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(String::new(), root, &mut out);
+    out
+}
+
+thread_local! {
+    /// The names of the containers' children being run on this thread, innermost last.
+    static SCOPE: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with `name` as the current module scope on this thread: a leaf layer without a
+/// name of its own that runs inside `f` (and reports an error or a summary row) is called
+/// `name`. Containers call this around each child; `name` is the child's full dotted name.
+pub fn with_scope<R>(name: String, f: impl FnOnce() -> R) -> R {
+    struct Pop;
+    impl Drop for Pop {
+        fn drop(&mut self) {
+            SCOPE.with(|s| s.borrow_mut().pop());
+        }
+    }
+    SCOPE.with(|s| s.borrow_mut().push(name));
+    let _pop = Pop;
+    f()
+}
+
+/// The innermost scope name set by [`with_scope`] on this thread, if any.
+pub fn current_scope() -> Option<String> {
+    SCOPE.with(|s| s.borrow().last().cloned())
+}
+
+/// The name a leaf layer goes by in errors and summaries: its own name, else the scope it
+/// runs in (its name inside a container), else its kind.
+pub fn display_name(own: Option<&str>, kind: &'static str) -> String {
+    match own {
+        Some(n) => n.to_string(),
+        None => current_scope().unwrap_or_else(|| kind.to_string()),
+    }
+}
+
+/// `"name (Kind)"`, or just `"Kind"` when the layer has no name: how errors name a layer.
+pub(crate) fn label(own: Option<&str>, kind: &'static str) -> String {
+    let name = display_name(own, kind);
+    if name == kind {
+        name
+    } else {
+        format!("{name} ({kind})")
+    }
+}
+
+/// Checks that `x` has rank 4 (`[b, c, h, w]`), or fails naming the layer.
+pub(crate) fn expect_4d(x: &candle_core::Tensor, own: Option<&str>, kind: &'static str) -> candle_core::Result<()> {
+    if x.rank() != 4 {
+        candle_core::bail!("{}: expected an input [batch, channels, height, width], found {:?}", label(own, kind), x.dims())
+    }
+    Ok(())
+}

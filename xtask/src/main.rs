@@ -114,7 +114,7 @@ fn main() -> Result<()> {
     }
     let task = args.remove(0);
     match task.as_str() {
-        "train" | "eval" | "download" | "models" => cli(&task, &args),
+        "train" | "eval" | "download" | "models" | "summary" => cli(&task, &args),
         "bench" => {
             let mut c = cargo();
             c.args(["run", "--quiet", "--release", "-p", "convnets-bench", "--bin", "convnets-bench", "--"])

@@ -70,7 +70,8 @@ fn worker(spec: &str, a: &Args) -> Result<()> {
 /// Runs a case in a fresh process, so peak memory is its own and threads are set before start.
 fn spawn(spec: &str, a: &Args) -> Result<CaseResult> {
     let mut c = Command::new(std::env::current_exe()?);
-    c.args(["--worker", spec, "--seconds", &a.seconds.to_string()]).env("RAYON_NUM_THREADS", a.threads.to_string());
+    c.args(["--worker", spec, "--seconds", &a.seconds.to_string()]).env("RAYON_NUM_THREADS", a.threads.to_string())
+        .env("CANDLE_NUM_THREADS", std::env::var("CANDLE_NUM_THREADS").unwrap_or_else(|_| "1".into()));
     if let Some(d) = &a.data_dir {
         c.arg("--data-dir").arg(d);
     }

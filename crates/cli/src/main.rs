@@ -128,7 +128,17 @@ fn parse_pair(s: &str) -> Result<[f32; 2], String> {
     }
 }
 
+/// candle 0.11's element-wise ops run on their own spinning thread pool, which fights with
+/// rayon (our kernels) on small machines: the LeNet-5 step is 2.6x slower with it. Unless the
+/// user chose, keep candle's pool to one thread; our kernels use rayon's.
+fn tune_threads() {
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        std::env::set_var("CANDLE_NUM_THREADS", "1");
+    }
+}
+
 fn main() -> Result<()> {
+    tune_threads();
     match Cli::parse().cmd {
         Cmd::Train(a) => {
             let cfg = TrainConfig {

@@ -129,6 +129,13 @@ impl ParamStore {
         self.named_vars().into_iter().filter(|(n, _)| !is_buffer(n)).map(|(_, v)| v).collect()
     }
 
+    /// Runs `f` with the store's seeded generator (the one new parameters are drawn from), so
+    /// that re-initialisation ([`crate::init::apply`]) continues the same seeded stream. The
+    /// store is locked meanwhile: `f` must not call the store's methods (it would deadlock).
+    pub fn with_rng<R>(&self, f: impl FnOnce(&mut Rng) -> R) -> R {
+        f(&mut self.lock().rng)
+    }
+
     /// The parameter called `name`, if any.
     pub fn get(&self, name: &str) -> Option<Var> {
         self.lock().vars.get(name).cloned()

@@ -310,3 +310,29 @@ proptest! {
         }
     }
 }
+
+/// NaN wins a max window (PyTorch propagates it) and takes the gradient; with two NaNs the
+/// later one in the scan does. Checked on the 2x2 fast path and the general path.
+#[test]
+fn max_nan_follows_pytorch() -> Result<()> {
+    let nan = f32::NAN;
+    let x = [
+        1., nan, 3., nan, 0., 2., 5., 1., 4., 0., 1., 2., 0., 1., 2., 3.,
+    ];
+    for p in [
+        params(2, 2, 0, false, true),
+        params(2, 2, 1, false, true),
+        params(3, 1, 0, false, true),
+    ] {
+        let (y, dx) = run(native::max_pool2d, &x, [1, 1, 4, 4], &p, None)?;
+        let (wy, wdx) = direct(&x, [1, 1, 4, 4], &p, true, &vec![1.0; y.len()]);
+        let same = |a: &[f32], b: &[f32]| {
+            a.iter()
+                .zip(b)
+                .all(|(a, b)| a == b || (a.is_nan() && b.is_nan()))
+        };
+        assert!(same(&y, &wy), "{p:?}: {y:?} vs {wy:?}");
+        assert!(same(&dx, &wdx), "{p:?}: {dx:?} vs {wdx:?}");
+    }
+    Ok(())
+}

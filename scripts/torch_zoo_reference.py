@@ -15,6 +15,12 @@ runs a formula input through it and writes one small JSON file with:
 - `train` (batch-norm models without active dropout only): the train-mode output of one
   forward pass on the freshly filled model, and `running_mean` / `running_var` of the first
   batch-norm layer afterwards (momentum 0.1, unbiased variance), under the name `bn`,
+- `torch_f32_error`: how far PyTorch's own float32 output is from these values.
+
+The outputs are computed by a float64 copy of the filled float32 model (the exact result for
+those float32 weights and input): train-mode batch norm over small maps amplifies rounding,
+and the Rust float32 result should be judged against the exact one, not against another
+float32 computation.
 - `layers` (AlexNet of seed 002 only): each layer's output shape and parameter count, the
   article's two printouts.
 
@@ -45,6 +51,7 @@ reshaped to [b, c, h, w] with INPUT_KEY = 1_000_003.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import sys
@@ -290,22 +297,23 @@ CASES: dict[str, dict] = {
     "alexnet-lrn": dict(build=lambda: alexnet_seed002(lrn=True), input=(1, 3, 227, 227)),
     "alexnet-torchvision": dict(build=lambda: torchvision.models.alexnet(), input=(2, 3, 112, 112)),
     "zfnet": dict(build=ZfNet, input=(1, 3, 224, 224)),
+    "zfnet-fig3": dict(build=lambda: ZfNet(widths=(384, 384, 256)), input=(1, 3, 224, 224)),
     "inception-net": dict(build=InceptionNet, input=(2, 1, 28, 28)),
     "residual-net": dict(build=ResidualNet, input=(2, 1, 28, 28)),
     "googlenet": dict(build=googlenet, input=(2, 3, 64, 64)),
-    "googlenet-train": dict(build=lambda: googlenet(dropout=0.0), input=(2, 3, 64, 64), bn="conv1.bn", eval=False),
+    "googlenet-train": dict(build=lambda: googlenet(dropout=0.0), input=(2, 3, 96, 96), bn="conv1.bn", eval=False),
     "googlenet-aux": dict(build=lambda: googlenet(aux=True), input=(2, 3, 64, 64)),
     "resnet18": dict(build=lambda: torchvision.models.resnet18(), input=(2, 3, 64, 64), bn="bn1"),
     "resnet34": dict(build=lambda: torchvision.models.resnet34(), input=(1, 3, 64, 64), bn="bn1"),
-    "resnet50": dict(build=lambda: torchvision.models.resnet50(), input=(1, 3, 64, 64), bn="bn1"),
+    "resnet50": dict(build=lambda: torchvision.models.resnet50(), input=(2, 3, 96, 96), bn="bn1"),
     "resnet20": dict(build=lambda: ResNetCifar(n=3), input=(2, 3, 32, 32), bn="bn1"),
     "resnet56": dict(build=lambda: ResNetCifar(n=9), input=(2, 3, 32, 32), bn="bn1"),
 }
 
 
-def f32_list(t: torch.Tensor) -> list[float]:
-    """Float32 values as JSON numbers that parse back to the same float32."""
-    return [float(v) for v in t.detach().reshape(-1).to(torch.float32).numpy()]
+def f64_list(t: torch.Tensor) -> list[float]:
+    """Values as JSON numbers (float64, 9 significant digits: more than float32 resolves)."""
+    return [float(f"{v:.9g}") for v in t.detach().reshape(-1).double().numpy()]
 
 
 def layer_table(net: nn.Sequential, shape: tuple[int, ...]) -> list[dict]:
@@ -340,31 +348,90 @@ def run_case(name: str, spec: dict) -> dict:
         "input_key": INPUT_KEY,
         "input_sum": float(x.double().sum()),
     }
+    # The reference outputs come from a float64 copy of the filled model, so that the tests
+    # measure float32 error against the exact result (train-mode batch norm on small maps is
+    # ill-conditioned: PyTorch's own float32 result differs by up to a few 1e-5 relative);
+    # `torch_f32_error` records PyTorch's own float32 error for comparison.
+    model64 = copy.deepcopy(model).double()
+    x64 = x.double()
     if spec.get("eval", True):
         model.eval()
+        model64.eval()
         with torch.no_grad():
-            logits = model(x)
+            logits = model64(x64)
+            out["torch_f32_error"] = float((model(x).double() - logits).abs().max())
         labels = torch.arange(x.shape[0]) % logits.shape[1]
         out["logits_shape"] = list(logits.shape)
-        out["logits"] = f32_list(logits)
+        out["logits"] = f64_list(logits)
         out["loss"] = float(F.cross_entropy(logits, labels))
     if "bn" in spec:
         model.train()
+        model64.train()
         with torch.no_grad():
-            logits = model(x)
+            logits = model64(x64)
+            logits32 = model(x)
             if isinstance(logits, tuple):
-                logits = logits[0]
-        sd = model.state_dict()
+                logits, logits32 = logits[0], logits32[0]
+        sd = model64.state_dict()
         out["train"] = {
             "logits_shape": list(logits.shape),
-            "logits": f32_list(logits),
+            "logits": f64_list(logits),
+            "torch_f32_error": float((logits32.double() - logits).abs().max()),
             "bn": spec["bn"],
-            "running_mean": f32_list(sd[spec["bn"] + ".running_mean"]),
-            "running_var": f32_list(sd[spec["bn"] + ".running_var"]),
+            "running_mean": f64_list(sd[spec["bn"] + ".running_mean"]),
+            "running_var": f64_list(sd[spec["bn"] + ".running_var"]),
         }
     if spec.get("layers"):
         out["layers"] = layer_table(model, spec["input"])
     return out
+
+
+NOTES = {
+    "simple-cnn": "seed 003's SimpleCNN (`scripts/models.py`)",
+    "alexnet": "seed 002's `nn.Sequential`, plus its per-layer table",
+    "alexnet-lrn": "the same with LocalResponseNorm after the first two ReLUs",
+    "alexnet-torchvision": "`torchvision.models.alexnet()`, adaptive pooling from 2x2 to 6x6",
+    "zfnet": "ZFNet, Table 1 (b) widths 512/1024/512",
+    "zfnet-fig3": "ZFNet, Fig. 3 widths 384/384/256",
+    "inception-net": "seed 001's Inception MNIST net",
+    "residual-net": "seed 001's residual MNIST net",
+    "googlenet": "`torchvision.models.GoogLeNet(aux_logits=False)`",
+    "googlenet-train": "the same with dropout 0, train mode only",
+    "googlenet-aux": "with the auxiliary classifiers (keys, eval logits)",
+    "resnet18": "`torchvision.models.resnet18()`",
+    "resnet34": "`torchvision.models.resnet34()`",
+    "resnet50": "`torchvision.models.resnet50()`",
+    "resnet20": "CIFAR ResNet-20, option B (`scripts/models.py`)",
+    "resnet56": "CIFAR ResNet-56, option B",
+}
+
+
+def write_readme() -> None:
+    rows = []
+    for path in sorted(OUT.glob("*.json")):
+        d = json.loads(path.read_text())
+        checks = ["keys"] + (["eval"] if "logits" in d else []) + (["train + BN stats"] if "train" in d else [])
+        checks += ["layer table"] if "layers" in d else []
+        rows.append(f"| `{path.name}` | {NOTES.get(d['case'], '')} | {d['params']:,} | {len(d['keys'])} | "
+                    f"{'x'.join(map(str, d['input']))} | {', '.join(checks)} | {path.stat().st_size:,} |")
+    text = f"""# PyTorch fixtures of the zoo models
+
+Written by `scripts/torch_zoo_reference.py` (torch {torch.__version__.split('+')[0]}, torchvision
+{torchvision.__version__.split('+')[0]}) and read by `crates/zoo/tests/zoo_models.rs`. No weights are stored:
+the script fills every parameter and buffer with a deterministic integer-hash formula that
+`crates/zoo/tests/common/mod.rs` repeats bit for bit (see the script's docstring), runs a formula
+input through a float64 copy of the model, and keeps the `state_dict()` keys and shapes, the
+parameter count and the outputs. Regenerate from the repository root:
+
+```sh
+{REGEN}            # all cases
+{REGEN} --only resnet18  # one case
+```
+
+| file | model | parameters | keys | input | checks | bytes |
+| --- | --- | ---: | ---: | --- | --- | ---: |
+""" + "\n".join(rows) + "\n"
+    (OUT / "README.md").write_text(text)
 
 
 def main() -> None:
@@ -389,6 +456,7 @@ def main() -> None:
         print(f"{name:22s} {res['params']:>12,d} params  {len(res['keys']):>4d} keys  "
               f"|logits| max {np.abs(logits).max():9.4f} std {logits.std():8.4f}  {size:>8,d} B")
     if not args.list:
+        write_readme()
         print(f"{'total':22s} {total:>8,d} B in {OUT.relative_to(REPO)}")
 
 

@@ -16,7 +16,8 @@ fn steps(c: &mut Criterion) {
             let store = ParamStore::new(0, &Device::Cpu);
             let Ok(model) = convnets::zoo::build(r.model, store.vb()) else { continue };
             let Ok(mut opt) = Sgd::new(store.trainable_vars(), r.sgd) else { continue };
-            let x = Tensor::rand(0f32, 1f32, (r.batch_size, 1, 28, 28), &Device::Cpu).expect("input");
+            let Some([ch, h, w]) = convnets::zoo::find(r.model).map(|i| i.input) else { continue };
+            let x = Tensor::rand(0f32, 1f32, (r.batch_size, ch, h, w), &Device::Cpu).expect("input");
             let y = Tensor::zeros(r.batch_size, DType::U32, &Device::Cpu).expect("labels");
             let mut g = c.benchmark_group(format!("{}_b{}", r.name, r.batch_size));
             g.throughput(Throughput::Elements(r.batch_size as u64));

@@ -5,7 +5,7 @@
 //! threads, machine, run).
 
 use anyhow::{Context, Result};
-use candle_core::{Device, ModuleT, Tensor};
+use candle_core::{Device, Tensor};
 use convnets::data::{Batcher, DatasetKind, Normalize};
 use convnets::layers::ParamStore;
 use convnets::train::{cross_entropy, Sgd, SgdConfig};
@@ -31,7 +31,8 @@ pub struct Recipe {
     pub sgd: SgdConfig,
 }
 
-/// The recipes: seed 000's (A) and seed 004's (B).
+/// The recipes: seed 000's (A), seed 004's (B), and the CIFAR-10-shaped SimpleCNN (seed 003)
+/// and ResNet-20 (He et al. 2016) on random images, as `benches/torch/bench.py` has them.
 pub fn recipes() -> Vec<Recipe> {
     vec![
         Recipe {
@@ -50,7 +51,53 @@ pub fn recipes() -> Vec<Recipe> {
             batch_size: 64,
             sgd: SgdConfig { lr: 0.01, momentum: 0.5, ..Default::default() },
         },
+        Recipe {
+            name: "simple-cnn",
+            model: "simple-cnn",
+            dataset: None,
+            normalize: None,
+            batch_size: 128,
+            sgd: SgdConfig { lr: 0.01, momentum: 0.9, ..Default::default() },
+        },
+        Recipe {
+            name: "resnet20",
+            model: "resnet20",
+            dataset: None,
+            normalize: None,
+            batch_size: 128,
+            sgd: SgdConfig { lr: 0.1, momentum: 0.9, weight_decay: 1e-4, ..Default::default() },
+        },
     ]
+}
+
+/// Floating-point operations of one training step per image, from the layer shapes of one
+/// forward pass: convolutions and linear layers only, forward `2 * MACs`, backward twice the
+/// forward (input and weight gradients) less the first layer's input gradient, which is not
+/// computed. Pooling, activations, normalisation, the loss and the update are not counted.
+pub fn train_flops_per_image(model: &str) -> Result<f64> {
+    let info = convnets::zoo::find(model).with_context(|| format!("unknown model {model}"))?;
+    let store = ParamStore::new(0, &Device::Cpu);
+    let m = info.build(store.vb())?;
+    let [c, h, w] = info.input;
+    let s = convnets::layers::summary::summary(&*m, &[1, c, h, w])?;
+    let counted = |kind: &str| kind == "Conv2d" || kind == "Linear";
+    let macs: u64 = s.rows.iter().filter(|r| counted(r.kind)).map(|r| r.macs).sum();
+    let first = s.rows.iter().find(|r| counted(r.kind)).map_or(0, |r| r.macs);
+    Ok(2.0 * (3 * macs - first) as f64)
+}
+
+/// The machine's assumed `f32` FMA peak in GFLOP/s for `cores` cores: two 512-bit FMA units
+/// per core (16 lanes, 2 flops per FMA each) at the clock `/proc/cpuinfo` reports (AVX-512
+/// capable EPYC), or `None` when the clock cannot be read.
+pub fn fma_peak_gflops(cores: usize) -> Option<(f64, f64)> {
+    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    let mhz = info
+        .lines()
+        .find(|l| l.starts_with("cpu MHz"))
+        .and_then(|l| l.split(':').nth(1))
+        .and_then(|v| v.trim().parse::<f64>().ok())?;
+    let ghz = mhz / 1000.0;
+    Some((cores as f64 * 2.0 * 16.0 * 2.0 * ghz, ghz))
 }
 
 /// What one timed case measured.
@@ -84,6 +131,11 @@ pub fn peak_rss_mb() -> f64 {
 struct Data {
     train: Batcher,
     test_images: Tensor,
+}
+
+/// The shuffled training batches of a recipe (real data, or random CIFAR-shaped images).
+pub fn train_batcher(r: &Recipe, data_dir: Option<&Path>) -> Result<Batcher> {
+    Ok(data(r, data_dir)?.train)
 }
 
 fn data(r: &Recipe, data_dir: Option<&Path>) -> Result<Data> {

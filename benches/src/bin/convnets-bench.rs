@@ -4,13 +4,17 @@
 //! with the ratios, also written as JSON.
 //!
 //! ```text
-//! cargo xtask bench [--seconds 10] [--threads 2] [--cases lenet5,mnist-net] [--json FILE]
-//!                   [--data-dir DIR] [--no-torch]
+//! cargo xtask bench [--seconds 10] [--threads 2] [--cases lenet5,mnist-net,simple-cnn,resnet20]
+//!                   [--json FILE] [--data-dir DIR] [--no-torch]
 //! ```
+//!
+//! A second table gives the training GFLOP/s each implementation achieves (convolution and
+//! linear FLOPs per image from the layer shapes, see `train_flops_per_image`) against the
+//! machine's `f32` FMA peak for the threads used (see `fma_peak_gflops`).
 
 use anyhow::{bail, Context, Result};
 use convnets::layers::ops::{set_kernels, Kernels};
-use convnets_bench::{recipes, time_case, CaseResult};
+use convnets_bench::{fma_peak_gflops, recipes, time_case, train_flops_per_image, CaseResult};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -173,8 +177,42 @@ fn main() -> Result<()> {
             }),
         );
     }
+    let peak = fma_peak_gflops(a.threads);
+    match peak {
+        Some((p, ghz)) => println!(
+            "\ntraining GFLOP/s (conv + linear FLOPs only); assumed peak {p:.0} GFLOP/s = {} core(s) x 2 FMA units x 16 f32 x 2 flops x {ghz:.2} GHz",
+            a.threads
+        ),
+        None => println!("\ntraining GFLOP/s (conv + linear FLOPs only); machine peak unknown"),
+    }
+    println!("{:<10} | {:>12} | {:>10} {:>7} | {:>10} {:>7} | {:>10} {:>7}", "case", "MFLOP/img", "convnets", "% peak", "candle", "% peak", "pytorch", "% peak");
+    println!("{}", "-".repeat(88));
+    for (case, r) in &results {
+        let Some(model) = recipes().into_iter().find(|x| x.name == case).map(|x| x.model) else { continue };
+        let flops = match train_flops_per_image(model) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("warning: no FLOP count for {case}: {e:#}");
+                continue;
+            }
+        };
+        let gf = |ips: Option<f64>| ips.map(|x| x * flops / 1e9);
+        let cell = |g: Option<f64>| match (g, peak) {
+            (Some(g), Some((p, _))) => format!("{g:>10.1} {:>6.1}%", 100.0 * g / p),
+            (Some(g), None) => format!("{g:>10.1} {:>7}", "-"),
+            _ => format!("{:>10} {:>7}", "-", "-"),
+        };
+        let (n, c) = (gf(Some(r["native"].train_images_per_s)), gf(Some(r["reference"].train_images_per_s)));
+        let tt = gf(t(case, "train_images_per_s"));
+        println!("{case:<10} | {:>12.2} | {} | {} | {}", flops / 1e6, cell(n), cell(c), cell(tt));
+        if let Some(Value::Object(o)) = table.get_mut(case) {
+            o.insert("train_flops_per_image".into(), json!(flops));
+            o.insert("train_gflops".into(), json!({"convnets": n, "candle": c, "pytorch": tt}));
+        }
+    }
     let doc = json!({
         "threads": a.threads, "seconds": a.seconds,
+        "fma_peak_gflops": peak.map(|p| p.0),
         "torch_version": torch.as_ref().and_then(|v| v.get("torch_version").cloned()),
         "cases": table,
     });

@@ -1,4 +1,4 @@
-//! The `convnets` command line: train, eval, download, models.
+//! The `convnets` command line: train, eval, summary, download, models.
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -42,8 +42,57 @@ enum Cmd {
         #[arg(long)]
         root: Option<PathBuf>,
     },
+    /// Print a model's layers: output shapes, parameter shapes and counts, MACs, totals.
+    #[command(after_help = models_help())]
+    Summary {
+        /// Model name (see `convnets models`).
+        #[arg(long)]
+        model: String,
+        /// Input shape with the batch, e.g. 1,3,227,227 (default: batch 1 and the model's input).
+        #[arg(long, value_parser = parse_shape)]
+        input: Option<Shape>,
+    },
     /// List the models and data sets.
     Models,
+}
+
+/// An input shape given on the command line (`1,3,227,227`).
+#[derive(Clone, Debug)]
+struct Shape(Vec<usize>);
+
+fn parse_shape(s: &str) -> Result<Shape, String> {
+    let dim = |d: &str| {
+        d.trim()
+            .parse::<usize>()
+            .map_err(|e| format!("`{d}` in `{s}`: {e}"))
+    };
+    let dims: Vec<usize> = s.split(',').map(dim).collect::<Result<_, _>>()?;
+    if dims.is_empty() || dims.contains(&0) {
+        return Err(format!(
+            "expected positive dimensions like 1,3,227,227, got `{s}`"
+        ));
+    }
+    Ok(Shape(dims))
+}
+
+fn summary(model: &str, input: Option<Shape>) -> Result<()> {
+    let Some(info) = convnets::zoo::find(model) else {
+        let known: Vec<&str> = convnets::zoo::models().iter().map(|m| m.name).collect();
+        bail!("unknown model `{model}`; known: {}", known.join(", "))
+    };
+    let shape = match input {
+        Some(Shape(dims)) => dims,
+        None => std::iter::once(1).chain(info.input).collect(),
+    };
+    let store = convnets::layers::ParamStore::new(0, &convnets::candle::Device::Cpu);
+    let net = info
+        .build(store.vb())
+        .with_context(|| format!("building {model}"))?;
+    let s = convnets::layers::summary(&*net, &shape)
+        .with_context(|| format!("running {model} on an input {shape:?}"))?;
+    println!("{model}: {}", info.description);
+    println!("{s}");
+    Ok(())
 }
 
 #[derive(Args)]
@@ -203,7 +252,39 @@ fn main() -> Result<()> {
                 .with_context(|| format!("downloading {}", kind.name()))?;
             println!("{} is in {}", kind.name(), dir.display());
         }
+        Cmd::Summary { model, input } => summary(&model, input)?,
         Cmd::Models => print!("{}", models_help()),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_shapes_parse_and_errors_say_why() {
+        assert_eq!(
+            parse_shape("1,3,227,227").map(|s| s.0),
+            Ok(vec![1, 3, 227, 227])
+        );
+        assert_eq!(
+            parse_shape(" 2, 1,28 ,28").map(|s| s.0),
+            Ok(vec![2, 1, 28, 28])
+        );
+        let err = parse_shape("1,x").map(|s| s.0).unwrap_err();
+        assert!(err.contains("`x` in `1,x`"), "{err}");
+        let err = parse_shape("1,0,28").map(|s| s.0).unwrap_err();
+        assert!(err.contains("positive dimensions"), "{err}");
+    }
+
+    #[test]
+    fn summary_of_small_models_runs() -> Result<()> {
+        // Small models only: the ImageNet ones take seconds each in a debug build.
+        for name in ["lenet5", "mnist-net", "simple-cnn"] {
+            summary(name, None)?;
+        }
+        assert!(summary("nope", None).is_err());
+        Ok(())
+    }
 }

@@ -2,7 +2,7 @@
 //! `nn.Dropout`), and the seeded generator behind dropout.
 
 use crate::init::Rng;
-use crate::layer::{label, Layer};
+use crate::layer::{label, Layer, Named};
 use crate::summary;
 use candle_core::{Module, ModuleT, Result, Tensor};
 use std::sync::Mutex;
@@ -23,6 +23,14 @@ impl Module for Relu {
         let y = x.relu()?;
         summary::record(None, "ReLU", &y, &[], 0);
         Ok(y)
+    }
+}
+
+impl Relu {
+    /// This layer called `name` (in errors and summaries): a [`Named`] wrapper, as `Relu` is a
+    /// unit struct.
+    pub fn named(self, name: impl Into<String>) -> Named<Self> {
+        Named::new(name, self)
     }
 }
 
@@ -47,11 +55,23 @@ pub struct Flatten;
 impl Module for Flatten {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         if x.rank() < 2 {
-            candle_core::bail!("{}: expected an input [batch, ...] with 2 or more dimensions, found {:?}", label(None, "Flatten"), x.dims())
+            candle_core::bail!(
+                "{}: expected an input [batch, ...] with 2 or more dimensions, found {:?}",
+                label(None, "Flatten"),
+                x.dims()
+            )
         }
         let y = x.flatten_from(1)?;
         summary::record(None, "Flatten", &y, &[], 0);
         Ok(y)
+    }
+}
+
+impl Flatten {
+    /// This layer called `name` (in errors and summaries): a [`Named`] wrapper, as `Flatten`
+    /// is a unit struct.
+    pub fn named(self, name: impl Into<String>) -> Named<Self> {
+        Named::new(name, self)
     }
 }
 
@@ -74,7 +94,9 @@ pub fn set_seed(seed: u64) {
 /// `n` draws from `[0, 1)` from the process-wide generator.
 fn uniform(n: usize) -> Vec<f32> {
     let mut guard = RNG.lock().unwrap_or_else(|e| e.into_inner());
-    guard.get_or_insert_with(|| Rng::new(0)).uniform(n, 0.0, 1.0)
+    guard
+        .get_or_insert_with(|| Rng::new(0))
+        .uniform(n, 0.0, 1.0)
 }
 
 /// Dropout (PyTorch's `nn.Dropout(p)`): in training each element is zeroed with probability
@@ -101,7 +123,10 @@ pub struct Dropout {
 impl Dropout {
     /// Dropout with probability `p` (PyTorch's default is 0.5); `p` is clamped to `[0, 1]`.
     pub fn new(p: f32) -> Self {
-        Self { p: if p.is_nan() { 0.0 } else { p.clamp(0.0, 1.0) }, name: None }
+        Self {
+            p: if p.is_nan() { 0.0 } else { p.clamp(0.0, 1.0) },
+            name: None,
+        }
     }
     /// The same layer called `name` (in errors and summaries).
     pub fn named(mut self, name: impl Into<String>) -> Self {
@@ -130,7 +155,10 @@ impl ModuleT for Dropout {
         } else {
             let keep = 1.0 - self.p;
             let scale = 1.0 / keep;
-            let mask: Vec<f32> = uniform(x.elem_count()).into_iter().map(|u| if u < keep { scale } else { 0.0 }).collect();
+            let mask: Vec<f32> = uniform(x.elem_count())
+                .into_iter()
+                .map(|u| if u < keep { scale } else { 0.0 })
+                .collect();
             let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
             (x * mask)?
         };
@@ -166,8 +194,20 @@ mod tests {
         let kept = a.iter().filter(|&&v| v != 0.0).count();
         assert!((6700..7300).contains(&kept), "kept {kept} of 10000");
         assert!(a.iter().all(|&v| v == 0.0 || (v - 1.0 / 0.7).abs() < 1e-6));
-        assert_eq!(Dropout::new(1.0).forward_t(&x, true)?.sum_all()?.to_scalar::<f32>()?, 0.0);
-        assert_eq!(Dropout::new(0.0).forward_t(&x, true)?.sum_all()?.to_scalar::<f32>()?, 10000.0);
+        assert_eq!(
+            Dropout::new(1.0)
+                .forward_t(&x, true)?
+                .sum_all()?
+                .to_scalar::<f32>()?,
+            0.0
+        );
+        assert_eq!(
+            Dropout::new(0.0)
+                .forward_t(&x, true)?
+                .sum_all()?
+                .to_scalar::<f32>()?,
+            10000.0
+        );
         Ok(())
     }
 
@@ -175,6 +215,9 @@ mod tests {
     fn flatten_error() {
         let x = Tensor::ones(3, DType::F32, &Device::Cpu).unwrap();
         let err = Flatten.forward(&x).unwrap_err().to_string();
-        assert!(err.contains("Flatten: expected an input [batch, ...]") && err.contains("[3]"), "{err}");
+        assert!(
+            err.contains("Flatten: expected an input [batch, ...]") && err.contains("[3]"),
+            "{err}"
+        );
     }
 }

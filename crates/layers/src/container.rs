@@ -68,7 +68,9 @@ impl Sequential {
             if let Some(own) = layer.name() {
                 if own == name {
                     self.inferred = Some(String::new());
-                } else if let Some(prefix) = own.strip_suffix(&name).and_then(|p| p.strip_suffix('.')) {
+                } else if let Some(prefix) =
+                    own.strip_suffix(&name).and_then(|p| p.strip_suffix('.'))
+                {
                     self.inferred = Some(prefix.to_string());
                 }
             }
@@ -101,12 +103,18 @@ impl Sequential {
 
     /// The child called `name`.
     pub fn child(&self, name: &str) -> Option<&dyn Layer> {
-        self.children.iter().find(|(n, _)| n == name).map(|(_, l)| l.as_ref())
+        self.children
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, l)| l.as_ref())
     }
 
     /// The direct children with their names (PyTorch's `named_children()`).
     pub fn named_children(&self) -> Vec<(String, &dyn Layer)> {
-        self.children.iter().map(|(n, l)| (n.clone(), l.as_ref())).collect()
+        self.children
+            .iter()
+            .map(|(n, l)| (n.clone(), l.as_ref()))
+            .collect()
     }
 
     /// Every module under this one, itself first as `""`, with dotted names (PyTorch's
@@ -186,13 +194,30 @@ mod tests {
         let vb = store.vb();
         let mut features = Sequential::new();
         features
-            .push("0", conv2d(3, 4, 3, Conv2dConfig::default(), vb.pp("features").pp(0))?)
+            .push(
+                "0",
+                conv2d(3, 4, 3, Conv2dConfig::default(), vb.pp("features").pp(0))?,
+            )
             .push("1", Relu)
             .push("2", MaxPool2d::new(2));
         let mut model = Sequential::new();
-        model.push("features", features).push("flatten", Flatten).push("fc", linear(4 * 3 * 3, 2, vb.pp("fc"))?);
+        model
+            .push("features", features)
+            .push("flatten", Flatten)
+            .push("fc", linear(4 * 3 * 3, 2, vb.pp("fc"))?);
         let names: Vec<String> = model.named_modules().into_iter().map(|(n, _)| n).collect();
-        assert_eq!(names, ["", "features", "features.0", "features.1", "features.2", "flatten", "fc"]);
+        assert_eq!(
+            names,
+            [
+                "",
+                "features",
+                "features.0",
+                "features.1",
+                "features.2",
+                "flatten",
+                "fc"
+            ]
+        );
         assert_eq!(model.get(0).map(|l| l.name()), Some(Some("features")));
 
         let s = summary(&model, &[1, 3, 8, 8])?;
@@ -208,10 +233,29 @@ mod tests {
             ]
         );
         // A failing child names itself inside the container.
-        let err = model.forward_t(&Tensor::zeros((1, 3, 3, 3), DType::F32, &Device::Cpu)?, false).unwrap_err();
-        assert!(err.to_string().contains("features.2 (MaxPool2d): input [1, 4, 1, 1] is too small"), "{err}");
-        let err = model.first(1).forward_t(&Tensor::zeros((1, 2, 8, 8), DType::F32, &Device::Cpu)?, false).unwrap_err();
-        assert!(err.to_string().contains("features.0 (Conv2d): expected 3 input channels"), "{err}");
+        let err = model
+            .forward_t(
+                &Tensor::zeros((1, 3, 3, 3), DType::F32, &Device::Cpu)?,
+                false,
+            )
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("features.2 (MaxPool2d): input [1, 4, 1, 1] is too small"),
+            "{err}"
+        );
+        let err = model
+            .first(1)
+            .forward_t(
+                &Tensor::zeros((1, 2, 8, 8), DType::F32, &Device::Cpu)?,
+                false,
+            )
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("features.0 (Conv2d): expected 3 input channels"),
+            "{err}"
+        );
         Ok(())
     }
 }

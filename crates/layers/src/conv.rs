@@ -20,7 +20,13 @@ use candle_nn::VarBuilder;
 /// assert_eq!(conv_out_size(5, 3, 2, 0, 1), Some(2));
 /// assert_eq!(conv_out_size(2, 5, 1, 0, 1), None);
 /// ```
-pub fn conv_out_size(size: usize, kernel: usize, stride: usize, padding: usize, dilation: usize) -> Option<usize> {
+pub fn conv_out_size(
+    size: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    dilation: usize,
+) -> Option<usize> {
     let span = dilation * (kernel.max(1) - 1) + 1;
     let padded = size + 2 * padding;
     if stride == 0 || padded < span {
@@ -47,7 +53,13 @@ pub struct Conv2dConfig {
 
 impl Default for Conv2dConfig {
     fn default() -> Self {
-        Self { stride: [1, 1], padding: [0, 0], dilation: [1, 1], groups: 1, bias: true }
+        Self {
+            stride: [1, 1],
+            padding: [0, 0],
+            dilation: [1, 1],
+            groups: 1,
+            bias: true,
+        }
     }
 }
 
@@ -91,8 +103,18 @@ pub struct Conv2d {
 
 impl Conv2d {
     /// A layer from existing tensors; `name` is used in error messages.
-    pub fn new(name: impl Into<String>, weight: Tensor, bias: Option<Tensor>, cfg: Conv2dConfig) -> Self {
-        Self { name: name.into(), weight, bias, cfg }
+    pub fn new(
+        name: impl Into<String>,
+        weight: Tensor,
+        bias: Option<Tensor>,
+        cfg: Conv2dConfig,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            weight,
+            bias,
+            cfg,
+        }
     }
     /// The weight `[c_out, c_in / groups, kh, kw]`.
     pub fn weight(&self) -> &Tensor {
@@ -126,10 +148,16 @@ impl Conv2d {
         let c_in = c_in_g * self.cfg.groups;
         let [b, c, h, w] = match input {
             &[b, c, h, w] => [b, c, h, w],
-            other => candle_core::bail!("{}: expected an input [batch, {c_in}, h, w], found {other:?}", self.label()),
+            other => candle_core::bail!(
+                "{}: expected an input [batch, {c_in}, h, w], found {other:?}",
+                self.label()
+            ),
         };
         if c != c_in {
-            candle_core::bail!("{}: expected {c_in} input channels, found input {input:?}", self.label())
+            candle_core::bail!(
+                "{}: expected {c_in} input channels, found input {input:?}",
+                self.label()
+            )
         }
         let (s, p, d) = (self.cfg.stride, self.cfg.padding, self.cfg.dilation);
         match (conv_out_size(h, kh, s[0], p[0], d[0]), conv_out_size(w, kw, s[1], p[1], d[1])) {
@@ -176,12 +204,24 @@ impl Layer for Conv2d {
 
 /// Builds a [`Conv2d`] with a square `kernel`, taking `weight` and `bias` from `vb` with
 /// PyTorch's default initialisation (uniform in `±1/sqrt(c_in / groups * kh * kw)`).
-pub fn conv2d(c_in: usize, c_out: usize, kernel: usize, cfg: Conv2dConfig, vb: VarBuilder) -> Result<Conv2d> {
+pub fn conv2d(
+    c_in: usize,
+    c_out: usize,
+    kernel: usize,
+    cfg: Conv2dConfig,
+    vb: VarBuilder,
+) -> Result<Conv2d> {
     conv2d_rect(c_in, c_out, [kernel, kernel], cfg, vb)
 }
 
 /// Builds a [`Conv2d`] with a rectangular `kernel` `(kh, kw)`; see [`conv2d`].
-pub fn conv2d_rect(c_in: usize, c_out: usize, kernel: [usize; 2], cfg: Conv2dConfig, vb: VarBuilder) -> Result<Conv2d> {
+pub fn conv2d_rect(
+    c_in: usize,
+    c_out: usize,
+    kernel: [usize; 2],
+    cfg: Conv2dConfig,
+    vb: VarBuilder,
+) -> Result<Conv2d> {
     let name = vb.prefix();
     if cfg.groups == 0 || c_in % cfg.groups != 0 || c_out % cfg.groups != 0 {
         candle_core::bail!(
@@ -190,12 +230,24 @@ pub fn conv2d_rect(c_in: usize, c_out: usize, kernel: [usize; 2], cfg: Conv2dCon
         )
     }
     if kernel.contains(&0) || cfg.stride.contains(&0) || cfg.dilation.contains(&0) {
-        candle_core::bail!("{name}: kernel {kernel:?}, stride {:?} and dilation {:?} must be positive", cfg.stride, cfg.dilation)
+        candle_core::bail!(
+            "{name}: kernel {kernel:?}, stride {:?} and dilation {:?} must be positive",
+            cfg.stride,
+            cfg.dilation
+        )
     }
     let fan_in = c_in / cfg.groups * kernel[0] * kernel[1];
     let init = pytorch_default(fan_in);
-    let weight = vb.get_with_hints((c_out, c_in / cfg.groups, kernel[0], kernel[1]), "weight", init)?;
-    let bias = if cfg.bias { Some(vb.get_with_hints(c_out, "bias", init)?) } else { None };
+    let weight = vb.get_with_hints(
+        (c_out, c_in / cfg.groups, kernel[0], kernel[1]),
+        "weight",
+        init,
+    )?;
+    let bias = if cfg.bias {
+        Some(vb.get_with_hints(c_out, "bias", init)?)
+    } else {
+        None
+    };
     Ok(Conv2d::new(name, weight, bias, cfg))
 }
 
@@ -215,13 +267,28 @@ mod tests {
 
         let bad = Tensor::zeros((1, 3, 100, 100), DType::F32, &Device::Cpu)?;
         let err = conv.forward(&bad).unwrap_err().to_string();
-        assert!(err.contains("conv (Conv2d): expected 5 input channels") && err.contains("[1, 3, 100, 100]"), "{err}");
+        assert!(
+            err.contains("conv (Conv2d): expected 5 input channels")
+                && err.contains("[1, 3, 100, 100]"),
+            "{err}"
+        );
         let small = Tensor::zeros((1, 5, 2, 2), DType::F32, &Device::Cpu)?;
         let err = conv.forward(&small).unwrap_err().to_string();
         assert!(err.contains("too small for kernel 3x3"), "{err}");
 
-        let err = conv2d(6, 9, 3, Conv2dConfig::default().groups(4), store.vb().pp("g")).unwrap_err().to_string();
-        assert!(err.contains("g: in_channels (6) and out_channels (9) must be divisible by groups (4)"), "{err}");
+        let err = conv2d(
+            6,
+            9,
+            3,
+            Conv2dConfig::default().groups(4),
+            store.vb().pp("g"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("g: in_channels (6) and out_channels (9) must be divisible by groups (4)"),
+            "{err}"
+        );
         Ok(())
     }
 
@@ -241,15 +308,30 @@ mod tests {
     #[test]
     fn seed_004_arithmetic_example() -> anyhow::Result<()> {
         // Seed 004: the 5x5 input and the 3x3 kernel 1..9, no bias, stride 2.
-        let x: Vec<f32> = [3, 4, 6, 5, 7, 2, 4, 6, 8, 2, 1, 6, 7, 8, 4, 9, 7, 4, 6, 2, 3, 7, 5, 4, 1]
-            .iter()
-            .map(|&v| v as f32)
-            .collect();
+        let x: Vec<f32> = [
+            3, 4, 6, 5, 7, 2, 4, 6, 8, 2, 1, 6, 7, 8, 4, 9, 7, 4, 6, 2, 3, 7, 5, 4, 1,
+        ]
+        .iter()
+        .map(|&v| v as f32)
+        .collect();
         let x = Tensor::from_vec(x, (1, 1, 5, 5), &Device::Cpu)?;
         let w = Tensor::arange(1f32, 10f32, &Device::Cpu)?.reshape((1, 1, 3, 3))?;
-        let conv = Conv2d::new("conv", w.clone(), None, Conv2dConfig::default().bias(false).stride(2));
-        assert_eq!(conv.forward(&x)?.squeeze(0)?.squeeze(0)?.to_vec2::<f32>()?, [[211., 262.], [251., 169.]]);
-        let conv = Conv2d::new("conv", w, None, Conv2dConfig::default().bias(false).padding(1));
+        let conv = Conv2d::new(
+            "conv",
+            w.clone(),
+            None,
+            Conv2dConfig::default().bias(false).stride(2),
+        );
+        assert_eq!(
+            conv.forward(&x)?.squeeze(0)?.squeeze(0)?.to_vec2::<f32>()?,
+            [[211., 262.], [251., 169.]]
+        );
+        let conv = Conv2d::new(
+            "conv",
+            w,
+            None,
+            Conv2dConfig::default().bias(false).padding(1),
+        );
         assert_eq!(conv.forward(&x)?.dims(), &[1, 1, 5, 5]);
         Ok(())
     }

@@ -63,7 +63,9 @@ impl Rng {
 
     /// `n` values drawn uniformly from `[lo, up)`.
     pub fn uniform(&mut self, n: usize, lo: f64, up: f64) -> Vec<f32> {
-        (0..n).map(|_| (lo + (up - lo) * self.0.random::<f64>()) as f32).collect()
+        (0..n)
+            .map(|_| (lo + (up - lo) * self.0.random::<f64>()) as f32)
+            .collect()
     }
 
     /// `n` values drawn from a normal distribution (Box–Muller).
@@ -89,7 +91,11 @@ impl Rng {
             Hint::Const(v) => vec![v as f32; n],
             Hint::Uniform { lo, up } => self.uniform(n, lo, up),
             Hint::Randn { mean, stdev } => self.normal(n, mean, stdev),
-            Hint::Kaiming { dist, fan, non_linearity } => {
+            Hint::Kaiming {
+                dist,
+                fan,
+                non_linearity,
+            } => {
                 let receptive: usize = dims.iter().skip(2).product();
                 let fan = match (fan, dims) {
                     (_, [] | [_]) => n,
@@ -298,17 +304,30 @@ pub fn xavier_normal(gain: f64) -> Init {
 /// `nn.init.kaiming_uniform_(a, mode, nonlinearity)`; PyTorch's defaults are
 /// `(0, FanIn, LeakyRelu)` (gain √2).
 pub fn kaiming_uniform(a: f64, mode: FanMode, nonlinearity: Nonlinearity) -> Init {
-    Init::KaimingUniform { a, mode, nonlinearity }
+    Init::KaimingUniform {
+        a,
+        mode,
+        nonlinearity,
+    }
 }
 /// `nn.init.kaiming_normal_(a, mode, nonlinearity)`; PyTorch's defaults are
 /// `(0, FanIn, LeakyRelu)` (gain √2).
 pub fn kaiming_normal(a: f64, mode: FanMode, nonlinearity: Nonlinearity) -> Init {
-    Init::KaimingNormal { a, mode, nonlinearity }
+    Init::KaimingNormal {
+        a,
+        mode,
+        nonlinearity,
+    }
 }
 
 impl Init {
     /// The standard deviation of a Kaiming init for `shape`, or an error for fewer than 2 dims.
-    fn kaiming_std(p: &ModuleParam, a: f64, mode: FanMode, nonlinearity: Nonlinearity) -> Result<f64> {
+    fn kaiming_std(
+        p: &ModuleParam,
+        a: f64,
+        mode: FanMode,
+        nonlinearity: Nonlinearity,
+    ) -> Result<f64> {
         let (fan_in, fan_out) = fans_of(p)?;
         let fan = match mode {
             FanMode::FanIn => fan_in,
@@ -334,18 +353,29 @@ impl Init {
                 let (fi, fo) = fans_of(p)?;
                 rng.normal(n, 0.0, gain * (2.0 / (fi + fo).max(1) as f64).sqrt())
             }
-            Init::KaimingUniform { a, mode, nonlinearity } => {
+            Init::KaimingUniform {
+                a,
+                mode,
+                nonlinearity,
+            } => {
                 let b = 3f64.sqrt() * Self::kaiming_std(p, a, mode, nonlinearity)?;
                 rng.uniform(n, -b, b)
             }
-            Init::KaimingNormal { a, mode, nonlinearity } => rng.normal(n, 0.0, Self::kaiming_std(p, a, mode, nonlinearity)?),
+            Init::KaimingNormal {
+                a,
+                mode,
+                nonlinearity,
+            } => rng.normal(n, 0.0, Self::kaiming_std(p, a, mode, nonlinearity)?),
             Init::PytorchDefault => match (p.kind, p.param) {
                 (ModuleKind::BatchNorm2d, "weight" | "running_var") => vec![1.0; n],
                 (ModuleKind::BatchNorm2d, _) => vec![0.0; n],
                 (_, "running_var") => vec![1.0; n],
                 (_, "running_mean" | "num_batches_tracked") => vec![0.0; n],
                 _ => {
-                    let w = p.weight_shape.filter(|w| w.len() >= 2).or(Some(p.shape).filter(|s| s.len() >= 2));
+                    let w = p
+                        .weight_shape
+                        .filter(|w| w.len() >= 2)
+                        .or(Some(p.shape).filter(|s| s.len() >= 2));
                     let Some((fan_in, _)) = w.and_then(fans) else {
                         candle_core::bail!(
                             "init: `{}` {:?}: PyTorch's default init needs the fan-in of a weight with 2 or more dims",
@@ -382,11 +412,19 @@ pub fn apply(store: &ParamStore, rule: impl Fn(&ModuleParam) -> Option<Init>) ->
 }
 
 /// [`apply`] drawing from `rng` instead of the store's generator.
-pub fn apply_with(store: &ParamStore, rng: &mut Rng, rule: impl Fn(&ModuleParam) -> Option<Init>) -> Result<usize> {
+pub fn apply_with(
+    store: &ParamStore,
+    rng: &mut Rng,
+    rule: impl Fn(&ModuleParam) -> Option<Init>,
+) -> Result<usize> {
     apply_to(&store.named_vars(), rng, rule)
 }
 
-fn apply_to(named: &[(String, candle_core::Var)], rng: &mut Rng, rule: impl Fn(&ModuleParam) -> Option<Init>) -> Result<usize> {
+fn apply_to(
+    named: &[(String, candle_core::Var)],
+    rng: &mut Rng,
+    rule: impl Fn(&ModuleParam) -> Option<Init>,
+) -> Result<usize> {
     let split = |name: &str| -> (String, String) {
         match name.rsplit_once('.') {
             Some((m, p)) => (m.to_string(), p.to_string()),

@@ -17,7 +17,7 @@ use std::cell::RefCell;
 ///
 /// ```
 /// use convnets_layers::{named_modules, Layer, MaxPool2d, Relu, Sequential};
-/// let block = Sequential::new().push("relu1", Relu).push("pool1", MaxPool2d::new(2));
+/// let block = Sequential::new().add("relu1", Relu).add("pool1", MaxPool2d::new(2));
 /// assert_eq!(block.kind(), "Sequential");
 /// let names: Vec<String> = named_modules(&block).into_iter().map(|(n, _)| n).collect();
 /// assert_eq!(names, ["", "relu1", "pool1"]);
@@ -53,7 +53,11 @@ pub fn named_modules(root: &dyn Layer) -> Vec<(String, &dyn Layer)> {
         let children = layer.children();
         out.push((prefix.clone(), layer));
         for (name, child) in children {
-            let full = if prefix.is_empty() { name } else { format!("{prefix}.{name}") };
+            let full = if prefix.is_empty() {
+                name
+            } else {
+                format!("{prefix}.{name}")
+            };
             walk(full, child, out);
         }
     }
@@ -107,9 +111,77 @@ pub(crate) fn label(own: Option<&str>, kind: &'static str) -> String {
 }
 
 /// Checks that `x` has rank 4 (`[b, c, h, w]`), or fails naming the layer.
-pub(crate) fn expect_4d(x: &candle_core::Tensor, own: Option<&str>, kind: &'static str) -> candle_core::Result<()> {
+pub(crate) fn expect_4d(
+    x: &candle_core::Tensor,
+    own: Option<&str>,
+    kind: &'static str,
+) -> candle_core::Result<()> {
     if x.rank() != 4 {
-        candle_core::bail!("{}: expected an input [batch, channels, height, width], found {:?}", label(own, kind), x.dims())
+        candle_core::bail!(
+            "{}: expected an input [batch, channels, height, width], found {:?}",
+            label(own, kind),
+            x.dims()
+        )
     }
     Ok(())
+}
+
+/// A layer with a name of its own, for layers that have no name field (`Relu`, `Flatten`, a
+/// model struct): `Relu.named("1")`. In errors and summaries its leaves without a name of
+/// their own go by this name. Transparent otherwise: same kind, children and output.
+///
+/// ```
+/// use candle_core::{DType, Device, Tensor};
+/// use convnets_layers::{summary, Layer, Relu};
+/// let relu = Relu.named("features.1");
+/// assert_eq!((relu.kind(), relu.name()), ("ReLU", Some("features.1")));
+/// let x = Tensor::zeros((1, 4), DType::F32, &Device::Cpu)?;
+/// assert_eq!(relu.forward(&x)?.dims(), &[1, 4]);
+/// assert_eq!(summary(&relu, &[1, 4])?.rows[0].name, "features.1");
+/// # Ok::<(), candle_core::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Named<L> {
+    name: String,
+    inner: L,
+}
+
+impl<L: Layer> Named<L> {
+    /// `inner` called `name`.
+    pub fn new(name: impl Into<String>, inner: L) -> Self {
+        Self {
+            name: name.into(),
+            inner,
+        }
+    }
+    /// The wrapped layer.
+    pub fn inner(&self) -> &L {
+        &self.inner
+    }
+    /// `forward_t(x, false)`: lets a named `Module` be called as before (`relu.forward(&x)`).
+    pub fn forward(&self, x: &candle_core::Tensor) -> candle_core::Result<candle_core::Tensor> {
+        self.forward_t(x, false)
+    }
+}
+
+impl<L: Layer> ModuleT for Named<L> {
+    fn forward_t(
+        &self,
+        x: &candle_core::Tensor,
+        train: bool,
+    ) -> candle_core::Result<candle_core::Tensor> {
+        with_scope(self.name.clone(), || self.inner.forward_t(x, train))
+    }
+}
+
+impl<L: Layer> Layer for Named<L> {
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+    fn name(&self) -> Option<&str> {
+        Some(&self.name)
+    }
+    fn children(&self) -> Vec<(String, &dyn Layer)> {
+        self.inner.children()
+    }
 }

@@ -4,7 +4,7 @@
 //! PyTorch's default initialisation, pooling layers (with adaptive average pooling), batch
 //! norm, local response norm, dropout, named containers ([`Sequential`] and the [`Layer`]
 //! trait behind `named_modules()`), initialisation by module kind ([`init::apply`]), a model
-//! [`summary`] (shapes, parameters, MACs), a seeded parameter store whose names are PyTorch's
+//! [`summary()`] (shapes, parameters, MACs), a seeded parameter store whose names are PyTorch's
 //! `state_dict()` keys, and the [`ops`] those layers are built from (whose CPU implementation
 //! is our own and can be swapped without touching a layer).
 //!
@@ -37,12 +37,12 @@ pub use activation::{set_seed, Dropout, Flatten, Relu};
 pub use container::Sequential;
 pub use conv::{conv2d, conv2d_rect, conv_out_size, Conv2d, Conv2dConfig};
 pub use init::{pytorch_default_bound, Rng};
-pub use layer::{named_children, named_modules, Layer};
+pub use layer::{named_children, named_modules, Layer, Named};
 pub use linear::{linear, linear_b, Linear};
 pub use norm::{batch_norm2d, BatchNorm2d, BatchNormConfig, LocalResponseNorm};
 pub use pool::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d};
-pub use summary::{summary, summary_on, LayerRow, Summary};
 pub use store::{atomic_write, is_buffer, ParamStore, StoreError};
+pub use summary::{summary, summary_on, LayerRow, Summary};
 
 /// Flattens every dimension after the first: `[b, ...] -> [b, prod(...)]`.
 pub fn flatten(x: &candle_core::Tensor) -> candle_core::Result<candle_core::Tensor> {

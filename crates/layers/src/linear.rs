@@ -28,7 +28,11 @@ pub struct Linear {
 impl Linear {
     /// A layer from existing tensors: `weight` `[out, in]`, `bias` `[out]`.
     pub fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
-        Self { name: None, weight, bias }
+        Self {
+            name: None,
+            weight,
+            bias,
+        }
     }
     /// The same layer called `name` (in errors and summaries).
     pub fn named(mut self, name: impl Into<String>) -> Self {
@@ -64,27 +68,19 @@ impl Module for Linear {
             )
         }
         let rows = x.elem_count() / n_in.max(1);
-        let y = match dims.len() {
-            1 => x.unsqueeze(0)?.matmul(&self.weight.t()?)?.squeeze(0)?,
-            2 => x.matmul(&self.weight.t()?)?,
-            _ => {
-                let mut out_dims = dims.to_vec();
-                if let Some(last) = out_dims.last_mut() {
-                    *last = n_out;
-                }
-                x.reshape((rows, n_in))?.matmul(&self.weight.t()?)?.reshape(out_dims)?
-            }
-        };
-        let y = match &self.bias {
-            None => y,
-            Some(b) => y.broadcast_add(b)?,
-        };
+        let y = crate::ops::linear(x, &self.weight, self.bias.as_ref())?;
         if summary::tracing() {
             let mut params = vec![("weight", &self.weight)];
             if let Some(b) = &self.bias {
                 params.push(("bias", b));
             }
-            summary::record(self.name.as_deref(), "Linear", &y, &params, (rows * n_in * n_out) as u64);
+            summary::record(
+                self.name.as_deref(),
+                "Linear",
+                &y,
+                &params,
+                (rows * n_in * n_out) as u64,
+            );
         }
         Ok(y)
     }
@@ -120,7 +116,11 @@ pub fn linear(c_in: usize, c_out: usize, vb: VarBuilder) -> Result<Linear> {
 pub fn linear_b(c_in: usize, c_out: usize, bias: bool, vb: VarBuilder) -> Result<Linear> {
     let init = pytorch_default(c_in);
     let weight = vb.get_with_hints((c_out, c_in), "weight", init)?;
-    let bias = if bias { Some(vb.get_with_hints(c_out, "bias", init)?) } else { None };
+    let bias = if bias {
+        Some(vb.get_with_hints(c_out, "bias", init)?)
+    } else {
+        None
+    };
     Ok(Linear::new(weight, bias).named(vb.prefix()))
 }
 
@@ -140,8 +140,15 @@ mod tests {
         // Same as row by row.
         let y0 = fc.forward(&x.get(0)?.get(0)?)?;
         assert_eq!(y.get(1)?.get(2)?.to_vec1::<f32>()?, y0.to_vec1::<f32>()?);
-        let err = fc.forward(&Tensor::ones((2, 5), DType::F32, &Device::Cpu)?).unwrap_err().to_string();
-        assert!(err.contains("classifier.1 (Linear): expected an input [..., 4]") && err.contains("[2, 5]"), "{err}");
+        let err = fc
+            .forward(&Tensor::ones((2, 5), DType::F32, &Device::Cpu)?)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("classifier.1 (Linear): expected an input [..., 4]")
+                && err.contains("[2, 5]"),
+            "{err}"
+        );
         let nb = linear_b(4, 3, false, store.vb().pp("nb"))?;
         assert!(nb.bias().is_none());
         Ok(())

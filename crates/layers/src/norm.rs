@@ -21,7 +21,11 @@ pub struct BatchNormConfig {
 
 impl Default for BatchNormConfig {
     fn default() -> Self {
-        Self { eps: 1e-5, momentum: 0.1, affine: true }
+        Self {
+            eps: 1e-5,
+            momentum: 0.1,
+            affine: true,
+        }
     }
 }
 
@@ -77,13 +81,18 @@ pub fn batch_norm2d(c: usize, cfg: BatchNormConfig, vb: VarBuilder) -> Result<Ba
         )
     }
     let (weight, bias) = if cfg.affine {
-        (Some(vb.get_with_hints(c, "weight", Init::Const(1.0))?), Some(vb.get_with_hints(c, "bias", Init::Const(0.0))?))
+        (
+            Some(vb.get_with_hints(c, "weight", Init::Const(1.0))?),
+            Some(vb.get_with_hints(c, "bias", Init::Const(0.0))?),
+        )
     } else {
         (None, None)
     };
-    let running_mean = Var::from_tensor(&vb.get_with_hints(c, "running_mean", Init::Const(0.0))?)?;
+    let running_mean =
+        Var::from_tensor(&vb.get_with_hints(c, "running_mean", Init::Const(0.0))?)?;
     let running_var = Var::from_tensor(&vb.get_with_hints(c, "running_var", Init::Const(1.0))?)?;
-    let num_batches_tracked = Var::from_tensor(&vb.get_with_hints((), "num_batches_tracked", Init::Const(0.0))?)?;
+    let num_batches_tracked =
+        Var::from_tensor(&vb.get_with_hints((), "num_batches_tracked", Init::Const(0.0))?)?;
     Ok(BatchNorm2d {
         name: Some(name).filter(|n| !n.is_empty()),
         num_features: c,
@@ -123,7 +132,11 @@ impl BatchNorm2d {
     }
     /// How many training batches have updated the running statistics.
     pub fn num_batches_tracked(&self) -> Result<u64> {
-        Ok(self.num_batches_tracked.as_tensor().to_dtype(DType::F64)?.to_scalar::<f64>()? as u64)
+        Ok(self
+            .num_batches_tracked
+            .as_tensor()
+            .to_dtype(DType::F64)?
+            .to_scalar::<f64>()? as u64)
     }
 
     fn label(&self) -> String {
@@ -132,9 +145,13 @@ impl BatchNorm2d {
 
     fn normalise(&self, x: &Tensor, mean: &Tensor, var: &Tensor) -> Result<Tensor> {
         let c = self.num_features;
-        let xhat = x.broadcast_sub(mean)?.broadcast_div(&(var + self.cfg.eps)?.sqrt()?)?;
+        let xhat = x
+            .broadcast_sub(mean)?
+            .broadcast_div(&(var + self.cfg.eps)?.sqrt()?)?;
         match (&self.weight, &self.bias) {
-            (Some(w), Some(b)) => xhat.broadcast_mul(&w.reshape((1, c, 1, 1))?)?.broadcast_add(&b.reshape((1, c, 1, 1))?),
+            (Some(w), Some(b)) => xhat
+                .broadcast_mul(&w.reshape((1, c, 1, 1))?)?
+                .broadcast_add(&b.reshape((1, c, 1, 1))?),
             _ => Ok(xhat),
         }
     }
@@ -144,10 +161,18 @@ impl ModuleT for BatchNorm2d {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let c = self.num_features;
         let &[b, xc, h, w] = x.dims() else {
-            candle_core::bail!("{}: expected an input [batch, {c}, height, width], found {:?}", self.label(), x.dims())
+            candle_core::bail!(
+                "{}: expected an input [batch, {c}, height, width], found {:?}",
+                self.label(),
+                x.dims()
+            )
         };
         if xc != c {
-            candle_core::bail!("{}: expected {c} input channels, found input {:?}", self.label(), x.dims())
+            candle_core::bail!(
+                "{}: expected {c} input channels, found input {:?}",
+                self.label(),
+                x.dims()
+            )
         }
         let y = if train {
             let n = b * h * w;
@@ -165,22 +190,39 @@ impl ModuleT for BatchNorm2d {
             let m = self.cfg.momentum;
             let dt = self.running_mean.dtype();
             let batch_mean = mean.detach().flatten_all()?.to_dtype(dt)?;
-            let batch_var = (var.detach().flatten_all()? * (n as f64 / (n - 1) as f64))?.to_dtype(dt)?;
+            let batch_var =
+                (var.detach().flatten_all()? * (n as f64 / (n - 1) as f64))?.to_dtype(dt)?;
             let rm = ((self.running_mean.as_tensor().detach() * (1.0 - m))? + (batch_mean * m)?)?;
             let rv = ((self.running_var.as_tensor().detach() * (1.0 - m))? + (batch_var * m)?)?;
             self.running_mean.set(&rm)?;
             self.running_var.set(&rv)?;
-            self.num_batches_tracked.set(&(self.num_batches_tracked.as_tensor().detach() + 1.0)?)?;
+            self.num_batches_tracked
+                .set(&(self.num_batches_tracked.as_tensor().detach() + 1.0)?)?;
             y
         } else {
             let dt = x.dtype();
-            let mean = self.running_mean.as_tensor().detach().to_dtype(dt)?.reshape((1, c, 1, 1))?;
-            let var = self.running_var.as_tensor().detach().to_dtype(dt)?.reshape((1, c, 1, 1))?;
+            let mean = self
+                .running_mean
+                .as_tensor()
+                .detach()
+                .to_dtype(dt)?
+                .reshape((1, c, 1, 1))?;
+            let var = self
+                .running_var
+                .as_tensor()
+                .detach()
+                .to_dtype(dt)?
+                .reshape((1, c, 1, 1))?;
             self.normalise(x, &mean, &var)?
         };
         if summary::tracing() {
-            let params: Vec<(&str, &Tensor)> =
-                [("weight", self.weight.as_ref()), ("bias", self.bias.as_ref())].into_iter().filter_map(|(n, t)| t.map(|t| (n, t))).collect();
+            let params: Vec<(&str, &Tensor)> = [
+                ("weight", self.weight.as_ref()),
+                ("bias", self.bias.as_ref()),
+            ]
+            .into_iter()
+            .filter_map(|(n, t)| t.map(|t| (n, t)))
+            .collect();
             summary::record(self.name.as_deref(), "BatchNorm2d", &y, &params, 0);
         }
         Ok(y)
@@ -228,7 +270,13 @@ pub struct LocalResponseNorm {
 impl LocalResponseNorm {
     /// PyTorch's `nn.LocalResponseNorm(size, alpha, beta, k)`.
     pub fn new(size: usize, alpha: f64, beta: f64, k: f64) -> Self {
-        Self { size, alpha, beta, k, name: None }
+        Self {
+            size,
+            alpha,
+            beta,
+            k,
+            name: None,
+        }
     }
     /// AlexNet's setting (Krizhevsky et al. 2012, §3.3): `size 5, alpha 1e-4, beta 0.75, k 2`.
     pub fn alexnet() -> Self {
@@ -259,10 +307,15 @@ impl Module for LocalResponseNorm {
             )
         }
         if self.size == 0 {
-            candle_core::bail!("{}: size must be positive", label(self.name.as_deref(), kind))
+            candle_core::bail!(
+                "{}: size must be positive",
+                label(self.name.as_deref(), kind)
+            )
         }
         let c = x.dim(1)?;
-        let padded = x.sqr()?.pad_with_zeros(1, self.size / 2, (self.size - 1) / 2)?;
+        let padded = x
+            .sqr()?
+            .pad_with_zeros(1, self.size / 2, (self.size - 1) / 2)?;
         let mut sum = padded.narrow(1, 0, c)?;
         for j in 1..self.size {
             sum = (sum + padded.narrow(1, j, c)?)?;
@@ -292,15 +345,25 @@ mod tests {
     #[test]
     fn buffers_are_the_store_s_variables_and_errors_name_the_layer() -> anyhow::Result<()> {
         let store = ParamStore::new(0, &Device::Cpu);
-        let bn = batch_norm2d(3, BatchNormConfig::default(), store.vb().pp("layer1").pp("bn"))?;
+        let bn = batch_norm2d(
+            3,
+            BatchNormConfig::default(),
+            store.vb().pp("layer1").pp("bn"),
+        )?;
         let x = Tensor::arange(0f32, 24., &Device::Cpu)?.reshape((2, 3, 2, 2))?;
         bn.forward_t(&x, true)?;
         bn.forward_t(&x, true)?;
         assert_eq!(bn.num_batches_tracked()?, 2);
-        let in_store = store.get("layer1.bn.num_batches_tracked").map(|v| v.to_scalar::<f32>()).transpose()?;
+        let in_store = store
+            .get("layer1.bn.num_batches_tracked")
+            .map(|v| v.to_scalar::<f32>())
+            .transpose()?;
         assert_eq!(in_store, Some(2.0));
         assert_eq!(
-            store.get("layer1.bn.running_mean").map(|v| v.to_vec1::<f32>()).transpose()?,
+            store
+                .get("layer1.bn.running_mean")
+                .map(|v| v.to_vec1::<f32>())
+                .transpose()?,
             Some(bn.running_mean().to_vec1::<f32>()?)
         );
         // Only weight and bias are trainable.
@@ -310,23 +373,46 @@ mod tests {
         bn.forward_t(&x, false)?;
         assert_eq!(bn.running_var().to_vec1::<f32>()?, before);
 
-        let err = bn.forward_t(&x.narrow(1, 0, 2)?, false).unwrap_err().to_string();
-        assert!(err.contains("layer1.bn (BatchNorm2d): expected 3 input channels") && err.contains("[2, 2, 2, 2]"), "{err}");
+        let err = bn
+            .forward_t(&x.narrow(1, 0, 2)?, false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("layer1.bn (BatchNorm2d): expected 3 input channels")
+                && err.contains("[2, 2, 2, 2]"),
+            "{err}"
+        );
         let one = Tensor::ones((1, 3, 1, 1), DType::F32, &Device::Cpu)?;
         let err = bn.forward_t(&one, true).unwrap_err().to_string();
         assert!(err.contains("more than 1 value per channel"), "{err}");
-        let err = bn.forward_t(&Tensor::ones((2, 3), DType::F32, &Device::Cpu)?, false).unwrap_err().to_string();
-        assert!(err.contains("expected an input [batch, 3, height, width], found [2, 3]"), "{err}");
+        let err = bn
+            .forward_t(&Tensor::ones((2, 3), DType::F32, &Device::Cpu)?, false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("expected an input [batch, 3, height, width], found [2, 3]"),
+            "{err}"
+        );
         Ok(())
     }
 
     #[test]
     fn not_affine_has_only_buffers() -> anyhow::Result<()> {
         let store = ParamStore::new(0, &Device::Cpu);
-        let cfg = BatchNormConfig { affine: false, ..Default::default() };
+        let cfg = BatchNormConfig {
+            affine: false,
+            ..Default::default()
+        };
         let bn = batch_norm2d(2, cfg, store.vb().pp("bn"))?;
         assert!(bn.weight().is_none());
-        assert_eq!(store.names(), ["bn.running_mean", "bn.running_var", "bn.num_batches_tracked"]);
+        assert_eq!(
+            store.names(),
+            [
+                "bn.running_mean",
+                "bn.running_var",
+                "bn.num_batches_tracked"
+            ]
+        );
         let x = Tensor::arange(0f32, 8., &Device::Cpu)?.reshape((2, 2, 2, 1))?;
         let y = bn.forward_t(&x, true)?;
         // Normalised per channel: mean 0.
@@ -337,9 +423,15 @@ mod tests {
 
     #[test]
     fn lrn_errors() -> anyhow::Result<()> {
-        let err = LocalResponseNorm::alexnet().named("norm1").forward(&Tensor::ones((2, 3), DType::F32, &Device::Cpu)?);
+        let err = LocalResponseNorm::alexnet()
+            .named("norm1")
+            .forward(&Tensor::ones((2, 3), DType::F32, &Device::Cpu)?);
         let err = err.unwrap_err().to_string();
-        assert!(err.contains("norm1 (LocalResponseNorm): expected an input [batch, channels, ...]") && err.contains("[2, 3]"), "{err}");
+        assert!(
+            err.contains("norm1 (LocalResponseNorm): expected an input [batch, channels, ...]")
+                && err.contains("[2, 3]"),
+            "{err}"
+        );
         Ok(())
     }
 }

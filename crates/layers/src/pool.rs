@@ -201,7 +201,11 @@ impl Module for AdaptiveAvgPool2d {
             if kh == 1 && kw == 1 {
                 x.clone()
             } else {
-                let p = Pool2dParams { kernel: [kh, kw], stride: [kh, kw], ..Pool2dParams::square(1, 1) };
+                let p = Pool2dParams {
+                    kernel: [kh, kw],
+                    stride: [kh, kw],
+                    ..Pool2dParams::square(1, 1)
+                };
                 ops::avg_pool2d(x, &p)?
             }
         } else {
@@ -247,17 +251,20 @@ mod tests {
         assert_eq!(y.dims(), &[1, 2, 3, 2]);
         let xv = x.to_dtype(DType::F64)?.squeeze(0)?.to_vec3::<f64>()?;
         let yv = y.squeeze(0)?.to_vec3::<f32>()?;
-        for c in 0..2 {
-            for i in 0..3 {
-                for j in 0..2 {
+        for (c, (xc, yc)) in xv.iter().zip(&yv).enumerate() {
+            for (i, yrow) in yc.iter().enumerate() {
+                for (j, &got) in yrow.iter().enumerate() {
                     let (hs, he) = adaptive_window(i, 7, 3);
                     let (ws, we) = adaptive_window(j, 5, 2);
-                    let mut s = 0.0;
-                    for row in &xv[c][hs..he] {
-                        s += row[ws..we].iter().sum::<f64>();
-                    }
+                    let s: f64 = xc[hs..he]
+                        .iter()
+                        .map(|row| row[ws..we].iter().sum::<f64>())
+                        .sum();
                     let want = s / ((he - hs) * (we - ws)) as f64;
-                    assert!((yv[c][i][j] as f64 - want).abs() < 1e-5, "{c} {i} {j}: {} vs {want}", yv[c][i][j]);
+                    assert!(
+                        (got as f64 - want).abs() < 1e-5,
+                        "{c} {i} {j}: {got} vs {want}"
+                    );
                 }
             }
         }
@@ -273,12 +280,33 @@ mod tests {
     #[test]
     fn errors_name_the_layer_and_shapes() -> anyhow::Result<()> {
         let x = Tensor::zeros((1, 3, 2, 2), DType::F32, &Device::Cpu)?;
-        let err = MaxPool2d::with_stride(3, 2).named("pool1").forward(&x).unwrap_err().to_string();
-        assert!(err.contains("pool1 (MaxPool2d): input [1, 3, 2, 2] is too small"), "{err}");
-        let err = AvgPool2d::new(2).forward(&Tensor::zeros((3, 4), DType::F32, &Device::Cpu)?).unwrap_err().to_string();
-        assert!(err.contains("AvgPool2d: expected an input [batch, channels, height, width], found [3, 4]"), "{err}");
-        let err = AdaptiveAvgPool2d::new([0, 1]).forward(&x).unwrap_err().to_string();
-        assert!(err.contains("AdaptiveAvgPool2d: cannot pool input [1, 3, 2, 2] to output size [0, 1]"), "{err}");
+        let err = MaxPool2d::with_stride(3, 2)
+            .named("pool1")
+            .forward(&x)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("pool1 (MaxPool2d): input [1, 3, 2, 2] is too small"),
+            "{err}"
+        );
+        let err = AvgPool2d::new(2)
+            .forward(&Tensor::zeros((3, 4), DType::F32, &Device::Cpu)?)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(
+                "AvgPool2d: expected an input [batch, channels, height, width], found [3, 4]"
+            ),
+            "{err}"
+        );
+        let err = AdaptiveAvgPool2d::new([0, 1])
+            .forward(&x)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("AdaptiveAvgPool2d: cannot pool input [1, 3, 2, 2] to output size [0, 1]"),
+            "{err}"
+        );
         Ok(())
     }
 }

@@ -34,7 +34,9 @@ pub enum StoreError {
         reason: String,
     },
     /// The model has a parameter that the file lacks.
-    #[error("{path}: missing tensor `{name}` (expected shape {expected:?}); the file has: {found}")]
+    #[error(
+        "{path}: missing tensor `{name}` (expected shape {expected:?}); the file has: {found}"
+    )]
     Missing {
         /// The file.
         path: PathBuf,
@@ -87,8 +89,15 @@ pub struct ParamStore {
 impl ParamStore {
     /// An empty store whose new parameters are drawn from a generator seeded with `seed`.
     pub fn new(seed: u64, device: &Device) -> Self {
-        let inner = Inner { rng: Rng::new(seed), names: Vec::new(), vars: HashMap::new() };
-        Self { inner: Arc::new(Mutex::new(inner)), device: device.clone() }
+        let inner = Inner {
+            rng: Rng::new(seed),
+            names: Vec::new(),
+            vars: HashMap::new(),
+        };
+        Self {
+            inner: Arc::new(Mutex::new(inner)),
+            device: device.clone(),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -115,7 +124,11 @@ impl ParamStore {
     /// `(name, var)` pairs in creation order.
     pub fn named_vars(&self) -> Vec<(String, Var)> {
         let inner = self.lock();
-        inner.names.iter().map(|n| (n.clone(), inner.vars[n].clone())).collect()
+        inner
+            .names
+            .iter()
+            .map(|n| (n.clone(), inner.vars[n].clone()))
+            .collect()
     }
 
     /// Every tensor in creation order: trainable parameters and buffers.
@@ -126,7 +139,11 @@ impl ParamStore {
     /// The trainable parameters in creation order (what an optimizer takes): every tensor but
     /// the buffers (see [`is_buffer`]).
     pub fn trainable_vars(&self) -> Vec<Var> {
-        self.named_vars().into_iter().filter(|(n, _)| !is_buffer(n)).map(|(_, v)| v).collect()
+        self.named_vars()
+            .into_iter()
+            .filter(|(n, _)| !is_buffer(n))
+            .map(|(_, v)| v)
+            .collect()
     }
 
     /// Runs `f` with the store's seeded generator (the one new parameters are drawn from), so
@@ -141,14 +158,27 @@ impl ParamStore {
         self.lock().vars.get(name).cloned()
     }
 
-    /// Total number of scalar parameters.
+    /// Total number of scalars of the trainable parameters (PyTorch's
+    /// `sum(p.numel() for p in model.parameters())`): every tensor but the buffers.
+    pub fn num_trainable_params(&self) -> usize {
+        self.named_vars()
+            .iter()
+            .filter(|(n, _)| !is_buffer(n))
+            .map(|(_, v)| v.elem_count())
+            .sum()
+    }
+
+    /// Total number of scalars in the store: parameters and buffers (PyTorch's `state_dict()`).
     pub fn num_params(&self) -> usize {
         self.lock().vars.values().map(|v| v.elem_count()).sum()
     }
 
     /// The parameters as a name → tensor map (detached copies sharing storage).
     pub fn tensors(&self) -> HashMap<String, Tensor> {
-        self.named_vars().into_iter().map(|(n, v)| (n, v.as_tensor().detach())).collect()
+        self.named_vars()
+            .into_iter()
+            .map(|(n, v)| (n, v.as_tensor().detach()))
+            .collect()
     }
 
     /// Writes every parameter to a safetensors file at `path`, atomically: the data goes to a
@@ -167,9 +197,16 @@ impl ParamStore {
     /// `safetensors.torch.save_file(model.state_dict(), ...)`). Every parameter must be in the
     /// file with the right shape; with `strict`, the file may hold nothing else.
     pub fn load(&self, path: &Path, strict: bool) -> Result<(), StoreError> {
-        let bytes = std::fs::read(path).map_err(|source| StoreError::Io { path: path.into(), source })?;
-        let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
-            .map_err(|e| StoreError::Format { path: path.into(), reason: e.to_string() })?;
+        let bytes = std::fs::read(path).map_err(|source| StoreError::Io {
+            path: path.into(),
+            source,
+        })?;
+        let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).map_err(|e| {
+            StoreError::Format {
+                path: path.into(),
+                reason: e.to_string(),
+            }
+        })?;
         self.load_tensors(&tensors, path, strict)
     }
 
@@ -189,7 +226,11 @@ impl ParamStore {
                 path: origin.into(),
                 name: name.clone(),
                 expected: var.dims().to_vec(),
-                found: found.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+                found: found
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
             })?;
             if t.dims() != var.dims() {
                 return Err(StoreError::Shape {
@@ -201,15 +242,24 @@ impl ParamStore {
             }
         }
         if strict {
-            let known: std::collections::HashSet<&str> = named.iter().map(|(n, _)| n.as_str()).collect();
-            let extra: Vec<String> =
-                found.iter().filter(|n| !known.contains(n.as_str())).map(|n| n.to_string()).collect();
+            let known: std::collections::HashSet<&str> =
+                named.iter().map(|(n, _)| n.as_str()).collect();
+            let extra: Vec<String> = found
+                .iter()
+                .filter(|n| !known.contains(n.as_str()))
+                .map(|n| n.to_string())
+                .collect();
             if !extra.is_empty() {
-                return Err(StoreError::Unexpected { path: origin.into(), names: extra });
+                return Err(StoreError::Unexpected {
+                    path: origin.into(),
+                    names: extra,
+                });
             }
         }
         for (name, var) in &named {
-            let t = tensors[name].to_dtype(var.dtype())?.to_device(var.device())?;
+            let t = tensors[name]
+                .to_dtype(var.dtype())?
+                .to_device(var.device())?;
             var.set(&t)?;
         }
         Ok(())
@@ -229,8 +279,14 @@ pub fn atomic_write<E: From<StoreError>>(
     path: &Path,
     write: impl FnOnce(&Path) -> Result<(), E>,
 ) -> Result<(), E> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let file = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{file}.tmp-{}", std::process::id()));
     if let Err(e) = write(&tmp) {
         let _ = std::fs::remove_file(&tmp);
@@ -238,16 +294,29 @@ pub fn atomic_write<E: From<StoreError>>(
     }
     std::fs::rename(&tmp, path).map_err(|source| {
         let _ = std::fs::remove_file(&tmp);
-        E::from(StoreError::Io { path: path.into(), source })
+        E::from(StoreError::Io {
+            path: path.into(),
+            source,
+        })
     })
 }
 
 impl SimpleBackend for ParamStore {
-    fn get(&self, s: Shape, name: &str, h: Init, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+    fn get(
+        &self,
+        s: Shape,
+        name: &str,
+        h: Init,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<Tensor> {
         let mut inner = self.lock();
         if let Some(v) = inner.vars.get(name) {
             if v.shape() != &s {
-                candle_core::bail!("parameter `{name}`: requested shape {s:?}, already created as {:?}", v.shape())
+                candle_core::bail!(
+                    "parameter `{name}`: requested shape {s:?}, already created as {:?}",
+                    v.shape()
+                )
             }
             return Ok(v.as_tensor().clone());
         }
@@ -259,7 +328,12 @@ impl SimpleBackend for ParamStore {
         Ok(var.as_tensor().clone())
     }
 
-    fn get_unchecked(&self, name: &str, _dtype: DType, _dev: &Device) -> candle_core::Result<Tensor> {
+    fn get_unchecked(
+        &self,
+        name: &str,
+        _dtype: DType,
+        _dev: &Device,
+    ) -> candle_core::Result<Tensor> {
         match self.lock().vars.get(name) {
             Some(v) => Ok(v.as_tensor().clone()),
             None => candle_core::bail!("parameter `{name}` does not exist in the store"),
@@ -279,14 +353,23 @@ mod tests {
     fn creation_order_names_and_seeded_values() -> anyhow::Result<()> {
         let a = ParamStore::new(3, &Device::Cpu);
         let vb = a.vb();
-        let w = vb.pp("fc").get_with_hints((2, 3), "weight", Init::Uniform { lo: -1.0, up: 1.0 })?;
+        let w =
+            vb.pp("fc")
+                .get_with_hints((2, 3), "weight", Init::Uniform { lo: -1.0, up: 1.0 })?;
         let _b = vb.pp("fc").get_with_hints(2, "bias", Init::Const(0.5))?;
         assert_eq!(a.names(), ["fc.weight", "fc.bias"]);
         assert_eq!(a.num_params(), 8);
         let b = ParamStore::new(3, &Device::Cpu);
-        let w2 = b.vb().pp("fc").get_with_hints((2, 3), "weight", Init::Uniform { lo: -1.0, up: 1.0 })?;
+        let w2 = b.vb().pp("fc").get_with_hints(
+            (2, 3),
+            "weight",
+            Init::Uniform { lo: -1.0, up: 1.0 },
+        )?;
         assert_eq!(w.to_vec2::<f32>()?, w2.to_vec2::<f32>()?);
-        assert_eq!(a.get("fc.bias").map(|v| v.to_vec1::<f32>()).transpose()?, Some(vec![0.5, 0.5]));
+        assert_eq!(
+            a.get("fc.bias").map(|v| v.to_vec1::<f32>()).transpose()?,
+            Some(vec![0.5, 0.5])
+        );
         Ok(())
     }
 
@@ -295,7 +378,8 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("w.safetensors");
         let a = ParamStore::new(1, &Device::Cpu);
-        a.vb().get_with_hints((4, 2), "w", Init::Uniform { lo: -1.0, up: 1.0 })?;
+        a.vb()
+            .get_with_hints((4, 2), "w", Init::Uniform { lo: -1.0, up: 1.0 })?;
         a.save(&path)?;
         let leftovers: Vec<_> = std::fs::read_dir(dir.path())?.collect();
         assert_eq!(leftovers.len(), 1, "temporary file left behind");
@@ -303,17 +387,26 @@ mod tests {
         let b = ParamStore::new(2, &Device::Cpu);
         b.vb().get_with_hints((4, 2), "w", Init::Const(0.0))?;
         b.load(&path, true)?;
-        assert_eq!(a.tensors()["w"].to_vec2::<f32>()?, b.tensors()["w"].to_vec2::<f32>()?);
+        assert_eq!(
+            a.tensors()["w"].to_vec2::<f32>()?,
+            b.tensors()["w"].to_vec2::<f32>()?
+        );
 
         let c = ParamStore::new(2, &Device::Cpu);
         c.vb().get_with_hints((2, 4), "w", Init::Const(0.0))?;
         let err = c.load(&path, true).unwrap_err().to_string();
-        assert!(err.contains("`w` has shape [4, 2]") && err.contains("[2, 4]"), "{err}");
+        assert!(
+            err.contains("`w` has shape [4, 2]") && err.contains("[2, 4]"),
+            "{err}"
+        );
 
         let d = ParamStore::new(2, &Device::Cpu);
         d.vb().get_with_hints(3, "other", Init::Const(0.0))?;
         let err = d.load(&path, true).unwrap_err().to_string();
-        assert!(err.contains("missing tensor `other`") && err.contains("w.safetensors"), "{err}");
+        assert!(
+            err.contains("missing tensor `other`") && err.contains("w.safetensors"),
+            "{err}"
+        );
 
         std::fs::write(&path, b"not safetensors")?;
         let err = b.load(&path, true).unwrap_err().to_string();

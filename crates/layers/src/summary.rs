@@ -71,7 +71,13 @@ pub fn tracing() -> bool {
 /// otherwise). `own` is the layer's own name (see [`Layer::name`](crate::Layer::name)),
 /// `params` its trainable parameters by local name, `macs` the call's multiply–accumulates.
 /// Custom layers call this from their `forward` to appear in summaries.
-pub fn record(own: Option<&str>, kind: &'static str, output: &Tensor, params: &[(&str, &Tensor)], macs: u64) {
+pub fn record(
+    own: Option<&str>,
+    kind: &'static str,
+    output: &Tensor,
+    params: &[(&str, &Tensor)],
+    macs: u64,
+) {
     if !tracing() {
         return;
     }
@@ -87,7 +93,10 @@ pub fn record(own: Option<&str>, kind: &'static str, output: &Tensor, params: &[
                 name,
                 kind,
                 output: output.dims().to_vec(),
-                params: params.iter().map(|(n, p)| (n.to_string(), p.dims().to_vec())).collect(),
+                params: params
+                    .iter()
+                    .map(|(n, p)| (n.to_string(), p.dims().to_vec()))
+                    .collect(),
                 num_params: params.iter().map(|(_, p)| p.elem_count()).sum(),
                 macs,
             });
@@ -96,8 +105,9 @@ pub fn record(own: Option<&str>, kind: &'static str, output: &Tensor, params: &[
 }
 
 /// Summarises `model` for an input of `input_shape` (batch included, e.g. `[1, 3, 227, 227]`)
-/// by running it once on the CPU, in eval mode, on zeros. See [`summary_on`].
-pub fn summary(model: &dyn ModuleT, input_shape: &[usize]) -> Result<Summary> {
+/// by running it once on the CPU, in eval mode, on zeros. `model` is any module, a trait object
+/// included (`&dyn ModuleT`, `&dyn Layer`, a zoo `&dyn Model`). See [`summary_on`].
+pub fn summary<M: ModuleT + ?Sized>(model: &M, input_shape: &[usize]) -> Result<Summary> {
     summary_on(model, input_shape, &Device::Cpu)
 }
 
@@ -115,7 +125,11 @@ pub fn summary(model: &dyn ModuleT, input_shape: &[usize]) -> Result<Summary> {
 /// assert_eq!(s.total_params, 192 * 32 * 25 + 32);
 /// # Ok::<(), candle_core::Error>(())
 /// ```
-pub fn summary_on(model: &dyn ModuleT, input_shape: &[usize], device: &Device) -> Result<Summary> {
+pub fn summary_on<M: ModuleT + ?Sized>(
+    model: &M,
+    input_shape: &[usize],
+    device: &Device,
+) -> Result<Summary> {
     struct Stop;
     impl Drop for Stop {
         fn drop(&mut self) {
@@ -123,7 +137,9 @@ pub fn summary_on(model: &dyn ModuleT, input_shape: &[usize], device: &Device) -
         }
     }
     if tracing() {
-        candle_core::bail!("summary: already summarising a model on this thread (nested summary call)")
+        candle_core::bail!(
+            "summary: already summarising a model on this thread (nested summary call)"
+        )
     }
     let x = Tensor::zeros(input_shape, DType::F32, device)?;
     TRACE.with(|t| *t.borrow_mut() = Some(Trace::default()));
@@ -167,34 +183,99 @@ impl fmt::Display for Summary {
     /// Two tables, as seed 002 prints them: every layer's output shape (and MACs), then the
     /// parameter shapes and counts of the layers that have parameters; then the totals.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name_w = self.rows.iter().map(|r| r.name.len()).chain(["Layer".len()]).max().unwrap_or(5);
-        let kind_w = self.rows.iter().map(|r| r.kind.len()).chain(["Kind".len()]).max().unwrap_or(4);
-        let out_w = self.rows.iter().map(|r| shape(&r.output).len()).chain(["Output shape".len()]).max().unwrap_or(12);
+        let name_w = self
+            .rows
+            .iter()
+            .map(|r| r.name.len())
+            .chain(["Layer".len()])
+            .max()
+            .unwrap_or(5);
+        let kind_w = self
+            .rows
+            .iter()
+            .map(|r| r.kind.len())
+            .chain(["Kind".len()])
+            .max()
+            .unwrap_or(4);
+        let out_w = self
+            .rows
+            .iter()
+            .map(|r| shape(&r.output).len())
+            .chain(["Output shape".len()])
+            .max()
+            .unwrap_or(12);
         let macs: Vec<String> = self.rows.iter().map(|r| group_digits(r.macs)).collect();
-        let macs_w = macs.iter().map(|m| m.len()).chain(["MACs".len()]).max().unwrap_or(4);
+        let macs_w = macs
+            .iter()
+            .map(|m| m.len())
+            .chain(["MACs".len()])
+            .max()
+            .unwrap_or(4);
         writeln!(f, "Input shape: {}", shape(&self.input))?;
-        writeln!(f, "{:<name_w$}  {:<kind_w$}  {:<out_w$}  {:>macs_w$}", "Layer", "Kind", "Output shape", "MACs")?;
+        writeln!(
+            f,
+            "{:<name_w$}  {:<kind_w$}  {:<out_w$}  {:>macs_w$}",
+            "Layer", "Kind", "Output shape", "MACs"
+        )?;
         writeln!(f, "{}", "-".repeat(name_w + kind_w + out_w + macs_w + 6))?;
         for (r, m) in self.rows.iter().zip(&macs) {
-            writeln!(f, "{:<name_w$}  {:<kind_w$}  {:<out_w$}  {:>macs_w$}", r.name, r.kind, shape(&r.output), m)?;
+            writeln!(
+                f,
+                "{:<name_w$}  {:<kind_w$}  {:<out_w$}  {:>macs_w$}",
+                r.name,
+                r.kind,
+                shape(&r.output),
+                m
+            )?;
         }
         writeln!(f)?;
         let with_params: Vec<&LayerRow> = self.rows.iter().filter(|r| r.num_params > 0).collect();
         let pshapes: Vec<String> = with_params
             .iter()
-            .map(|r| r.params.iter().map(|(n, s)| format!("{n} {}", shape(s))).collect::<Vec<_>>().join(", "))
+            .map(|r| {
+                r.params
+                    .iter()
+                    .map(|(n, s)| format!("{n} {}", shape(s)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
             .collect();
-        let counts: Vec<String> = with_params.iter().map(|r| group_digits(r.num_params as u64)).collect();
-        let ps_w = pshapes.iter().map(|s| s.len()).chain(["Parameter shapes".len()]).max().unwrap_or(16);
-        let n_w = counts.iter().map(|s| s.len()).chain(["Params".len()]).max().unwrap_or(6);
-        writeln!(f, "{:<name_w$}  {:<kind_w$}  {:<ps_w$}  {:>n_w$}", "Layer", "Kind", "Parameter shapes", "Params")?;
+        let counts: Vec<String> = with_params
+            .iter()
+            .map(|r| group_digits(r.num_params as u64))
+            .collect();
+        let ps_w = pshapes
+            .iter()
+            .map(|s| s.len())
+            .chain(["Parameter shapes".len()])
+            .max()
+            .unwrap_or(16);
+        let n_w = counts
+            .iter()
+            .map(|s| s.len())
+            .chain(["Params".len()])
+            .max()
+            .unwrap_or(6);
+        writeln!(
+            f,
+            "{:<name_w$}  {:<kind_w$}  {:<ps_w$}  {:>n_w$}",
+            "Layer", "Kind", "Parameter shapes", "Params"
+        )?;
         writeln!(f, "{}", "-".repeat(name_w + kind_w + ps_w + n_w + 6))?;
         for ((r, s), n) in with_params.iter().zip(&pshapes).zip(&counts) {
-            writeln!(f, "{:<name_w$}  {:<kind_w$}  {:<ps_w$}  {:>n_w$}", r.name, r.kind, s, n)?;
+            writeln!(
+                f,
+                "{:<name_w$}  {:<kind_w$}  {:<ps_w$}  {:>n_w$}",
+                r.name, r.kind, s, n
+            )?;
         }
         writeln!(f)?;
         writeln!(f, "Output shape: {}", shape(&self.output))?;
-        writeln!(f, "Total params: {}", group_digits(self.total_params as u64))?;
+        writeln!(
+            f,
+            "Total params: {}",
+            group_digits(self.total_params as u64)
+        )?;
         write!(f, "Total MACs:   {}", group_digits(self.total_macs))
     }
 }

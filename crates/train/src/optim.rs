@@ -47,7 +47,8 @@ pub struct Sgd {
 impl Sgd {
     /// An optimizer over `vars`. Errors on invalid hyper-parameters (as PyTorch does).
     pub fn new(vars: Vec<Var>, cfg: SgdConfig) -> Result<Self> {
-        if !(cfg.lr >= 0.0) || !(cfg.momentum >= 0.0) || !(cfg.weight_decay >= 0.0) {
+        let valid = |v: f64| v.is_finite() && v >= 0.0;
+        if !valid(cfg.lr) || !valid(cfg.momentum) || !valid(cfg.weight_decay) {
             candle_core::bail!("SGD: lr, momentum and weight_decay must be >= 0, got {cfg:?}")
         }
         if cfg.nesterov && (cfg.momentum <= 0.0 || cfg.dampening != 0.0) {

@@ -88,7 +88,7 @@ impl TrainConfig {
             return Err(TrainError::Config(format!("unknown model `{}`; known: {}", self.model, known.join(", "))));
         }
         if let Some([_, std]) = self.normalize {
-            if !(std > 0.0) {
+            if std.is_nan() || std <= 0.0 {
                 return Err(TrainError::Config(format!("normalize std must be positive, got {std}")));
             }
         }
@@ -226,6 +226,7 @@ pub fn train(cfg: &TrainConfig) -> Result<RunSummary> {
     let test_b = batcher(&data.test, cfg.normalize, cfg.batch_size, None, &device)?;
 
     let store = ParamStore::new(cfg.seed, &device);
+    convnets_layers::set_seed(cfg.seed); // dropout masks
     let model = convnets_zoo::build(&cfg.model, store.vb())?;
     let mut opt = Sgd::new(store.trainable_vars(), cfg.sgd)?;
 

@@ -22,9 +22,10 @@ use crate::registry::{ModelInfo, ALEXNET, ALEXNET_TORCHVISION};
 use crate::Model;
 use candle_core::{Module, ModuleT, Result, Tensor};
 use candle_nn::VarBuilder;
+use convnets_layers::layer::with_scope;
 use convnets_layers::{
-    conv2d, linear, AdaptiveAvgPool2d, Conv2d, Conv2dConfig, Dropout, Flatten, Layer, Linear, LocalResponseNorm,
-    MaxPool2d, Relu, Sequential,
+    conv2d, linear, AdaptiveAvgPool2d, Conv2d, Conv2dConfig, Dropout, Flatten, Layer, Linear,
+    LocalResponseNorm, MaxPool2d, Relu, Sequential,
 };
 use serde::{Deserialize, Serialize};
 
@@ -48,11 +49,17 @@ impl Default for AlexNetConfig {
 impl AlexNetConfig {
     /// Seed 002's code: no LRN, 1000 classes.
     pub fn article() -> Self {
-        Self { lrn: false, num_classes: 1000 }
+        Self {
+            lrn: false,
+            num_classes: 1000,
+        }
     }
     /// The article's layers with the paper's LRN after conv1 and conv2 (each after its ReLU).
     pub fn with_lrn() -> Self {
-        Self { lrn: true, ..Self::article() }
+        Self {
+            lrn: true,
+            ..Self::article()
+        }
     }
 }
 
@@ -78,6 +85,8 @@ pub struct AlexNet {
     fc1: Linear,
     fc2: Linear,
     fc3: Linear,
+    /// 1 with LRN (each LRN shifts the later `nn.Sequential` indices by one), else 0.
+    shift: usize,
 }
 
 impl AlexNet {
@@ -87,10 +96,19 @@ impl AlexNet {
         // conv3, relu3, conv4, relu4, conv5, relu5, pool3, flatten, fc1, fc2, fc3.
         let s = usize::from(cfg.lrn);
         let conv = |i: usize, c_in, c_out, k, stride, pad| {
-            conv2d(c_in, c_out, k, Conv2dConfig::default().stride(stride).padding(pad), vb.pp(i))
+            conv2d(
+                c_in,
+                c_out,
+                k,
+                Conv2dConfig::default().stride(stride).padding(pad),
+                vb.pp(i),
+            )
         };
         let pool = |i: usize| MaxPool2d::with_stride(3, 2).named(i.to_string());
-        let norm = |i: usize| cfg.lrn.then(|| LocalResponseNorm::alexnet().named(i.to_string()));
+        let norm = |i: usize| {
+            cfg.lrn
+                .then(|| LocalResponseNorm::alexnet().named(i.to_string()))
+        };
         Ok(Self {
             conv1: conv(0, 3, 96, 11, 4, 0)?,
             relu1: Relu,
@@ -111,29 +129,39 @@ impl AlexNet {
             fc1: linear(256 * 6 * 6, 4096, vb.pp(14 + 2 * s))?,
             fc2: linear(4096, 4096, vb.pp(15 + 2 * s))?,
             fc3: linear(4096, cfg.num_classes, vb.pp(16 + 2 * s))?,
+            shift: s,
         })
+    }
+}
+
+impl AlexNet {
+    /// Runs a parameter-free layer under its `nn.Sequential` index (so summaries and errors
+    /// call it `"1"`, `"13"`, … as PyTorch would).
+    fn at(&self, index: usize, layer: &impl Module, x: &Tensor) -> Result<Tensor> {
+        with_scope(index.to_string(), || layer.forward(x))
     }
 }
 
 impl ModuleT for AlexNet {
     fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
-        let x = self.relu1.forward(&self.conv1.forward(x)?)?; // [b, 96, 55, 55]
+        let s = self.shift;
+        let x = self.at(1, &self.relu1, &self.conv1.forward(x)?)?; // [b, 96, 55, 55]
         let x = match &self.norm1 {
             Some(n) => n.forward(&x)?,
             None => x,
         };
         let x = self.pool1.forward(&x)?; // [b, 96, 27, 27]
-        let x = self.relu2.forward(&self.conv2.forward(&x)?)?; // [b, 256, 27, 27]
+        let x = self.at(4 + s, &self.relu2, &self.conv2.forward(&x)?)?; // [b, 256, 27, 27]
         let x = match &self.norm2 {
             Some(n) => n.forward(&x)?,
             None => x,
         };
         let x = self.pool2.forward(&x)?; // [b, 256, 13, 13]
-        let x = self.relu3.forward(&self.conv3.forward(&x)?)?; // [b, 384, 13, 13]
-        let x = self.relu4.forward(&self.conv4.forward(&x)?)?; // [b, 384, 13, 13]
-        let x = self.relu5.forward(&self.conv5.forward(&x)?)?; // [b, 256, 13, 13]
+        let x = self.at(7 + 2 * s, &self.relu3, &self.conv3.forward(&x)?)?; // [b, 384, 13, 13]
+        let x = self.at(9 + 2 * s, &self.relu4, &self.conv4.forward(&x)?)?; // [b, 384, 13, 13]
+        let x = self.at(11 + 2 * s, &self.relu5, &self.conv5.forward(&x)?)?; // [b, 256, 13, 13]
         let x = self.pool3.forward(&x)?; // [b, 256, 6, 6]
-        let x = self.flatten.forward(&x)?; // [b, 9216]
+        let x = self.at(13 + 2 * s, &self.flatten, &x)?; // [b, 9216]
         let x = self.fc1.forward(&x)?; // [b, 4096]
         let x = self.fc2.forward(&x)?; // [b, 4096]
         self.fc3.forward(&x) // [b, 1000]
@@ -164,7 +192,11 @@ impl Layer for AlexNet {
             &self.fc2,
             &self.fc3,
         ]);
-        layers.into_iter().enumerate().map(|(i, l)| (i.to_string(), l)).collect()
+        layers
+            .into_iter()
+            .enumerate()
+            .map(|(i, l)| (i.to_string(), l))
+            .collect()
     }
 }
 
@@ -186,7 +218,10 @@ pub struct AlexNetTorchvisionConfig {
 impl Default for AlexNetTorchvisionConfig {
     /// torchvision's `alexnet()`: dropout 0.5, 1000 classes.
     fn default() -> Self {
-        Self { dropout: 0.5, num_classes: 1000 }
+        Self {
+            dropout: 0.5,
+            num_classes: 1000,
+        }
     }
 }
 
@@ -228,7 +263,11 @@ impl AlexNetTorchvision {
             .add("4", linear(4096, 4096, k.pp(4))?)
             .add("5", Relu)
             .add("6", linear(4096, cfg.num_classes, k.pp(6))?);
-        Ok(Self { features, avgpool: AdaptiveAvgPool2d::new([6, 6]).named("avgpool"), classifier })
+        Ok(Self {
+            features,
+            avgpool: AdaptiveAvgPool2d::new([6, 6]).named("avgpool"),
+            classifier,
+        })
     }
 }
 

@@ -10,7 +10,7 @@ use crate::registry::{ModelInfo, LENET5};
 use crate::Model;
 use candle_core::{Module, ModuleT, Result, Tensor};
 use candle_nn::VarBuilder;
-use convnets_layers::{conv2d, linear, AvgPool2d, Conv2d, Conv2dConfig, Linear};
+use convnets_layers::{conv2d, linear, AvgPool2d, Conv2d, Conv2dConfig, Layer, Linear};
 
 /// LeNet-5 (seed 000). Parameter names: `conv1.weight`, `conv1.bias`, `conv2.*`, `fc1.*`,
 /// `fc2.*`, `fc3.*`.
@@ -31,9 +31,9 @@ impl LeNet5 {
         let c = Conv2dConfig::default();
         Ok(Self {
             conv1: conv2d(1, 6, 5, c, vb.pp("conv1"))?,
-            pool1: AvgPool2d::with_stride(2, 2),
+            pool1: AvgPool2d::with_stride(2, 2).named("pool1"),
             conv2: conv2d(6, 16, 5, c, vb.pp("conv2"))?,
-            pool2: AvgPool2d::with_stride(2, 2),
+            pool2: AvgPool2d::with_stride(2, 2).named("pool2"),
             fc1: linear(4 * 4 * 16, 320, vb.pp("fc1"))?,
             fc2: linear(320, 80, vb.pp("fc2"))?,
             fc3: linear(80, 10, vb.pp("fc3"))?,
@@ -51,6 +51,23 @@ impl ModuleT for LeNet5 {
         let x = self.fc1.forward(&x)?.relu()?; // [b, 320]
         let x = self.fc2.forward(&x)?.relu()?; // [b, 80]
         self.fc3.forward(&x) // [b, 10]
+    }
+}
+
+impl Layer for LeNet5 {
+    fn kind(&self) -> &'static str {
+        "LeNet5"
+    }
+    fn children(&self) -> Vec<(String, &dyn Layer)> {
+        vec![
+            ("conv1".into(), &self.conv1 as &dyn Layer),
+            ("pool1".into(), &self.pool1),
+            ("conv2".into(), &self.conv2),
+            ("pool2".into(), &self.pool2),
+            ("fc1".into(), &self.fc1),
+            ("fc2".into(), &self.fc2),
+            ("fc3".into(), &self.fc3),
+        ]
     }
 }
 

@@ -17,6 +17,20 @@
 //! | `googlenet` | [`GoogLeNet`] | Szegedy et al. 2015, torchvision's layout |
 //! | `resnet18`, `resnet34`, `resnet50` | [`ResNet`] | He et al. 2016, torchvision's layout |
 //! | `resnet20`, `resnet56` | [`ResNet`] | He et al. 2016 §4.2 (CIFAR-10) |
+//!
+//! ```
+//! use candle_core::{DType, Device, Tensor};
+//! use convnets_layers::ParamStore;
+//!
+//! let store = ParamStore::new(0, &Device::Cpu);
+//! let net = convnets_zoo::build("residual-net", store.vb())?;
+//! let x = Tensor::zeros((2, 1, 28, 28), DType::F32, &Device::Cpu)?;
+//! assert_eq!(net.forward_t(&x, false)?.dims(), &[2, 10]);
+//! assert_eq!(store.names()[..3], ["conv1.weight", "conv1.bias", "conv2.weight"]);
+//! let s = convnets_zoo::summary(&*net, &[1, 1, 28, 28])?;
+//! assert_eq!((s.total_params, s.rows[0].output.as_slice()), (41_514, &[1, 16, 24, 24][..]));
+//! # Ok::<(), candle_core::Error>(())
+//! ```
 
 pub mod alexnet;
 pub mod googlenet;
@@ -40,7 +54,7 @@ pub use resnet::{BlockKind, ResNet, ResNetConfig, Stem};
 pub use simple_cnn::SimpleCnn;
 pub use zfnet::{ZfNet, ZfNetConfig};
 
-use candle_core::{ModuleT, Result, Tensor};
+use candle_core::Result;
 use convnets_layers::{Layer, Summary};
 
 /// A network of the zoo: a [`Layer`] (a module with train/eval behaviour, a kind and named
@@ -53,11 +67,5 @@ pub trait Model: Layer {
 /// Summarises a zoo model (per-layer output shapes, parameters, MACs) for an input of
 /// `input_shape` (batch included), as [`convnets_layers::summary`] does for any module.
 pub fn summary(model: &dyn Model, input_shape: &[usize]) -> Result<Summary> {
-    struct AsModule<'a>(&'a dyn Model);
-    impl ModuleT for AsModule<'_> {
-        fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-            self.0.forward_t(x, train)
-        }
-    }
-    convnets_layers::summary(&AsModule(model), input_shape)
+    convnets_layers::summary(model, input_shape)
 }

@@ -6,7 +6,7 @@ use crate::registry::{ModelInfo, MNIST_NET};
 use crate::Model;
 use candle_core::{Module, ModuleT, Result, Tensor};
 use candle_nn::VarBuilder;
-use convnets_layers::{conv2d, linear, Conv2d, Conv2dConfig, Linear, MaxPool2d};
+use convnets_layers::{conv2d, linear, Conv2d, Conv2dConfig, Layer, Linear, MaxPool2d};
 
 /// The seed 004 network. Parameter names: `conv1.*`, `conv2.*`, `fc.*` (the article's
 /// `pooling` has no parameters).
@@ -25,7 +25,7 @@ impl MnistNet {
         Ok(Self {
             conv1: conv2d(1, 10, 5, c, vb.pp("conv1"))?,
             conv2: conv2d(10, 20, 5, c, vb.pp("conv2"))?,
-            pooling: MaxPool2d::new(2),
+            pooling: MaxPool2d::new(2).named("pooling"),
             fc: linear(320, 10, vb.pp("fc"))?,
         })
     }
@@ -37,6 +37,20 @@ impl ModuleT for MnistNet {
         let x = self.pooling.forward(&self.conv2.forward(&x)?)?.relu()?; // [b, 20, 4, 4]
         let x = x.flatten_from(1)?; // [b, 320]
         self.fc.forward(&x) // [b, 10]
+    }
+}
+
+impl Layer for MnistNet {
+    fn kind(&self) -> &'static str {
+        "Net"
+    }
+    fn children(&self) -> Vec<(String, &dyn Layer)> {
+        vec![
+            ("conv1".into(), &self.conv1 as &dyn Layer),
+            ("conv2".into(), &self.conv2),
+            ("pooling".into(), &self.pooling),
+            ("fc".into(), &self.fc),
+        ]
     }
 }
 

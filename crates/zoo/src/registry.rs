@@ -1,6 +1,14 @@
 //! The models by name, for the trainer and the command line.
+//!
+//! Every description ends with the model's exact parameter count, PyTorch's
+//! `sum(p.numel() for p in model.parameters())` for its twin (the zoo tests check it against
+//! the counts `scripts/torch_zoo_reference.py` writes into `tests/golden/zoo/`).
 
-use crate::{LeNet5, MnistNet, Model};
+use crate::{
+    AlexNet, AlexNetConfig, AlexNetTorchvision, AlexNetTorchvisionConfig, GoogLeNet,
+    GoogLeNetConfig, InceptionNet, LeNet5, MnistNet, Model, ResNet, ResNetConfig, ResidualNet,
+    SimpleCnn, ZfNet, ZfNetConfig,
+};
 use candle_core::Result;
 use candle_nn::VarBuilder;
 
@@ -13,11 +21,15 @@ pub struct ModelInfo {
     pub description: &'static str,
     /// Input `[channels, height, width]`.
     pub input: [usize; 3],
+    /// A small input `[channels, height, width]` the model also accepts, for quick checks
+    /// (smoke tests, a training step on the CPU): `input` itself for models whose classifier
+    /// fixes the size, a CIFAR-size image for the ImageNet models with adaptive pooling.
+    pub small_input: [usize; 3],
     /// Number of classes.
     pub classes: usize,
     /// The data set the articles train it on.
     pub dataset: &'static str,
-    /// Which article (seed file) it follows.
+    /// Which article (seed file) or paper it follows.
     pub source: &'static str,
     build: fn(VarBuilder) -> Result<Box<dyn Model>>,
 }
@@ -34,6 +46,7 @@ pub static LENET5: ModelInfo = ModelInfo {
     name: "lenet5",
     description: "LeNet-5 as in seed 000 (avg pooling, 256-320-80-10 head), 111,302 params",
     input: [1, 28, 28],
+    small_input: [1, 28, 28],
     classes: 10,
     dataset: "fashion-mnist",
     source: "seed 000",
@@ -45,13 +58,211 @@ pub static MNIST_NET: ModelInfo = ModelInfo {
     name: "mnist-net",
     description: "seed 004's MNIST CNN (2 convs, max pooling, Linear(320,10)), 8,490 params",
     input: [1, 28, 28],
+    small_input: [1, 28, 28],
     classes: 10,
     dataset: "mnist",
     source: "seed 004",
     build: |vb| Ok(Box::new(MnistNet::new(vb)?)),
 };
 
-static MODELS: &[&ModelInfo] = &[&LENET5, &MNIST_NET];
+/// SimpleCNN (seed 003).
+pub static SIMPLE_CNN: ModelInfo = ModelInfo {
+    name: "simple-cnn",
+    description: "seed 003's SimpleCNN (3x conv3x3+ReLU+maxpool 32/64/128, 2048-512-64-10 head), 1,175,818 params",
+    input: [3, 32, 32],
+    small_input: [3, 32, 32],
+    classes: 10,
+    dataset: "cifar10",
+    source: "seed 003",
+    build: |vb| Ok(Box::new(SimpleCnn::new(vb)?)),
+};
+
+/// AlexNet exactly as seed 002's `nn.Sequential`.
+pub static ALEXNET: ModelInfo = ModelInfo {
+    name: "alexnet",
+    description: "AlexNet as seed 002 codes it (227x227, no dropout, no LRN, Sequential names), 62,378,344 params",
+    input: [3, 227, 227],
+    small_input: [3, 227, 227],
+    classes: 1000,
+    dataset: "imagenet",
+    source: "seed 002; Krizhevsky et al. 2012",
+    build: |vb| Ok(Box::new(AlexNet::new(AlexNetConfig::article(), vb)?)),
+};
+
+/// torchvision's AlexNet.
+pub static ALEXNET_TORCHVISION: ModelInfo = ModelInfo {
+    name: "alexnet-torchvision",
+    description:
+        "torchvision's AlexNet (64-192-384-256-256, adaptive pool 6x6, dropout), 61,100,840 params",
+    input: [3, 224, 224],
+    small_input: [3, 64, 64],
+    classes: 1000,
+    dataset: "imagenet",
+    source: "torchvision.models.alexnet; Krizhevsky 2014 (one weird trick)",
+    build: |vb| {
+        Ok(Box::new(AlexNetTorchvision::new(
+            AlexNetTorchvisionConfig::default(),
+            vb,
+        )?))
+    },
+};
+
+/// ZFNet (seed 002's changes to AlexNet, Zeiler & Fergus 2013).
+pub static ZFNET: ModelInfo = ModelInfo {
+    name: "zfnet",
+    description: "ZFNet (7x7/2 conv1, stride-2 conv2, 512-1024-512 in conv3-5; Zeiler & Fergus 2013), 107,627,624 params",
+    input: [3, 224, 224],
+    small_input: [3, 224, 224],
+    classes: 1000,
+    dataset: "imagenet",
+    source: "seed 002; Zeiler & Fergus 2013, Fig. 3 and Table 1",
+    build: |vb| Ok(Box::new(ZfNet::new(ZfNetConfig::zfnet(), vb)?)),
+};
+
+/// The Inception network of seed 001.
+pub static INCEPTION_NET: ModelInfo = ModelInfo {
+    name: "inception-net",
+    description:
+        "seed 001's MNIST net with two Inception modules (88 channels each), 97,298 params",
+    input: [1, 28, 28],
+    small_input: [1, 28, 28],
+    classes: 10,
+    dataset: "mnist",
+    source: "seed 001",
+    build: |vb| Ok(Box::new(InceptionNet::new(vb)?)),
+};
+
+/// The residual network of seed 001.
+pub static RESIDUAL_NET: ModelInfo = ModelInfo {
+    name: "residual-net",
+    description:
+        "seed 001's MNIST net with two residual blocks (16 and 32 channels), 41,514 params",
+    input: [1, 28, 28],
+    small_input: [1, 28, 28],
+    classes: 10,
+    dataset: "mnist",
+    source: "seed 001",
+    build: |vb| Ok(Box::new(ResidualNet::new(vb)?)),
+};
+
+/// GoogLeNet in torchvision's layout, without auxiliary classifiers.
+pub static GOOGLENET: ModelInfo = ModelInfo {
+    name: "googlenet",
+    description:
+        "GoogLeNet / Inception v1 in torchvision's layout (BN, no aux heads), 6,624,904 params",
+    input: [3, 224, 224],
+    small_input: [3, 32, 32],
+    classes: 1000,
+    dataset: "imagenet",
+    source: "torchvision.models.googlenet; Szegedy et al. 2015",
+    build: |vb| Ok(Box::new(GoogLeNet::new(GoogLeNetConfig::googlenet(), vb)?)),
+};
+
+/// ResNet-18 (torchvision).
+pub static RESNET18: ModelInfo = ModelInfo {
+    name: "resnet18",
+    description: "ResNet-18 in torchvision's layout (BasicBlock [2,2,2,2]), 11,689,512 params",
+    input: [3, 224, 224],
+    small_input: [3, 32, 32],
+    classes: 1000,
+    dataset: "imagenet",
+    source: "torchvision.models.resnet18; He et al. 2016",
+    build: |vb| Ok(Box::new(ResNet::new(&ResNetConfig::resnet18(), vb)?)),
+};
+
+/// ResNet-34 (torchvision).
+pub static RESNET34: ModelInfo = ModelInfo {
+    name: "resnet34",
+    description: "ResNet-34 in torchvision's layout (BasicBlock [3,4,6,3]), 21,797,672 params",
+    input: [3, 224, 224],
+    small_input: [3, 32, 32],
+    classes: 1000,
+    dataset: "imagenet",
+    source: "torchvision.models.resnet34; He et al. 2016",
+    build: |vb| Ok(Box::new(ResNet::new(&ResNetConfig::resnet34(), vb)?)),
+};
+
+/// ResNet-50 (torchvision).
+pub static RESNET50: ModelInfo = ModelInfo {
+    name: "resnet50",
+    description: "ResNet-50 in torchvision's layout (Bottleneck v1.5 [3,4,6,3]), 25,557,032 params",
+    input: [3, 224, 224],
+    small_input: [3, 32, 32],
+    classes: 1000,
+    dataset: "imagenet",
+    source: "torchvision.models.resnet50; He et al. 2016",
+    build: |vb| Ok(Box::new(ResNet::new(&ResNetConfig::resnet50(), vb)?)),
+};
+
+/// ResNet-20 for CIFAR-10.
+pub static RESNET20: ModelInfo = ModelInfo {
+    name: "resnet20",
+    description:
+        "CIFAR-10 ResNet-20 (He et al. 2016 sec. 4.2, n=3, option-B shortcuts), 272,474 params",
+    input: [3, 32, 32],
+    small_input: [3, 32, 32],
+    classes: 10,
+    dataset: "cifar10",
+    source: "He et al. 2016 sec. 4.2; scripts/models.py ResNet20",
+    build: |vb| Ok(Box::new(ResNet::new(&ResNetConfig::cifar(3), vb)?)),
+};
+
+/// ResNet-56 for CIFAR-10.
+pub static RESNET56: ModelInfo = ModelInfo {
+    name: "resnet56",
+    description:
+        "CIFAR-10 ResNet-56 (He et al. 2016 sec. 4.2, n=9, option-B shortcuts), 855,770 params",
+    input: [3, 32, 32],
+    small_input: [3, 32, 32],
+    classes: 10,
+    dataset: "cifar10",
+    source: "He et al. 2016 sec. 4.2",
+    build: |vb| Ok(Box::new(ResNet::new(&ResNetConfig::cifar(9), vb)?)),
+};
+
+/// What [`ResNet`]s built from an unregistered ImageNet-stem config report (not in the registry).
+pub static RESNET_CUSTOM_IMAGENET: ModelInfo = ModelInfo {
+    name: "resnet-custom",
+    description:
+        "a ResNet with an ImageNet stem built from a custom ResNetConfig (not buildable by name)",
+    input: [3, 224, 224],
+    small_input: [3, 32, 32],
+    classes: 1000,
+    dataset: "imagenet",
+    source: "He et al. 2016",
+    build: |_| candle_core::bail!("resnet-custom: build it with ResNet::new and its ResNetConfig"),
+};
+
+/// What [`ResNet`]s built from an unregistered CIFAR-stem config report (not in the registry).
+pub static RESNET_CUSTOM_CIFAR: ModelInfo = ModelInfo {
+    name: "resnet-cifar-custom",
+    description: "a CIFAR ResNet built from a custom ResNetConfig (not buildable by name)",
+    input: [3, 32, 32],
+    small_input: [3, 32, 32],
+    classes: 10,
+    dataset: "cifar10",
+    source: "He et al. 2016 sec. 4.2",
+    build: |_| {
+        candle_core::bail!("resnet-cifar-custom: build it with ResNet::new and its ResNetConfig")
+    },
+};
+
+static MODELS: &[&ModelInfo] = &[
+    &LENET5,
+    &MNIST_NET,
+    &SIMPLE_CNN,
+    &INCEPTION_NET,
+    &RESIDUAL_NET,
+    &ALEXNET,
+    &ALEXNET_TORCHVISION,
+    &ZFNET,
+    &GOOGLENET,
+    &RESNET18,
+    &RESNET34,
+    &RESNET50,
+    &RESNET20,
+    &RESNET56,
+];
 
 /// Every registered model.
 pub fn models() -> &'static [&'static ModelInfo] {

@@ -30,7 +30,10 @@ impl SimpleCnn {
         let block = |i: usize, c_in: usize, c_out: usize| -> Result<Sequential> {
             let vb = vb.pp(format!("layer{i}"));
             Ok(Sequential::new()
-                .add(format!("conv{i}"), conv2d(c_in, c_out, 3, same, vb.pp(format!("conv{i}")))?)
+                .add(
+                    format!("conv{i}"),
+                    conv2d(c_in, c_out, 3, same, vb.pp(format!("conv{i}")))?,
+                )
                 .add(format!("relu{i}"), Relu)
                 .add(format!("pool{i}"), MaxPool2d::new(2)))
         };
@@ -44,7 +47,12 @@ impl SimpleCnn {
             .add("fc2", linear(512, 64, vb4.pp("fc2"))?)
             .add("fc_relu2", Relu)
             .add("fc3", linear(64, 10, vb4.pp("fc3"))?);
-        Ok(Self { layer1, layer2, layer3, layer4 })
+        Ok(Self {
+            layer1,
+            layer2,
+            layer3,
+            layer4,
+        })
     }
 }
 

@@ -37,7 +37,9 @@ use crate::registry::{ModelInfo, ZFNET};
 use crate::Model;
 use candle_core::{ModuleT, Result, Tensor};
 use candle_nn::VarBuilder;
-use convnets_layers::{conv2d, linear, Conv2dConfig, Dropout, Layer, LocalResponseNorm, MaxPool2d, Relu, Sequential};
+use convnets_layers::{
+    conv2d, linear, Conv2dConfig, Dropout, Layer, LocalResponseNorm, MaxPool2d, Relu, Sequential,
+};
 use serde::{Deserialize, Serialize};
 
 /// Configuration of [`ZfNet`].
@@ -63,11 +65,19 @@ impl Default for ZfNetConfig {
 impl ZfNetConfig {
     /// Table 1's model (b): 512, 1024, 512 kernels in layers 3-5; no LRN, dropout 0.5.
     pub fn zfnet() -> Self {
-        Self { widths: [512, 1024, 512], lrn: false, dropout: 0.5, num_classes: 1000 }
+        Self {
+            widths: [512, 1024, 512],
+            lrn: false,
+            dropout: 0.5,
+            num_classes: 1000,
+        }
     }
     /// Fig. 3's widths: 384, 384, 256 (AlexNet's).
     pub fn fig3() -> Self {
-        Self { widths: [384, 384, 256], ..Self::zfnet() }
+        Self {
+            widths: [384, 384, 256],
+            ..Self::zfnet()
+        }
     }
 }
 
@@ -125,7 +135,10 @@ impl ZfNet {
             .add("4", linear(4096, 4096, k.pp(4))?)
             .add("5", Relu)
             .add("6", linear(4096, cfg.num_classes, k.pp(6))?);
-        Ok(Self { features, classifier })
+        Ok(Self {
+            features,
+            classifier,
+        })
     }
 }
 
@@ -148,7 +161,10 @@ impl Layer for ZfNet {
         "ZFNet"
     }
     fn children(&self) -> Vec<(String, &dyn Layer)> {
-        vec![("features".into(), &self.features as &dyn Layer), ("classifier".into(), &self.classifier)]
+        vec![
+            ("features".into(), &self.features as &dyn Layer),
+            ("classifier".into(), &self.classifier),
+        ]
     }
 }
 

@@ -105,6 +105,30 @@ pub fn avg_pool2d(x: &Tensor, p: &Pool2dParams) -> Result<Tensor> {
     }
 }
 
+/// Mean cross-entropy of `logits` `[b, classes]` against integer class `labels` `[b]`
+/// (`u8`, `u32` or `i64`): `torch.nn.functional.cross_entropy` with the default mean
+/// reduction, as a scalar. The native kernel fuses log-softmax and the negative log-likelihood
+/// (forward and backward); the reference is `candle_nn::loss::cross_entropy`.
+pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
+    if use_native_pool(logits) {
+        native::cross_entropy(logits, labels)
+    } else {
+        reference::cross_entropy(logits, labels)
+    }
+}
+
+/// Fully connected layer: `x` `[..., in]` times `w` `[out, in]` transposed, plus an optional
+/// `bias` `[out]`, giving `[..., out]` (`torch.nn.functional.linear`). The native kernel runs
+/// its GEMMs (forward and backward) on all rayon threads.
+pub fn linear(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    let native = use_native_pool(x) && w.dtype() == DType::F32 && bias.is_none_or(|b| b.dtype() == DType::F32);
+    if native {
+        native::linear(x, w, bias)
+    } else {
+        reference::linear(x, w, bias)
+    }
+}
+
 fn use_native_pool(x: &Tensor) -> bool {
     kernels() == Kernels::Native && x.device().is_cpu() && x.dtype() == DType::F32
 }

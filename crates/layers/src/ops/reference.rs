@@ -179,3 +179,28 @@ pub fn avg_divisors(h: usize, w: usize, oh: usize, ow: usize, p: &Pool2dParams) 
     }
     out
 }
+
+/// Mean cross-entropy of `logits` `[b, classes]` against integer `labels` `[b]`.
+pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
+    candle_nn::loss::cross_entropy(logits, labels)
+}
+
+/// Fully connected layer `x W^T + b` for `x` `[..., in]`, `w` `[out, in]`, `bias` `[out]`.
+pub fn linear(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    let (n_out, n_in) = w.dims2()?;
+    let dims = x.dims();
+    if dims.last() != Some(&n_in) {
+        candle_core::bail!("linear: input {dims:?} does not end in the weight's {n_in} input features (weight {:?})", w.dims())
+    }
+    let rows = x.elem_count() / n_in.max(1);
+    let y = x.reshape((rows, n_in))?.matmul(&w.t()?)?;
+    let y = match bias {
+        None => y,
+        Some(b) => y.broadcast_add(b)?,
+    };
+    let mut out_dims = dims.to_vec();
+    if let Some(last) = out_dims.last_mut() {
+        *last = n_out;
+    }
+    y.reshape(out_dims)
+}

@@ -18,6 +18,8 @@ pub struct TrainFixture {
     pub logits_shape: Vec<usize>,
     /// Train-mode output of one forward pass, row-major.
     pub logits: Vec<f32>,
+    /// How far PyTorch's own float32 output is from `logits` (max |diff|).
+    pub torch_f32_error: f64,
     /// The batch-norm layer whose statistics are stored (`bn1`, `conv1.bn`).
     pub bn: String,
     /// Its running mean after that pass.
@@ -62,6 +64,8 @@ pub struct Fixture {
     pub logits_shape: Option<Vec<usize>>,
     /// Eval-mode output, row-major, when stored.
     pub logits: Option<Vec<f32>>,
+    /// How far PyTorch's own float32 eval output is from `logits` (max |diff|).
+    pub torch_f32_error: Option<f64>,
     /// Mean cross-entropy of the eval logits against labels `i mod classes`.
     pub loss: Option<f64>,
     /// Train-mode check (batch-norm models).
@@ -78,7 +82,8 @@ pub fn golden_dir() -> PathBuf {
 /// Reads the fixture of `case`.
 pub fn fixture(case: &str) -> Result<Fixture> {
     let path = golden_dir().join(format!("{case}.json"));
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
@@ -146,24 +151,57 @@ pub fn formula_input(shape: &[usize], dev: &Device) -> Result<Tensor> {
 
 /// The fixture's input, checked against the sum the script recorded.
 pub fn fixture_input(f: &Fixture, dev: &Device) -> Result<Tensor> {
-    ensure!(f.input_key == INPUT_KEY, "{}: input key {} (expected {INPUT_KEY})", f.case, f.input_key);
+    ensure!(
+        f.input_key == INPUT_KEY,
+        "{}: input key {} (expected {INPUT_KEY})",
+        f.case,
+        f.input_key
+    );
     let x = formula_input(&f.input, dev)?;
-    let sum: f64 = x.flatten_all()?.to_vec1::<f32>()?.iter().map(|&v| v as f64).sum();
-    ensure!((sum - f.input_sum).abs() < 1e-6 * (1.0 + f.input_sum.abs()), "{}: input sum {sum} vs {}", f.case, f.input_sum);
+    let sum: f64 = x
+        .flatten_all()?
+        .to_vec1::<f32>()?
+        .iter()
+        .map(|&v| v as f64)
+        .sum();
+    ensure!(
+        (sum - f.input_sum).abs() < 1e-6 * (1.0 + f.input_sum.abs()),
+        "{}: input sum {sum} vs {}",
+        f.case,
+        f.input_sum
+    );
     Ok(x)
 }
 
 /// Checks `ours` (any shape) against PyTorch's `theirs` (flattened): max |diff| at most
 /// `tol · max(1, max |theirs|)`. Returns the max |diff|.
-pub fn assert_close(what: &str, ours: &Tensor, shape: &[usize], theirs: &[f32], tol: f32) -> Result<f32> {
-    ensure!(ours.dims() == shape, "{what}: shape {:?}, PyTorch's {shape:?}", ours.dims());
+pub fn assert_close(
+    what: &str,
+    ours: &Tensor,
+    shape: &[usize],
+    theirs: &[f32],
+    tol: f32,
+) -> Result<f32> {
+    ensure!(
+        ours.dims() == shape,
+        "{what}: shape {:?}, PyTorch's {shape:?}",
+        ours.dims()
+    );
     let ours = ours.flatten_all()?.to_vec1::<f32>()?;
-    ensure!(ours.len() == theirs.len(), "{what}: {} values, PyTorch has {}", ours.len(), theirs.len());
+    ensure!(
+        ours.len() == theirs.len(),
+        "{what}: {} values, PyTorch has {}",
+        ours.len(),
+        theirs.len()
+    );
     let scale = theirs.iter().fold(1f32, |m, v| m.max(v.abs()));
     let mut worst = (0f32, 0usize);
     for (i, (a, b)) in ours.iter().zip(theirs).enumerate() {
         let d = (a - b).abs();
-        ensure!(d.is_finite() || a == b, "{what}: value {i} is {a}, PyTorch's {b}");
+        ensure!(
+            d.is_finite() || a == b,
+            "{what}: value {i} is {a}, PyTorch's {b}"
+        );
         if d > worst.0 {
             worst = (d, i);
         }
@@ -187,5 +225,9 @@ pub fn trainable_params(store: &ParamStore) -> usize {
 
 /// `(name, shape)` of every tensor in the store, in creation order.
 pub fn keys(store: &ParamStore) -> Vec<(String, Vec<usize>)> {
-    store.named_vars().into_iter().map(|(n, v)| (n, v.dims().to_vec())).collect()
+    store
+        .named_vars()
+        .into_iter()
+        .map(|(n, v)| (n, v.dims().to_vec()))
+        .collect()
 }

@@ -11,6 +11,39 @@ use super::gemm::{sgemm, with_scratch, Mat};
 use crate::ops::ConvGeometry;
 use gemm::Parallelism;
 use rayon::prelude::*;
+use std::sync::Mutex;
+
+/// The largest unfolded input (in floats, 32 MiB) that the forward keeps for the backward;
+/// larger ones (inference-sized batches) are unfolded again, image by image, in scratch.
+const MAX_KEPT_COL: usize = 8 << 20;
+
+/// Unfolded-input buffers given back by the backward, for the next forward: no allocation
+/// (and no page faults) per step. Their contents are stale; `im2col` writes every element.
+static COL_POOL: Mutex<Vec<Vec<f32>>> = Mutex::new(Vec::new());
+
+/// A buffer of `len` floats with unspecified contents, from the pool when it has one.
+fn take_col(len: usize) -> Vec<f32> {
+    let mut v = COL_POOL
+        .lock()
+        .ok()
+        .and_then(|mut pool| {
+            let i = pool.iter().position(|v| v.capacity() >= len).or(pool.len().checked_sub(1))?;
+            Some(pool.swap_remove(i))
+        })
+        .unwrap_or_default();
+    v.resize(len, 0.0);
+    v.truncate(len);
+    v
+}
+
+/// Gives a buffer from [`conv2d_fwd`] back to the pool (which keeps at most 8).
+pub(crate) fn give_col(v: Vec<f32>) {
+    if let Ok(mut pool) = COL_POOL.lock() {
+        if pool.len() < 8 {
+            pool.push(v);
+        }
+    }
+}
 
 /// Derived sizes of a convolution.
 #[derive(Clone, Copy)]
@@ -73,9 +106,24 @@ fn valid_range(off: isize, stride: usize, len: usize, out: usize) -> (usize, usi
     (lo, hi)
 }
 
+/// `dst.copy_from_slice(src)` for the short rows of im2col (often 8 to 32 floats), inline:
+/// fixed 8-float blocks instead of a `memcpy` call per row.
+#[inline(always)]
+fn copy_short(dst: &mut [f32], src: &[f32]) {
+    let mut d = dst.chunks_exact_mut(8);
+    let mut s = src.chunks_exact(8);
+    for (d, s) in (&mut d).zip(&mut s) {
+        let s: &[f32; 8] = s.try_into().unwrap_or(&[0.0; 8]);
+        d.copy_from_slice(s);
+    }
+    for (d, s) in d.into_remainder().iter_mut().zip(s.remainder()) {
+        *d = *s;
+    }
+}
+
 /// Unfolds one group of one image `src` `[cg, h, w]` into `col` `[K, N]`.
 fn im2col(g: &ConvGeometry, d: &Dims, src: &[f32], col: &mut [f32]) {
-    let p = &g.p;
+    let (p, ld) = (&g.p, d.n);
     let (sh, sw) = (p.stride[0], p.stride[1]);
     for c in 0..d.cg {
         let plane = &src[c * d.hw..(c + 1) * d.hw];
@@ -85,7 +133,7 @@ fn im2col(g: &ConvGeometry, d: &Dims, src: &[f32], col: &mut [f32]) {
             for kj in 0..g.kw {
                 let off_w = (kj * p.dilation[1]) as isize - p.padding[1] as isize;
                 let (x_lo, x_hi) = valid_range(off_w, sw, g.w, g.ow);
-                let row = &mut col[((c * g.kh + ki) * g.kw + kj) * d.n..][..d.n];
+                let row = &mut col[((c * g.kh + ki) * g.kw + kj) * ld..][..d.n];
                 row[..y_lo * g.ow].fill(0.0);
                 row[y_hi * g.ow..].fill(0.0);
                 for oy in y_lo..y_hi {
@@ -98,7 +146,7 @@ fn im2col(g: &ConvGeometry, d: &Dims, src: &[f32], col: &mut [f32]) {
                         let ix0 = (x_lo * sw) as isize + off_w;
                         let ix0 = ix0 as usize;
                         if sw == 1 {
-                            out[x_lo..x_hi].copy_from_slice(&srow[ix0..ix0 + (x_hi - x_lo)]);
+                            copy_short(&mut out[x_lo..x_hi], &srow[ix0..ix0 + (x_hi - x_lo)]);
                         } else {
                             for (o, v) in out[x_lo..x_hi]
                                 .iter_mut()
@@ -116,7 +164,7 @@ fn im2col(g: &ConvGeometry, d: &Dims, src: &[f32], col: &mut [f32]) {
 
 /// Folds `col` `[K, N]` back into one group of one image `dst` `[cg, h, w]`, adding.
 fn col2im(g: &ConvGeometry, d: &Dims, col: &[f32], dst: &mut [f32]) {
-    let p = &g.p;
+    let (p, ld) = (&g.p, d.n);
     let (sh, sw) = (p.stride[0], p.stride[1]);
     for c in 0..d.cg {
         let plane = &mut dst[c * d.hw..(c + 1) * d.hw];
@@ -129,7 +177,7 @@ fn col2im(g: &ConvGeometry, d: &Dims, col: &[f32], dst: &mut [f32]) {
                 if x_hi <= x_lo {
                     continue;
                 }
-                let row = &col[((c * g.kh + ki) * g.kw + kj) * d.n..][..d.n];
+                let row = &col[((c * g.kh + ki) * g.kw + kj) * ld..][..d.n];
                 for oy in y_lo..y_hi {
                     let iy = ((oy * sh) as isize + off_h) as usize;
                     let drow = &mut plane[iy * g.w..][..g.w];
@@ -150,7 +198,10 @@ fn col2im(g: &ConvGeometry, d: &Dims, col: &[f32], dst: &mut [f32]) {
     }
 }
 
-/// Forward of one image: `x` `[c_in, h, w]` into `y` `[c_out, N]`.
+/// Forward of one image: `x` `[c_in, h, w]` into `y` `[c_out, N]`. `kept`, when given, is
+/// this image's `[groups, K, N]` slice of the kept `col` (filled here); otherwise a scratch
+/// buffer is used.
+#[allow(clippy::too_many_arguments)]
 fn fwd_image(
     g: &ConvGeometry,
     d: &Dims,
@@ -158,15 +209,38 @@ fn fwd_image(
     w: &[f32],
     bias: Option<&[f32]>,
     y: &mut [f32],
+    kept: Option<&mut [f32]>,
     par: Parallelism,
 ) {
-    let scratch = if d.pointwise { 0 } else { d.k * d.n };
-    with_scratch(scratch, |col| {
+    match kept {
+        Some(cols) => fwd_image_with(g, d, x, w, bias, y, cols, d.k * d.n, par),
+        None => {
+            let scratch = if d.pointwise { 0 } else { d.k * d.n };
+            with_scratch(scratch, |col| fwd_image_with(g, d, x, w, bias, y, col, 0, par))
+        }
+    }
+}
+
+/// [`fwd_image`] with `col` holding group `grp`'s unfolded input at `grp * col_step`.
+#[allow(clippy::too_many_arguments)]
+fn fwd_image_with(
+    g: &ConvGeometry,
+    d: &Dims,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    cols: &mut [f32],
+    col_step: usize,
+    par: Parallelism,
+) {
+    {
         for grp in 0..g.p.groups {
             let src = &x[grp * d.cg * d.hw..(grp + 1) * d.cg * d.hw];
             let rhs = if d.pointwise {
                 src
             } else {
+                let col = &mut cols[grp * col_step..][..d.k * d.n];
                 im2col(g, d, src, col);
                 &*col
             };
@@ -188,25 +262,49 @@ fn fwd_image(
             };
             sgemm(d.og, d.n, d.k, dst, d.n, bias.is_some(), lhs, rhs, par);
         }
-    })
+    }
 }
 
 /// Convolution forward: `x` `[b, c_in, h, w]`, `w` `[c_out, cg, kh, kw]`, optional bias,
-/// giving `[b, c_out, oh, ow]`.
-pub(crate) fn conv2d_fwd(g: &ConvGeometry, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+/// giving `[b, c_out, oh, ow]`. With `keep_col` (and unless the convolution is pointwise)
+/// also returns the unfolded input `[b, groups, K, N]`, for [`conv2d_bwd_weight`] to reuse.
+pub(crate) fn conv2d_fwd(
+    g: &ConvGeometry,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    keep_col: bool,
+) -> (Vec<f32>, Option<Vec<f32>>) {
     let d = Dims::new(g);
     let (x_img, y_img) = (g.c_in * d.hw, g.c_out * d.n);
+    let col_img = g.p.groups * d.k * d.n;
     let mut y = vec![0f32; g.b * y_img];
-    if batch_parallel(g) {
-        y.par_chunks_mut(y_img)
+    let keep = keep_col && !d.pointwise && g.b * col_img <= MAX_KEPT_COL;
+    let mut kept = keep.then(|| take_col(g.b * col_img));
+    let par = batch_parallel(g);
+    let p = gemm_par(par);
+    match (&mut kept, par) {
+        (Some(cols), true) => y
+            .par_chunks_mut(y_img)
             .zip(x.par_chunks(x_img))
-            .for_each(|(y, x)| fwd_image(g, &d, x, w, bias, y, Parallelism::None));
-    } else {
-        for (y, x) in y.chunks_mut(y_img).zip(x.chunks(x_img)) {
-            fwd_image(g, &d, x, w, bias, y, gemm_par(false));
+            .zip(cols.par_chunks_mut(col_img))
+            .for_each(|((y, x), c)| fwd_image(g, &d, x, w, bias, y, Some(c), p)),
+        (Some(cols), false) => {
+            for ((y, x), c) in y.chunks_mut(y_img).zip(x.chunks(x_img)).zip(cols.chunks_mut(col_img)) {
+                fwd_image(g, &d, x, w, bias, y, Some(c), p);
+            }
+        }
+        (None, true) => y
+            .par_chunks_mut(y_img)
+            .zip(x.par_chunks(x_img))
+            .for_each(|(y, x)| fwd_image(g, &d, x, w, bias, y, None, p)),
+        (None, false) => {
+            for (y, x) in y.chunks_mut(y_img).zip(x.chunks(x_img)) {
+                fwd_image(g, &d, x, w, bias, y, None, p);
+            }
         }
     }
-    y
+    (y, kept)
 }
 
 /// Input gradient of one image: `dy` `[c_out, N]` into `dx` `[c_in, h, w]` (overwritten).
@@ -264,21 +362,25 @@ pub(crate) fn conv2d_bwd_input(g: &ConvGeometry, dy: &[f32], w: &[f32]) -> Vec<f
     dx
 }
 
-/// Adds the weight gradient of one image into `dw` `[c_out, K]`.
+/// Adds the weight gradient of one image into `dw` `[c_out, K]`; `kept` is this image's
+/// unfolded input `[groups, K, N]` when the forward kept it.
 fn bwd_weight_image(
     g: &ConvGeometry,
     d: &Dims,
     x: &[f32],
     dy: &[f32],
     dw: &mut [f32],
+    kept: Option<&[f32]>,
     par: Parallelism,
 ) {
-    let scratch = if d.pointwise { 0 } else { d.k * d.n };
+    let scratch = if d.pointwise || kept.is_some() { 0 } else { d.k * d.n };
     with_scratch(scratch, |col| {
         for grp in 0..g.p.groups {
             let src = &x[grp * d.cg * d.hw..(grp + 1) * d.cg * d.hw];
             let col: &[f32] = if d.pointwise {
                 src
+            } else if let Some(kept) = kept {
+                &kept[grp * d.k * d.n..][..d.k * d.n]
             } else {
                 im2col(g, d, src, col);
                 &*col
@@ -301,9 +403,12 @@ fn bwd_weight_image(
 }
 
 /// Gradient of the convolution with respect to its weight: `x` and `dy` give `dw`
-/// `[c_out, cg, kh, kw]`.
-pub(crate) fn conv2d_bwd_weight(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
+/// `[c_out, cg, kh, kw]`. `kept` is the unfolded input [`conv2d_fwd`] returned, if any.
+pub(crate) fn conv2d_bwd_weight(g: &ConvGeometry, x: &[f32], dy: &[f32], kept: Option<&[f32]>) -> Vec<f32> {
     let d = Dims::new(g);
+    let col_img = g.p.groups * d.k * d.n;
+    let kept = kept.filter(|c| !d.pointwise && c.len() == g.b * col_img);
+    let kept_of = |i: usize| kept.map(|c| &c[i * col_img..(i + 1) * col_img]);
     let (x_img, y_img) = (g.c_in * d.hw, g.c_out * d.n);
     let dw_len = g.c_out * d.k;
     if batch_parallel(g) {
@@ -317,7 +422,7 @@ pub(crate) fn conv2d_bwd_weight(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<
                 for i in i0..i1 {
                     let x = &x[i * x_img..(i + 1) * x_img];
                     let dy = &dy[i * y_img..(i + 1) * y_img];
-                    bwd_weight_image(g, &d, x, dy, &mut dw, Parallelism::None);
+                    bwd_weight_image(g, &d, x, dy, &mut dw, kept_of(i), Parallelism::None);
                 }
                 dw
             })
@@ -332,8 +437,8 @@ pub(crate) fn conv2d_bwd_weight(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<
         dw
     } else {
         let mut dw = vec![0f32; dw_len];
-        for (x, dy) in x.chunks(x_img).zip(dy.chunks(y_img)) {
-            bwd_weight_image(g, &d, x, dy, &mut dw, gemm_par(false));
+        for (i, (x, dy)) in x.chunks(x_img).zip(dy.chunks(y_img)).enumerate() {
+            bwd_weight_image(g, &d, x, dy, &mut dw, kept_of(i), gemm_par(false));
         }
         dw
     }

@@ -11,6 +11,8 @@
 
 mod conv;
 mod gemm;
+mod linear;
+mod loss;
 mod pool;
 
 use super::{pool_output_hw, Conv2dParams, ConvGeometry, Pool2dParams};
@@ -19,12 +21,14 @@ use candle_core::{
     bail, CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor,
 };
 use pool::PoolDims;
+use std::sync::Mutex;
 
 /// Convolution through the native kernels (see [`crate::ops::conv2d`] for the contract).
 pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -> Result<Tensor> {
     let g = ConvGeometry::new(x.dims(), w.dims(), bias.map(|b| b.dims()), p)?;
     let (x, w) = (x.contiguous()?, w.contiguous()?);
-    let op = Conv2dOp { g };
+    // Keep the unfolded input for the weight gradient only when there will be one.
+    let op = Conv2dOp { g, keep_col: tracked(&w), col: Mutex::new(None) };
     match bias {
         None => x.apply_op2(&w, op),
         Some(b) => x.apply_op3(&w, &b.contiguous()?, op),
@@ -76,7 +80,7 @@ pub fn conv2d_weight_grad(
         bail!("conv2d_weight_grad: gradient {:?} does not match input {:?} and kernel {kernel_hw:?} with {p:?}", dy.dims(), x.dims())
     }
     x.contiguous()?
-        .apply_op2_no_bwd(&dy.contiguous()?, &Conv2dWeightGrad { g })
+        .apply_op2_no_bwd(&dy.contiguous()?, &Conv2dWeightGrad { g, col: None })
 }
 
 /// Max pooling through the native kernel (see [`crate::ops::max_pool2d`]).
@@ -136,6 +140,10 @@ fn tracked(t: &Tensor) -> bool {
 /// The forward convolution `(x, w[, bias])`.
 struct Conv2dOp {
     g: ConvGeometry,
+    /// Keep the forward's unfolded input (`im2col`) for the weight gradient.
+    keep_col: bool,
+    /// The kept unfolded input, taken (and freed) by the backward.
+    col: Mutex<Option<Vec<f32>>>,
 }
 
 impl Conv2dOp {
@@ -151,7 +159,10 @@ impl Conv2dOp {
         if let Some(b) = b {
             check_len(b, g.c_out, "conv2d", "bias")?;
         }
-        let y = conv::conv2d_fwd(g, x, w, b);
+        let (y, col) = conv::conv2d_fwd(g, x, w, b, self.keep_col);
+        if let Ok(mut slot) = self.col.lock() {
+            *slot = col;
+        }
         Ok((CpuStorage::F32(y), Shape::from((g.b, g.c_out, g.oh, g.ow))))
     }
 
@@ -170,7 +181,13 @@ impl Conv2dOp {
             None
         };
         let dw = if tracked(w) {
-            Some(x.apply_op2_no_bwd(&grad, &Conv2dWeightGrad { g })?)
+            let col = self.col.lock().ok().and_then(|mut c| c.take());
+            let op = Conv2dWeightGrad { g, col };
+            let dw = x.apply_op2_no_bwd(&grad, &op)?;
+            if let Some(col) = op.col {
+                conv::give_col(col);
+            }
+            Some(dw)
         } else {
             None
         };
@@ -287,9 +304,10 @@ impl CustomOp2 for Conv2dInputGrad {
     }
 }
 
-/// `(x, dy) -> dw`.
+/// `(x, dy) -> dw`, with the forward's unfolded input when it was kept.
 struct Conv2dWeightGrad {
     g: ConvGeometry,
+    col: Option<Vec<f32>>,
 }
 
 impl CustomOp2 for Conv2dWeightGrad {
@@ -316,7 +334,7 @@ impl CustomOp2 for Conv2dWeightGrad {
             "conv2d weight grad",
             "output gradient",
         )?;
-        let dw = conv::conv2d_bwd_weight(g, x, dy);
+        let dw = conv::conv2d_bwd_weight(g, x, dy, self.col.as_deref());
         Ok((
             CpuStorage::F32(dw),
             Shape::from((g.c_out, g.c_in / g.p.groups, g.kh, g.kw)),
@@ -475,5 +493,215 @@ impl CustomOp1 for AvgPoolGrad {
             CpuStorage::F32(pool::avg_bwd(dy, d, &self.p)),
             self.shape.clone(),
         ))
+    }
+}
+
+/// Mean cross-entropy of `logits` `[rows, classes]` against integer `labels` `[rows]` (see
+/// [`crate::ops::cross_entropy`]), fused: one pass forward, one pass backward.
+pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
+    let (rows, classes) = logits.dims2()?;
+    if labels.dims() != [rows] {
+        bail!("cross_entropy: logits {:?} need labels [{rows}], got {:?}", logits.dims(), labels.dims())
+    }
+    logits.contiguous()?.apply_op2(&labels.contiguous()?, CrossEntropy { rows, classes })
+}
+
+/// `(logits, labels) -> mean loss`, a scalar.
+struct CrossEntropy {
+    rows: usize,
+    classes: usize,
+}
+
+/// Labels as indices, each checked to be a class.
+fn label_indices(labels: Vec<i64>, classes: usize) -> Result<Vec<usize>> {
+    labels
+        .into_iter()
+        .map(|l| match usize::try_from(l) {
+            Ok(i) if i < classes => Ok(i),
+            _ => bail!("cross_entropy: label {l} is not a class index in [0, {classes})"),
+        })
+        .collect()
+}
+
+impl CustomOp2 for CrossEntropy {
+    fn name(&self) -> &'static str {
+        "convnets-cross-entropy"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = f32_data(s1, l1, "cross_entropy")?;
+        check_len(x, self.rows * self.classes, "cross_entropy", "logits")?;
+        let Some((a, b)) = l2.contiguous_offsets() else { bail!("cross_entropy: labels must be contiguous") };
+        let labels: Vec<i64> = match s2 {
+            CpuStorage::U8(v) => v[a..b].iter().map(|&l| i64::from(l)).collect(),
+            CpuStorage::U32(v) => v[a..b].iter().map(|&l| i64::from(l)).collect(),
+            CpuStorage::I64(v) => v[a..b].to_vec(),
+            other => bail!("cross_entropy: labels must be u8, u32 or i64, got {:?}", other.dtype()),
+        };
+        let labels = label_indices(labels, self.classes)?;
+        check_len(x, labels.len() * self.classes, "cross_entropy", "logits")?;
+        let loss = loss::cross_entropy_fwd(x, &labels, self.classes);
+        Ok((CpuStorage::F32(vec![loss]), Shape::from(())))
+    }
+
+    fn bwd(&self, x: &Tensor, labels: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let g = grad.to_dtype(candle_core::DType::F32)?.to_scalar::<f32>()?;
+        let labels = label_indices(labels.to_dtype(candle_core::DType::I64)?.to_vec1::<i64>()?, self.classes)?;
+        let logits = x.flatten_all()?.to_vec1::<f32>()?;
+        let dx = loss::cross_entropy_bwd(&logits, &labels, self.classes, g);
+        Ok((Some(Tensor::from_vec(dx, (self.rows, self.classes), x.device())?), None))
+    }
+}
+
+/// Fully connected layer through the native kernels (see [`crate::ops::linear`]).
+pub fn linear(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    let (n_out, n_in) = w.dims2()?;
+    let dims = x.dims();
+    if dims.last() != Some(&n_in) {
+        bail!("linear: input {dims:?} does not end in the weight's {n_in} input features (weight {:?})", w.dims())
+    }
+    if let Some(b) = bias {
+        if b.dims() != [n_out] {
+            bail!("linear: bias {:?} does not match weight {:?}, expected [{n_out}]", b.dims(), w.dims())
+        }
+    }
+    let rows = x.elem_count() / n_in.max(1);
+    let x2 = x.contiguous()?.reshape((rows, n_in))?;
+    let op = LinearOp { rows, n_in, n_out };
+    let y = match bias {
+        None => x2.apply_op2(&w.contiguous()?, op)?,
+        Some(b) => x2.apply_op3(&w.contiguous()?, &b.contiguous()?, op)?,
+    };
+    let mut out_dims = dims.to_vec();
+    match out_dims.last_mut() {
+        Some(last) => *last = n_out,
+        None => bail!("linear: input must have at least one dimension"),
+    }
+    if out_dims.len() == 2 {
+        Ok(y)
+    } else {
+        y.reshape(out_dims)
+    }
+}
+
+/// `(x [rows, in], w [out, in][, b [out]]) -> x w^T + b`.
+#[derive(Clone, Copy)]
+struct LinearOp {
+    rows: usize,
+    n_in: usize,
+    n_out: usize,
+}
+
+impl LinearOp {
+    fn fwd(&self, x: &[f32], w: &[f32], b: Option<&[f32]>) -> Result<(CpuStorage, Shape)> {
+        let (rows, n_in, n_out) = (self.rows, self.n_in, self.n_out);
+        check_len(x, rows * n_in, "linear", "input")?;
+        check_len(w, n_out * n_in, "linear", "weight")?;
+        if let Some(b) = b {
+            check_len(b, n_out, "linear", "bias")?;
+        }
+        Ok((CpuStorage::F32(linear::linear_fwd(x, w, b, rows, n_in, n_out)), Shape::from((rows, n_out))))
+    }
+
+    fn grads(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>, grad: &Tensor) -> Result<[Option<Tensor>; 3]> {
+        let grad = grad.contiguous()?;
+        let op = *self;
+        let dx = if tracked(x) { Some(grad.apply_op2_no_bwd(w, &LinearGrad { op, what: LinearPart::Input })?) } else { None };
+        let dw = if tracked(w) { Some(x.apply_op2_no_bwd(&grad, &LinearGrad { op, what: LinearPart::Weight })?) } else { None };
+        let db = match b {
+            Some(b) if tracked(b) => Some(grad.apply_op2_no_bwd(b, &LinearGrad { op, what: LinearPart::Bias })?),
+            _ => None,
+        };
+        Ok([dx, dw, db])
+    }
+}
+
+impl CustomOp2 for LinearOp {
+    fn name(&self) -> &'static str {
+        "convnets-linear"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        self.fwd(f32_data(s1, l1, "linear")?, f32_data(s2, l2, "linear")?, None)
+    }
+
+    fn bwd(&self, x: &Tensor, w: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let [dx, dw, _] = self.grads(x, w, None, grad)?;
+        Ok((dx, dw))
+    }
+}
+
+impl CustomOp3 for LinearOp {
+    fn name(&self) -> &'static str {
+        "convnets-linear-bias"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let b = f32_data(s3, l3, "linear")?;
+        self.fwd(f32_data(s1, l1, "linear")?, f32_data(s2, l2, "linear")?, Some(b))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let [dx, dw, db] = self.grads(x, w, Some(b), grad)?;
+        Ok((dx, dw, db))
+    }
+}
+
+#[derive(Clone, Copy)]
+enum LinearPart {
+    /// `(dy, w) -> dx`.
+    Input,
+    /// `(x, dy) -> dw`.
+    Weight,
+    /// `(dy, b) -> db` (`b` only for its shape).
+    Bias,
+}
+
+/// A gradient of [`LinearOp`].
+struct LinearGrad {
+    op: LinearOp,
+    what: LinearPart,
+}
+
+impl CustomOp2 for LinearGrad {
+    fn name(&self) -> &'static str {
+        "convnets-linear-grad"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let LinearOp { rows, n_in, n_out } = self.op;
+        let (a, b) = (f32_data(s1, l1, "linear grad")?, f32_data(s2, l2, "linear grad")?);
+        let (v, shape) = match self.what {
+            LinearPart::Input => {
+                check_len(a, rows * n_out, "linear input grad", "output gradient")?;
+                check_len(b, n_out * n_in, "linear input grad", "weight")?;
+                (linear::linear_bwd_input(a, b, rows, n_in, n_out), Shape::from((rows, n_in)))
+            }
+            LinearPart::Weight => {
+                check_len(a, rows * n_in, "linear weight grad", "input")?;
+                check_len(b, rows * n_out, "linear weight grad", "output gradient")?;
+                (linear::linear_bwd_weight(a, b, rows, n_in, n_out), Shape::from((n_out, n_in)))
+            }
+            LinearPart::Bias => {
+                check_len(a, rows * n_out, "linear bias grad", "output gradient")?;
+                (linear::linear_bwd_bias(a, n_out), Shape::from(n_out))
+            }
+        };
+        Ok((CpuStorage::F32(v), shape))
     }
 }

@@ -2,7 +2,7 @@
 //! kernels and candle's own (`cargo bench -p convnets-bench`). The end-to-end table against
 //! PyTorch is `cargo xtask bench`.
 
-use candle_core::{DType, Device, ModuleT, Tensor};
+use candle_core::{DType, Device, Tensor};
 use convnets::layers::ops::{set_kernels, Kernels};
 use convnets::layers::ParamStore;
 use convnets::train::{cross_entropy, Sgd};
@@ -14,16 +14,24 @@ fn steps(c: &mut Criterion) {
         for (kname, kernels) in [("native", Kernels::Native), ("candle", Kernels::Reference)] {
             set_kernels(kernels);
             let store = ParamStore::new(0, &Device::Cpu);
-            let Ok(model) = convnets::zoo::build(r.model, store.vb()) else { continue };
-            let Ok(mut opt) = Sgd::new(store.trainable_vars(), r.sgd) else { continue };
-            let Some([ch, h, w]) = convnets::zoo::find(r.model).map(|i| i.input) else { continue };
-            let x = Tensor::rand(0f32, 1f32, (r.batch_size, ch, h, w), &Device::Cpu).expect("input");
+            let Ok(model) = convnets::zoo::build(r.model, store.vb()) else {
+                continue;
+            };
+            let Ok(mut opt) = Sgd::new(store.trainable_vars(), r.sgd) else {
+                continue;
+            };
+            let Some([ch, h, w]) = convnets::zoo::find(r.model).map(|i| i.input) else {
+                continue;
+            };
+            let x =
+                Tensor::rand(0f32, 1f32, (r.batch_size, ch, h, w), &Device::Cpu).expect("input");
             let y = Tensor::zeros(r.batch_size, DType::U32, &Device::Cpu).expect("labels");
             let mut g = c.benchmark_group(format!("{}_b{}", r.name, r.batch_size));
             g.throughput(Throughput::Elements(r.batch_size as u64));
             g.bench_function(format!("train_step_{kname}"), |b| {
                 b.iter(|| {
-                    let loss = cross_entropy(&model.forward_t(&x, true).expect("forward"), &y).expect("loss");
+                    let loss = cross_entropy(&model.forward_t(&x, true).expect("forward"), &y)
+                        .expect("loss");
                     opt.step(&loss.backward().expect("backward")).expect("step");
                 })
             });

@@ -25,17 +25,31 @@ fn time(name: &str, mut f: impl FnMut() -> Result<Tensor>) -> Result<()> {
     Ok(())
 }
 
-fn conv(tag: &str, b: usize, c_in: usize, hw: usize, c_out: usize, k: usize, input_grad: bool) -> Result<()> {
+fn conv(
+    tag: &str,
+    b: usize,
+    c_in: usize,
+    hw: usize,
+    c_out: usize,
+    k: usize,
+    input_grad: bool,
+) -> Result<()> {
     let dev = Device::Cpu;
     let p = Conv2dParams::default();
     let x = Tensor::randn(0f32, 1., (b, c_in, hw, hw), &dev)?;
     let w = Tensor::randn(0f32, 0.1, (c_out, c_in, k, k), &dev)?;
     let bias = Tensor::randn(0f32, 0.1, c_out, &dev)?;
     let y = native::conv2d(&x, &w, Some(&bias), &p)?;
-    time(&format!("{tag} fwd"), || Ok(native::conv2d(&x, &w, Some(&bias), &p)?))?;
-    time(&format!("{tag} weight grad"), || Ok(native::conv2d_weight_grad(&x, &y, (k, k), &p)?))?;
+    time(&format!("{tag} fwd"), || {
+        Ok(native::conv2d(&x, &w, Some(&bias), &p)?)
+    })?;
+    time(&format!("{tag} weight grad"), || {
+        Ok(native::conv2d_weight_grad(&x, &y, (k, k), &p)?)
+    })?;
     if input_grad {
-        time(&format!("{tag} input grad"), || Ok(native::conv2d_input_grad(&y, &w, (hw, hw), &p)?))?;
+        time(&format!("{tag} input grad"), || {
+            Ok(native::conv2d_input_grad(&y, &w, (hw, hw), &p)?)
+        })?;
     }
     Ok(())
 }
@@ -43,11 +57,19 @@ fn conv(tag: &str, b: usize, c_in: usize, hw: usize, c_out: usize, k: usize, inp
 fn pool(tag: &str, dims: (usize, usize, usize, usize), max: bool) -> Result<()> {
     let x = Var::from_tensor(&Tensor::randn(0f32, 1., dims, &Device::Cpu)?)?;
     let p = Pool2dParams::square(2, 2);
-    let f = |x: &Tensor| if max { ops::max_pool2d(x, &p) } else { ops::avg_pool2d(x, &p) };
+    let f = |x: &Tensor| {
+        if max {
+            ops::max_pool2d(x, &p)
+        } else {
+            ops::avg_pool2d(x, &p)
+        }
+    };
     time(&format!("{tag} fwd"), || Ok(f(x.as_tensor())?))?;
     time(&format!("{tag} fwd+bwd"), || {
         let g = f(x.as_tensor())?.sum_all()?.backward()?;
-        Ok(g.get(x.as_tensor()).cloned().unwrap_or_else(|| x.as_tensor().clone()))
+        Ok(g.get(x.as_tensor())
+            .cloned()
+            .unwrap_or_else(|| x.as_tensor().clone()))
     })?;
     Ok(())
 }
@@ -57,22 +79,61 @@ fn linear(tag: &str, b: usize, n_in: usize, n_out: usize) -> Result<()> {
     let x = Var::from_tensor(&Tensor::randn(0f32, 1., (b, n_in), &dev)?)?;
     let w = Var::from_tensor(&Tensor::randn(0f32, 0.1, (n_out, n_in), &dev)?)?;
     let bias = Var::from_tensor(&Tensor::randn(0f32, 0.1, n_out, &dev)?)?;
-    let f = || -> candle_core::Result<Tensor> { x.as_tensor().matmul(&w.as_tensor().t()?)?.broadcast_add(bias.as_tensor()) };
+    let f = || -> candle_core::Result<Tensor> {
+        x.as_tensor()
+            .matmul(&w.as_tensor().t()?)?
+            .broadcast_add(bias.as_tensor())
+    };
     time(&format!("{tag} fwd (matmul+bias)"), || Ok(f()?))?;
     time(&format!("{tag} fwd+relu"), || Ok(f()?.relu()?))?;
     time(&format!("{tag} fwd+relu+bwd"), || {
         let g = f()?.relu()?.sum_all()?.backward()?;
-        Ok(g.get(w.as_tensor()).cloned().unwrap_or_else(|| w.as_tensor().clone()))
+        Ok(g.get(w.as_tensor())
+            .cloned()
+            .unwrap_or_else(|| w.as_tensor().clone()))
     })?;
     Ok(())
 }
 
 fn main() -> Result<()> {
     let a = Tensor::randn(0f32, 1., (256, 6, 24, 24), &Device::Cpu)?;
-    time("zeros_like+add 256x6x24x24", || Ok(a.zeros_like()?.add(&a)?))?;
+    time("zeros_like+add 256x6x24x24", || {
+        Ok(a.zeros_like()?.add(&a)?)
+    })?;
     time("relu 256x6x24x24", || Ok(a.relu()?))?;
     let s = a.sum_all()?;
-    time("broadcast+contiguous 256x6x24x24", || Ok(s.broadcast_as(a.shape())?.contiguous()?))?;
+    time("broadcast+contiguous 256x6x24x24", || {
+        Ok(s.broadcast_as(a.shape())?.contiguous()?)
+    })?;
+    {
+        println!("batch norm [128, 16, 32, 32] (ResNet-20 stage 1), fwd+bwd");
+        let dev = Device::Cpu;
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1., (128, 16, 32, 32), &dev)?)?;
+        let g = Var::from_tensor(&Tensor::ones(16, candle_core::DType::F32, &dev)?)?;
+        let b = Var::from_tensor(&Tensor::zeros(16, candle_core::DType::F32, &dev)?)?;
+        for (name, f) in [
+            (
+                "native",
+                native::batch_norm2d_train
+                    as fn(
+                        &Tensor,
+                        &Tensor,
+                        &Tensor,
+                        f64,
+                    ) -> candle_core::Result<(Tensor, Tensor, Tensor)>,
+            ),
+            (
+                "reference",
+                convnets::layers::ops::reference::batch_norm2d_train,
+            ),
+        ] {
+            time(name, || {
+                let (y, _, _) = f(x.as_tensor(), g.as_tensor(), b.as_tensor(), 1e-5)?;
+                let gr = y.sum_all()?.backward()?;
+                Ok(gr.get(x.as_tensor()).cloned().unwrap_or_else(|| y.clone()))
+            })?;
+        }
+    }
     println!("lenet5 (batch 256)");
     conv("conv1 1->6 5x5 28", 256, 1, 28, 6, 5, false)?;
     pool("avgpool 6x24x24", (256, 6, 24, 24), false)?;

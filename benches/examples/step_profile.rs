@@ -32,7 +32,10 @@ fn main() -> Result<()> {
         }
     }
     let data_dir = std::env::var_os("CONVNETS_DATA").map(std::path::PathBuf::from);
-    for r in recipes().into_iter().filter(|r| cases.is_empty() || cases.iter().any(|c| c == r.name)) {
+    for r in recipes()
+        .into_iter()
+        .filter(|r| cases.is_empty() || cases.iter().any(|c| c == r.name))
+    {
         let train = train_batcher(&r, data_dir.as_deref())?;
         let store = ParamStore::new(0, &Device::Cpu);
         let model = convnets::zoo::build(r.model, store.vb())?;
@@ -67,7 +70,14 @@ fn main() -> Result<()> {
         let total: f64 = m.iter().sum();
         println!(
             "{:<10} batch {:>3}: forward {:.3} ms, loss {:.3} ms, backward {:.3} ms, step {:.3} ms; total {:.3} ms = {:.0} img/s",
-            r.name, r.batch_size, m[0], m[1], m[2], m[3], total, r.batch_size as f64 / total * 1e3
+            r.name,
+            r.batch_size,
+            m[0],
+            m[1],
+            m[2],
+            m[3],
+            total,
+            r.batch_size as f64 / total * 1e3
         );
     }
     Ok(())

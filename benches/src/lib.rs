@@ -41,15 +41,25 @@ pub fn recipes() -> Vec<Recipe> {
             dataset: Some(DatasetKind::FashionMnist),
             normalize: None,
             batch_size: 256,
-            sgd: SgdConfig { lr: 0.01, ..Default::default() },
+            sgd: SgdConfig {
+                lr: 0.01,
+                ..Default::default()
+            },
         },
         Recipe {
             name: "mnist-net",
             model: "mnist-net",
             dataset: Some(DatasetKind::Mnist),
-            normalize: Some(Normalize { mean: 0.1307, std: 0.3081 }),
+            normalize: Some(Normalize {
+                mean: 0.1307,
+                std: 0.3081,
+            }),
             batch_size: 64,
-            sgd: SgdConfig { lr: 0.01, momentum: 0.5, ..Default::default() },
+            sgd: SgdConfig {
+                lr: 0.01,
+                momentum: 0.5,
+                ..Default::default()
+            },
         },
         Recipe {
             name: "simple-cnn",
@@ -57,7 +67,11 @@ pub fn recipes() -> Vec<Recipe> {
             dataset: None,
             normalize: None,
             batch_size: 128,
-            sgd: SgdConfig { lr: 0.01, momentum: 0.9, ..Default::default() },
+            sgd: SgdConfig {
+                lr: 0.01,
+                momentum: 0.9,
+                ..Default::default()
+            },
         },
         Recipe {
             name: "resnet20",
@@ -65,7 +79,12 @@ pub fn recipes() -> Vec<Recipe> {
             dataset: None,
             normalize: None,
             batch_size: 128,
-            sgd: SgdConfig { lr: 0.1, momentum: 0.9, weight_decay: 1e-4, ..Default::default() },
+            sgd: SgdConfig {
+                lr: 0.1,
+                momentum: 0.9,
+                weight_decay: 1e-4,
+                ..Default::default()
+            },
         },
     ]
 }
@@ -81,8 +100,17 @@ pub fn train_flops_per_image(model: &str) -> Result<f64> {
     let [c, h, w] = info.input;
     let s = convnets::layers::summary::summary(&*m, &[1, c, h, w])?;
     let counted = |kind: &str| kind == "Conv2d" || kind == "Linear";
-    let macs: u64 = s.rows.iter().filter(|r| counted(r.kind)).map(|r| r.macs).sum();
-    let first = s.rows.iter().find(|r| counted(r.kind)).map_or(0, |r| r.macs);
+    let macs: u64 = s
+        .rows
+        .iter()
+        .filter(|r| counted(r.kind))
+        .map(|r| r.macs)
+        .sum();
+    let first = s
+        .rows
+        .iter()
+        .find(|r| counted(r.kind))
+        .map_or(0, |r| r.macs);
     Ok(2.0 * (3 * macs - first) as f64)
 }
 
@@ -120,9 +148,11 @@ pub fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|kb| kb.parse::<f64>().ok())
+            })
         })
         .map(|kb| kb / 1024.0)
         .unwrap_or(0.0)
@@ -142,20 +172,38 @@ fn data(r: &Recipe, data_dir: Option<&Path>) -> Result<Data> {
     const INFER: usize = 1000;
     match r.dataset {
         Some(kind) => {
-            let d = convnets::data::load(kind, data_dir).with_context(|| format!("loading {}", kind.name()))?;
+            let d = convnets::data::load(kind, data_dir)
+                .with_context(|| format!("loading {}", kind.name()))?;
             let train = Batcher::from_split(&d.train, r.normalize, r.batch_size, Some(0), true)?;
             let test = Batcher::from_split(&d.test, r.normalize, INFER, None, true)?;
             let first: Vec<usize> = (0..INFER).collect();
-            Ok(Data { train, test_images: test.batch(&first)?.images })
+            Ok(Data {
+                train,
+                test_images: test.batch(&first)?.images,
+            })
         }
         None => {
             let n = 10_000;
             let mut rng = convnets::layers::Rng::new(0);
             let images = rng.normal(n * 3 * 32 * 32, 0.0, 1.0);
             let labels: Vec<u8> = (0..n).map(|i| (i * 7 % 10) as u8).collect();
-            let test = Tensor::from_vec(images[..INFER * 3 * 32 * 32].to_vec(), (INFER, 3, 32, 32), &Device::Cpu)?;
-            let train = Batcher::new(Arc::new(images), Arc::new(labels), [3, 32, 32], r.batch_size, Some(0), true)?;
-            Ok(Data { train, test_images: test })
+            let test = Tensor::from_vec(
+                images[..INFER * 3 * 32 * 32].to_vec(),
+                (INFER, 3, 32, 32),
+                &Device::Cpu,
+            )?;
+            let train = Batcher::new(
+                Arc::new(images),
+                Arc::new(labels),
+                [3, 32, 32],
+                r.batch_size,
+                Some(0),
+                true,
+            )?;
+            Ok(Data {
+                train,
+                test_images: test,
+            })
         }
     }
 }

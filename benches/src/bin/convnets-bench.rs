@@ -52,7 +52,15 @@ fn parse_args() -> Result<Args> {
             "--no-torch" => a.torch = false,
             "--worker" => a.worker = Some(value()?),
             "-h" | "--help" => {
-                println!("{}", include_str!("convnets-bench.rs").lines().skip(5).take(2).collect::<Vec<_>>().join("\n"));
+                println!(
+                    "{}",
+                    include_str!("convnets-bench.rs")
+                        .lines()
+                        .skip(5)
+                        .take(2)
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                );
                 std::process::exit(0);
             }
             other => bail!("unknown argument `{other}`"),
@@ -63,9 +71,18 @@ fn parse_args() -> Result<Args> {
 
 /// Runs one case in this process (as a worker) and prints its JSON.
 fn worker(spec: &str, a: &Args) -> Result<()> {
-    let (name, kernels) = spec.split_once(':').context("worker spec is CASE:KERNELS")?;
-    set_kernels(if kernels == "reference" { Kernels::Reference } else { Kernels::Native });
-    let r = recipes().into_iter().find(|r| r.name == name).with_context(|| format!("unknown case {name}"))?;
+    let (name, kernels) = spec
+        .split_once(':')
+        .context("worker spec is CASE:KERNELS")?;
+    set_kernels(if kernels == "reference" {
+        Kernels::Reference
+    } else {
+        Kernels::Native
+    });
+    let r = recipes()
+        .into_iter()
+        .find(|r| r.name == name)
+        .with_context(|| format!("unknown case {name}"))?;
     let res = time_case(&r, a.data_dir.as_deref(), a.seconds)?;
     println!("{}", serde_json::to_string(&res)?);
     Ok(())
@@ -74,14 +91,23 @@ fn worker(spec: &str, a: &Args) -> Result<()> {
 /// Runs a case in a fresh process, so peak memory is its own and threads are set before start.
 fn spawn(spec: &str, a: &Args) -> Result<CaseResult> {
     let mut c = Command::new(std::env::current_exe()?);
-    c.args(["--worker", spec, "--seconds", &a.seconds.to_string()]).env("RAYON_NUM_THREADS", a.threads.to_string())
-        .env("CANDLE_NUM_THREADS", std::env::var("CANDLE_NUM_THREADS").unwrap_or_else(|_| "1".into()));
+    c.args(["--worker", spec, "--seconds", &a.seconds.to_string()])
+        .env("RAYON_NUM_THREADS", a.threads.to_string())
+        .env(
+            "CANDLE_NUM_THREADS",
+            std::env::var("CANDLE_NUM_THREADS").unwrap_or_else(|_| "1".into()),
+        );
     if let Some(d) = &a.data_dir {
         c.arg("--data-dir").arg(d);
     }
-    let out = c.output().with_context(|| format!("running worker {spec}"))?;
+    let out = c
+        .output()
+        .with_context(|| format!("running worker {spec}"))?;
     if !out.status.success() {
-        bail!("worker {spec} failed: {}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "worker {spec} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let text = String::from_utf8_lossy(&out.stdout);
     let last = text.lines().last().unwrap_or_default();
@@ -91,19 +117,32 @@ fn spawn(spec: &str, a: &Args) -> Result<CaseResult> {
 fn torch(a: &Args) -> Result<Value> {
     let python = std::env::var("CONVNETS_PYTHON").unwrap_or_else(|_| "python3".into());
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("torch/bench.py");
-    let tmp = std::env::temp_dir().join(format!("convnets-torch-bench-{}.json", std::process::id()));
+    let tmp =
+        std::env::temp_dir().join(format!("convnets-torch-bench-{}.json", std::process::id()));
     let mut c = Command::new(&python);
     c.arg(&script)
-        .args(["--threads", &a.threads.to_string(), "--seconds", &a.seconds.to_string(), "--cases", &a.cases.join(",")])
+        .args([
+            "--threads",
+            &a.threads.to_string(),
+            "--seconds",
+            &a.seconds.to_string(),
+            "--cases",
+            &a.cases.join(","),
+        ])
         .arg("--json")
         .arg(&tmp)
         .stdout(std::process::Stdio::null());
     if let Some(d) = &a.data_dir {
         c.arg("--data-dir").arg(d);
     }
-    let status = c.status().with_context(|| format!("running {python} {}", script.display()))?;
+    let status = c
+        .status()
+        .with_context(|| format!("running {python} {}", script.display()))?;
     if !status.success() {
-        bail!("{python} {} failed ({status}); is torch installed? (scripts/setup-torch.sh)", script.display());
+        bail!(
+            "{python} {} failed ({status}); is torch installed? (scripts/setup-torch.sh)",
+            script.display()
+        );
     }
     let v: Value = serde_json::from_str(&std::fs::read_to_string(&tmp)?)?;
     let _ = std::fs::remove_file(&tmp);
@@ -138,18 +177,34 @@ fn main() -> Result<()> {
     } else {
         None
     };
-    let t = |case: &str, key: &str| -> Option<f64> { torch.as_ref()?.get("cases")?.get(case)?.get(key)?.as_f64() };
+    let t = |case: &str, key: &str| -> Option<f64> {
+        torch.as_ref()?.get("cases")?.get(case)?.get(key)?.as_f64()
+    };
 
     println!(
         "\n{:<10} | {:>10} {:>10} {:>10} {:>8} {:>8} | {:>10} {:>10} {:>10} {:>8} | {:>8} {:>8}",
-        "train/s", "convnets", "candle", "pytorch", "vs torch", "vs cndl", "infer/s", "candle", "pytorch", "vs torch", "RSS MiB", "torch"
+        "train/s",
+        "convnets",
+        "candle",
+        "pytorch",
+        "vs torch",
+        "vs cndl",
+        "infer/s",
+        "candle",
+        "pytorch",
+        "vs torch",
+        "RSS MiB",
+        "torch"
     );
     println!("{}", "-".repeat(138));
     let mut table = serde_json::Map::new();
     for (case, r) in &results {
         let (n, c) = (&r["native"], &r["reference"]);
         let (tt, ti) = (t(case, "train_images_per_s"), t(case, "infer_images_per_s"));
-        let ratio = |x: f64, y: Option<f64>| y.map(|y| format!("{:.2}x", x / y)).unwrap_or_else(|| "-".into());
+        let ratio = |x: f64, y: Option<f64>| {
+            y.map(|y| format!("{:.2}x", x / y))
+                .unwrap_or_else(|| "-".into())
+        };
         let num = |y: Option<f64>| y.map(|y| format!("{y:.0}")).unwrap_or_else(|| "-".into());
         println!(
             "{:<10} | {:>10.0} {:>10.0} {:>10} {:>8} {:>8} | {:>10.0} {:>10.0} {:>10} {:>8} | {:>8.0} {:>8}",
@@ -185,10 +240,19 @@ fn main() -> Result<()> {
         ),
         None => println!("\ntraining GFLOP/s (conv + linear FLOPs only); machine peak unknown"),
     }
-    println!("{:<10} | {:>12} | {:>10} {:>7} | {:>10} {:>7} | {:>10} {:>7}", "case", "MFLOP/img", "convnets", "% peak", "candle", "% peak", "pytorch", "% peak");
+    println!(
+        "{:<10} | {:>12} | {:>10} {:>7} | {:>10} {:>7} | {:>10} {:>7}",
+        "case", "MFLOP/img", "convnets", "% peak", "candle", "% peak", "pytorch", "% peak"
+    );
     println!("{}", "-".repeat(88));
     for (case, r) in &results {
-        let Some(model) = recipes().into_iter().find(|x| x.name == case).map(|x| x.model) else { continue };
+        let Some(model) = recipes()
+            .into_iter()
+            .find(|x| x.name == case)
+            .map(|x| x.model)
+        else {
+            continue;
+        };
         let flops = match train_flops_per_image(model) {
             Ok(f) => f,
             Err(e) => {
@@ -202,12 +266,24 @@ fn main() -> Result<()> {
             (Some(g), None) => format!("{g:>10.1} {:>7}", "-"),
             _ => format!("{:>10} {:>7}", "-", "-"),
         };
-        let (n, c) = (gf(Some(r["native"].train_images_per_s)), gf(Some(r["reference"].train_images_per_s)));
+        let (n, c) = (
+            gf(Some(r["native"].train_images_per_s)),
+            gf(Some(r["reference"].train_images_per_s)),
+        );
         let tt = gf(t(case, "train_images_per_s"));
-        println!("{case:<10} | {:>12.2} | {} | {} | {}", flops / 1e6, cell(n), cell(c), cell(tt));
+        println!(
+            "{case:<10} | {:>12.2} | {} | {} | {}",
+            flops / 1e6,
+            cell(n),
+            cell(c),
+            cell(tt)
+        );
         if let Some(Value::Object(o)) = table.get_mut(case) {
             o.insert("train_flops_per_image".into(), json!(flops));
-            o.insert("train_gflops".into(), json!({"convnets": n, "candle": c, "pytorch": tt}));
+            o.insert(
+                "train_gflops".into(),
+                json!({"convnets": n, "candle": c, "pytorch": tt}),
+            );
         }
     }
     let doc = json!({
@@ -219,7 +295,13 @@ fn main() -> Result<()> {
     if let Some(dir) = a.json.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    std::fs::write(&a.json, serde_json::to_string_pretty(&doc)? + "\n").with_context(|| format!("writing {}", a.json.display()))?;
-    println!("\n{} thread(s), {} s per case; JSON: {}", a.threads, a.seconds, a.json.display());
+    std::fs::write(&a.json, serde_json::to_string_pretty(&doc)? + "\n")
+        .with_context(|| format!("writing {}", a.json.display()))?;
+    println!(
+        "\n{} thread(s), {} s per case; JSON: {}",
+        a.threads,
+        a.seconds,
+        a.json.display()
+    );
     Ok(())
 }

@@ -12,7 +12,11 @@ fn run(f: LinearFn, x: &Var, w: &Var, b: Option<&Var>, r: &Tensor) -> Vec<Vec<f3
     let y = f(x.as_tensor(), w.as_tensor(), b.map(|b| b.as_tensor())).unwrap();
     let grads = (&y * r).unwrap().sum_all().unwrap().backward().unwrap();
     let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    let mut out = vec![flat(&y), flat(grads.get(x.as_tensor()).unwrap()), flat(grads.get(w.as_tensor()).unwrap())];
+    let mut out = vec![
+        flat(&y),
+        flat(grads.get(x.as_tensor()).unwrap()),
+        flat(grads.get(w.as_tensor()).unwrap()),
+    ];
     if let Some(b) = b {
         out.push(flat(grads.get(b.as_tensor()).unwrap()));
     }
@@ -54,9 +58,15 @@ fn errors_say_what_is_wrong() {
     let w = Tensor::zeros((3, 4), candle_core::DType::F32, &dev).unwrap();
     let x = Tensor::zeros((2, 5), candle_core::DType::F32, &dev).unwrap();
     let err = native::linear(&x, &w, None).unwrap_err().to_string();
-    assert!(err.contains("[2, 5]") && err.contains("4 input features"), "{err}");
+    assert!(
+        err.contains("[2, 5]") && err.contains("4 input features"),
+        "{err}"
+    );
     let x = Tensor::zeros((2, 4), candle_core::DType::F32, &dev).unwrap();
     let b = Tensor::zeros(2, candle_core::DType::F32, &dev).unwrap();
     let err = native::linear(&x, &w, Some(&b)).unwrap_err().to_string();
-    assert!(err.contains("bias [2]") && err.contains("expected [3]"), "{err}");
+    assert!(
+        err.contains("bias [2]") && err.contains("expected [3]"),
+        "{err}"
+    );
 }

@@ -6,7 +6,11 @@ use candle_core::{DType, Device, Tensor, Var};
 use convnets_layers::ops::{native, reference};
 use proptest::prelude::*;
 
-fn loss_and_grad(f: fn(&Tensor, &Tensor) -> candle_core::Result<Tensor>, x: &Var, y: &Tensor) -> Result<(f32, Vec<f32>)> {
+fn loss_and_grad(
+    f: fn(&Tensor, &Tensor) -> candle_core::Result<Tensor>,
+    x: &Var,
+    y: &Tensor,
+) -> Result<(f32, Vec<f32>)> {
     // Scale the loss so the backward sees an output gradient other than 1.
     let loss = f(x.as_tensor(), y)?;
     let grads = (&loss * 0.75)?.backward()?;
@@ -45,17 +49,31 @@ fn by_hand() -> Result<()> {
     let y = Tensor::new(&[1u32], &Device::Cpu)?;
     let loss = native::cross_entropy(x.as_tensor(), &y)?;
     assert!((loss.to_scalar::<f32>()? - (4f32 / 3.0).ln()).abs() < 1e-6);
-    let g = loss.backward()?.get(x.as_tensor()).expect("grad").to_vec2::<f32>()?;
-    assert!((g[0][0] - 0.25).abs() < 1e-6 && (g[0][1] + 0.25).abs() < 1e-6, "{g:?}");
+    let g = loss
+        .backward()?
+        .get(x.as_tensor())
+        .expect("grad")
+        .to_vec2::<f32>()?;
+    assert!(
+        (g[0][0] - 0.25).abs() < 1e-6 && (g[0][1] + 0.25).abs() < 1e-6,
+        "{g:?}"
+    );
     Ok(())
 }
 
 #[test]
 fn errors_say_what_is_wrong() -> Result<()> {
     let x = Tensor::zeros((2, 3), DType::F32, &Device::Cpu)?;
-    let err = native::cross_entropy(&x, &Tensor::new(&[0u32, 3], &Device::Cpu)?).unwrap_err().to_string();
-    assert!(err.contains("label 3 is not a class index in [0, 3)"), "{err}");
-    let err = native::cross_entropy(&x, &Tensor::new(&[0u32], &Device::Cpu)?).unwrap_err().to_string();
+    let err = native::cross_entropy(&x, &Tensor::new(&[0u32, 3], &Device::Cpu)?)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("label 3 is not a class index in [0, 3)"),
+        "{err}"
+    );
+    let err = native::cross_entropy(&x, &Tensor::new(&[0u32], &Device::Cpu)?)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("need labels [2]"), "{err}");
     Ok(())
 }

@@ -17,21 +17,38 @@ const STEPS: usize = 50;
 /// The first `STEPS` training batches (batch 32, shuffled with seed 0).
 fn batches(kind: DatasetKind, normalize: Option<Normalize>) -> Result<Vec<(Tensor, Tensor)>> {
     let n = STEPS * 32;
-    let real = std::env::var_os("CONVNETS_DATA").and_then(|d| convnets_data::load(kind, Some(std::path::Path::new(&d))).ok());
+    let real = std::env::var_os("CONVNETS_DATA")
+        .and_then(|d| convnets_data::load(kind, Some(std::path::Path::new(&d))).ok());
     let batcher = match real {
         Some(d) => Batcher::from_split(&d.train, normalize, 32, Some(0), true)?,
         None => {
             let mut rng = convnets_layers::Rng::new(7);
             let images = rng.normal(n * 28 * 28, 0.0, 1.0);
             let labels = (0..n).map(|i| (i * 7 % 10) as u8).collect();
-            Batcher::new(Arc::new(images), Arc::new(labels), [1, 28, 28], 32, Some(0), true)?
+            Batcher::new(
+                Arc::new(images),
+                Arc::new(labels),
+                [1, 28, 28],
+                32,
+                Some(0),
+                true,
+            )?
         }
     };
-    batcher.epoch(0).take(STEPS).map(|b| Ok(b.map(|b| (b.images, b.labels))?)).collect()
+    batcher
+        .epoch(0)
+        .take(STEPS)
+        .map(|b| Ok(b.map(|b| (b.images, b.labels))?))
+        .collect()
 }
 
 /// The loss of each step of a fresh seed-0 model trained on `data` with `kernels`.
-fn curve(model: &str, sgd: SgdConfig, data: &[(Tensor, Tensor)], kernels: Kernels) -> Result<Vec<f32>> {
+fn curve(
+    model: &str,
+    sgd: SgdConfig,
+    data: &[(Tensor, Tensor)],
+    kernels: Kernels,
+) -> Result<Vec<f32>> {
     set_kernels(kernels);
     let store = ParamStore::new(0, &Device::Cpu);
     let m = convnets_zoo::build(model, store.vb())?;
@@ -46,14 +63,26 @@ fn curve(model: &str, sgd: SgdConfig, data: &[(Tensor, Tensor)], kernels: Kernel
     Ok(losses)
 }
 
-fn check(model: &str, kind: DatasetKind, normalize: Option<Normalize>, sgd: SgdConfig) -> Result<()> {
+fn check(
+    model: &str,
+    kind: DatasetKind,
+    normalize: Option<Normalize>,
+    sgd: SgdConfig,
+) -> Result<()> {
     let data = batches(kind, normalize)?;
     let native = curve(model, sgd, &data, Kernels::Native)?;
     let reference = curve(model, sgd, &data, Kernels::Reference)?;
-    assert_eq!(native, curve(model, sgd, &data, Kernels::Native)?, "{model}: native run not repeatable");
+    assert_eq!(
+        native,
+        curve(model, sgd, &data, Kernels::Native)?,
+        "{model}: native run not repeatable"
+    );
     for (step, (a, b)) in native.iter().zip(&reference).enumerate() {
         assert!(a.is_finite(), "{model} step {step}: loss {a}");
-        assert!((a - b).abs() <= 1e-4 + 1e-4 * b.abs(), "{model} step {step}: native {a} vs reference {b}\n{native:?}\n{reference:?}");
+        assert!(
+            (a - b).abs() <= 1e-4 + 1e-4 * b.abs(),
+            "{model} step {step}: native {a} vs reference {b}\n{native:?}\n{reference:?}"
+        );
     }
     Ok(())
 }
@@ -61,7 +90,27 @@ fn check(model: &str, kind: DatasetKind, normalize: Option<Normalize>, sgd: SgdC
 // One test, so nothing else in this binary runs while the process-wide kernel switch is flipped.
 #[test]
 fn native_kernels_follow_the_reference_loss_curve() -> Result<()> {
-    check("lenet5", DatasetKind::FashionMnist, None, SgdConfig { lr: 0.01, ..Default::default() })?;
-    let mnist = Normalize { mean: 0.1307, std: 0.3081 };
-    check("mnist-net", DatasetKind::Mnist, Some(mnist), SgdConfig { lr: 0.01, momentum: 0.5, ..Default::default() })
+    check(
+        "lenet5",
+        DatasetKind::FashionMnist,
+        None,
+        SgdConfig {
+            lr: 0.01,
+            ..Default::default()
+        },
+    )?;
+    let mnist = Normalize {
+        mean: 0.1307,
+        std: 0.3081,
+    };
+    check(
+        "mnist-net",
+        DatasetKind::Mnist,
+        Some(mnist),
+        SgdConfig {
+            lr: 0.01,
+            momentum: 0.5,
+            ..Default::default()
+        },
+    )
 }

@@ -3,7 +3,8 @@
 //! Every layer of `convnets-layers` calls these functions and nothing below them, so the
 //! implementation behind an op can change (candle's reference composition, our own CPU
 //! kernels, CUDA) without touching a layer or a model. The functions have PyTorch's
-//! semantics (`torch.nn.functional.conv2d`, `max_pool2d`, `avg_pool2d`).
+//! semantics (`torch.nn.functional.conv2d`, `max_pool2d`, `avg_pool2d`, `linear`,
+//! `cross_entropy`).
 //!
 //! Two implementations sit behind each op:
 //! - [`native`]: our own CPU kernels (im2col + `gemm`, parallel over the batch with rayon)
@@ -121,7 +122,9 @@ pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
 /// `bias` `[out]`, giving `[..., out]` (`torch.nn.functional.linear`). The native kernel runs
 /// its GEMMs (forward and backward) on all rayon threads.
 pub fn linear(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
-    let native = use_native_pool(x) && w.dtype() == DType::F32 && bias.is_none_or(|b| b.dtype() == DType::F32);
+    let native = use_native_pool(x)
+        && w.dtype() == DType::F32
+        && bias.is_none_or(|b| b.dtype() == DType::F32);
     if native {
         native::linear(x, w, bias)
     } else {
@@ -129,11 +132,34 @@ pub fn linear(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
     }
 }
 
+/// Batch normalisation in training mode (`torch.nn.functional.batch_norm` with
+/// `training=True`) of `x` `[b, c, h, w]` with per-channel `weight` and `bias` `[c]`: returns
+/// `(y, batch_mean, batch_var)`, the variance biased (divided by `b * h * w`); the statistics
+/// are detached, for the caller's running averages. The native kernel is one pass each for
+/// the statistics, the normalisation and the backward; the reference is candle's composition.
+pub fn batch_norm2d_train(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    eps: f64,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let native = use_native_pool(x)
+        && weight.dtype() == DType::F32
+        && bias.dtype() == DType::F32
+        && x.rank() == 4;
+    if native {
+        native::batch_norm2d_train(x, weight, bias, eps)
+    } else {
+        reference::batch_norm2d_train(x, weight, bias, eps)
+    }
+}
+
 fn use_native_pool(x: &Tensor) -> bool {
     kernels() == Kernels::Native && x.device().is_cpu() && x.dtype() == DType::F32
 }
 
-/// Which implementation [`conv2d`], [`max_pool2d`] and [`avg_pool2d`] use.
+/// Which implementation [`conv2d`], [`max_pool2d`], [`avg_pool2d`], [`linear`] and
+/// [`cross_entropy`] use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kernels {
     /// Our CPU kernels for `f32` tensors on the CPU, the reference composition elsewhere.

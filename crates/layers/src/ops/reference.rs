@@ -190,7 +190,10 @@ pub fn linear(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
     let (n_out, n_in) = w.dims2()?;
     let dims = x.dims();
     if dims.last() != Some(&n_in) {
-        candle_core::bail!("linear: input {dims:?} does not end in the weight's {n_in} input features (weight {:?})", w.dims())
+        candle_core::bail!(
+            "linear: input {dims:?} does not end in the weight's {n_in} input features (weight {:?})",
+            w.dims()
+        )
     }
     let rows = x.elem_count() / n_in.max(1);
     let y = x.reshape((rows, n_in))?.matmul(&w.t()?)?;
@@ -203,4 +206,23 @@ pub fn linear(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
         *last = n_out;
     }
     y.reshape(out_dims)
+}
+
+/// Batch normalisation with the batch's statistics: `(y, batch_mean, biased batch_var)`.
+pub fn batch_norm2d_train(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    eps: f64,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let (b, c, h, w) = x.dims4()?;
+    let n = (b * h * w) as f64;
+    let mean = (x.sum_keepdim((0, 2, 3))? / n)?; // [1, c, 1, 1]
+    let centred = x.broadcast_sub(&mean)?;
+    let var = (centred.sqr()?.sum_keepdim((0, 2, 3))? / n)?;
+    let y = centred
+        .broadcast_div(&(&var + eps)?.sqrt()?)?
+        .broadcast_mul(&weight.reshape((1, c, 1, 1))?)?
+        .broadcast_add(&bias.reshape((1, c, 1, 1))?)?;
+    Ok((y, mean.detach().flatten_all()?, var.detach().flatten_all()?))
 }

@@ -5,7 +5,9 @@
 //! - input gradient: `dcol[K, N] = w^T[K, og] @ dy[og, N]`, then col2im into `dx`;
 //! - weight gradient: `dw[og, K] += dy[og, N] @ col^T[N, K]`, summed over the batch.
 //!
-//! A 1x1 convolution with stride 1 and no padding uses the input as `col` directly.
+//! A 1x1 convolution with stride 1 and no padding uses the input as `col` directly. When the
+//! weight is trained, the forward keeps its unfolded input for the weight gradient (up to
+//! [`MAX_KEPT_COL`], in buffers recycled across steps) instead of unfolding twice.
 
 use super::gemm::{sgemm, with_scratch, Mat};
 use crate::ops::ConvGeometry;
@@ -27,7 +29,10 @@ fn take_col(len: usize) -> Vec<f32> {
         .lock()
         .ok()
         .and_then(|mut pool| {
-            let i = pool.iter().position(|v| v.capacity() >= len).or(pool.len().checked_sub(1))?;
+            let i = pool
+                .iter()
+                .position(|v| v.capacity() >= len)
+                .or(pool.len().checked_sub(1))?;
             Some(pool.swap_remove(i))
         })
         .unwrap_or_default();
@@ -216,7 +221,9 @@ fn fwd_image(
         Some(cols) => fwd_image_with(g, d, x, w, bias, y, cols, d.k * d.n, par),
         None => {
             let scratch = if d.pointwise { 0 } else { d.k * d.n };
-            with_scratch(scratch, |col| fwd_image_with(g, d, x, w, bias, y, col, 0, par))
+            with_scratch(scratch, |col| {
+                fwd_image_with(g, d, x, w, bias, y, col, 0, par)
+            })
         }
     }
 }
@@ -234,34 +241,32 @@ fn fwd_image_with(
     col_step: usize,
     par: Parallelism,
 ) {
-    {
-        for grp in 0..g.p.groups {
-            let src = &x[grp * d.cg * d.hw..(grp + 1) * d.cg * d.hw];
-            let rhs = if d.pointwise {
-                src
-            } else {
-                let col = &mut cols[grp * col_step..][..d.k * d.n];
-                im2col(g, d, src, col);
-                &*col
-            };
-            let dst = &mut y[grp * d.og * d.n..(grp + 1) * d.og * d.n];
-            if let Some(bias) = bias {
-                for (o, row) in dst.chunks_exact_mut(d.n).enumerate() {
-                    row.fill(bias[grp * d.og + o]);
-                }
+    for grp in 0..g.p.groups {
+        let src = &x[grp * d.cg * d.hw..(grp + 1) * d.cg * d.hw];
+        let rhs = if d.pointwise {
+            src
+        } else {
+            let col = &mut cols[grp * col_step..][..d.k * d.n];
+            im2col(g, d, src, col);
+            &*col
+        };
+        let dst = &mut y[grp * d.og * d.n..(grp + 1) * d.og * d.n];
+        if let Some(bias) = bias {
+            for (o, row) in dst.chunks_exact_mut(d.n).enumerate() {
+                row.fill(bias[grp * d.og + o]);
             }
-            let lhs = Mat {
-                data: &w[grp * d.og * d.k..(grp + 1) * d.og * d.k],
-                rs: d.k,
-                cs: 1,
-            };
-            let rhs = Mat {
-                data: rhs,
-                rs: d.n,
-                cs: 1,
-            };
-            sgemm(d.og, d.n, d.k, dst, d.n, bias.is_some(), lhs, rhs, par);
         }
+        let lhs = Mat {
+            data: &w[grp * d.og * d.k..(grp + 1) * d.og * d.k],
+            rs: d.k,
+            cs: 1,
+        };
+        let rhs = Mat {
+            data: rhs,
+            rs: d.n,
+            cs: 1,
+        };
+        sgemm(d.og, d.n, d.k, dst, d.n, bias.is_some(), lhs, rhs, par);
     }
 }
 
@@ -290,7 +295,11 @@ pub(crate) fn conv2d_fwd(
             .zip(cols.par_chunks_mut(col_img))
             .for_each(|((y, x), c)| fwd_image(g, &d, x, w, bias, y, Some(c), p)),
         (Some(cols), false) => {
-            for ((y, x), c) in y.chunks_mut(y_img).zip(x.chunks(x_img)).zip(cols.chunks_mut(col_img)) {
+            for ((y, x), c) in y
+                .chunks_mut(y_img)
+                .zip(x.chunks(x_img))
+                .zip(cols.chunks_mut(col_img))
+            {
                 fwd_image(g, &d, x, w, bias, y, Some(c), p);
             }
         }
@@ -373,7 +382,11 @@ fn bwd_weight_image(
     kept: Option<&[f32]>,
     par: Parallelism,
 ) {
-    let scratch = if d.pointwise || kept.is_some() { 0 } else { d.k * d.n };
+    let scratch = if d.pointwise || kept.is_some() {
+        0
+    } else {
+        d.k * d.n
+    };
     with_scratch(scratch, |col| {
         for grp in 0..g.p.groups {
             let src = &x[grp * d.cg * d.hw..(grp + 1) * d.cg * d.hw];
@@ -404,7 +417,12 @@ fn bwd_weight_image(
 
 /// Gradient of the convolution with respect to its weight: `x` and `dy` give `dw`
 /// `[c_out, cg, kh, kw]`. `kept` is the unfolded input [`conv2d_fwd`] returned, if any.
-pub(crate) fn conv2d_bwd_weight(g: &ConvGeometry, x: &[f32], dy: &[f32], kept: Option<&[f32]>) -> Vec<f32> {
+pub(crate) fn conv2d_bwd_weight(
+    g: &ConvGeometry,
+    x: &[f32],
+    dy: &[f32],
+    kept: Option<&[f32]>,
+) -> Vec<f32> {
     let d = Dims::new(g);
     let col_img = g.p.groups * d.k * d.n;
     let kept = kept.filter(|c| !d.pointwise && c.len() == g.b * col_img);

@@ -14,36 +14,109 @@ fn par(m: usize, n: usize, k: usize) -> Parallelism {
 }
 
 /// `y[rows, out] = x[rows, in] @ w[out, in]^T (+ b)`.
-pub(crate) fn linear_fwd(x: &[f32], w: &[f32], b: Option<&[f32]>, rows: usize, n_in: usize, n_out: usize) -> Vec<f32> {
+pub(crate) fn linear_fwd(
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    rows: usize,
+    n_in: usize,
+    n_out: usize,
+) -> Vec<f32> {
     let mut y = vec![0f32; rows * n_out];
     if let Some(b) = b {
         for row in y.chunks_exact_mut(n_out) {
             row.copy_from_slice(b);
         }
     }
-    let lhs = Mat { data: x, rs: n_in, cs: 1 };
+    let lhs = Mat {
+        data: x,
+        rs: n_in,
+        cs: 1,
+    };
     // w^T: element (i, j) of [in, out] is w[j, i].
-    let rhs = Mat { data: w, rs: 1, cs: n_in };
-    sgemm(rows, n_out, n_in, &mut y, n_out, b.is_some(), lhs, rhs, par(rows, n_out, n_in));
+    let rhs = Mat {
+        data: w,
+        rs: 1,
+        cs: n_in,
+    };
+    sgemm(
+        rows,
+        n_out,
+        n_in,
+        &mut y,
+        n_out,
+        b.is_some(),
+        lhs,
+        rhs,
+        par(rows, n_out, n_in),
+    );
     y
 }
 
 /// `dx[rows, in] = dy[rows, out] @ w[out, in]`.
-pub(crate) fn linear_bwd_input(dy: &[f32], w: &[f32], rows: usize, n_in: usize, n_out: usize) -> Vec<f32> {
+pub(crate) fn linear_bwd_input(
+    dy: &[f32],
+    w: &[f32],
+    rows: usize,
+    n_in: usize,
+    n_out: usize,
+) -> Vec<f32> {
     let mut dx = vec![0f32; rows * n_in];
-    let lhs = Mat { data: dy, rs: n_out, cs: 1 };
-    let rhs = Mat { data: w, rs: n_in, cs: 1 };
-    sgemm(rows, n_in, n_out, &mut dx, n_in, false, lhs, rhs, par(rows, n_in, n_out));
+    let lhs = Mat {
+        data: dy,
+        rs: n_out,
+        cs: 1,
+    };
+    let rhs = Mat {
+        data: w,
+        rs: n_in,
+        cs: 1,
+    };
+    sgemm(
+        rows,
+        n_in,
+        n_out,
+        &mut dx,
+        n_in,
+        false,
+        lhs,
+        rhs,
+        par(rows, n_in, n_out),
+    );
     dx
 }
 
 /// `dw[out, in] = dy[rows, out]^T @ x[rows, in]`.
-pub(crate) fn linear_bwd_weight(x: &[f32], dy: &[f32], rows: usize, n_in: usize, n_out: usize) -> Vec<f32> {
+pub(crate) fn linear_bwd_weight(
+    x: &[f32],
+    dy: &[f32],
+    rows: usize,
+    n_in: usize,
+    n_out: usize,
+) -> Vec<f32> {
     let mut dw = vec![0f32; n_out * n_in];
     // dy^T: element (i, j) of [out, rows] is dy[j, i].
-    let lhs = Mat { data: dy, rs: 1, cs: n_out };
-    let rhs = Mat { data: x, rs: n_in, cs: 1 };
-    sgemm(n_out, n_in, rows, &mut dw, n_in, false, lhs, rhs, par(n_out, n_in, rows));
+    let lhs = Mat {
+        data: dy,
+        rs: 1,
+        cs: n_out,
+    };
+    let rhs = Mat {
+        data: x,
+        rs: n_in,
+        cs: 1,
+    };
+    sgemm(
+        n_out,
+        n_in,
+        rows,
+        &mut dw,
+        n_in,
+        false,
+        lhs,
+        rhs,
+        par(n_out, n_in, rows),
+    );
     dw
 }
 

@@ -15,10 +15,19 @@ pub(crate) fn cross_entropy_fwd(logits: &[f32], labels: &[usize], classes: usize
 }
 
 /// The gradient of [`cross_entropy_fwd`] times `g`: `g / rows * (softmax(x) - onehot(label))`.
-pub(crate) fn cross_entropy_bwd(logits: &[f32], labels: &[usize], classes: usize, g: f32) -> Vec<f32> {
+pub(crate) fn cross_entropy_bwd(
+    logits: &[f32],
+    labels: &[usize],
+    classes: usize,
+    g: f32,
+) -> Vec<f32> {
     let scale = g / labels.len().max(1) as f32;
     let mut dx = vec![0f32; logits.len()];
-    for ((row, d), &label) in logits.chunks_exact(classes).zip(dx.chunks_exact_mut(classes)).zip(labels) {
+    for ((row, d), &label) in logits
+        .chunks_exact(classes)
+        .zip(dx.chunks_exact_mut(classes))
+        .zip(labels)
+    {
         let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let mut s = 0f32;
         for (d, &v) in d.iter_mut().zip(row) {

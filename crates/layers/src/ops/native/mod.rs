@@ -13,6 +13,7 @@ mod conv;
 mod gemm;
 mod linear;
 mod loss;
+mod norm;
 mod pool;
 
 use super::{pool_output_hw, Conv2dParams, ConvGeometry, Pool2dParams};
@@ -28,7 +29,11 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -
     let g = ConvGeometry::new(x.dims(), w.dims(), bias.map(|b| b.dims()), p)?;
     let (x, w) = (x.contiguous()?, w.contiguous()?);
     // Keep the unfolded input for the weight gradient only when there will be one.
-    let op = Conv2dOp { g, keep_col: tracked(&w), col: Mutex::new(None) };
+    let op = Conv2dOp {
+        g,
+        keep_col: tracked(&w),
+        col: Mutex::new(None),
+    };
     match bias {
         None => x.apply_op2(&w, op),
         Some(b) => x.apply_op3(&w, &b.contiguous()?, op),
@@ -52,7 +57,11 @@ pub fn conv2d_input_grad(
         p,
     )?;
     if (g.c_out, g.oh, g.ow) != (c_out, oh, ow) {
-        bail!("conv2d_input_grad: gradient {:?} does not match weight {:?} and input size {input_hw:?} with {p:?}", dy.dims(), w.dims())
+        bail!(
+            "conv2d_input_grad: gradient {:?} does not match weight {:?} and input size {input_hw:?} with {p:?}",
+            dy.dims(),
+            w.dims()
+        )
     }
     dy.contiguous()?
         .apply_op2_no_bwd(&w.contiguous()?, &Conv2dInputGrad { g })
@@ -77,7 +86,11 @@ pub fn conv2d_weight_grad(
     let w_dims = [c_out, c_in / p.groups, kernel_hw.0, kernel_hw.1];
     let g = ConvGeometry::new(x.dims(), &w_dims, None, p)?;
     if (g.b, g.oh, g.ow) != (dy.dim(0)?, oh, ow) {
-        bail!("conv2d_weight_grad: gradient {:?} does not match input {:?} and kernel {kernel_hw:?} with {p:?}", dy.dims(), x.dims())
+        bail!(
+            "conv2d_weight_grad: gradient {:?} does not match input {:?} and kernel {kernel_hw:?} with {p:?}",
+            dy.dims(),
+            x.dims()
+        )
     }
     x.contiguous()?
         .apply_op2_no_bwd(&dy.contiguous()?, &Conv2dWeightGrad { g, col: None })
@@ -501,9 +514,15 @@ impl CustomOp1 for AvgPoolGrad {
 pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
     let (rows, classes) = logits.dims2()?;
     if labels.dims() != [rows] {
-        bail!("cross_entropy: logits {:?} need labels [{rows}], got {:?}", logits.dims(), labels.dims())
+        bail!(
+            "cross_entropy: logits {:?} need labels [{rows}], got {:?}",
+            logits.dims(),
+            labels.dims()
+        )
     }
-    logits.contiguous()?.apply_op2(&labels.contiguous()?, CrossEntropy { rows, classes })
+    logits
+        .contiguous()?
+        .apply_op2(&labels.contiguous()?, CrossEntropy { rows, classes })
 }
 
 /// `(logits, labels) -> mean loss`, a scalar.
@@ -528,15 +547,26 @@ impl CustomOp2 for CrossEntropy {
         "convnets-cross-entropy"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let x = f32_data(s1, l1, "cross_entropy")?;
         check_len(x, self.rows * self.classes, "cross_entropy", "logits")?;
-        let Some((a, b)) = l2.contiguous_offsets() else { bail!("cross_entropy: labels must be contiguous") };
+        let Some((a, b)) = l2.contiguous_offsets() else {
+            bail!("cross_entropy: labels must be contiguous")
+        };
         let labels: Vec<i64> = match s2 {
             CpuStorage::U8(v) => v[a..b].iter().map(|&l| i64::from(l)).collect(),
             CpuStorage::U32(v) => v[a..b].iter().map(|&l| i64::from(l)).collect(),
             CpuStorage::I64(v) => v[a..b].to_vec(),
-            other => bail!("cross_entropy: labels must be u8, u32 or i64, got {:?}", other.dtype()),
+            other => bail!(
+                "cross_entropy: labels must be u8, u32 or i64, got {:?}",
+                other.dtype()
+            ),
         };
         let labels = label_indices(labels, self.classes)?;
         check_len(x, labels.len() * self.classes, "cross_entropy", "logits")?;
@@ -544,12 +574,24 @@ impl CustomOp2 for CrossEntropy {
         Ok((CpuStorage::F32(vec![loss]), Shape::from(())))
     }
 
-    fn bwd(&self, x: &Tensor, labels: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        x: &Tensor,
+        labels: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let g = grad.to_dtype(candle_core::DType::F32)?.to_scalar::<f32>()?;
-        let labels = label_indices(labels.to_dtype(candle_core::DType::I64)?.to_vec1::<i64>()?, self.classes)?;
+        let labels = label_indices(
+            labels.to_dtype(candle_core::DType::I64)?.to_vec1::<i64>()?,
+            self.classes,
+        )?;
         let logits = x.flatten_all()?.to_vec1::<f32>()?;
         let dx = loss::cross_entropy_bwd(&logits, &labels, self.classes, g);
-        Ok((Some(Tensor::from_vec(dx, (self.rows, self.classes), x.device())?), None))
+        Ok((
+            Some(Tensor::from_vec(dx, (self.rows, self.classes), x.device())?),
+            None,
+        ))
     }
 }
 
@@ -558,11 +600,18 @@ pub fn linear(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
     let (n_out, n_in) = w.dims2()?;
     let dims = x.dims();
     if dims.last() != Some(&n_in) {
-        bail!("linear: input {dims:?} does not end in the weight's {n_in} input features (weight {:?})", w.dims())
+        bail!(
+            "linear: input {dims:?} does not end in the weight's {n_in} input features (weight {:?})",
+            w.dims()
+        )
     }
     if let Some(b) = bias {
         if b.dims() != [n_out] {
-            bail!("linear: bias {:?} does not match weight {:?}, expected [{n_out}]", b.dims(), w.dims())
+            bail!(
+                "linear: bias {:?} does not match weight {:?}, expected [{n_out}]",
+                b.dims(),
+                w.dims()
+            )
         }
     }
     let rows = x.elem_count() / n_in.max(1);
@@ -600,16 +649,51 @@ impl LinearOp {
         if let Some(b) = b {
             check_len(b, n_out, "linear", "bias")?;
         }
-        Ok((CpuStorage::F32(linear::linear_fwd(x, w, b, rows, n_in, n_out)), Shape::from((rows, n_out))))
+        Ok((
+            CpuStorage::F32(linear::linear_fwd(x, w, b, rows, n_in, n_out)),
+            Shape::from((rows, n_out)),
+        ))
     }
 
-    fn grads(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>, grad: &Tensor) -> Result<[Option<Tensor>; 3]> {
+    fn grads(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: Option<&Tensor>,
+        grad: &Tensor,
+    ) -> Result<[Option<Tensor>; 3]> {
         let grad = grad.contiguous()?;
         let op = *self;
-        let dx = if tracked(x) { Some(grad.apply_op2_no_bwd(w, &LinearGrad { op, what: LinearPart::Input })?) } else { None };
-        let dw = if tracked(w) { Some(x.apply_op2_no_bwd(&grad, &LinearGrad { op, what: LinearPart::Weight })?) } else { None };
+        let dx = if tracked(x) {
+            Some(grad.apply_op2_no_bwd(
+                w,
+                &LinearGrad {
+                    op,
+                    what: LinearPart::Input,
+                },
+            )?)
+        } else {
+            None
+        };
+        let dw = if tracked(w) {
+            Some(x.apply_op2_no_bwd(
+                &grad,
+                &LinearGrad {
+                    op,
+                    what: LinearPart::Weight,
+                },
+            )?)
+        } else {
+            None
+        };
         let db = match b {
-            Some(b) if tracked(b) => Some(grad.apply_op2_no_bwd(b, &LinearGrad { op, what: LinearPart::Bias })?),
+            Some(b) if tracked(b) => Some(grad.apply_op2_no_bwd(
+                b,
+                &LinearGrad {
+                    op,
+                    what: LinearPart::Bias,
+                },
+            )?),
             _ => None,
         };
         Ok([dx, dw, db])
@@ -621,11 +705,27 @@ impl CustomOp2 for LinearOp {
         "convnets-linear"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        self.fwd(f32_data(s1, l1, "linear")?, f32_data(s2, l2, "linear")?, None)
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        self.fwd(
+            f32_data(s1, l1, "linear")?,
+            f32_data(s2, l2, "linear")?,
+            None,
+        )
     }
 
-    fn bwd(&self, x: &Tensor, w: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let [dx, dw, _] = self.grads(x, w, None, grad)?;
         Ok((dx, dw))
     }
@@ -646,7 +746,11 @@ impl CustomOp3 for LinearOp {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let b = f32_data(s3, l3, "linear")?;
-        self.fwd(f32_data(s1, l1, "linear")?, f32_data(s2, l2, "linear")?, Some(b))
+        self.fwd(
+            f32_data(s1, l1, "linear")?,
+            f32_data(s2, l2, "linear")?,
+            Some(b),
+        )
     }
 
     fn bwd(
@@ -683,19 +787,34 @@ impl CustomOp2 for LinearGrad {
         "convnets-linear-grad"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let LinearOp { rows, n_in, n_out } = self.op;
-        let (a, b) = (f32_data(s1, l1, "linear grad")?, f32_data(s2, l2, "linear grad")?);
+        let (a, b) = (
+            f32_data(s1, l1, "linear grad")?,
+            f32_data(s2, l2, "linear grad")?,
+        );
         let (v, shape) = match self.what {
             LinearPart::Input => {
                 check_len(a, rows * n_out, "linear input grad", "output gradient")?;
                 check_len(b, n_out * n_in, "linear input grad", "weight")?;
-                (linear::linear_bwd_input(a, b, rows, n_in, n_out), Shape::from((rows, n_in)))
+                (
+                    linear::linear_bwd_input(a, b, rows, n_in, n_out),
+                    Shape::from((rows, n_in)),
+                )
             }
             LinearPart::Weight => {
                 check_len(a, rows * n_in, "linear weight grad", "input")?;
                 check_len(b, rows * n_out, "linear weight grad", "output gradient")?;
-                (linear::linear_bwd_weight(a, b, rows, n_in, n_out), Shape::from((n_out, n_in)))
+                (
+                    linear::linear_bwd_weight(a, b, rows, n_in, n_out),
+                    Shape::from((n_out, n_in)),
+                )
             }
             LinearPart::Bias => {
                 check_len(a, rows * n_out, "linear bias grad", "output gradient")?;
@@ -703,5 +822,114 @@ impl CustomOp2 for LinearGrad {
             }
         };
         Ok((CpuStorage::F32(v), shape))
+    }
+}
+
+/// Batch normalisation of `x` `[b, c, h, w]` with the batch's statistics through the native
+/// kernels (see [`crate::ops::batch_norm2d_train`]).
+pub fn batch_norm2d_train(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    eps: f64,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let (b, c, h, w) = x.dims4()?;
+    if weight.dims() != [c] || bias.dims() != [c] {
+        bail!(
+            "batch_norm2d: input {:?} needs weight and bias [{c}], got {:?} and {:?}",
+            x.dims(),
+            weight.dims(),
+            bias.dims()
+        )
+    }
+    let x = x.contiguous()?;
+    let hw = h * w;
+    let (mean, var) = {
+        let (s, l) = x.storage_and_layout();
+        let candle_core::Storage::Cpu(s) = &*s else {
+            bail!("batch_norm2d: native kernels need a CPU tensor")
+        };
+        let data = f32_data(s, l, "batch_norm2d")?;
+        check_len(data, b * c * hw, "batch_norm2d", "input")?;
+        norm::channel_stats(data, b, c, hw)
+    };
+    let invstd: Vec<f32> = var
+        .iter()
+        .map(|&v| (1.0 / (f64::from(v) + eps).sqrt()) as f32)
+        .collect();
+    let op = BatchNormTrain {
+        dims: (b, c, hw),
+        mean: mean.clone(),
+        invstd,
+    };
+    let y = x.apply_op3(&weight.contiguous()?, &bias.contiguous()?, op)?;
+    let dev = x.device();
+    Ok((
+        y,
+        Tensor::from_vec(mean, c, dev)?,
+        Tensor::from_vec(var, c, dev)?,
+    ))
+}
+
+/// `(x, gamma, beta) -> (x - mean) * invstd * gamma + beta` with fixed batch statistics whose
+/// dependence on `x` the backward accounts for.
+struct BatchNormTrain {
+    dims: (usize, usize, usize),
+    mean: Vec<f32>,
+    invstd: Vec<f32>,
+}
+
+impl CustomOp3 for BatchNormTrain {
+    fn name(&self) -> &'static str {
+        "convnets-batch-norm2d-train"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (b, c, hw) = self.dims;
+        let x = f32_data(s1, l1, "batch_norm2d")?;
+        let (g, beta) = (
+            f32_data(s2, l2, "batch_norm2d")?,
+            f32_data(s3, l3, "batch_norm2d")?,
+        );
+        check_len(x, b * c * hw, "batch_norm2d", "input")?;
+        check_len(g, c, "batch_norm2d", "weight")?;
+        check_len(beta, c, "batch_norm2d", "bias")?;
+        let scale: Vec<f32> = (0..c).map(|ch| g[ch] * self.invstd[ch]).collect();
+        let shift: Vec<f32> = (0..c)
+            .map(|ch| beta[ch] - self.mean[ch] * scale[ch])
+            .collect();
+        Ok((
+            CpuStorage::F32(norm::scale_shift(x, &scale, &shift, c, hw)),
+            l1.shape().clone(),
+        ))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        gamma: &Tensor,
+        _beta: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (b, c, hw) = self.dims;
+        let dy = grad.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
+        let xs = x.flatten_all()?.to_vec1::<f32>()?;
+        let g = gamma.to_vec1::<f32>()?;
+        let (dx, dg, db) = norm::bn_bwd(&xs, &dy, &self.mean, &self.invstd, &g, self.dims);
+        let dev = x.device();
+        Ok((
+            Some(Tensor::from_vec(dx, (b, c, hw), dev)?.reshape(x.shape())?),
+            Some(Tensor::from_vec(dg, c, dev)?),
+            Some(Tensor::from_vec(db, c, dev)?),
+        ))
     }
 }

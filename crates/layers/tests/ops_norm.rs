@@ -1,0 +1,49 @@
+//! Training-mode batch normalisation: the native kernel against the reference composition
+//! (output, batch statistics, and the gradients of input, weight and bias).
+
+use candle_core::{Device, Tensor, Var};
+use convnets_layers::ops::{native, reference};
+use proptest::prelude::*;
+
+type BnFn = fn(&Tensor, &Tensor, &Tensor, f64) -> candle_core::Result<(Tensor, Tensor, Tensor)>;
+
+fn run(f: BnFn, x: &Var, g: &Var, b: &Var, r: &Tensor) -> Vec<Vec<f32>> {
+    let (y, mean, var) = f(x.as_tensor(), g.as_tensor(), b.as_tensor(), 1e-5).unwrap();
+    let grads = (&y * r).unwrap().sum_all().unwrap().backward().unwrap();
+    let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let grad = |v: &Var| flat(grads.get(v.as_tensor()).unwrap());
+    vec![flat(&y), flat(&mean), flat(&var), grad(x), grad(g), grad(b)]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(40))]
+    #[test]
+    fn matches_reference(b in 1usize..6, c in 1usize..7, h in 1usize..7, w in 1usize..7, shift in -3f64..3.0, seed in 0u64..1000) {
+        prop_assume!(b * h * w > 1);
+        let dev = Device::Cpu;
+        let mut rng = convnets_layers::Rng::new(seed);
+        let mut t = |dims: &[usize], mean: f64| Tensor::from_vec(rng.normal(dims.iter().product(), mean, 1.0), dims, &dev).unwrap();
+        let x = Var::from_tensor(&t(&[b, c, h, w], shift)).unwrap();
+        let g = Var::from_tensor(&t(&[c], 1.0)).unwrap();
+        let bb = Var::from_tensor(&t(&[c], 0.0)).unwrap();
+        let r = t(&[b, c, h, w], 0.0);
+        let got = run(native::batch_norm2d_train, &x, &g, &bb, &r);
+        let want = run(reference::batch_norm2d_train, &x, &g, &bb, &r);
+        for (what, (a, e)) in ["y", "mean", "var", "dx", "dgamma", "dbeta"].iter().zip(got.iter().zip(&want)) {
+            prop_assert_eq!(a.len(), e.len());
+            for (i, (p, q)) in a.iter().zip(e).enumerate() {
+                prop_assert!((p - q).abs() <= 2e-4 * (1.0 + q.abs()), "{} [{}]: {} vs {}", what, i, p, q);
+            }
+        }
+    }
+}
+
+#[test]
+fn shape_errors() {
+    let x = Tensor::zeros((2, 3, 4, 4), candle_core::DType::F32, &Device::Cpu).unwrap();
+    let g = Tensor::ones(2, candle_core::DType::F32, &Device::Cpu).unwrap();
+    let err = native::batch_norm2d_train(&x, &g, &g, 1e-5)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("[2, 3, 4, 4]") && err.contains("[3]"), "{err}");
+}

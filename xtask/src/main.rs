@@ -16,7 +16,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
 }
 
 fn cargo() -> Command {
@@ -37,7 +40,16 @@ fn run(mut cmd: Command) -> Result<()> {
 /// `cargo run --release -p convnets-cli -- SUB ARGS…`
 fn cli(sub: &str, args: &[String]) -> Result<()> {
     let mut c = cargo();
-    c.args(["run", "--quiet", "--release", "-p", "convnets-cli", "--", sub]).args(args);
+    c.args([
+        "run",
+        "--quiet",
+        "--release",
+        "-p",
+        "convnets-cli",
+        "--",
+        sub,
+    ])
+    .args(args);
     run(c)
 }
 
@@ -86,7 +98,14 @@ fn ci() -> Result<()> {
     c.args(["fmt", "--all", "--", "--check"]);
     run(c)?;
     let mut c = cargo();
-    c.args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
+    c.args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]);
     run(c)?;
     let mut c = cargo();
     c.args(["test", "--workspace"]);
@@ -97,13 +116,26 @@ fn ci() -> Result<()> {
 fn cuda_check() -> Result<()> {
     let bin = root().join("target/fake-nvcc");
     fake_nvcc(&bin)?;
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let mut c = cargo();
-    c.args(["clippy", "-p", "convnets-cli", "--features", "cuda", "--", "-D", "warnings"])
-        .env("PATH", path)
-        .env("CUDARC_CUDA_VERSION", "13000")
-        .env("CUDA_COMPUTE_CAP", "90")
-        .env("CARGO_TARGET_DIR", root().join("target/cuda-check"));
+    c.args([
+        "clippy",
+        "-p",
+        "convnets-cli",
+        "--features",
+        "cuda",
+        "--",
+        "-D",
+        "warnings",
+    ])
+    .env("PATH", path)
+    .env("CUDARC_CUDA_VERSION", "13000")
+    .env("CUDA_COMPUTE_CAP", "90")
+    .env("CARGO_TARGET_DIR", root().join("target/cuda-check"));
     run(c)
 }
 
@@ -117,20 +149,40 @@ fn main() -> Result<()> {
         "train" | "eval" | "download" | "models" | "summary" => cli(&task, &args),
         "bench" => {
             let mut c = cargo();
-            c.args(["run", "--quiet", "--release", "-p", "convnets-bench", "--bin", "convnets-bench", "--"])
-                .args(&args)
-                .env("CONVNETS_PYTHON", python());
+            c.args([
+                "run",
+                "--quiet",
+                "--release",
+                "-p",
+                "convnets-bench",
+                "--bin",
+                "convnets-bench",
+                "--",
+            ])
+            .args(&args)
+            .env("CONVNETS_PYTHON", python());
             run(c)
         }
         "golden" => {
             let mut c = Command::new(python());
-            c.current_dir(root()).arg("scripts/torch_reference.py").args(&args);
+            c.current_dir(root())
+                .arg("scripts/torch_reference.py")
+                .args(&args);
             run(c)
         }
         "ci" => ci(),
         "cuda-check" => cuda_check(),
         _ => {
-            eprintln!("{}", include_str!("main.rs").lines().skip(4).take(7).map(|l| l.trim_start_matches("//! ")).collect::<Vec<_>>().join("\n"));
+            eprintln!(
+                "{}",
+                include_str!("main.rs")
+                    .lines()
+                    .skip(4)
+                    .take(7)
+                    .map(|l| l.trim_start_matches("//! "))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
             if task == "help" || task == "--help" || task == "-h" {
                 Ok(())
             } else {

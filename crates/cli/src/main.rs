@@ -9,7 +9,10 @@ use std::path::PathBuf;
 fn models_help() -> String {
     let mut s = String::from("Models:\n");
     for m in convnets::zoo::models() {
-        s += &format!("  {:<14} {} [{}; trained on {}]\n", m.name, m.description, m.source, m.dataset);
+        s += &format!(
+            "  {:<14} {} [{}; trained on {}]\n",
+            m.name, m.description, m.source, m.dataset
+        );
     }
     s += "\nData sets:\n";
     for d in DatasetKind::all() {
@@ -19,7 +22,11 @@ fn models_help() -> String {
 }
 
 #[derive(Parser)]
-#[command(name = "convnets", version, about = "Classic convolutional networks in Rust: train, evaluate, download data")]
+#[command(
+    name = "convnets",
+    version,
+    about = "Classic convolutional networks in Rust: train, evaluate, download data"
+)]
 #[command(after_help = models_help())]
 struct Cli {
     #[command(subcommand)]
@@ -172,7 +179,10 @@ struct EvalArgs {
 fn parse_pair(s: &str) -> Result<[f32; 2], String> {
     let parts: Vec<&str> = s.split(',').map(str::trim).collect();
     match parts.as_slice() {
-        [a, b] => Ok([a.parse().map_err(|e| format!("{a}: {e}"))?, b.parse().map_err(|e| format!("{b}: {e}"))?]),
+        [a, b] => Ok([
+            a.parse().map_err(|e| format!("{a}: {e}"))?,
+            b.parse().map_err(|e| format!("{b}: {e}"))?,
+        ]),
         _ => Err(format!("expected MEAN,STD, got `{s}`")),
     }
 }
@@ -195,7 +205,12 @@ fn main() -> Result<()> {
                 dataset: a.dataset,
                 epochs: a.epochs,
                 batch_size: a.batch_size,
-                sgd: SgdConfig { lr: a.lr, momentum: a.momentum, weight_decay: a.weight_decay, ..Default::default() },
+                sgd: SgdConfig {
+                    lr: a.lr,
+                    momentum: a.momentum,
+                    weight_decay: a.weight_decay,
+                    ..Default::default()
+                },
                 seed: a.seed,
                 normalize: a.normalize,
                 data_dir: a.data_dir,
@@ -206,7 +221,11 @@ fn main() -> Result<()> {
                 train_limit: a.limit,
             };
             let s = convnets::train::train(&cfg).context("training failed")?;
-            println!("final test accuracy {:.1}%; weights: {}", s.final_accuracy, s.weights.display());
+            println!(
+                "final test accuracy {:.1}%; weights: {}",
+                s.final_accuracy,
+                s.weights.display()
+            );
         }
         Cmd::Eval(a) => {
             let saved: Option<TrainConfig> = a
@@ -215,22 +234,37 @@ fn main() -> Result<()> {
                 .map(|d| d.join("config.json"))
                 .filter(|p| p.exists())
                 .map(|p| -> Result<TrainConfig> {
-                    let text = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+                    let text = std::fs::read_to_string(&p)
+                        .with_context(|| format!("reading {}", p.display()))?;
                     serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))
                 })
                 .transpose()?;
             let Some(model) = a.model.or_else(|| saved.as_ref().map(|c| c.model.clone())) else {
-                bail!("--model is required (no config.json beside {})", a.weights.display())
+                bail!(
+                    "--model is required (no config.json beside {})",
+                    a.weights.display()
+                )
             };
-            let Some(dataset) = a.dataset.or_else(|| saved.as_ref().map(|c| c.dataset.clone())) else {
-                bail!("--dataset is required (no config.json beside {})", a.weights.display())
+            let Some(dataset) = a
+                .dataset
+                .or_else(|| saved.as_ref().map(|c| c.dataset.clone()))
+            else {
+                bail!(
+                    "--dataset is required (no config.json beside {})",
+                    a.weights.display()
+                )
             };
             let cfg = EvalConfig {
                 model,
                 dataset,
-                batch_size: a.batch_size.or(saved.as_ref().map(|c| c.batch_size)).unwrap_or(256),
+                batch_size: a
+                    .batch_size
+                    .or(saved.as_ref().map(|c| c.batch_size))
+                    .unwrap_or(256),
                 normalize: a.normalize.or(saved.as_ref().and_then(|c| c.normalize)),
-                data_dir: a.data_dir.or(saved.as_ref().and_then(|c| c.data_dir.clone())),
+                data_dir: a
+                    .data_dir
+                    .or(saved.as_ref().and_then(|c| c.data_dir.clone())),
                 device: a.device,
             };
             let r = convnets::train::eval_weights(&cfg, &a.weights)

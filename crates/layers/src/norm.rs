@@ -183,10 +183,16 @@ impl ModuleT for BatchNorm2d {
                     x.dims()
                 )
             }
-            let mean = (x.sum_keepdim((0, 2, 3))? / n as f64)?; // [1, c, 1, 1]
-            let centred = x.broadcast_sub(&mean)?;
-            let var = (centred.sqr()?.sum_keepdim((0, 2, 3))? / n as f64)?; // biased, [1, c, 1, 1]
-            let y = self.normalise(x, &mean, &var)?;
+            let (y, mean, var) = match (&self.weight, &self.bias) {
+                // One fused op (our CPU kernel, candle's composition elsewhere).
+                (Some(wt), Some(bs)) => crate::ops::batch_norm2d_train(x, wt, bs, self.cfg.eps)?,
+                _ => {
+                    let mean = (x.sum_keepdim((0, 2, 3))? / n as f64)?; // [1, c, 1, 1]
+                    let centred = x.broadcast_sub(&mean)?;
+                    let var = (centred.sqr()?.sum_keepdim((0, 2, 3))? / n as f64)?; // biased
+                    (self.normalise(x, &mean, &var)?, mean, var)
+                }
+            };
             let m = self.cfg.momentum;
             let dt = self.running_mean.dtype();
             let batch_mean = mean.detach().flatten_all()?.to_dtype(dt)?;

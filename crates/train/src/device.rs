@@ -17,7 +17,11 @@ pub fn parse_device(spec: &str) -> Result<Device> {
         "cuda" | "gpu" => 0,
         s => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
             Some(Ok(n)) => n,
-            _ => return Err(TrainError::Config(format!("unknown device `{spec}` (use cpu, cuda or cuda:N)"))),
+            _ => {
+                return Err(TrainError::Config(format!(
+                    "unknown device `{spec}` (use cpu, cuda or cuda:N)"
+                )))
+            }
         },
     };
     if !cfg!(feature = "cuda") {
@@ -25,5 +29,6 @@ pub fn parse_device(spec: &str) -> Result<Device> {
             "device `{spec}` needs a build with the `cuda` feature (cargo build --release --features cuda)"
         )));
     }
-    Device::new_cuda(ordinal).map_err(|e| TrainError::Config(format!("cannot open CUDA device {ordinal}: {e}")))
+    Device::new_cuda(ordinal)
+        .map_err(|e| TrainError::Config(format!("cannot open CUDA device {ordinal}: {e}")))
 }

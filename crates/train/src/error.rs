@@ -26,7 +26,9 @@ pub enum TrainError {
     #[error("invalid configuration: {0}")]
     Config(String),
     /// The loss became NaN or infinite.
-    #[error("the loss diverged ({loss}) at epoch {epoch}, batch {batch}; try a smaller learning rate")]
+    #[error(
+        "the loss diverged ({loss}) at epoch {epoch}, batch {batch}; try a smaller learning rate"
+    )]
     Diverged {
         /// The epoch (from 1).
         epoch: usize,

@@ -14,4 +14,6 @@ pub use error::{Result, TrainError};
 pub use loss::cross_entropy;
 pub use metrics::{EpochMetrics, MetricsLog};
 pub use optim::{Sgd, SgdConfig};
-pub use trainer::{eval_weights, evaluate, load_dataset, train, EvalConfig, EvalResult, RunSummary, TrainConfig};
+pub use trainer::{
+    eval_weights, evaluate, load_dataset, train, EvalConfig, EvalResult, RunSummary, TrainConfig,
+};

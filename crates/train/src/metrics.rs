@@ -38,7 +38,10 @@ impl MetricsLog {
         std::fs::write(&csv, format!("{CSV_HEADER}\n")).map_err(TrainError::io(&csv))?;
         let jsonl = dir.join("metrics.jsonl");
         std::fs::write(&jsonl, "").map_err(TrainError::io(&jsonl))?;
-        Ok(Self { dir: dir.to_path_buf(), epochs: Vec::new() })
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            epochs: Vec::new(),
+        })
     }
 
     /// The epochs recorded so far.
@@ -51,7 +54,12 @@ impl MetricsLog {
     pub fn push(&mut self, m: EpochMetrics) -> Result<()> {
         let line = format!(
             "{},{:.6},{:.6},{:.2},{:.3},{:.1}\n",
-            m.epoch, m.train_loss, m.test_loss, m.test_accuracy, m.epoch_seconds, m.images_per_second
+            m.epoch,
+            m.train_loss,
+            m.test_loss,
+            m.test_accuracy,
+            m.epoch_seconds,
+            m.images_per_second
         );
         append(&self.dir.join("metrics.csv"), &line)?;
         let json = serde_json::to_string(&m).map_err(|e| TrainError::Config(e.to_string()))?;
@@ -63,22 +71,36 @@ impl MetricsLog {
     /// Draws test accuracy and the two losses per epoch into `curves.svg`.
     pub fn plot(&self) -> Result<()> {
         let path = self.dir.join("curves.svg");
-        plot_curves(&self.epochs, &path).map_err(|e| TrainError::Config(format!("{}: plot failed: {e}", path.display())))
+        plot_curves(&self.epochs, &path)
+            .map_err(|e| TrainError::Config(format!("{}: plot failed: {e}", path.display())))
     }
 }
 
 fn append(path: &Path, text: &str) -> Result<()> {
-    let mut f = std::fs::OpenOptions::new().append(true).create(true).open(path).map_err(TrainError::io(path))?;
-    f.write_all(text.as_bytes()).and_then(|_| f.flush()).map_err(TrainError::io(path))
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .map_err(TrainError::io(path))?;
+    f.write_all(text.as_bytes())
+        .and_then(|_| f.flush())
+        .map_err(TrainError::io(path))
 }
 
-fn plot_curves(epochs: &[EpochMetrics], path: &Path) -> std::result::Result<(), Box<dyn std::error::Error>> {
+fn plot_curves(
+    epochs: &[EpochMetrics],
+    path: &Path,
+) -> std::result::Result<(), Box<dyn std::error::Error>> {
     use plotters::prelude::*;
     let root = SVGBackend::new(path, (960, 400)).into_drawing_area();
     root.fill(&WHITE)?;
     let (left, right) = root.split_horizontally(480);
     let n = epochs.len().max(1) as f64;
-    let lo = epochs.iter().map(|m| m.test_accuracy).fold(100.0, f64::min).min(100.0);
+    let lo = epochs
+        .iter()
+        .map(|m| m.test_accuracy)
+        .fold(100.0, f64::min)
+        .min(100.0);
     let mut acc = ChartBuilder::on(&left)
         .caption("test accuracy (%)", ("sans-serif", 18))
         .margin(10)
@@ -86,8 +108,15 @@ fn plot_curves(epochs: &[EpochMetrics], path: &Path) -> std::result::Result<(), 
         .y_label_area_size(40)
         .build_cartesian_2d(0.5..n + 0.5, (lo - 1.0).floor().max(0.0)..100.0)?;
     acc.configure_mesh().x_desc("epoch").draw()?;
-    acc.draw_series(LineSeries::new(epochs.iter().map(|m| (m.epoch as f64, m.test_accuracy)), &BLUE))?;
-    let hi = epochs.iter().flat_map(|m| [m.train_loss, m.test_loss]).fold(0.0, f64::max).max(1e-3);
+    acc.draw_series(LineSeries::new(
+        epochs.iter().map(|m| (m.epoch as f64, m.test_accuracy)),
+        &BLUE,
+    ))?;
+    let hi = epochs
+        .iter()
+        .flat_map(|m| [m.train_loss, m.test_loss])
+        .fold(0.0, f64::max)
+        .max(1e-3);
     let mut loss = ChartBuilder::on(&right)
         .caption("loss (train: red, test: green)", ("sans-serif", 18))
         .margin(10)
@@ -95,8 +124,14 @@ fn plot_curves(epochs: &[EpochMetrics], path: &Path) -> std::result::Result<(), 
         .y_label_area_size(40)
         .build_cartesian_2d(0.5..n + 0.5, 0.0..hi * 1.05)?;
     loss.configure_mesh().x_desc("epoch").draw()?;
-    loss.draw_series(LineSeries::new(epochs.iter().map(|m| (m.epoch as f64, m.train_loss)), &RED))?;
-    loss.draw_series(LineSeries::new(epochs.iter().map(|m| (m.epoch as f64, m.test_loss)), &GREEN))?;
+    loss.draw_series(LineSeries::new(
+        epochs.iter().map(|m| (m.epoch as f64, m.train_loss)),
+        &RED,
+    ))?;
+    loss.draw_series(LineSeries::new(
+        epochs.iter().map(|m| (m.epoch as f64, m.test_loss)),
+        &GREEN,
+    ))?;
     root.present()?;
     Ok(())
 }
@@ -122,7 +157,11 @@ mod tests {
         let csv = std::fs::read_to_string(dir.path().join("metrics.csv"))?;
         assert_eq!(
             csv.lines().collect::<Vec<_>>(),
-            [CSV_HEADER, "1,1.000000,0.900000,71.00,1.500,40000.0", "2,0.500000,0.450000,72.00,1.500,40000.0"]
+            [
+                CSV_HEADER,
+                "1,1.000000,0.900000,71.00,1.500,40000.0",
+                "2,0.500000,0.450000,72.00,1.500,40000.0"
+            ]
         );
         let jsonl = std::fs::read_to_string(dir.path().join("metrics.jsonl"))?;
         let second: EpochMetrics = serde_json::from_str(jsonl.lines().nth(1).unwrap_or_default())?;

@@ -21,7 +21,13 @@ pub struct SgdConfig {
 
 impl Default for SgdConfig {
     fn default() -> Self {
-        Self { lr: 0.01, momentum: 0.0, dampening: 0.0, weight_decay: 0.0, nesterov: false }
+        Self {
+            lr: 0.01,
+            momentum: 0.0,
+            dampening: 0.0,
+            weight_decay: 0.0,
+            nesterov: false,
+        }
     }
 }
 
@@ -52,7 +58,9 @@ impl Sgd {
             candle_core::bail!("SGD: lr, momentum and weight_decay must be >= 0, got {cfg:?}")
         }
         if cfg.nesterov && (cfg.momentum <= 0.0 || cfg.dampening != 0.0) {
-            candle_core::bail!("SGD: Nesterov momentum requires a momentum and zero dampening, got {cfg:?}")
+            candle_core::bail!(
+                "SGD: Nesterov momentum requires a momentum and zero dampening, got {cfg:?}"
+            )
         }
         let buffers = vec![None; vars.len()];
         Ok(Self { vars, buffers, cfg })
@@ -72,7 +80,9 @@ impl Sgd {
     pub fn step(&mut self, grads: &GradStore) -> Result<()> {
         let c = self.cfg;
         for (var, buf) in self.vars.iter().zip(self.buffers.iter_mut()) {
-            let Some(grad) = grads.get(var.as_tensor()) else { continue };
+            let Some(grad) = grads.get(var.as_tensor()) else {
+                continue;
+            };
             let p = var.as_tensor().detach();
             let mut d = grad.detach();
             if c.weight_decay != 0.0 {
@@ -83,7 +93,11 @@ impl Sgd {
                     None => d.clone(),
                     Some(b) => ((b * c.momentum)? + (&d * (1.0 - c.dampening))?)?,
                 };
-                d = if c.nesterov { (d + (&b * c.momentum)?)? } else { b.clone() };
+                d = if c.nesterov {
+                    (d + (&b * c.momentum)?)?
+                } else {
+                    b.clone()
+                };
                 *buf = Some(b.detach());
             }
             var.set(&(p - (d * c.lr)?)?.detach())?;
@@ -103,7 +117,12 @@ mod tests {
     #[test]
     fn momentum_weight_decay_by_hand() -> anyhow::Result<()> {
         let p = Var::new(&[1f32], &Device::Cpu)?;
-        let cfg = SgdConfig { lr: 0.1, momentum: 0.9, weight_decay: 0.5, ..Default::default() };
+        let cfg = SgdConfig {
+            lr: 0.1,
+            momentum: 0.9,
+            weight_decay: 0.5,
+            ..Default::default()
+        };
         let mut sgd = Sgd::new(vec![p.clone()], cfg)?;
         for g in [1f32, 2.0] {
             let loss = (p.as_tensor() * g as f64)?.sum_all()?;
@@ -117,7 +136,13 @@ mod tests {
     #[test]
     fn rejects_bad_config() {
         let p = Var::new(&[1f32], &Device::Cpu).unwrap();
-        let cfg = SgdConfig { nesterov: true, ..Default::default() };
-        assert!(Sgd::new(vec![p], cfg).unwrap_err().to_string().contains("Nesterov"));
+        let cfg = SgdConfig {
+            nesterov: true,
+            ..Default::default()
+        };
+        assert!(Sgd::new(vec![p], cfg)
+            .unwrap_err()
+            .to_string()
+            .contains("Nesterov"));
     }
 }

@@ -53,7 +53,10 @@ impl TrainConfig {
             dataset: "fashion-mnist".into(),
             epochs: 20,
             batch_size: 256,
-            sgd: SgdConfig { lr: 0.01, ..Default::default() },
+            sgd: SgdConfig {
+                lr: 0.01,
+                ..Default::default()
+            },
             seed: 0,
             normalize: None,
             data_dir: None,
@@ -73,7 +76,11 @@ impl TrainConfig {
             dataset: "mnist".into(),
             epochs: 10,
             batch_size: 64,
-            sgd: SgdConfig { lr: 0.01, momentum: 0.5, ..Default::default() },
+            sgd: SgdConfig {
+                lr: 0.01,
+                momentum: 0.5,
+                ..Default::default()
+            },
             normalize: Some([0.1307, 0.3081]),
             ..Self::seed000()
         }
@@ -81,19 +88,31 @@ impl TrainConfig {
 
     fn validate(&self) -> Result<DatasetKind> {
         if self.batch_size == 0 || self.epochs == 0 {
-            return Err(TrainError::Config("batch size and epochs must be positive".into()));
+            return Err(TrainError::Config(
+                "batch size and epochs must be positive".into(),
+            ));
         }
         if convnets_zoo::find(&self.model).is_none() {
             let known: Vec<&str> = convnets_zoo::models().iter().map(|m| m.name).collect();
-            return Err(TrainError::Config(format!("unknown model `{}`; known: {}", self.model, known.join(", "))));
+            return Err(TrainError::Config(format!(
+                "unknown model `{}`; known: {}",
+                self.model,
+                known.join(", ")
+            )));
         }
         if let Some([_, std]) = self.normalize {
             if std.is_nan() || std <= 0.0 {
-                return Err(TrainError::Config(format!("normalize std must be positive, got {std}")));
+                return Err(TrainError::Config(format!(
+                    "normalize std must be positive, got {std}"
+                )));
             }
         }
-        self.dataset.parse::<DatasetKind>()
-            .map_err(|_| TrainError::Config(format!("unknown data set `{}`; known: mnist, fashion-mnist", self.dataset)))
+        self.dataset.parse::<DatasetKind>().map_err(|_| {
+            TrainError::Config(format!(
+                "unknown data set `{}`; known: mnist, fashion-mnist",
+                self.dataset
+            ))
+        })
     }
 }
 
@@ -135,7 +154,11 @@ pub fn load_dataset(kind: DatasetKind, data_dir: Option<&Path>, download: bool) 
     match convnets_data::load(kind, data_dir) {
         Err(convnets_data::DataError::NotFound { .. }) if download && data_dir.is_none() => {
             let root = convnets_data::default_root();
-            eprintln!("{} not found: downloading it into {}", kind.name(), root.display());
+            eprintln!(
+                "{} not found: downloading it into {}",
+                kind.name(),
+                root.display()
+            );
             convnets_data::download(kind, &root, kind.mirrors())?;
             Ok(convnets_data::load(kind, data_dir)?)
         }
@@ -143,7 +166,13 @@ pub fn load_dataset(kind: DatasetKind, data_dir: Option<&Path>, download: bool) 
     }
 }
 
-fn batcher(split: &Split, normalize: Option<[f32; 2]>, batch: usize, shuffle: Option<u64>, dev: &Device) -> Result<Batcher> {
+fn batcher(
+    split: &Split,
+    normalize: Option<[f32; 2]>,
+    batch: usize,
+    shuffle: Option<u64>,
+    dev: &Device,
+) -> Result<Batcher> {
     let norm = normalize.map(|[mean, std]| Normalize { mean, std });
     Ok(Batcher::from_split(split, norm, batch, shuffle, false)?.with_device(dev.clone()))
 }
@@ -157,10 +186,18 @@ pub fn evaluate(model: &dyn Model, batcher: &Batcher) -> Result<EvalResult> {
         let logits = model.forward_t(&batch.images, false)?.detach();
         loss += cross_entropy(&logits, &batch.labels)?.to_scalar::<f32>()? as f64 * b as f64;
         let pred = logits.argmax(1)?;
-        correct += pred.eq(&batch.labels)?.to_dtype(DType::U32)?.sum_all()?.to_scalar::<u32>()? as usize;
+        correct += pred
+            .eq(&batch.labels)?
+            .to_dtype(DType::U32)?
+            .sum_all()?
+            .to_scalar::<u32>()? as usize;
         total += b;
     }
-    Ok(EvalResult { loss: loss / total.max(1) as f64, correct, total })
+    Ok(EvalResult {
+        loss: loss / total.max(1) as f64,
+        correct,
+        total,
+    })
 }
 
 /// A new run folder `out/<model>-<dataset>-<utc time>` (suffixed when it exists).
@@ -168,7 +205,11 @@ fn run_dir(cfg: &TrainConfig) -> Result<PathBuf> {
     let base = format!("{}-{}-{}", cfg.model, cfg.dataset, utc_stamp());
     std::fs::create_dir_all(&cfg.out).map_err(TrainError::io(&cfg.out))?;
     for i in 0.. {
-        let name = if i == 0 { base.clone() } else { format!("{base}-{i}") };
+        let name = if i == 0 {
+            base.clone()
+        } else {
+            format!("{base}-{i}")
+        };
         let dir = cfg.out.join(name);
         match std::fs::create_dir(&dir) {
             Ok(()) => return Ok(dir),
@@ -181,7 +222,10 @@ fn run_dir(cfg: &TrainConfig) -> Result<PathBuf> {
 
 /// `YYYYmmdd-HHMMSS` in UTC.
 fn utc_stamp() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
     // Howard Hinnant's civil_from_days.
     let z = days + 719_468;
@@ -193,14 +237,21 @@ fn utc_stamp() -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}{m:02}{d:02}-{:02}{:02}{:02}", rem / 3600, rem / 60 % 60, rem % 60)
+    format!(
+        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
 }
 
 fn progress(len: usize) -> ProgressBar {
     let pb = ProgressBar::new(len as u64);
     if std::io::stderr().is_terminal() {
-        let style = ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} batches {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar());
+        let style = ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} batches {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
         pb.set_style(style);
     } else {
         pb.set_draw_target(ProgressDrawTarget::hidden());
@@ -222,7 +273,13 @@ pub fn train(cfg: &TrainConfig) -> Result<RunSummary> {
         t.images.truncate(t.len * t.rows * t.cols);
         t.labels.truncate(t.len);
     }
-    let train_b = batcher(&data.train, cfg.normalize, cfg.batch_size, Some(cfg.seed), &device)?;
+    let train_b = batcher(
+        &data.train,
+        cfg.normalize,
+        cfg.batch_size,
+        Some(cfg.seed),
+        &device,
+    )?;
     let test_b = batcher(&data.test, cfg.normalize, cfg.batch_size, None, &device)?;
 
     let store = ParamStore::new(cfg.seed, &device);
@@ -261,7 +318,11 @@ pub fn train(cfg: &TrainConfig) -> Result<RunSummary> {
             opt.step(&grads)?;
             let l = loss.to_scalar::<f32>()?;
             if !l.is_finite() {
-                return Err(TrainError::Diverged { epoch, batch: i, loss: l });
+                return Err(TrainError::Diverged {
+                    epoch,
+                    batch: i,
+                    loss: l,
+                });
             }
             loss_sum += l as f64 * b as f64;
             if cfg.log_every > 0 && i % cfg.log_every == 0 {
@@ -273,7 +334,11 @@ pub fn train(cfg: &TrainConfig) -> Result<RunSummary> {
         let secs = start.elapsed().as_secs_f64();
         pb.finish_and_clear();
         let eval = evaluate(model.as_ref(), &test_b)?;
-        println!("Test Error: \n Accuracy: {:>0.1}%, Avg loss: {:>8.6} \n", eval.accuracy(), eval.loss);
+        println!(
+            "Test Error: \n Accuracy: {:>0.1}%, Avg loss: {:>8.6} \n",
+            eval.accuracy(),
+            eval.loss
+        );
         store.save(&weights)?;
         log.push(EpochMetrics {
             epoch,
@@ -287,9 +352,16 @@ pub fn train(cfg: &TrainConfig) -> Result<RunSummary> {
     println!("Done!");
     let epochs = log.epochs().to_vec();
     let final_accuracy = epochs.last().map(|m| m.test_accuracy).unwrap_or(0.0);
-    let summary = RunSummary { dir: dir.clone(), weights, epochs, final_accuracy, num_params: store.num_params() };
+    let summary = RunSummary {
+        dir: dir.clone(),
+        weights,
+        epochs,
+        final_accuracy,
+        num_params: store.num_params(),
+    };
     let path = dir.join("summary.json");
-    let json = serde_json::to_string_pretty(&summary).map_err(|e| TrainError::Config(e.to_string()))?;
+    let json =
+        serde_json::to_string_pretty(&summary).map_err(|e| TrainError::Config(e.to_string()))?;
     std::fs::write(&path, json + "\n").map_err(TrainError::io(&path))?;
     Ok(summary)
 }
@@ -314,7 +386,10 @@ pub struct EvalConfig {
 /// Loads `weights` (a safetensors file with the model's PyTorch parameter names) into the model
 /// and evaluates it on the test split.
 pub fn eval_weights(cfg: &EvalConfig, weights: &Path) -> Result<EvalResult> {
-    let kind: DatasetKind = cfg.dataset.parse().map_err(|_| TrainError::Config(format!("unknown data set `{}`", cfg.dataset)))?;
+    let kind: DatasetKind = cfg
+        .dataset
+        .parse()
+        .map_err(|_| TrainError::Config(format!("unknown data set `{}`", cfg.dataset)))?;
     let device = parse_device(&cfg.device)?;
     let store = ParamStore::new(0, &device);
     let model = convnets_zoo::build(&cfg.model, store.vb())?;
@@ -339,9 +414,15 @@ mod tests {
     fn rejects_bad_configs() {
         let mut c = TrainConfig::seed000();
         c.model = "vgg99".into();
-        assert!(train(&c).unwrap_err().to_string().contains("unknown model `vgg99`"));
+        assert!(train(&c)
+            .unwrap_err()
+            .to_string()
+            .contains("unknown model `vgg99`"));
         let mut c = TrainConfig::seed000();
         c.dataset = "cifar100".into();
-        assert!(train(&c).unwrap_err().to_string().contains("unknown data set `cifar100`"));
+        assert!(train(&c)
+            .unwrap_err()
+            .to_string()
+            .contains("unknown data set `cifar100`"));
     }
 }

@@ -27,8 +27,19 @@ fn short_run_is_reproducible_and_eval_matches() -> Result<()> {
         ..TrainConfig::seed004()
     };
     let a = train(&cfg)?;
-    for f in ["config.json", "metrics.csv", "metrics.jsonl", "curves.svg", "model.safetensors", "summary.json"] {
-        assert!(a.dir.join(f).is_file(), "{f} missing in {}", a.dir.display());
+    for f in [
+        "config.json",
+        "metrics.csv",
+        "metrics.jsonl",
+        "curves.svg",
+        "model.safetensors",
+        "summary.json",
+    ] {
+        assert!(
+            a.dir.join(f).is_file(),
+            "{f} missing in {}",
+            a.dir.display()
+        );
     }
     let csv = std::fs::read_to_string(a.dir.join("metrics.csv"))?;
     assert_eq!(csv.lines().count(), 3, "{csv}");
@@ -39,7 +50,10 @@ fn short_run_is_reproducible_and_eval_matches() -> Result<()> {
     let b = train(&cfg)?;
     assert_ne!(a.dir, b.dir);
     for (x, y) in a.epochs.iter().zip(&b.epochs) {
-        assert_eq!((x.train_loss, x.test_loss, x.test_accuracy), (y.train_loss, y.test_loss, y.test_accuracy));
+        assert_eq!(
+            (x.train_loss, x.test_loss, x.test_accuracy),
+            (y.train_loss, y.test_loss, y.test_accuracy)
+        );
     }
 
     let eval = EvalConfig {
@@ -51,7 +65,10 @@ fn short_run_is_reproducible_and_eval_matches() -> Result<()> {
         device: "cpu".into(),
     };
     let r = eval_weights(&eval, &a.weights)?;
-    assert_eq!(format!("{:.1}", r.accuracy()), format!("{:.1}", a.final_accuracy));
+    assert_eq!(
+        format!("{:.1}", r.accuracy()),
+        format!("{:.1}", a.final_accuracy)
+    );
     assert_eq!(r.accuracy(), a.final_accuracy);
     assert!((r.loss - a.epochs[1].test_loss).abs() < 1e-9);
     Ok(())

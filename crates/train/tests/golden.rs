@@ -8,18 +8,50 @@ use std::collections::HashMap;
 use std::path::Path;
 
 fn golden(file: &str) -> Result<HashMap<String, Tensor>> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/golden").join(file);
-    candle_core::safetensors::load(&p, &Device::Cpu).with_context(|| format!("loading {}", p.display()))
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/golden")
+        .join(file);
+    candle_core::safetensors::load(&p, &Device::Cpu)
+        .with_context(|| format!("loading {}", p.display()))
 }
 
 #[test]
 fn sgd_matches_torch_optim_sgd_step_by_step() -> Result<()> {
     let g = golden("sgd/sgd.safetensors")?;
     let configs = [
-        ("plain", SgdConfig { lr: 0.1, ..Default::default() }),
-        ("momentum", SgdConfig { lr: 0.1, momentum: 0.9, ..Default::default() }),
-        ("momentum_wd", SgdConfig { lr: 0.1, momentum: 0.5, weight_decay: 0.01, ..Default::default() }),
-        ("nesterov", SgdConfig { lr: 0.1, momentum: 0.9, nesterov: true, ..Default::default() }),
+        (
+            "plain",
+            SgdConfig {
+                lr: 0.1,
+                ..Default::default()
+            },
+        ),
+        (
+            "momentum",
+            SgdConfig {
+                lr: 0.1,
+                momentum: 0.9,
+                ..Default::default()
+            },
+        ),
+        (
+            "momentum_wd",
+            SgdConfig {
+                lr: 0.1,
+                momentum: 0.5,
+                weight_decay: 0.01,
+                ..Default::default()
+            },
+        ),
+        (
+            "nesterov",
+            SgdConfig {
+                lr: 0.1,
+                momentum: 0.9,
+                nesterov: true,
+                ..Default::default()
+            },
+        ),
     ];
     for (name, cfg) in configs {
         let p = Var::from_tensor(&g["p0"])?;
@@ -31,7 +63,11 @@ fn sgd_matches_torch_optim_sgd_step_by_step() -> Result<()> {
             let ours = p.to_vec1::<f32>()?;
             let theirs = g[&format!("{name}.step{}", step + 1)].to_vec1::<f32>()?;
             for (a, b) in ours.iter().zip(&theirs) {
-                assert!((a - b).abs() < 1e-6, "{name} step {}: {ours:?} vs {theirs:?}", step + 1);
+                assert!(
+                    (a - b).abs() < 1e-6,
+                    "{name} step {}: {ours:?} vs {theirs:?}",
+                    step + 1
+                );
             }
         }
     }
@@ -48,7 +84,11 @@ fn cross_entropy_value_and_gradient_match_pytorch() -> Result<()> {
     assert!((loss.to_scalar::<f32>()? - expected).abs() < 1e-5);
     let grads = loss.backward()?;
     let ours = grads.get(logits.as_tensor()).context("no gradient")?;
-    let d = (ours - &g["grad"])?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
+    let d = (ours - &g["grad"])?
+        .abs()?
+        .flatten_all()?
+        .max(0)?
+        .to_scalar::<f32>()?;
     assert!(d < 1e-6, "gradient differs by {d}");
     Ok(())
 }

@@ -471,13 +471,14 @@ pub(crate) fn conv2d_bwd_bias(g: &ConvGeometry, dy: &[f32]) -> Vec<f32> {
             .map(|row| row.iter().sum::<f32>())
             .collect()
     };
-    dy.par_chunks(y_img).map(sum_image).reduce(
-        || vec![0f32; g.c_out],
-        |mut a, b| {
-            for (a, b) in a.iter_mut().zip(&b) {
-                *a += *b;
-            }
-            a
-        },
-    )
+    // Per-image sums in parallel, then added in image order: the same numbers on every run
+    // (a rayon `reduce` would associate them in an order that depends on work stealing).
+    let per_image: Vec<Vec<f32>> = dy.par_chunks(y_img).map(sum_image).collect();
+    let mut db = vec![0f32; g.c_out];
+    for s in &per_image {
+        for (a, b) in db.iter_mut().zip(s) {
+            *a += *b;
+        }
+    }
+    db
 }

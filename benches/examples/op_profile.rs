@@ -92,6 +92,21 @@ fn linear(tag: &str, b: usize, n_in: usize, n_out: usize) -> Result<()> {
             .cloned()
             .unwrap_or_else(|| w.as_tensor().clone()))
     })?;
+    for (what, relu) in [
+        (
+            "candle relu",
+            Tensor::relu as fn(&Tensor) -> candle_core::Result<Tensor>,
+        ),
+        ("ops::relu", ops::relu),
+    ] {
+        time(&format!("{tag} ops::linear+{what}+bwd"), || {
+            let y = ops::linear(x.as_tensor(), w.as_tensor(), Some(bias.as_tensor()))?;
+            let g = relu(&y)?.sum_all()?.backward()?;
+            Ok(g.get(w.as_tensor())
+                .cloned()
+                .unwrap_or_else(|| w.as_tensor().clone()))
+        })?;
+    }
     Ok(())
 }
 
@@ -101,6 +116,7 @@ fn main() -> Result<()> {
         Ok(a.zeros_like()?.add(&a)?)
     })?;
     time("relu 256x6x24x24", || Ok(a.relu()?))?;
+    time("ops::relu 256x6x24x24", || Ok(ops::relu(&a)?))?;
     let s = a.sum_all()?;
     time("broadcast+contiguous 256x6x24x24", || {
         Ok(s.broadcast_as(a.shape())?.contiguous()?)

@@ -7,7 +7,7 @@ use crate::summary;
 use candle_core::{Module, ModuleT, Result, Tensor};
 use std::sync::Mutex;
 
-/// `max(x, 0)` elementwise (PyTorch's `nn.ReLU`).
+/// `max(x, 0)` elementwise (PyTorch's `nn.ReLU`), through [`crate::ops::relu`].
 ///
 /// ```
 /// use candle_core::{Device, Module, Tensor};
@@ -20,7 +20,7 @@ pub struct Relu;
 
 impl Module for Relu {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = x.relu()?;
+        let y = crate::ops::relu(x)?;
         summary::record(None, "ReLU", &y, &[], 0);
         Ok(y)
     }

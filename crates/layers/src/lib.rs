@@ -44,6 +44,19 @@ pub use pool::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d};
 pub use store::{atomic_write, is_buffer, ParamStore, StoreError};
 pub use summary::{summary, summary_on, LayerRow, Summary};
 
+/// `max(x, 0)` elementwise (`torch.relu`), through [`ops::relu`]: the function form of
+/// [`Relu`], for models that call it inline.
+///
+/// ```
+/// use candle_core::{Device, Tensor};
+/// let y = convnets_layers::relu(&Tensor::new(&[-1f32, 2.], &Device::Cpu)?)?;
+/// assert_eq!(y.to_vec1::<f32>()?, [0., 2.]);
+/// # Ok::<(), candle_core::Error>(())
+/// ```
+pub fn relu(x: &candle_core::Tensor) -> candle_core::Result<candle_core::Tensor> {
+    ops::relu(x)
+}
+
 /// Flattens every dimension after the first: `[b, ...] -> [b, prod(...)]`.
 pub fn flatten(x: &candle_core::Tensor) -> candle_core::Result<candle_core::Tensor> {
     x.flatten_from(1)

@@ -16,6 +16,16 @@ fn pool_grad() -> Result<Vec<f32>> {
         .to_vec1()?)
 }
 
+/// ReLU gradient at `[-1, 0, 1]`: the two paths differ at 0 (native follows PyTorch, no
+/// gradient; candle's reference passes it), which tells them apart.
+fn relu_grad() -> Result<Vec<f32>> {
+    let x = Var::new(&[-1f32, 0., 1.], &Device::Cpu)?;
+    let g = ops::relu(x.as_tensor())?.sum_all()?.backward()?;
+    Ok(g.get(x.as_tensor())
+        .ok_or_else(|| anyhow::anyhow!("no gradient"))?
+        .to_vec1()?)
+}
+
 fn conv() -> Result<Vec<f32>> {
     let x = Tensor::arange(0f32, 50., &Device::Cpu)?.reshape((1, 2, 5, 5))?;
     let w = Tensor::arange(0f32, 36., &Device::Cpu)?.reshape((2, 2, 3, 3))?;
@@ -40,9 +50,11 @@ fn switch_selects_the_implementation() -> Result<()> {
     set_kernels(Kernels::Native);
     assert_eq!(kernels(), Kernels::Native);
     let (native_pool, native_conv) = (pool_grad()?, conv()?);
+    assert_eq!(relu_grad()?, [0., 0., 1.]);
     set_kernels(Kernels::Reference);
     assert_eq!(kernels(), Kernels::Reference);
     let (ref_pool, ref_conv) = (pool_grad()?, conv()?);
+    assert_eq!(relu_grad()?, [0., 1., 1.]);
     assert_eq!(native_pool, [1., 0., 0., 0.]);
     assert_eq!(ref_pool, [1., 0., 0., 0.]);
     assert_eq!(native_conv, ref_conv);

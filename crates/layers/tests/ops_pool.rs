@@ -334,5 +334,17 @@ fn max_nan_follows_pytorch() -> Result<()> {
         assert!(same(&y, &wy), "{p:?}: {y:?} vs {wy:?}");
         assert!(same(&dx, &wdx), "{p:?}: {dx:?} vs {wdx:?}");
     }
+    // Several NaNs in one 2x2 window (the gradient goes to the last), and NaN first.
+    let x = [
+        nan, 1., nan, 2., nan, 0., 0., nan, 1., nan, nan, 3., nan, nan, 4., 5.,
+    ];
+    let p = params(2, 2, 0, false, true);
+    let (y, dx) = run(native::max_pool2d, &x, [1, 1, 4, 4], &p, None)?;
+    let (wy, wdx) = direct(&x, [1, 1, 4, 4], &p, true, &vec![1.0; y.len()]);
+    assert!(y
+        .iter()
+        .zip(&wy)
+        .all(|(a, b)| a == b || (a.is_nan() && b.is_nan())));
+    assert_eq!(dx, wdx);
     Ok(())
 }

@@ -134,7 +134,7 @@ impl BasicConv2d {
 
 impl ModuleT for BasicConv2d {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        self.bn.forward_t(&self.conv.forward(x)?, train)?.relu()
+        convnets_layers::relu(&self.bn.forward_t(&self.conv.forward(x)?, train)?)
     }
 }
 
@@ -241,7 +241,7 @@ impl ModuleT for InceptionAux {
         let x = self.pool.forward(x)?; // [b, c, 4, 4]
         let x = self.conv.forward_t(&x, train)?; // [b, 128, 4, 4]
         let x = x.flatten_from(1)?; // [b, 2048]
-        let x = self.fc1.forward(&x)?.relu()?; // [b, 1024]
+        let x = convnets_layers::relu(&self.fc1.forward(&x)?)?; // [b, 1024]
         let x = self.dropout.forward_t(&x, train)?;
         self.fc2.forward(&x) // [b, classes]
     }

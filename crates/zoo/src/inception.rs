@@ -128,9 +128,9 @@ impl InceptionNet {
 
 impl ModuleT for InceptionNet {
     fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
-        let x = self.mp.forward(&self.conv1.forward(x)?)?.relu()?; // [b, 10, 12, 12]
+        let x = convnets_layers::relu(&self.mp.forward(&self.conv1.forward(x)?)?)?; // [b, 10, 12, 12]
         let x = self.incep1.forward(&x)?; // [b, 88, 12, 12]
-        let x = self.mp.forward(&self.conv2.forward(&x)?)?.relu()?; // [b, 20, 4, 4]
+        let x = convnets_layers::relu(&self.mp.forward(&self.conv2.forward(&x)?)?)?; // [b, 20, 4, 4]
         let x = self.incep2.forward(&x)?; // [b, 88, 4, 4]
         let x = x.flatten_from(1)?; // [b, 1408]
         self.fc.forward(&x) // [b, 10]

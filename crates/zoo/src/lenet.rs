@@ -48,8 +48,8 @@ impl ModuleT for LeNet5 {
         let x = self.conv2.forward(&x)?; // [b, 16, 8, 8]
         let x = self.pool2.forward(&x)?; // [b, 16, 4, 4]
         let x = x.flatten_from(1)?; // [b, 256]
-        let x = self.fc1.forward(&x)?.relu()?; // [b, 320]
-        let x = self.fc2.forward(&x)?.relu()?; // [b, 80]
+        let x = convnets_layers::relu(&self.fc1.forward(&x)?)?; // [b, 320]
+        let x = convnets_layers::relu(&self.fc2.forward(&x)?)?; // [b, 80]
         self.fc3.forward(&x) // [b, 10]
     }
 }

@@ -33,8 +33,8 @@ impl MnistNet {
 
 impl ModuleT for MnistNet {
     fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
-        let x = self.pooling.forward(&self.conv1.forward(x)?)?.relu()?; // [b, 10, 12, 12]
-        let x = self.pooling.forward(&self.conv2.forward(&x)?)?.relu()?; // [b, 20, 4, 4]
+        let x = convnets_layers::relu(&self.pooling.forward(&self.conv1.forward(x)?)?)?; // [b, 10, 12, 12]
+        let x = convnets_layers::relu(&self.pooling.forward(&self.conv2.forward(&x)?)?)?; // [b, 20, 4, 4]
         let x = x.flatten_from(1)?; // [b, 320]
         self.fc.forward(&x) // [b, 10]
     }

@@ -50,9 +50,9 @@ impl ResidualBlock {
 
 impl Module for ResidualBlock {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = self.conv1.forward(x)?.relu()?; // [b, c, h, w]
+        let y = convnets_layers::relu(&self.conv1.forward(x)?)?; // [b, c, h, w]
         let y = self.conv2.forward(&y)?; // [b, c, h, w]
-        (x + y)?.relu() // [b, c, h, w]
+        convnets_layers::relu(&(x + y)?) // [b, c, h, w]
     }
 }
 
@@ -97,9 +97,13 @@ impl ResidualNet {
 
 impl ModuleT for ResidualNet {
     fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
-        let x = self.mp.forward(&self.conv1.forward(x)?.relu()?)?; // [b, 16, 12, 12]
+        let x = self
+            .mp
+            .forward(&convnets_layers::relu(&self.conv1.forward(x)?)?)?; // [b, 16, 12, 12]
         let x = self.rblock1.forward(&x)?; // [b, 16, 12, 12]
-        let x = self.mp.forward(&self.conv2.forward(&x)?.relu()?)?; // [b, 32, 4, 4]
+        let x = self
+            .mp
+            .forward(&convnets_layers::relu(&self.conv2.forward(&x)?)?)?; // [b, 32, 4, 4]
         let x = self.rblock2.forward(&x)?; // [b, 32, 4, 4]
         let x = x.flatten_from(1)?; // [b, 512]
         self.fc.forward(&x) // [b, 10]

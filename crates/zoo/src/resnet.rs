@@ -227,13 +227,13 @@ impl BasicBlock {
 
 impl ModuleT for BasicBlock {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let y = self.bn1.forward_t(&self.conv1.forward(x)?, train)?.relu()?; // [b, planes, h/s, w/s]
+        let y = convnets_layers::relu(&self.bn1.forward_t(&self.conv1.forward(x)?, train)?)?; // [b, planes, h/s, w/s]
         let y = self.bn2.forward_t(&self.conv2.forward(&y)?, train)?; // [b, planes, h/s, w/s]
         let identity = match &self.downsample {
             Some(d) => d.forward_t(x, train)?, // [b, planes, h/s, w/s]
             None => x.clone(),
         };
-        (y + identity)?.relu()
+        convnets_layers::relu(&(y + identity)?)
     }
 }
 
@@ -295,17 +295,14 @@ impl Bottleneck {
 
 impl ModuleT for Bottleneck {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let y = self.bn1.forward_t(&self.conv1.forward(x)?, train)?.relu()?; // [b, planes, h, w]
-        let y = self
-            .bn2
-            .forward_t(&self.conv2.forward(&y)?, train)?
-            .relu()?; // [b, planes, h/s, w/s]
+        let y = convnets_layers::relu(&self.bn1.forward_t(&self.conv1.forward(x)?, train)?)?; // [b, planes, h, w]
+        let y = convnets_layers::relu(&self.bn2.forward_t(&self.conv2.forward(&y)?, train)?)?; // [b, planes, h/s, w/s]
         let y = self.bn3.forward_t(&self.conv3.forward(&y)?, train)?; // [b, 4·planes, h/s, w/s]
         let identity = match &self.downsample {
             Some(d) => d.forward_t(x, train)?, // [b, 4·planes, h/s, w/s]
             None => x.clone(),
         };
-        (y + identity)?.relu()
+        convnets_layers::relu(&(y + identity)?)
     }
 }
 
@@ -425,7 +422,7 @@ impl ModuleT for ResNet {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         // Shapes for ResNet-18 on 224x224 (ResNet-50: 4x the channels after the stem; CIFAR:
         // [b, 16, 32, 32] after the stem, then 16/32/64 channels on 32/16/8 pixels).
-        let x = self.bn1.forward_t(&self.conv1.forward(x)?, train)?.relu()?; // [b, 64, 112, 112]
+        let x = convnets_layers::relu(&self.bn1.forward_t(&self.conv1.forward(x)?, train)?)?; // [b, 64, 112, 112]
         let mut x = match &self.maxpool {
             Some(p) => p.forward(&x)?, // [b, 64, 56, 56]
             None => x,

@@ -106,6 +106,17 @@ pub fn avg_pool2d(x: &Tensor, p: &Pool2dParams) -> Result<Tensor> {
     }
 }
 
+/// `max(x, 0)` elementwise (`torch.relu`). The native kernel is one pass forward and one
+/// pass backward, `dy * (y > 0)` from the output (PyTorch's rule: no gradient at 0); the
+/// reference is candle's `relu` (whose gradient is `dy * (x >= 0)`).
+pub fn relu(x: &Tensor) -> Result<Tensor> {
+    if use_native_pool(x) {
+        native::relu(x)
+    } else {
+        reference::relu(x)
+    }
+}
+
 /// Mean cross-entropy of `logits` `[b, classes]` against integer class `labels` `[b]`
 /// (`u8`, `u32` or `i64`): `torch.nn.functional.cross_entropy` with the default mean
 /// reduction, as a scalar. The native kernel fuses log-softmax and the negative log-likelihood
@@ -158,7 +169,7 @@ fn use_native_pool(x: &Tensor) -> bool {
     kernels() == Kernels::Native && x.device().is_cpu() && x.dtype() == DType::F32
 }
 
-/// Which implementation [`conv2d`], [`max_pool2d`], [`avg_pool2d`], [`linear`] and
+/// Which implementation [`conv2d`], [`max_pool2d`], [`avg_pool2d`], [`linear`], [`relu`] and
 /// [`cross_entropy`] use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kernels {

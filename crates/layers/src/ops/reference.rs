@@ -185,6 +185,11 @@ pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
     candle_nn::loss::cross_entropy(logits, labels)
 }
 
+/// `max(x, 0)`: candle's `relu`.
+pub fn relu(x: &Tensor) -> Result<Tensor> {
+    x.relu()
+}
+
 /// Fully connected layer `x W^T + b` for `x` `[..., in]`, `w` `[out, in]`, `bias` `[out]`.
 pub fn linear(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
     let (n_out, n_in) = w.dims2()?;

@@ -15,6 +15,7 @@ mod linear;
 mod loss;
 mod norm;
 mod pool;
+mod relu;
 
 use super::{pool_output_hw, Conv2dParams, ConvGeometry, Pool2dParams};
 use candle_core::backend::BackendStorage;
@@ -506,6 +507,57 @@ impl CustomOp1 for AvgPoolGrad {
             CpuStorage::F32(pool::avg_bwd(dy, d, &self.p)),
             self.shape.clone(),
         ))
+    }
+}
+
+/// `max(x, 0)` through the native kernels (see [`crate::ops::relu`]): one pass forward, and
+/// one pass backward, `dy * (y > 0)` from the kept output.
+pub fn relu(x: &Tensor) -> Result<Tensor> {
+    x.contiguous()?.apply_op1(Relu)
+}
+
+/// ReLU `x -> y`.
+struct Relu;
+
+impl CustomOp1 for Relu {
+    fn name(&self) -> &'static str {
+        "convnets-relu"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = f32_data(s, l, "relu")?;
+        Ok((CpuStorage::F32(relu::relu_fwd(x)), l.shape().clone()))
+    }
+
+    fn bwd(&self, _x: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(
+            res.contiguous()?
+                .apply_op2_no_bwd(&grad.contiguous()?, &ReluGrad)?,
+        ))
+    }
+}
+
+/// ReLU gradient `(y, dy) -> dx`.
+struct ReluGrad;
+
+impl CustomOp2 for ReluGrad {
+    fn name(&self) -> &'static str {
+        "convnets-relu-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (y, dy) = (
+            f32_data(s1, l1, "relu grad")?,
+            f32_data(s2, l2, "relu grad")?,
+        );
+        check_len(dy, y.len(), "relu grad", "output gradient")?;
+        Ok((CpuStorage::F32(relu::relu_bwd(y, dy)), l1.shape().clone()))
     }
 }
 

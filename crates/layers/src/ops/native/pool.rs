@@ -85,56 +85,65 @@ pub(crate) fn max_fwd(x: &[f32], d: &PoolDims, p: &Pool2dParams) -> Vec<f32> {
     y
 }
 
-/// 2x2 stride-2 max pooling of one plane whose windows all lie inside it.
+/// The value PyTorch's scan keeps after `best` when it meets `v`: `v` if greater or NaN.
+#[inline(always)]
+fn pick(v: f32, best: f32) -> f32 {
+    if takes(v, best) {
+        v
+    } else {
+        best
+    }
+}
+
+/// 2x2 stride-2 max pooling of one plane whose windows all lie inside it. The loops walk
+/// pairs of columns with no index arithmetic or bounds checks, so they vectorise.
 fn max2x2(plane: &[f32], d: &PoolDims, out: &mut [f32]) {
     for (oy, out) in out.chunks_exact_mut(d.ow).enumerate() {
-        let r0 = &plane[2 * oy * d.w..(2 * oy + 1) * d.w];
-        let r1 = &plane[(2 * oy + 1) * d.w..(2 * oy + 2) * d.w];
-        for (ox, o) in out.iter_mut().enumerate() {
-            let mut best = r0[2 * ox];
-            for v in [r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]] {
-                best = if takes(v, best) { v } else { best };
-            }
-            *o = best;
+        let r0 = &plane[2 * oy * d.w..][..2 * d.ow];
+        let r1 = &plane[(2 * oy + 1) * d.w..][..2 * d.ow];
+        for ((o, p0), p1) in out
+            .iter_mut()
+            .zip(r0.chunks_exact(2))
+            .zip(r1.chunks_exact(2))
+        {
+            *o = pick(p1[1], pick(p1[0], pick(p0[1], p0[0])));
         }
     }
 }
 
 /// 2x2 stride-2 max pooling backward of one plane whose windows all lie inside it: the
-/// gradient goes to the first maximum, found without data-dependent branches (the
-/// comparisons are unpredictable on real data).
+/// gradient goes where PyTorch's row-major scan ends (the first maximum, or the last NaN),
+/// found with selects rather than branches (the comparisons are unpredictable on real data),
+/// and the loops walk pairs of columns with no bounds checks, so they vectorise. Every
+/// element of every window is written.
 fn max2x2_bwd(plane: &[f32], dy: &[f32], d: &PoolDims, dx: &mut [f32]) {
     for (oy, dy) in dy.chunks_exact(d.ow).enumerate() {
         let r0 = &plane[2 * oy * d.w..][..2 * d.ow];
         let r1 = &plane[(2 * oy + 1) * d.w..][..2 * d.ow];
         let (d0, rest) = dx[2 * oy * d.w..].split_at_mut(d.w);
         let (d0, d1) = (&mut d0[..2 * d.ow], &mut rest[..2 * d.ow]);
-        for ox in 0..d.ow {
-            let (a, b, c, e) = (r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]);
-            let mut m = a;
-            for v in [b, c, e] {
-                m = if takes(v, m) { v } else { m };
-            }
-            let g = dy[ox];
-            if m.is_nan() {
-                // PyTorch keeps the last NaN.
-                let at = [a, b, c, e].iter().rposition(|v| v.is_nan()).unwrap_or(0);
-                let (row, col) = (at / 2, 2 * ox + at % 2);
-                if row == 0 {
-                    d0[col] = g
-                } else {
-                    d1[col] = g
-                }
-                continue;
-            }
-            let fa = a == m;
-            let fb = !fa & (b == m);
-            let fc = !(fa | fb) & (c == m);
-            let fe = !(fa | fb | fc);
-            d0[2 * ox] = if fa { g } else { 0.0 };
-            d0[2 * ox + 1] = if fb { g } else { 0.0 };
-            d1[2 * ox] = if fc { g } else { 0.0 };
-            d1[2 * ox + 1] = if fe { g } else { 0.0 };
+        for ((((&g, p0), p1), q0), q1) in dy
+            .iter()
+            .zip(r0.chunks_exact(2))
+            .zip(r1.chunks_exact(2))
+            .zip(d0.chunks_exact_mut(2))
+            .zip(d1.chunks_exact_mut(2))
+        {
+            let (a, b, c, e) = (p0[0], p0[1], p1[0], p1[1]);
+            let tb = takes(b, a);
+            let m = if tb { b } else { a };
+            let tc = takes(c, m);
+            let m = if tc { c } else { m };
+            let te = takes(e, m);
+            // The last element the scan took wins.
+            let we = te;
+            let wc = tc & !te;
+            let wb = tb & !(tc | te);
+            let wa = !(tb | tc | te);
+            q0[0] = if wa { g } else { 0.0 };
+            q0[1] = if wb { g } else { 0.0 };
+            q1[0] = if wc { g } else { 0.0 };
+            q1[1] = if we { g } else { 0.0 };
         }
     }
 }

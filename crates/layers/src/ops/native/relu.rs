@@ -1,0 +1,39 @@
+//! ReLU kernels: `y = max(x, 0)` and its gradient `dx = dy * (y > 0)`, one pass each,
+//! elementwise (so split over threads in fixed chunks, with the same result on any split).
+//! The outputs are collected straight into fresh vectors: no zero fill first.
+
+use rayon::prelude::*;
+
+/// Elements per rayon task; below [`SERIAL`] the kernels run on the calling thread.
+const CHUNK: usize = 1 << 15;
+/// Below this many elements a second thread costs more than it saves.
+const SERIAL: usize = 1 << 18;
+
+/// `max(x, 0)`, candle's `relu` (NaN becomes 0).
+pub(crate) fn relu_fwd(x: &[f32]) -> Vec<f32> {
+    let f = |&x: &f32| x.max(0.0);
+    if x.len() < SERIAL {
+        return x.iter().map(f).collect();
+    }
+    let mut y = Vec::new();
+    x.par_iter()
+        .with_min_len(CHUNK)
+        .map(f)
+        .collect_into_vec(&mut y);
+    y
+}
+
+/// `dy * (y > 0)` (PyTorch's `threshold_backward`), from the forward's output `y`.
+pub(crate) fn relu_bwd(y: &[f32], dy: &[f32]) -> Vec<f32> {
+    let f = |(&y, &g): (&f32, &f32)| if y > 0.0 { g } else { 0.0 };
+    if y.len() < SERIAL {
+        return y.iter().zip(dy).map(f).collect();
+    }
+    let mut dx = Vec::new();
+    y.par_iter()
+        .zip(dy)
+        .with_min_len(CHUNK)
+        .map(f)
+        .collect_into_vec(&mut dx);
+    dx
+}

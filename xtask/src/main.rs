@@ -164,11 +164,17 @@ fn main() -> Result<()> {
             run(c)
         }
         "golden" => {
-            let mut c = Command::new(python());
-            c.current_dir(root())
-                .arg("scripts/torch_reference.py")
-                .args(&args);
-            run(c)
+            // Every golden fixture: models and ops, the layers, the zoo (`--only` goes per script).
+            for script in [
+                "torch_reference.py",
+                "torch_layers_reference.py",
+                "torch_zoo_reference.py",
+            ] {
+                let mut c = Command::new(python());
+                c.current_dir(root()).arg(Path::new("scripts").join(script));
+                run(c)?;
+            }
+            Ok(())
         }
         "ci" => ci(),
         "cuda-check" => cuda_check(),

@@ -14,6 +14,14 @@ pub enum TrainError {
     /// Weights could not be saved or loaded.
     #[error(transparent)]
     Store(#[from] convnets_layers::StoreError),
+    /// The data set is nowhere on this machine and downloading it failed too.
+    #[error("{download}\n{not_found}")]
+    DataUnavailable {
+        /// Why the download failed (every URL tried).
+        download: convnets_data::DataError,
+        /// Where the data was searched for, where it can be put, which package provides it.
+        not_found: convnets_data::DataError,
+    },
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {

@@ -152,14 +152,21 @@ impl EvalResult {
 /// Finds (or, with `download`, fetches into the default root) and loads a data set.
 pub fn load_dataset(kind: DatasetKind, data_dir: Option<&Path>, download: bool) -> Result<Dataset> {
     match convnets_data::load(kind, data_dir) {
-        Err(convnets_data::DataError::NotFound { .. }) if download && data_dir.is_none() => {
+        Err(not_found @ convnets_data::DataError::NotFound { .. })
+            if download && data_dir.is_none() =>
+        {
             let root = convnets_data::default_root();
             eprintln!(
                 "{} not found: downloading it into {}",
                 kind.name(),
                 root.display()
             );
-            convnets_data::download(kind, &root, kind.mirrors())?;
+            if let Err(e) = convnets_data::download(kind, &root, kind.mirrors()) {
+                return Err(TrainError::DataUnavailable {
+                    download: e,
+                    not_found,
+                });
+            }
             Ok(convnets_data::load(kind, data_dir)?)
         }
         other => Ok(other?),

@@ -18,9 +18,9 @@ pub enum TrainError {
     #[error("{download}\n{not_found}")]
     DataUnavailable {
         /// Why the download failed (every URL tried).
-        download: convnets_data::DataError,
+        download: Box<convnets_data::DataError>,
         /// Where the data was searched for, where it can be put, which package provides it.
-        not_found: convnets_data::DataError,
+        not_found: Box<convnets_data::DataError>,
     },
     /// A file could not be read or written.
     #[error("{path}: {source}")]

@@ -163,8 +163,8 @@ pub fn load_dataset(kind: DatasetKind, data_dir: Option<&Path>, download: bool) 
             );
             if let Err(e) = convnets_data::download(kind, &root, kind.mirrors()) {
                 return Err(TrainError::DataUnavailable {
-                    download: e,
-                    not_found,
+                    download: Box::new(e),
+                    not_found: Box::new(not_found),
                 });
             }
             Ok(convnets_data::load(kind, data_dir)?)

@@ -120,6 +120,70 @@ fn pool_dims(dims: &[usize], p: &Pool2dParams) -> Result<PoolDims> {
     })
 }
 
+/// Implements candle's `CustomOp2` (no bias) and `CustomOp3` (with bias) for an op type with
+/// `fwd(x, w, Option<b>)` and `grads(x, w, Option<b>, grad)`, so one struct serves both.
+macro_rules! bias_op_adapters {
+    ($op:ty, $name2:literal, $name3:literal, $what:literal) => {
+        impl CustomOp2 for $op {
+            fn name(&self) -> &'static str {
+                $name2
+            }
+
+            fn cpu_fwd(
+                &self,
+                s1: &CpuStorage,
+                l1: &Layout,
+                s2: &CpuStorage,
+                l2: &Layout,
+            ) -> Result<(CpuStorage, Shape)> {
+                self.fwd(f32_data(s1, l1, $what)?, f32_data(s2, l2, $what)?, None)
+            }
+
+            fn bwd(
+                &self,
+                x: &Tensor,
+                w: &Tensor,
+                _res: &Tensor,
+                grad: &Tensor,
+            ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+                let [dx, dw, _] = self.grads(x, w, None, grad)?;
+                Ok((dx, dw))
+            }
+        }
+
+        impl CustomOp3 for $op {
+            fn name(&self) -> &'static str {
+                $name3
+            }
+
+            fn cpu_fwd(
+                &self,
+                s1: &CpuStorage,
+                l1: &Layout,
+                s2: &CpuStorage,
+                l2: &Layout,
+                s3: &CpuStorage,
+                l3: &Layout,
+            ) -> Result<(CpuStorage, Shape)> {
+                let b = f32_data(s3, l3, $what)?;
+                self.fwd(f32_data(s1, l1, $what)?, f32_data(s2, l2, $what)?, Some(b))
+            }
+
+            fn bwd(
+                &self,
+                x: &Tensor,
+                w: &Tensor,
+                b: &Tensor,
+                _res: &Tensor,
+                grad: &Tensor,
+            ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+                let [dx, dw, db] = self.grads(x, w, Some(b), grad)?;
+                Ok((dx, dw, db))
+            }
+        }
+    };
+}
+
 /// The contiguous `f32` data of a CPU tensor argument.
 fn f32_data<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
     let CpuStorage::F32(v) = s else {
@@ -213,71 +277,12 @@ impl Conv2dOp {
     }
 }
 
-impl CustomOp2 for Conv2dOp {
-    fn name(&self) -> &'static str {
-        "convnets-conv2d"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        self.fwd(
-            f32_data(s1, l1, "conv2d")?,
-            f32_data(s2, l2, "conv2d")?,
-            None,
-        )
-    }
-
-    fn bwd(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let [dx, dw, _] = self.grads(x, w, None, grad)?;
-        Ok((dx, dw))
-    }
-}
-
-impl CustomOp3 for Conv2dOp {
-    fn name(&self) -> &'static str {
-        "convnets-conv2d-bias"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let b = f32_data(s3, l3, "conv2d")?;
-        self.fwd(
-            f32_data(s1, l1, "conv2d")?,
-            f32_data(s2, l2, "conv2d")?,
-            Some(b),
-        )
-    }
-
-    fn bwd(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        b: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let [dx, dw, db] = self.grads(x, w, Some(b), grad)?;
-        Ok((dx, dw, db))
-    }
-}
+bias_op_adapters!(
+    Conv2dOp,
+    "convnets-conv2d",
+    "convnets-conv2d-bias",
+    "conv2d"
+);
 
 /// `(dy, w) -> dx`.
 struct Conv2dInputGrad {
@@ -752,71 +757,12 @@ impl LinearOp {
     }
 }
 
-impl CustomOp2 for LinearOp {
-    fn name(&self) -> &'static str {
-        "convnets-linear"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        self.fwd(
-            f32_data(s1, l1, "linear")?,
-            f32_data(s2, l2, "linear")?,
-            None,
-        )
-    }
-
-    fn bwd(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let [dx, dw, _] = self.grads(x, w, None, grad)?;
-        Ok((dx, dw))
-    }
-}
-
-impl CustomOp3 for LinearOp {
-    fn name(&self) -> &'static str {
-        "convnets-linear-bias"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let b = f32_data(s3, l3, "linear")?;
-        self.fwd(
-            f32_data(s1, l1, "linear")?,
-            f32_data(s2, l2, "linear")?,
-            Some(b),
-        )
-    }
-
-    fn bwd(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        b: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let [dx, dw, db] = self.grads(x, w, Some(b), grad)?;
-        Ok((dx, dw, db))
-    }
-}
+bias_op_adapters!(
+    LinearOp,
+    "convnets-linear",
+    "convnets-linear-bias",
+    "linear"
+);
 
 #[derive(Clone, Copy)]
 enum LinearPart {

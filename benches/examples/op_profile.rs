@@ -2,7 +2,7 @@
 //! (milliseconds per call, median of repeated calls), to go with `step_profile`.
 //!
 //! ```text
-//! RAYON_NUM_THREADS=2 CANDLE_NUM_THREADS=1 cargo run --release -p convnets-bench --example op_profile
+//! RAYON_NUM_THREADS=2 CANDLE_NUM_THREADS=1 cargo run --release -p convnets-bench --example op_profile [mnist] [cifar]
 //! ```
 
 use anyhow::Result;
@@ -35,7 +35,12 @@ fn conv(
     input_grad: bool,
 ) -> Result<()> {
     let dev = Device::Cpu;
-    let p = Conv2dParams::default();
+    // "Same" padding for the 3x3 CIFAR convolutions, none for the 5x5 MNIST ones.
+    let pad = if k == 3 { 1 } else { 0 };
+    let p = Conv2dParams {
+        padding: [pad, pad],
+        ..Default::default()
+    };
     let x = Tensor::randn(0f32, 1., (b, c_in, hw, hw), &dev)?;
     let w = Tensor::randn(0f32, 0.1, (c_out, c_in, k, k), &dev)?;
     let bias = Tensor::randn(0f32, 0.1, c_out, &dev)?;
@@ -111,6 +116,36 @@ fn linear(tag: &str, b: usize, n_in: usize, n_out: usize) -> Result<()> {
 }
 
 fn main() -> Result<()> {
+    let only: Vec<String> = std::env::args().skip(1).collect();
+    let wants = |s: &str| only.is_empty() || only.iter().any(|o| o == s);
+    if wants("cifar") {
+        cifar()?;
+    }
+    if wants("mnist") {
+        mnist()?;
+    }
+    Ok(())
+}
+
+/// The layers of SimpleCNN and ResNet-20 at batch 128.
+fn cifar() -> Result<()> {
+    println!("simple-cnn (batch 128)");
+    conv("conv1 3->32 3x3 32", 128, 3, 32, 32, 3, false)?;
+    pool("maxpool 32x32x32", (128, 32, 32, 32), true)?;
+    conv("conv2 32->64 3x3 16", 128, 32, 16, 64, 3, true)?;
+    pool("maxpool 64x16x16", (128, 64, 16, 16), true)?;
+    conv("conv3 64->128 3x3 8", 128, 64, 8, 128, 3, true)?;
+    pool("maxpool 128x8x8", (128, 128, 8, 8), true)?;
+    linear("fc1 2048->512", 128, 2048, 512)?;
+    println!("resnet20 (batch 128)");
+    conv("stage1 16->16 3x3 32", 128, 16, 32, 16, 3, true)?;
+    conv("stage2 32->32 3x3 16", 128, 32, 16, 32, 3, true)?;
+    conv("stage3 64->64 3x3 8", 128, 64, 8, 64, 3, true)?;
+    Ok(())
+}
+
+/// Elementwise ops and the layers of LeNet-5 and MnistNet.
+fn mnist() -> Result<()> {
     let a = Tensor::randn(0f32, 1., (256, 6, 24, 24), &Device::Cpu)?;
     time("zeros_like+add 256x6x24x24", || {
         Ok(a.zeros_like()?.add(&a)?)

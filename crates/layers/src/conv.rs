@@ -223,7 +223,7 @@ pub fn conv2d_rect(
     vb: VarBuilder,
 ) -> Result<Conv2d> {
     let name = vb.prefix();
-    if cfg.groups == 0 || c_in % cfg.groups != 0 || c_out % cfg.groups != 0 {
+    if cfg.groups == 0 || !c_in.is_multiple_of(cfg.groups) || !c_out.is_multiple_of(cfg.groups) {
         candle_core::bail!(
             "{name}: in_channels ({c_in}) and out_channels ({c_out}) must be divisible by groups ({})",
             cfg.groups

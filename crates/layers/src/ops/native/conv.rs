@@ -9,9 +9,8 @@
 //! weight is trained, the forward keeps its unfolded input for the weight gradient (up to
 //! [`MAX_KEPT_COL`], in buffers recycled across steps) instead of unfolding twice.
 
-use super::gemm::{sgemm, with_scratch, Mat};
+use super::gemm::{gemm_nt, with_scratch, Init, Lhs, Mat};
 use crate::ops::ConvGeometry;
-use gemm::Parallelism;
 use rayon::prelude::*;
 use std::sync::Mutex;
 
@@ -85,14 +84,6 @@ impl Dims {
 /// How to split work: over images (each GEMM single-threaded) or inside each GEMM.
 fn batch_parallel(g: &ConvGeometry) -> bool {
     g.b >= rayon::current_num_threads().min(2) && g.b > 1
-}
-
-fn gemm_par(batch_parallel: bool) -> Parallelism {
-    if batch_parallel {
-        Parallelism::None
-    } else {
-        Parallelism::Rayon(rayon::current_num_threads())
-    }
 }
 
 /// For kernel offset `off = k * dilation - padding` along a dimension of length `len`, the
@@ -203,26 +194,73 @@ fn col2im(g: &ConvGeometry, d: &Dims, col: &[f32], dst: &mut [f32]) {
     }
 }
 
+/// The weight of each group, `[og, K]`, prepared as the left operand of the forward.
+fn weights(g: &ConvGeometry, d: &Dims, w: &[f32]) -> Vec<Lhs> {
+    (0..g.p.groups)
+        .map(|grp| {
+            let data = &w[grp * d.og * d.k..(grp + 1) * d.og * d.k];
+            Lhs::new(
+                d.og,
+                d.k,
+                Mat {
+                    data,
+                    rs: d.k,
+                    cs: 1,
+                },
+            )
+        })
+        .collect()
+}
+
+/// The transposed weight of each group, `[K, og]`, the left operand of the input gradient.
+fn weights_t(g: &ConvGeometry, d: &Dims, w: &[f32]) -> Vec<Lhs> {
+    (0..g.p.groups)
+        .map(|grp| {
+            let data = &w[grp * d.og * d.k..(grp + 1) * d.og * d.k];
+            // w^T: element (i, j) of [K, og] is w[j, i].
+            Lhs::new(
+                d.k,
+                d.og,
+                Mat {
+                    data,
+                    rs: 1,
+                    cs: d.k,
+                },
+            )
+        })
+        .collect()
+}
+
+/// `c = lhs @ b (init)`, on this thread or with the rows split over all of them.
+#[allow(clippy::too_many_arguments)]
+fn mul(lhs: &Lhs, n: usize, b: &[f32], c: &mut [f32], init: Init<'_>, threads: bool) {
+    if threads {
+        lhs.mul_par(n, b, n, c, n, init)
+    } else {
+        lhs.mul(n, b, n, c, n, init)
+    }
+}
+
 /// Forward of one image: `x` `[c_in, h, w]` into `y` `[c_out, N]`. `kept`, when given, is
 /// this image's `[groups, K, N]` slice of the kept `col` (filled here); otherwise a scratch
-/// buffer is used.
+/// buffer is used. `threads`: split each product over the rayon threads.
 #[allow(clippy::too_many_arguments)]
 fn fwd_image(
     g: &ConvGeometry,
     d: &Dims,
     x: &[f32],
-    w: &[f32],
+    w: &[Lhs],
     bias: Option<&[f32]>,
     y: &mut [f32],
     kept: Option<&mut [f32]>,
-    par: Parallelism,
+    threads: bool,
 ) {
     match kept {
-        Some(cols) => fwd_image_with(g, d, x, w, bias, y, cols, d.k * d.n, par),
+        Some(cols) => fwd_image_with(g, d, x, w, bias, y, cols, d.k * d.n, threads),
         None => {
             let scratch = if d.pointwise { 0 } else { d.k * d.n };
             with_scratch(scratch, |col| {
-                fwd_image_with(g, d, x, w, bias, y, col, 0, par)
+                fwd_image_with(g, d, x, w, bias, y, col, 0, threads)
             })
         }
     }
@@ -234,14 +272,14 @@ fn fwd_image_with(
     g: &ConvGeometry,
     d: &Dims,
     x: &[f32],
-    w: &[f32],
+    w: &[Lhs],
     bias: Option<&[f32]>,
     y: &mut [f32],
     cols: &mut [f32],
     col_step: usize,
-    par: Parallelism,
+    threads: bool,
 ) {
-    for grp in 0..g.p.groups {
+    for (grp, w) in w.iter().enumerate() {
         let src = &x[grp * d.cg * d.hw..(grp + 1) * d.cg * d.hw];
         let rhs = if d.pointwise {
             src
@@ -251,22 +289,11 @@ fn fwd_image_with(
             &*col
         };
         let dst = &mut y[grp * d.og * d.n..(grp + 1) * d.og * d.n];
-        if let Some(bias) = bias {
-            for (o, row) in dst.chunks_exact_mut(d.n).enumerate() {
-                row.fill(bias[grp * d.og + o]);
-            }
-        }
-        let lhs = Mat {
-            data: &w[grp * d.og * d.k..(grp + 1) * d.og * d.k],
-            rs: d.k,
-            cs: 1,
+        let init = match bias {
+            Some(b) => Init::RowBias(&b[grp * d.og..(grp + 1) * d.og]),
+            None => Init::Zero,
         };
-        let rhs = Mat {
-            data: rhs,
-            rs: d.n,
-            cs: 1,
-        };
-        sgemm(d.og, d.n, d.k, dst, d.n, bias.is_some(), lhs, rhs, par);
+        mul(w, d.n, rhs, dst, init, threads);
     }
 }
 
@@ -286,67 +313,58 @@ pub(crate) fn conv2d_fwd(
     let mut y = vec![0f32; g.b * y_img];
     let keep = keep_col && !d.pointwise && g.b * col_img <= MAX_KEPT_COL;
     let mut kept = keep.then(|| take_col(g.b * col_img));
-    let par = batch_parallel(g);
-    let p = gemm_par(par);
-    match (&mut kept, par) {
+    let w = weights(g, &d, w);
+    let w = &w[..];
+    match (&mut kept, batch_parallel(g)) {
         (Some(cols), true) => y
             .par_chunks_mut(y_img)
             .zip(x.par_chunks(x_img))
             .zip(cols.par_chunks_mut(col_img))
-            .for_each(|((y, x), c)| fwd_image(g, &d, x, w, bias, y, Some(c), p)),
+            .for_each(|((y, x), c)| fwd_image(g, &d, x, w, bias, y, Some(c), false)),
         (Some(cols), false) => {
             for ((y, x), c) in y
                 .chunks_mut(y_img)
                 .zip(x.chunks(x_img))
                 .zip(cols.chunks_mut(col_img))
             {
-                fwd_image(g, &d, x, w, bias, y, Some(c), p);
+                fwd_image(g, &d, x, w, bias, y, Some(c), true);
             }
         }
         (None, true) => y
             .par_chunks_mut(y_img)
             .zip(x.par_chunks(x_img))
-            .for_each(|(y, x)| fwd_image(g, &d, x, w, bias, y, None, p)),
+            .for_each(|(y, x)| fwd_image(g, &d, x, w, bias, y, None, false)),
         (None, false) => {
             for (y, x) in y.chunks_mut(y_img).zip(x.chunks(x_img)) {
-                fwd_image(g, &d, x, w, bias, y, None, p);
+                fwd_image(g, &d, x, w, bias, y, None, true);
             }
         }
     }
     (y, kept)
 }
 
-/// Input gradient of one image: `dy` `[c_out, N]` into `dx` `[c_in, h, w]` (overwritten).
+/// Input gradient of one image: `dy` `[c_out, N]` into `dx` `[c_in, h, w]` (overwritten);
+/// `wt` is the transposed weight of each group.
 fn bwd_input_image(
     g: &ConvGeometry,
     d: &Dims,
     dy: &[f32],
-    w: &[f32],
+    wt: &[Lhs],
     dx: &mut [f32],
-    par: Parallelism,
+    threads: bool,
 ) {
     let scratch = if d.pointwise { 0 } else { d.k * d.n };
     if !d.pointwise {
         dx.fill(0.0);
     }
     with_scratch(scratch, |col| {
-        for grp in 0..g.p.groups {
+        for (grp, wt) in wt.iter().enumerate() {
             let dst = &mut dx[grp * d.cg * d.hw..(grp + 1) * d.cg * d.hw];
-            // w^T: element (i, j) of [K, og] is w[j, i].
-            let lhs = Mat {
-                data: &w[grp * d.og * d.k..(grp + 1) * d.og * d.k],
-                rs: 1,
-                cs: d.k,
-            };
-            let rhs = Mat {
-                data: &dy[grp * d.og * d.n..(grp + 1) * d.og * d.n],
-                rs: d.n,
-                cs: 1,
-            };
+            let dy = &dy[grp * d.og * d.n..(grp + 1) * d.og * d.n];
             if d.pointwise {
-                sgemm(d.k, d.n, d.og, dst, d.n, false, lhs, rhs, par);
+                mul(wt, d.n, dy, dst, Init::Zero, threads);
             } else {
-                sgemm(d.k, d.n, d.og, col, d.n, false, lhs, rhs, par);
+                mul(wt, d.n, dy, col, Init::Zero, threads);
                 col2im(g, d, col, dst);
             }
         }
@@ -359,58 +377,56 @@ pub(crate) fn conv2d_bwd_input(g: &ConvGeometry, dy: &[f32], w: &[f32]) -> Vec<f
     let d = Dims::new(g);
     let (x_img, y_img) = (g.c_in * d.hw, g.c_out * d.n);
     let mut dx = vec![0f32; g.b * x_img];
+    let wt = weights_t(g, &d, w);
     if batch_parallel(g) {
         dx.par_chunks_mut(x_img)
             .zip(dy.par_chunks(y_img))
-            .for_each(|(dx, dy)| bwd_input_image(g, &d, dy, w, dx, Parallelism::None));
+            .for_each(|(dx, dy)| bwd_input_image(g, &d, dy, &wt, dx, false));
     } else {
         for (dx, dy) in dx.chunks_mut(x_img).zip(dy.chunks(y_img)) {
-            bwd_input_image(g, &d, dy, w, dx, gemm_par(false));
+            bwd_input_image(g, &d, dy, &wt, dx, true);
         }
     }
     dx
 }
 
-/// Adds the weight gradient of one image into `dw` `[c_out, K]`; `kept` is this image's
-/// unfolded input `[groups, K, N]` when the forward kept it.
-fn bwd_weight_image(
+/// Adds the weight gradient of images `i0..i1` into `dw` `[c_out, K]`; `kept` is the
+/// forward's unfolded input `[b, groups, K, N]` when it kept it.
+#[allow(clippy::too_many_arguments)]
+fn bwd_weight_images(
     g: &ConvGeometry,
     d: &Dims,
     x: &[f32],
     dy: &[f32],
-    dw: &mut [f32],
     kept: Option<&[f32]>,
-    par: Parallelism,
+    (i0, i1): (usize, usize),
+    dw: &mut [f32],
 ) {
-    let scratch = if d.pointwise || kept.is_some() {
-        0
-    } else {
-        d.k * d.n
-    };
-    with_scratch(scratch, |col| {
-        for grp in 0..g.p.groups {
-            let src = &x[grp * d.cg * d.hw..(grp + 1) * d.cg * d.hw];
-            let col: &[f32] = if d.pointwise {
-                src
-            } else if let Some(kept) = kept {
-                &kept[grp * d.k * d.n..][..d.k * d.n]
-            } else {
-                im2col(g, d, src, col);
-                &*col
-            };
-            let lhs = Mat {
-                data: &dy[grp * d.og * d.n..(grp + 1) * d.og * d.n],
-                rs: d.n,
-                cs: 1,
-            };
-            // col^T: element (i, j) of [N, K] is col[j, i].
-            let rhs = Mat {
-                data: col,
-                rs: 1,
-                cs: d.n,
-            };
-            let dst = &mut dw[grp * d.og * d.k..(grp + 1) * d.og * d.k];
-            sgemm(d.og, d.k, d.n, dst, d.k, true, lhs, rhs, par);
+    let (x_img, y_img) = (g.c_in * d.hw, g.c_out * d.n);
+    let col_img = g.p.groups * d.k * d.n;
+    let unfold = !d.pointwise && kept.is_none();
+    with_scratch(if unfold { d.k * d.n } else { 0 }, |scratch| {
+        for i in i0..i1 {
+            let x = &x[i * x_img..(i + 1) * x_img];
+            let dy = &dy[i * y_img..(i + 1) * y_img];
+            for grp in 0..g.p.groups {
+                let col: &[f32] = if d.pointwise {
+                    &x[grp * d.cg * d.hw..(grp + 1) * d.cg * d.hw]
+                } else if let Some(kept) = kept {
+                    &kept[i * col_img + grp * d.k * d.n..][..d.k * d.n]
+                } else {
+                    im2col(
+                        g,
+                        d,
+                        &x[grp * d.cg * d.hw..(grp + 1) * d.cg * d.hw],
+                        scratch,
+                    );
+                    &*scratch
+                };
+                let dy = &dy[grp * d.og * d.n..(grp + 1) * d.og * d.n];
+                let dw = &mut dw[grp * d.og * d.k..(grp + 1) * d.og * d.k];
+                gemm_nt(d.og, d.k, d.n, dy, d.n, col, d.n, dw, d.k);
+            }
         }
     })
 }
@@ -426,40 +442,28 @@ pub(crate) fn conv2d_bwd_weight(
     let d = Dims::new(g);
     let col_img = g.p.groups * d.k * d.n;
     let kept = kept.filter(|c| !d.pointwise && c.len() == g.b * col_img);
-    let kept_of = |i: usize| kept.map(|c| &c[i * col_img..(i + 1) * col_img]);
-    let (x_img, y_img) = (g.c_in * d.hw, g.c_out * d.n);
     let dw_len = g.c_out * d.k;
-    if batch_parallel(g) {
-        let parts = rayon::current_num_threads().min(g.b);
-        let per = g.b.div_ceil(parts);
-        let partials: Vec<Vec<f32>> = (0..parts)
-            .into_par_iter()
-            .map(|part| {
-                let mut dw = vec![0f32; dw_len];
-                let (i0, i1) = (part * per, ((part + 1) * per).min(g.b));
-                for i in i0..i1 {
-                    let x = &x[i * x_img..(i + 1) * x_img];
-                    let dy = &dy[i * y_img..(i + 1) * y_img];
-                    bwd_weight_image(g, &d, x, dy, &mut dw, kept_of(i), Parallelism::None);
-                }
-                dw
-            })
-            .collect();
-        let mut iter = partials.into_iter();
-        let mut dw = iter.next().unwrap_or_else(|| vec![0f32; dw_len]);
-        for part in iter {
-            for (a, b) in dw.iter_mut().zip(&part) {
-                *a += *b;
-            }
+    // Each thread sums a contiguous range of images; the partial sums are added in order,
+    // so the result does not depend on scheduling.
+    let parts = rayon::current_num_threads().min(g.b).max(1);
+    let per = g.b.div_ceil(parts);
+    let partials: Vec<Vec<f32>> = (0..parts)
+        .into_par_iter()
+        .map(|part| {
+            let mut dw = vec![0f32; dw_len];
+            let range = (part * per, ((part + 1) * per).min(g.b));
+            bwd_weight_images(g, &d, x, dy, kept, range, &mut dw);
+            dw
+        })
+        .collect();
+    let mut iter = partials.into_iter();
+    let mut dw = iter.next().unwrap_or_else(|| vec![0f32; dw_len]);
+    for part in iter {
+        for (a, b) in dw.iter_mut().zip(&part) {
+            *a += *b;
         }
-        dw
-    } else {
-        let mut dw = vec![0f32; dw_len];
-        for (i, (x, dy)) in x.chunks(x_img).zip(dy.chunks(y_img)).enumerate() {
-            bwd_weight_image(g, &d, x, dy, &mut dw, kept_of(i), gemm_par(false));
-        }
-        dw
     }
+    dw
 }
 
 /// Gradient of the bias: `dy` `[b, c_out, oh, ow]` summed over batch and positions.

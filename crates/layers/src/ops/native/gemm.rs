@@ -1,7 +1,14 @@
 //! A checked, safe wrapper around `gemm::gemm` for `f32`, and thread-local scratch buffers.
 
 use gemm::Parallelism;
+use rayon::prelude::*;
 use std::cell::RefCell;
+
+/// Rows per packed panel of an [`Lhs`] (a row range of the product must start at a multiple).
+#[cfg(target_arch = "x86_64")]
+const PANEL: usize = super::avx512::MR;
+#[cfg(not(target_arch = "x86_64"))]
+const PANEL: usize = 8;
 
 /// A row-major-or-strided matrix view: `data[i * rs + j * cs]` is element `(i, j)`.
 #[derive(Clone, Copy)]
@@ -89,4 +96,178 @@ pub(crate) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R 
     let r = f(&mut buf[..len]);
     SCRATCH.with(|s| s.borrow_mut().push(buf));
     r
+}
+
+/// What the output of [`Lhs::mul`] holds before the product is added.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Init<'a> {
+    /// Zeros: `c = a @ b`.
+    Zero,
+    /// `c[i, :] = bias[i] + (a @ b)[i, :]`; `bias` has `m` elements.
+    RowBias(&'a [f32]),
+    /// `c += a @ b`.
+    Accumulate,
+}
+
+/// A small left operand `[m, k]` (a convolution weight, or its transpose) prepared once for
+/// many products with large right operands read in place: packed for the AVX-512 kernels
+/// when the CPU has them, a row-major copy for `gemm` otherwise.
+pub(crate) struct Lhs {
+    m: usize,
+    k: usize,
+    data: Vec<f32>,
+    packed: bool,
+}
+
+impl Lhs {
+    /// Prepares `a` `[m, k]`.
+    pub(crate) fn new(m: usize, k: usize, a: Mat<'_>) -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if super::avx512::available() {
+            let mut data = vec![0.0; m * k];
+            super::avx512::pack_a(m, k, a.data, a.rs, a.cs, &mut data);
+            return Self {
+                m,
+                k,
+                data,
+                packed: true,
+            };
+        }
+        let mut data = Vec::with_capacity(m * k);
+        for i in 0..m {
+            data.extend((0..k).map(|j| a.data[i * a.rs + j * a.cs]));
+        }
+        Self {
+            m,
+            k,
+            data,
+            packed: false,
+        }
+    }
+
+    /// `c[m, n] (=|+=) self @ b[k, n]`, `b` and `c` row-major with row strides `ldb`, `ldc`;
+    /// one thread.
+    pub(crate) fn mul(
+        &self,
+        n: usize,
+        b: &[f32],
+        ldb: usize,
+        c: &mut [f32],
+        ldc: usize,
+        init: Init<'_>,
+    ) {
+        self.mul_rows(0, self.m, n, b, ldb, c, ldc, init)
+    }
+
+    /// [`Lhs::mul`] with the rows of `c` split over the rayon threads.
+    pub(crate) fn mul_par(
+        &self,
+        n: usize,
+        b: &[f32],
+        ldb: usize,
+        c: &mut [f32],
+        ldc: usize,
+        init: Init<'_>,
+    ) {
+        let threads = rayon::current_num_threads();
+        if threads < 2 || self.m <= PANEL || n == 0 {
+            return self.mul(n, b, ldb, c, ldc, init);
+        }
+        // Row blocks start at multiples of the panel height, where packed panels start.
+        let per = self.m.div_ceil(threads).div_ceil(PANEL) * PANEL;
+        let c = &mut c[..(self.m - 1) * ldc + n];
+        c.par_chunks_mut(per * ldc).enumerate().for_each(|(i, c)| {
+            let m0 = i * per;
+            self.mul_rows(m0, per.min(self.m - m0), n, b, ldb, c, ldc, init)
+        });
+    }
+
+    /// Rows `m0..m0 + rows` of the product into `c` (whose row 0 is row `m0`); `m0` is a
+    /// multiple of [`PANEL`].
+    #[allow(clippy::too_many_arguments)]
+    fn mul_rows(
+        &self,
+        m0: usize,
+        rows: usize,
+        n: usize,
+        b: &[f32],
+        ldb: usize,
+        c: &mut [f32],
+        ldc: usize,
+        init: Init<'_>,
+    ) {
+        let k = self.k;
+        let a = &self.data[m0 * k..(m0 + rows) * k];
+        let init = match init {
+            Init::RowBias(bias) => Init::RowBias(&bias[m0..m0 + rows]),
+            other => other,
+        };
+        #[cfg(target_arch = "x86_64")]
+        if self.packed {
+            return super::avx512::gemm_nn(rows, n, k, a, b, ldb, c, ldc, init);
+        }
+        if rows == 0 || n == 0 {
+            return;
+        }
+        if let Init::RowBias(bias) = init {
+            for (i, &v) in bias.iter().enumerate() {
+                c[i * ldc..i * ldc + n].fill(v);
+            }
+        }
+        let lhs = Mat {
+            data: a,
+            rs: k,
+            cs: 1,
+        };
+        let rhs = Mat {
+            data: b,
+            rs: ldb,
+            cs: 1,
+        };
+        let accumulate = !matches!(init, Init::Zero);
+        sgemm(rows, n, k, c, ldc, accumulate, lhs, rhs, Parallelism::None);
+    }
+}
+
+/// `c[m, n] += a[m, len] @ b[n, len]^T` (row strides `lda`, `ldb`, `ldc`), one thread.
+/// With AVX-512, `a` is packed and `b` transposed into scratch first, so that the product
+/// runs in the register-blocked [`super::avx512::gemm_nn`] kernel.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_nt(
+    m: usize,
+    n: usize,
+    len: usize,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    ldb: usize,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    if m == 0 || n == 0 || len == 0 {
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if super::avx512::available() {
+        use super::avx512;
+        return with_scratch(m * len, |ap| {
+            with_scratch(len * n, |bt| {
+                avx512::pack_a(m, len, a, lda, 1, ap);
+                avx512::transpose(n, len, b, ldb, bt, n);
+                avx512::gemm_nn(m, n, len, ap, bt, n, c, ldc, Init::Accumulate);
+            })
+        });
+    }
+    let lhs = Mat {
+        data: a,
+        rs: lda,
+        cs: 1,
+    };
+    // b^T: element (i, j) of [len, n] is b[j, i].
+    let rhs = Mat {
+        data: b,
+        rs: 1,
+        cs: ldb,
+    };
+    sgemm(m, n, len, c, ldc, true, lhs, rhs, Parallelism::None);
 }

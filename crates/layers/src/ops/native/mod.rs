@@ -9,6 +9,8 @@
 //! track (not a `Var` and not computed from one, such as the input batch of the first layer)
 //! is not computed at all.
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 mod conv;
 mod gemm;
 mod linear;

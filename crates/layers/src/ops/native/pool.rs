@@ -101,6 +101,11 @@ fn max2x2(plane: &[f32], d: &PoolDims, out: &mut [f32]) {
     for (oy, out) in out.chunks_exact_mut(d.ow).enumerate() {
         let r0 = &plane[2 * oy * d.w..][..2 * d.ow];
         let r1 = &plane[(2 * oy + 1) * d.w..][..2 * d.ow];
+        #[cfg(target_arch = "x86_64")]
+        if super::avx512::available() {
+            super::avx512::max2x2_row(r0, r1, out);
+            continue;
+        }
         for ((o, p0), p1) in out
             .iter_mut()
             .zip(r0.chunks_exact(2))
@@ -122,6 +127,11 @@ fn max2x2_bwd(plane: &[f32], dy: &[f32], d: &PoolDims, dx: &mut [f32]) {
         let r1 = &plane[(2 * oy + 1) * d.w..][..2 * d.ow];
         let (d0, rest) = dx[2 * oy * d.w..].split_at_mut(d.w);
         let (d0, d1) = (&mut d0[..2 * d.ow], &mut rest[..2 * d.ow]);
+        #[cfg(target_arch = "x86_64")]
+        if super::avx512::available() {
+            super::avx512::max2x2_bwd_row(r0, r1, dy, d0, d1);
+            continue;
+        }
         for ((((&g, p0), p1), q0), q1) in dy
             .iter()
             .zip(r0.chunks_exact(2))

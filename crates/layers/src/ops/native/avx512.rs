@@ -1,0 +1,635 @@
+//! AVX-512 micro-kernels for the three matrix products of a convolution, reading the large
+//! operand (the unfolded input or the output gradient) in place instead of repacking it on
+//! every call the way a general GEMM does.
+//!
+//! - [`gemm_nn`]: `c[m, n] (=|+=) a[m, k] @ b[k, n]` with `a` packed by [`pack_a`] (the small
+//!   weight) and `b` row-major (the unfolded input, or the output gradient). Blocks of
+//!   [`MR`] rows x 48 columns live in 24 registers; `b`'s rows are read with masked loads, so
+//!   any `n` works without padding.
+//! - [`transpose`]: 16 x 16 tiles in registers, so that the weight gradient
+//!   `dy[og, N] @ col[K, N]^T` becomes a [`gemm_nn`] with `col^T` read in place (a kernel of
+//!   dot products along rows, reduced horizontally, ran at less than half the speed).
+//!
+//! Only compiled on x86-64; the callers check [`available`] and use the `gemm` crate
+//! otherwise.
+
+use super::gemm::Init;
+use std::arch::x86_64::*;
+
+/// Rows of `a` per register block of [`gemm_nn`] (and per panel of [`pack_a`]).
+pub(crate) const MR: usize = 8;
+/// 16-float vectors per row of a [`gemm_nn`] register block.
+const NV: usize = 3;
+/// Columns per register block of [`gemm_nn`].
+const NR: usize = NV * 16;
+
+/// Whether this CPU runs the kernels (checked once by the standard library, then cached).
+pub(crate) fn available() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f")
+}
+
+/// Packs `a[m, k]` (element `(i, j)` at `data[i * rs + j * cs]`) into panels of [`MR`] rows:
+/// panel `p` starts at `p * MR * k` and holds `[k][rows]`, with `rows = min(MR, m - p * MR)`.
+/// `out` has at least `m * k` elements.
+pub(crate) fn pack_a(m: usize, k: usize, data: &[f32], rs: usize, cs: usize, out: &mut [f32]) {
+    let mut o = out[..m * k].iter_mut();
+    for m0 in (0..m).step_by(MR) {
+        let rows = (m - m0).min(MR);
+        for kk in 0..k {
+            for (i, o) in (&mut o).take(rows).enumerate() {
+                *o = data[(m0 + i) * rs + kk * cs];
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn tail_mask(valid: usize) -> __mmask16 {
+    if valid >= 16 {
+        0xFFFF
+    } else {
+        ((1u32 << valid) - 1) as __mmask16
+    }
+}
+
+/// One `R x (V * 16)` block of [`gemm_nn`]; the last vector of each row covers `last`.
+///
+/// # Safety
+/// AVX-512F must be available; `ap` holds `k * R` floats; rows `0..k` of `b` (stride `ldb`)
+/// and rows `0..R` of `c` (stride `ldc`) are readable (and `c` writable) for the
+/// `(V - 1) * 16` columns plus those of `last`; for `RowBias`, `bias[row0 + R - 1]` exists.
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn nn_block<const R: usize, const V: usize>(
+    k: usize,
+    ap: *const f32,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    last: __mmask16,
+    init: Init<'_>,
+    row0: usize,
+) {
+    let mut acc = [[_mm512_setzero_ps(); V]; R];
+    // SAFETY (whole body): every pointer offset stays inside the ranges the caller vouches for.
+    unsafe {
+        match init {
+            Init::Zero => {}
+            Init::RowBias(bias) => {
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let v = _mm512_set1_ps(*bias.get_unchecked(row0 + r));
+                    for a in row.iter_mut() {
+                        *a = v;
+                    }
+                }
+            }
+            Init::Accumulate => {
+                for (r, row) in acc.iter_mut().enumerate() {
+                    for (j, a) in row.iter_mut().enumerate() {
+                        let p = c.add(r * ldc + j * 16);
+                        *a = if j + 1 == V {
+                            _mm512_maskz_loadu_ps(last, p)
+                        } else {
+                            _mm512_loadu_ps(p)
+                        };
+                    }
+                }
+            }
+        }
+        for kk in 0..k {
+            let brow = b.add(kk * ldb);
+            let mut bv = [_mm512_setzero_ps(); V];
+            for (j, v) in bv.iter_mut().enumerate() {
+                *v = if j + 1 == V {
+                    _mm512_maskz_loadu_ps(last, brow.add(j * 16))
+                } else {
+                    _mm512_loadu_ps(brow.add(j * 16))
+                };
+            }
+            let arow = ap.add(kk * R);
+            for (r, row) in acc.iter_mut().enumerate() {
+                let a = _mm512_set1_ps(*arow.add(r));
+                for (acc, b) in row.iter_mut().zip(&bv) {
+                    *acc = _mm512_fmadd_ps(a, *b, *acc);
+                }
+            }
+        }
+        for (r, row) in acc.iter().enumerate() {
+            for (j, a) in row.iter().enumerate() {
+                let p = c.add(r * ldc + j * 16);
+                if j + 1 == V {
+                    _mm512_mask_storeu_ps(p, last, *a);
+                } else {
+                    _mm512_storeu_ps(p, *a);
+                }
+            }
+        }
+    }
+}
+
+/// Calls `$f::<rows, vectors>(args)` for runtime `rows` in `1..=8` and `vectors` in `1..=3`.
+macro_rules! dispatch_nn {
+    ($rows:expr, $v:expr, $args:tt) => {
+        match $v {
+            1 => dispatch_nn!(@rows $rows, 1, $args),
+            2 => dispatch_nn!(@rows $rows, 2, $args),
+            _ => dispatch_nn!(@rows $rows, 3, $args),
+        }
+    };
+    (@rows $rows:expr, $V:literal, ($($a:expr),*)) => {
+        match $rows {
+            1 => nn_block::<1, $V>($($a),*),
+            2 => nn_block::<2, $V>($($a),*),
+            3 => nn_block::<3, $V>($($a),*),
+            4 => nn_block::<4, $V>($($a),*),
+            5 => nn_block::<5, $V>($($a),*),
+            6 => nn_block::<6, $V>($($a),*),
+            7 => nn_block::<7, $V>($($a),*),
+            _ => nn_block::<8, $V>($($a),*),
+        }
+    };
+}
+
+/// `c[m, n] (=|+=) a[m, k] @ b[k, n]`: `ap` is `a` packed by [`pack_a`], `b` has row stride
+/// `ldb`, `c` row stride `ldc`; `init` says what `c` starts from.
+///
+/// # Panics
+/// If AVX-512F is not available or a slice is too short for the sizes.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_nn(
+    m: usize,
+    n: usize,
+    k: usize,
+    ap: &[f32],
+    b: &[f32],
+    ldb: usize,
+    c: &mut [f32],
+    ldc: usize,
+    init: Init<'_>,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(available(), "gemm_nn: AVX-512F is not available");
+    assert!(ap.len() >= m * k, "gemm_nn: packed lhs too small");
+    assert!(
+        k == 0 || (k - 1) * ldb + n <= b.len(),
+        "gemm_nn: rhs too small"
+    );
+    assert!((m - 1) * ldc + n <= c.len(), "gemm_nn: dst too small");
+    if let Init::RowBias(bias) = init {
+        assert!(bias.len() >= m, "gemm_nn: bias too small");
+    }
+    for n0 in (0..n).step_by(NR) {
+        let cols = (n - n0).min(NR);
+        let v = cols.div_ceil(16);
+        let last = tail_mask(cols - (v - 1) * 16);
+        for m0 in (0..m).step_by(MR) {
+            let rows = (m - m0).min(MR);
+            // SAFETY: AVX-512F checked above; the panel of rows m0.. holds k * rows floats
+            // from m0 * k (pack_a's layout); b's rows 0..k and c's rows m0..m0 + rows cover
+            // columns n0..n0 + cols, all inside the slices by the asserts above.
+            unsafe {
+                dispatch_nn!(
+                    rows,
+                    v,
+                    (
+                        k,
+                        ap.as_ptr().add(m0 * k),
+                        b.as_ptr().add(n0),
+                        ldb,
+                        c.as_mut_ptr().add(m0 * ldc + n0),
+                        ldc,
+                        last,
+                        init,
+                        m0
+                    )
+                )
+            }
+        }
+    }
+}
+
+/// `dst[j * ldd + i] = src[i * lds + j]` for `i < rows`, `j < cols`: 16 x 16 tiles
+/// transposed in registers (four rounds of lane exchanges), masked at the edges.
+///
+/// # Panics
+/// If AVX-512F is not available or a slice is too short for the sizes.
+pub(crate) fn transpose(
+    rows: usize,
+    cols: usize,
+    src: &[f32],
+    lds: usize,
+    dst: &mut [f32],
+    ldd: usize,
+) {
+    if rows == 0 || cols == 0 {
+        return;
+    }
+    assert!(available(), "transpose: AVX-512F is not available");
+    assert!(
+        (rows - 1) * lds + cols <= src.len(),
+        "transpose: source too small"
+    );
+    assert!(
+        (cols - 1) * ldd + rows <= dst.len(),
+        "transpose: destination too small"
+    );
+    // SAFETY: AVX-512F checked above; each tile reads rows i0..i0 + ri, columns j0..j0 + cj
+    // of src and writes rows j0..j0 + cj, columns i0..i0 + ri of dst, inside the slices.
+    unsafe {
+        for i0 in (0..rows).step_by(16) {
+            for j0 in (0..cols).step_by(16) {
+                let (ri, cj) = ((rows - i0).min(16), (cols - j0).min(16));
+                transpose_tile(
+                    src.as_ptr().add(i0 * lds + j0),
+                    lds,
+                    ri,
+                    cj,
+                    dst.as_mut_ptr().add(j0 * ldd + i0),
+                    ldd,
+                );
+            }
+        }
+    }
+}
+
+/// Transposes the `ri x cj` tile at `src` (row stride `lds`) into `dst` (row stride `ldd`).
+///
+/// # Safety
+/// AVX-512F must be available; `src` rows `0..ri` have `cj` readable floats and `dst` rows
+/// `0..cj` have `ri` writable floats.
+#[target_feature(enable = "avx512f")]
+unsafe fn transpose_tile(
+    src: *const f32,
+    lds: usize,
+    ri: usize,
+    cj: usize,
+    dst: *mut f32,
+    ldd: usize,
+) {
+    // SAFETY: the masked loads and stores touch only the elements the caller vouches for.
+    unsafe {
+        let (load, store) = (tail_mask(cj), tail_mask(ri));
+        let mut r: [__m512; 16] = std::array::from_fn(|i| {
+            if i < ri {
+                _mm512_maskz_loadu_ps(load, src.add(i * lds))
+            } else {
+                _mm512_setzero_ps()
+            }
+        });
+        // Round with block size b swaps bit b of the row index with bit b of the column:
+        // for rows i (bit clear) and i + b, lane j takes from row i or row i + b.
+        for b in [8usize, 4, 2, 1] {
+            let lo: [i32; 16] = std::array::from_fn(|j| {
+                if j & b == 0 {
+                    j as i32
+                } else {
+                    (16 + j - b) as i32
+                }
+            });
+            let hi: [i32; 16] = std::array::from_fn(|j| {
+                if j & b == 0 {
+                    (j + b) as i32
+                } else {
+                    (16 + j) as i32
+                }
+            });
+            let (lo, hi) = (
+                _mm512_loadu_si512(lo.as_ptr().cast()),
+                _mm512_loadu_si512(hi.as_ptr().cast()),
+            );
+            for i in (0..16).filter(|i| i & b == 0) {
+                let (x, y) = (r[i], r[i + b]);
+                r[i] = _mm512_permutex2var_ps(x, lo, y);
+                r[i + b] = _mm512_permutex2var_ps(x, hi, y);
+            }
+        }
+        for (j, v) in r.iter().enumerate().take(cj) {
+            _mm512_mask_storeu_ps(dst.add(j * ldd), store, *v);
+        }
+    }
+}
+
+/// Lanes where PyTorch's max-pool scan takes `v` over `best`: greater, or NaN.
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn takes(v: __m512, best: __m512) -> __mmask16 {
+    _mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, best) | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v)
+}
+
+/// Splits `2 * cnt` floats at `p` (`cnt <= 16`) into their even and odd elements.
+///
+/// # Safety
+/// AVX-512F must be available and `2 * cnt` floats readable at `p`.
+#[inline(always)]
+unsafe fn deinterleave(p: *const f32, cnt: usize) -> (__m512, __m512) {
+    // SAFETY: masked loads of the 2 * cnt floats the caller vouches for.
+    unsafe {
+        let lo = _mm512_maskz_loadu_ps(tail_mask(2 * cnt), p);
+        let hi = _mm512_maskz_loadu_ps(tail_mask((2 * cnt).saturating_sub(16)), p.add(16));
+        let even = _mm512_loadu_si512(
+            [0i32, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30]
+                .as_ptr()
+                .cast(),
+        );
+        let odd = _mm512_loadu_si512(
+            [1i32, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31]
+                .as_ptr()
+                .cast(),
+        );
+        (
+            _mm512_permutex2var_ps(lo, even, hi),
+            _mm512_permutex2var_ps(lo, odd, hi),
+        )
+    }
+}
+
+/// Interleaves `cnt` floats of `even` and `odd` into `2 * cnt` floats at `p`.
+///
+/// # Safety
+/// AVX-512F must be available and `2 * cnt` floats writable at `p`.
+#[inline(always)]
+unsafe fn interleave(p: *mut f32, even: __m512, odd: __m512, cnt: usize) {
+    // SAFETY: masked stores of the 2 * cnt floats the caller vouches for.
+    unsafe {
+        let lo = _mm512_loadu_si512(
+            [0i32, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23]
+                .as_ptr()
+                .cast(),
+        );
+        let hi = _mm512_loadu_si512(
+            [
+                8i32, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31,
+            ]
+            .as_ptr()
+            .cast(),
+        );
+        _mm512_mask_storeu_ps(p, tail_mask(2 * cnt), _mm512_permutex2var_ps(even, lo, odd));
+        _mm512_mask_storeu_ps(
+            p.add(16),
+            tail_mask((2 * cnt).saturating_sub(16)),
+            _mm512_permutex2var_ps(even, hi, odd),
+        );
+    }
+}
+
+/// One output row of 2x2 stride-2 max pooling: `out[j]` is the maximum of `r0[2j..2j + 2]`
+/// and `r1[2j..2j + 2]` under PyTorch's scan rule (first maximum; NaN wins).
+///
+/// # Panics
+/// If AVX-512F is not available or `r0`/`r1` are shorter than `2 * out.len()`.
+pub(crate) fn max2x2_row(r0: &[f32], r1: &[f32], out: &mut [f32]) {
+    let ow = out.len();
+    assert!(available(), "max2x2_row: AVX-512F is not available");
+    assert!(
+        r0.len() >= 2 * ow && r1.len() >= 2 * ow,
+        "max2x2_row: input rows too short"
+    );
+    // SAFETY: AVX-512F checked; chunk o0..o0 + cnt reads 2 * cnt floats from 2 * o0 of
+    // each input row and writes cnt floats from o0 of `out`, inside the slices.
+    unsafe { max2x2_row_imp(r0.as_ptr(), r1.as_ptr(), out.as_mut_ptr(), ow) }
+}
+
+#[target_feature(enable = "avx512f")]
+unsafe fn max2x2_row_imp(r0: *const f32, r1: *const f32, out: *mut f32, ow: usize) {
+    // SAFETY: see max2x2_row.
+    unsafe {
+        for o0 in (0..ow).step_by(16) {
+            let cnt = (ow - o0).min(16);
+            let (a, b) = deinterleave(r0.add(2 * o0), cnt);
+            let (c, e) = deinterleave(r1.add(2 * o0), cnt);
+            let mut m = a;
+            for v in [b, c, e] {
+                m = _mm512_mask_mov_ps(m, takes(v, m), v);
+            }
+            _mm512_mask_storeu_ps(out.add(o0), tail_mask(cnt), m);
+        }
+    }
+}
+
+/// Backward of [`max2x2_row`]: each `dy[j]` goes to the element of its window the forward
+/// picked (the last one PyTorch's scan took), zeros elsewhere; writes `2 * dy.len()` floats
+/// of `d0` and `d1`.
+///
+/// # Panics
+/// If AVX-512F is not available or a row is shorter than `2 * dy.len()`.
+pub(crate) fn max2x2_bwd_row(r0: &[f32], r1: &[f32], dy: &[f32], d0: &mut [f32], d1: &mut [f32]) {
+    let ow = dy.len();
+    assert!(available(), "max2x2_bwd_row: AVX-512F is not available");
+    assert!(
+        r0.len() >= 2 * ow && r1.len() >= 2 * ow && d0.len() >= 2 * ow && d1.len() >= 2 * ow,
+        "max2x2_bwd_row: rows too short"
+    );
+    // SAFETY: AVX-512F checked; chunk o0..o0 + cnt touches 2 * cnt floats from 2 * o0 of
+    // each row and cnt floats from o0 of `dy`, inside the slices.
+    unsafe {
+        max2x2_bwd_row_imp(
+            r0.as_ptr(),
+            r1.as_ptr(),
+            dy.as_ptr(),
+            d0.as_mut_ptr(),
+            d1.as_mut_ptr(),
+            ow,
+        )
+    }
+}
+
+#[target_feature(enable = "avx512f")]
+unsafe fn max2x2_bwd_row_imp(
+    r0: *const f32,
+    r1: *const f32,
+    dy: *const f32,
+    d0: *mut f32,
+    d1: *mut f32,
+    ow: usize,
+) {
+    // SAFETY: see max2x2_bwd_row.
+    unsafe {
+        for o0 in (0..ow).step_by(16) {
+            let cnt = (ow - o0).min(16);
+            let (a, b) = deinterleave(r0.add(2 * o0), cnt);
+            let (c, e) = deinterleave(r1.add(2 * o0), cnt);
+            let tb = takes(b, a);
+            let m = _mm512_mask_mov_ps(a, tb, b);
+            let tc = takes(c, m);
+            let m = _mm512_mask_mov_ps(m, tc, c);
+            let te = takes(e, m);
+            // The last element the scan took wins.
+            let (we, wc, wb) = (te, tc & !te, tb & !(tc | te));
+            let wa = !(tb | tc | te);
+            let g = _mm512_maskz_loadu_ps(tail_mask(cnt), dy.add(o0));
+            let q = |w: __mmask16| _mm512_maskz_mov_ps(w, g);
+            interleave(d0.add(2 * o0), q(wa), q(wb), cnt);
+            interleave(d1.add(2 * o0), q(wc), q(we), cnt);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(len: usize, seed: u32) -> Vec<f32> {
+        (0..len)
+            .map(|i| {
+                ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 20) as f32 / 4096.0
+                    - 0.5
+            })
+            .collect()
+    }
+
+    /// Every block shape and tail: against a plain triple loop, each initialisation.
+    #[test]
+    fn nn_matches_loops() {
+        if !available() {
+            return;
+        }
+        for (m, n, k) in [
+            (1, 1, 1),
+            (8, 48, 5),
+            (6, 784, 25),
+            (9, 17, 3),
+            (16, 100, 150),
+            (25, 49, 0),
+            (13, 97, 33),
+        ] {
+            let a = data(m * k, 1);
+            let (ldb, ldc) = (n + 3, n + 1);
+            let bias = data(m, 3);
+            let mut ap = vec![0.0; m * k];
+            pack_a(m, k, &a, k, 1, &mut ap);
+            for init in [Init::Zero, Init::RowBias(&bias), Init::Accumulate] {
+                let start = data(m * ldc, 4);
+                let mut c = start.clone();
+                let bb = data(k * ldb, 2);
+                gemm_nn(m, n, k, &ap, &bb, ldb, &mut c, ldc, init);
+                for i in 0..m {
+                    for j in 0..ldc {
+                        let got = c[i * ldc + j];
+                        if j >= n {
+                            assert_eq!(got, start[i * ldc + j], "column {j} past n written");
+                            continue;
+                        }
+                        let mut want = match init {
+                            Init::Zero => 0.0,
+                            Init::RowBias(bias) => bias[i],
+                            Init::Accumulate => start[i * ldc + j],
+                        };
+                        for kk in 0..k {
+                            want += a[i * k + kk] * bb[kk * ldb + j];
+                        }
+                        assert!(
+                            (got - want).abs() <= 1e-5 * (1.0 + want.abs()),
+                            "({m},{n},{k}) {init:?} c[{i},{j}] = {got}, want {want}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Transposed packing: `a` read column-major gives the same panels as its transpose.
+    #[test]
+    fn pack_a_strided() {
+        let (m, k) = (11, 7);
+        let a = data(m * k, 5);
+        let mut t = vec![0.0; m * k];
+        for i in 0..m {
+            for j in 0..k {
+                t[j * m + i] = a[i * k + j];
+            }
+        }
+        let (mut p1, mut p2) = (vec![0.0; m * k], vec![0.0; m * k]);
+        pack_a(m, k, &a, k, 1, &mut p1);
+        pack_a(m, k, &t, 1, m, &mut p2);
+        assert_eq!(p1, p2);
+        assert_eq!(
+            p1[..MR],
+            [
+                a[0],
+                a[k],
+                a[2 * k],
+                a[3 * k],
+                a[4 * k],
+                a[5 * k],
+                a[6 * k],
+                a[7 * k]
+            ]
+        );
+    }
+
+    #[test]
+    fn transpose_matches_loops() {
+        if !available() {
+            return;
+        }
+        for (rows, cols) in [(1, 1), (16, 16), (25, 576), (17, 33), (3, 100), (150, 7)] {
+            let (lds, ldd) = (cols + 3, rows + 2);
+            let src = data(rows * lds, 9);
+            let start = data(cols * ldd, 10);
+            let mut dst = start.clone();
+            transpose(rows, cols, &src, lds, &mut dst, ldd);
+            for j in 0..cols {
+                for i in 0..ldd {
+                    let want = if i < rows {
+                        src[i * lds + j]
+                    } else {
+                        start[j * ldd + i]
+                    };
+                    assert_eq!(dst[j * ldd + i], want, "({rows}, {cols}) dst[{j}, {i}]");
+                }
+            }
+        }
+    }
+
+    /// Max pooling rows with ties, NaNs and infinities against PyTorch's scan, written out.
+    #[test]
+    fn max2x2_rows_follow_the_scan() {
+        if !available() {
+            return;
+        }
+        let vals = [
+            0.0,
+            1.0,
+            -1.0,
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            1.0,
+            0.5,
+        ];
+        for ow in [1usize, 3, 8, 16, 17, 33] {
+            let pick = |i: usize, s: usize| vals[(i * 7 + s * 3 + i / 5) % vals.len()];
+            let r0: Vec<f32> = (0..2 * ow).map(|i| pick(i, 1)).collect();
+            let r1: Vec<f32> = (0..2 * ow).map(|i| pick(i, 2)).collect();
+            let dy: Vec<f32> = (0..ow).map(|j| j as f32 + 1.0).collect();
+            let mut out = vec![7.0; ow];
+            max2x2_row(&r0, &r1, &mut out);
+            let (mut d0, mut d1) = (vec![7.0; 2 * ow], vec![7.0; 2 * ow]);
+            max2x2_bwd_row(&r0, &r1, &dy, &mut d0, &mut d1);
+            for j in 0..ow {
+                let win = [r0[2 * j], r0[2 * j + 1], r1[2 * j], r1[2 * j + 1]];
+                let (mut best, mut at) = (win[0], 0);
+                for (i, &v) in win.iter().enumerate().skip(1) {
+                    if v > best || v.is_nan() {
+                        (best, at) = (v, i);
+                    }
+                }
+                assert!(
+                    out[j] == best || (out[j].is_nan() && best.is_nan()),
+                    "ow {ow} out[{j}]"
+                );
+                let got = [d0[2 * j], d0[2 * j + 1], d1[2 * j], d1[2 * j + 1]];
+                for (i, g) in got.iter().enumerate() {
+                    assert_eq!(
+                        *g,
+                        if i == at { dy[j] } else { 0.0 },
+                        "ow {ow} window {j} element {i}"
+                    );
+                }
+            }
+        }
+    }
+}

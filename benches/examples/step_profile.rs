@@ -7,6 +7,10 @@
 //! ```
 //! Combine with `perf record` for the kernels inside each phase.
 
+/// The allocator of the `convnets` and `convnets-bench` binaries (see crates/cli).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::{Context, Result};
 use candle_core::Device;
 use convnets::layers::ops::{set_kernels, Kernels};

@@ -12,6 +12,13 @@
 //! linear FLOPs per image from the layer shapes, see `train_flops_per_image`) against the
 //! machine's `f32` FMA peak for the threads used (see `fma_peak_gflops`).
 
+/// mimalloc instead of the system allocator: training allocates and frees the same large
+/// activation and gradient buffers every step, and glibc hands blocks over its mmap threshold
+/// back to the kernel each time, so every step paid page faults and page zeroing on fresh
+/// memory (SimpleCNN trains 1.6x faster with mimalloc on the 2-core bench machine).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::{bail, Context, Result};
 use convnets::layers::ops::{set_kernels, Kernels};
 use convnets_bench::{fma_peak_gflops, recipes, time_case, train_flops_per_image, CaseResult};

@@ -1,5 +1,12 @@
 //! The `convnets` command line: train, eval, summary, download, models.
 
+/// mimalloc instead of the system allocator: training allocates and frees the same large
+/// activation and gradient buffers every step, and glibc hands blocks over its mmap threshold
+/// back to the kernel each time, so every step paid page faults and page zeroing on fresh
+/// memory (SimpleCNN trains 1.6x faster with mimalloc on the 2-core bench machine).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use convnets::data::DatasetKind;

@@ -255,6 +255,32 @@ pub(crate) fn transpose(
     }
 }
 
+/// `permutex2var` indices of the transpose rounds with block sizes 8, 4, 2, 1: lane `j` of
+/// the low row takes lane `j` of the low row (bit clear) or lane `j - b` of the high row;
+/// lane `j` of the high row takes lane `j + b` of the low row or lane `j` of the high row.
+const SWAP_LO: [[i32; 16]; 4] = swap_indices(false);
+const SWAP_HI: [[i32; 16]; 4] = swap_indices(true);
+
+const fn swap_indices(high: bool) -> [[i32; 16]; 4] {
+    let mut out = [[0i32; 16]; 4];
+    let mut round = 0;
+    while round < 4 {
+        let b = 8 >> round;
+        let mut j = 0;
+        while j < 16 {
+            out[round][j] = match (j & b == 0, high) {
+                (true, false) => j as i32,
+                (false, false) => (16 + j - b) as i32,
+                (true, true) => (j + b) as i32,
+                (false, true) => (16 + j) as i32,
+            };
+            j += 1;
+        }
+        round += 1;
+    }
+    out
+}
+
 /// Transposes the `ri x cj` tile at `src` (row stride `lds`) into `dst` (row stride `ldd`).
 ///
 /// # Safety
@@ -281,25 +307,9 @@ unsafe fn transpose_tile(
         });
         // Round with block size b swaps bit b of the row index with bit b of the column:
         // for rows i (bit clear) and i + b, lane j takes from row i or row i + b.
-        for b in [8usize, 4, 2, 1] {
-            let lo: [i32; 16] = std::array::from_fn(|j| {
-                if j & b == 0 {
-                    j as i32
-                } else {
-                    (16 + j - b) as i32
-                }
-            });
-            let hi: [i32; 16] = std::array::from_fn(|j| {
-                if j & b == 0 {
-                    (j + b) as i32
-                } else {
-                    (16 + j) as i32
-                }
-            });
-            let (lo, hi) = (
-                _mm512_loadu_si512(lo.as_ptr().cast()),
-                _mm512_loadu_si512(hi.as_ptr().cast()),
-            );
+        for (round, b) in [8usize, 4, 2, 1].into_iter().enumerate() {
+            let lo = _mm512_loadu_si512(SWAP_LO[round].as_ptr().cast());
+            let hi = _mm512_loadu_si512(SWAP_HI[round].as_ptr().cast());
             for i in (0..16).filter(|i| i & b == 0) {
                 let (x, y) = (r[i], r[i + b]);
                 r[i] = _mm512_permutex2var_ps(x, lo, y);

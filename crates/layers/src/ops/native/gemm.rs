@@ -230,8 +230,9 @@ impl Lhs {
 }
 
 /// `c[m, n] += a[m, len] @ b[n, len]^T` (row strides `lda`, `ldb`, `ldc`), one thread.
-/// With AVX-512, `a` is packed and `b` transposed into scratch first, so that the product
-/// runs in the register-blocked [`super::avx512::gemm_nn`] kernel.
+/// With AVX-512 and a large enough product, `a` is packed and `b` transposed into scratch
+/// first, so that the product runs in the register-blocked [`super::avx512::gemm_nn`]
+/// kernel; otherwise `gemm` does it.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm_nt(
     m: usize,
@@ -247,8 +248,11 @@ pub(crate) fn gemm_nt(
     if m == 0 || n == 0 || len == 0 {
         return;
     }
+    // The transpose pays off for long, wide products (ResNet-20's first stage: 3x faster);
+    // for short or narrow ones (LeNet-5, the 8x8 maps) `gemm`'s own packing is as fast or
+    // faster (`cargo run --release -p convnets-bench --example op_profile`).
     #[cfg(target_arch = "x86_64")]
-    if super::avx512::available() {
+    if super::avx512::available() && n >= 48 && len >= 256 {
         use super::avx512;
         return with_scratch(m * len, |ap| {
             with_scratch(len * n, |bt| {

@@ -7,9 +7,9 @@
 //! ```
 //! Combine with `perf record` for the kernels inside each phase.
 
-/// The allocator of the `convnets` and `convnets-bench` binaries (see crates/cli).
+/// mimalloc, keeping freed memory: see [`convnets::allocator`].
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: convnets::allocator::MiMalloc = convnets::allocator::MiMalloc;
 
 use anyhow::{Context, Result};
 use candle_core::Device;
@@ -25,6 +25,7 @@ fn median(v: &mut [f64]) -> f64 {
 }
 
 fn main() -> Result<()> {
+    convnets::allocator::keep_freed_memory();
     let mut cases = Vec::new();
     let mut steps = 100;
     let mut it = std::env::args().skip(1);

@@ -12,12 +12,9 @@
 //! linear FLOPs per image from the layer shapes, see `train_flops_per_image`) against the
 //! machine's `f32` FMA peak for the threads used (see `fma_peak_gflops`).
 
-/// mimalloc instead of the system allocator: training allocates and frees the same large
-/// activation and gradient buffers every step, and glibc hands blocks over its mmap threshold
-/// back to the kernel each time, so every step paid page faults and page zeroing on fresh
-/// memory (SimpleCNN trains 1.6x faster with mimalloc on the 2-core bench machine).
+/// mimalloc, keeping freed memory: see [`convnets::allocator`].
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: convnets::allocator::MiMalloc = convnets::allocator::MiMalloc;
 
 use anyhow::{bail, Context, Result};
 use convnets::layers::ops::{set_kernels, Kernels};
@@ -157,6 +154,7 @@ fn torch(a: &Args) -> Result<Value> {
 }
 
 fn main() -> Result<()> {
+    convnets::allocator::keep_freed_memory();
     let mut a = parse_args()?;
     if a.data_dir.is_none() {
         a.data_dir = std::env::var_os("CONVNETS_DATA").map(PathBuf::from);

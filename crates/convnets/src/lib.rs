@@ -20,6 +20,9 @@ pub use convnets_layers as layers;
 pub use convnets_train as train;
 pub use convnets_zoo as zoo;
 
+#[cfg(feature = "mimalloc")]
+pub mod allocator;
+
 /// The items most programs need.
 pub mod prelude {
     pub use crate::data::{Dataset, DatasetKind};

@@ -921,10 +921,21 @@ impl CustomOp3 for BatchNormTrain {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (b, c, hw) = self.dims;
-        let dy = grad.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
-        let xs = x.flatten_all()?.to_vec1::<f32>()?;
+        let grad = grad.contiguous()?;
         let g = gamma.to_vec1::<f32>()?;
-        let (dx, dg, db) = norm::bn_bwd(&xs, &dy, &self.mean, &self.invstd, &g, self.dims);
+        // Read x and dy in place (no copies of the two largest tensors).
+        let (xs, xl) = x.storage_and_layout();
+        let (gs, gl) = grad.storage_and_layout();
+        let (candle_core::Storage::Cpu(xs), candle_core::Storage::Cpu(gs)) = (&*xs, &*gs) else {
+            bail!("batch_norm2d backward: native kernels need CPU tensors")
+        };
+        let (xs, dy) = (
+            f32_data(xs, xl, "batch_norm2d backward")?,
+            f32_data(gs, gl, "batch_norm2d backward")?,
+        );
+        check_len(xs, b * c * hw, "batch_norm2d backward", "input")?;
+        check_len(dy, b * c * hw, "batch_norm2d backward", "output gradient")?;
+        let (dx, dg, db) = norm::bn_bwd(xs, dy, &self.mean, &self.invstd, &g, self.dims);
         let dev = x.device();
         Ok((
             Some(Tensor::from_vec(dx, (b, c, hw), dev)?.reshape(x.shape())?),

@@ -1,8 +1,47 @@
 //! Batch normalisation in training mode (batch statistics) for `[b, c, h, w]` tensors:
 //! per-channel statistics, the normalisation, and its backward, each one pass over the data.
-//! Sums are taken in `f64`, channel by channel in a fixed order (deterministic).
+//! Sums are taken in `f64`, channel by channel in a fixed order (deterministic), with eight
+//! accumulators per sum so that they vectorise instead of waiting on one long chain of adds.
 
 use rayon::prelude::*;
+
+/// `sum(f(v))` over `xs` in `f64`: eight interleaved partial sums added in a fixed order.
+#[inline]
+fn sum_f64(xs: &[f32], f: impl Fn(f64) -> f64) -> f64 {
+    let mut acc = [0f64; 8];
+    let mut chunks = xs.chunks_exact(8);
+    for c in &mut chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += f(f64::from(v));
+        }
+    }
+    let mut s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    for &v in chunks.remainder() {
+        s += f(f64::from(v));
+    }
+    s
+}
+
+/// `(sum(dy), sum(dy * (x - mu)))` over one plane, as [`sum_f64`] does.
+#[inline]
+fn sum_dy_dyx(dy: &[f32], x: &[f32], mu: f64) -> (f64, f64) {
+    let (mut a, mut b) = ([0f64; 8], [0f64; 8]);
+    let (mut gc, mut xc) = (dy.chunks_exact(8), x.chunks_exact(8));
+    for (g, v) in (&mut gc).zip(&mut xc) {
+        for j in 0..8 {
+            let g = f64::from(g[j]);
+            a[j] += g;
+            b[j] += g * (f64::from(v[j]) - mu);
+        }
+    }
+    let fold = |s: [f64; 8]| ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+    let (mut sa, mut sb) = (fold(a), fold(b));
+    for (&g, &v) in gc.remainder().iter().zip(xc.remainder()) {
+        sa += f64::from(g);
+        sb += f64::from(g) * (f64::from(v) - mu);
+    }
+    (sa, sb)
+}
 
 /// Per channel of `x` `[b, c, hw]`: the mean and the biased variance (two-pass).
 pub(crate) fn channel_stats(x: &[f32], b: usize, c: usize, hw: usize) -> (Vec<f32>, Vec<f32>) {
@@ -11,17 +50,10 @@ pub(crate) fn channel_stats(x: &[f32], b: usize, c: usize, hw: usize) -> (Vec<f3
         .into_par_iter()
         .map(|ch| {
             let planes = (0..b).map(|i| &x[(i * c + ch) * hw..][..hw]);
-            let sum: f64 = planes
-                .clone()
-                .map(|p| p.iter().map(|&v| f64::from(v)).sum::<f64>())
-                .sum();
+            let sum: f64 = planes.clone().map(|p| sum_f64(p, |v| v)).sum();
             let mean = sum / m;
             let sq: f64 = planes
-                .map(|p| {
-                    p.iter()
-                        .map(|&v| (f64::from(v) - mean).powi(2))
-                        .sum::<f64>()
-                })
+                .map(|p| sum_f64(p, |v| (v - mean) * (v - mean)))
                 .sum();
             (mean as f32, (sq / m) as f32)
         })
@@ -69,12 +101,11 @@ pub(crate) fn bn_bwd(
             let (mut sdy, mut sdyx) = (0f64, 0f64);
             for i in 0..b {
                 let o = (i * c + ch) * hw;
-                for (&g, &v) in dy[o..][..hw].iter().zip(&x[o..][..hw]) {
-                    sdy += f64::from(g);
-                    sdyx += f64::from(g) * (f64::from(v) - mu) * is;
-                }
+                let (a, d) = sum_dy_dyx(&dy[o..][..hw], &x[o..][..hw], mu);
+                sdy += a;
+                sdyx += d;
             }
-            (sdy, sdyx)
+            (sdy, sdyx * is)
         })
         .collect();
     let dbeta: Vec<f32> = sums.iter().map(|s| s.0 as f32).collect();

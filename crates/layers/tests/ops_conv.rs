@@ -181,6 +181,23 @@ fn check(
         assert_close(&format!("{ctx} dw"), &got[2], &dw);
         assert_close(&format!("{ctx} db"), &got[3], &db);
     }
+    // Untracked tensors: no backward will follow, so the forward keeps nothing and takes its
+    // inference path (the implicit product for stride 1).
+    let dev = Device::Cpu;
+    let xt = Tensor::from_vec(x.clone(), x_dims.to_vec(), &dev)?;
+    let wt = Tensor::from_vec(w.clone(), w_dims.to_vec(), &dev)?;
+    let bt = bias
+        .clone()
+        .map(|b| Tensor::from_vec(b, c_out, &dev))
+        .transpose()?;
+    let y_inf = native::conv2d(&xt, &wt, bt.as_ref(), &p)?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+    assert_close(
+        &format!("native inference x {x_dims:?} w {w_dims:?} {p:?} y"),
+        &y_inf,
+        &y,
+    );
     Ok(())
 }
 
@@ -245,6 +262,41 @@ fn resnet_shapes() -> Result<()> {
         true,
         7,
     )?;
+    Ok(())
+}
+
+/// The gradient kernels called directly, with no unfolded input kept from a forward: large
+/// stride-1 maps take the implicit paths (shifted windows of the padded image, no im2col),
+/// which the small shapes above never reach.
+#[test]
+fn gradients_without_kept_input() -> Result<()> {
+    let dev = Device::Cpu;
+    let same = |pad: [usize; 2], dil: [usize; 2]| Conv2dParams {
+        padding: pad,
+        dilation: dil,
+        ..Default::default()
+    };
+    for (x_dims, c_out, k, p) in [
+        ([2, 16, 32, 32], 16, [3, 3], same([1, 1], [1, 1])),
+        ([1, 8, 24, 20], 12, [3, 3], same([2, 2], [2, 2])),
+        ([2, 6, 19, 17], 9, [5, 3], same([2, 1], [1, 1])),
+        ([1, 4, 30, 30], 8, [3, 3], same([0, 0], [1, 1])),
+    ] {
+        let w_dims = [c_out, x_dims[1], k[0], k[1]];
+        let g = ConvGeometry::new(&x_dims, &w_dims, None, &p)?;
+        let x = values(x_dims.iter().product(), 11);
+        let w = values(w_dims.iter().product(), 12);
+        let dy = values(g.b * g.c_out * g.oh * g.ow, 13);
+        let (dx, dw, _) = Direct { g }.grads(&x, &w, &dy);
+        let xt = Tensor::from_vec(x, x_dims.to_vec(), &dev)?;
+        let wt = Tensor::from_vec(w, w_dims.to_vec(), &dev)?;
+        let dyt = Tensor::from_vec(dy, (g.b, g.c_out, g.oh, g.ow), &dev)?;
+        let got_dw = native::conv2d_weight_grad(&xt, &dyt, (k[0], k[1]), &p)?;
+        let got_dx = native::conv2d_input_grad(&dyt, &wt, (g.h, g.w), &p)?;
+        let ctx = format!("x {x_dims:?} w {w_dims:?} {p:?}");
+        assert_close(&format!("{ctx} dw"), &got_dw.flatten_all()?.to_vec1()?, &dw);
+        assert_close(&format!("{ctx} dx"), &got_dx.flatten_all()?.to_vec1()?, &dx);
+    }
     Ok(())
 }
 

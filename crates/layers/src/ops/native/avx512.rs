@@ -43,6 +43,19 @@ pub(crate) fn pack_a(m: usize, k: usize, data: &[f32], rs: usize, cs: usize, out
     }
 }
 
+/// [`pack_a`] from a function: element `(i, kk)` of `a` is `at(i, kk)`.
+pub(crate) fn pack_a_with(m: usize, k: usize, at: impl Fn(usize, usize) -> f32, out: &mut [f32]) {
+    let mut o = out[..m * k].iter_mut();
+    for m0 in (0..m).step_by(MR) {
+        let rows = (m - m0).min(MR);
+        for kk in 0..k {
+            for (i, o) in (&mut o).take(rows).enumerate() {
+                *o = at(m0 + i, kk);
+            }
+        }
+    }
+}
+
 #[inline(always)]
 fn tail_mask(valid: usize) -> __mmask16 {
     if valid >= 16 {
@@ -55,7 +68,8 @@ fn tail_mask(valid: usize) -> __mmask16 {
 /// One `R x (V * 16)` block of [`gemm_nn`]; the last vector of each row covers `last`.
 ///
 /// # Safety
-/// AVX-512F must be available; `ap` holds `k * R` floats; rows `0..k` of `b` (stride `ldb`)
+/// AVX-512F must be available; `ap` holds `k * R` floats; rows `0..k` of `b` (row `kk` at
+/// `b + offs[kk]`)
 /// and rows `0..R` of `c` (stride `ldc`) are readable (and `c` writable) for the
 /// `(V - 1) * 16` columns plus those of `last`; for `RowBias`, `bias[row0 + R - 1]` exists.
 #[target_feature(enable = "avx512f")]
@@ -64,7 +78,7 @@ unsafe fn nn_block<const R: usize, const V: usize>(
     k: usize,
     ap: *const f32,
     b: *const f32,
-    ldb: usize,
+    offs: *const usize,
     c: *mut f32,
     ldc: usize,
     last: __mmask16,
@@ -98,7 +112,7 @@ unsafe fn nn_block<const R: usize, const V: usize>(
             }
         }
         for kk in 0..k {
-            let brow = b.add(kk * ldb);
+            let brow = b.add(*offs.add(kk));
             let mut bv = [_mm512_setzero_ps(); V];
             for (j, v) in bv.iter_mut().enumerate() {
                 *v = if j + 1 == V {
@@ -151,8 +165,9 @@ macro_rules! dispatch_nn {
     };
 }
 
-/// `c[m, n] (=|+=) a[m, k] @ b[k, n]`: `ap` is `a` packed by [`pack_a`], `b` has row stride
-/// `ldb`, `c` row stride `ldc`; `init` says what `c` starts from.
+/// `c[m, n] (=|+=) a[m, k] @ b[k, n]`: `ap` is `a` packed by [`pack_a`], row `kk` of `b` is
+/// `b[offs[kk]..offs[kk] + n]` (a strided matrix, or shifted windows of one image for an
+/// implicit convolution), `c` has row stride `ldc`; `init` says what `c` starts from.
 ///
 /// # Panics
 /// If AVX-512F is not available or a slice is too short for the sizes.
@@ -163,7 +178,7 @@ pub(crate) fn gemm_nn(
     k: usize,
     ap: &[f32],
     b: &[f32],
-    ldb: usize,
+    offs: &[usize],
     c: &mut [f32],
     ldc: usize,
     init: Init<'_>,
@@ -173,8 +188,9 @@ pub(crate) fn gemm_nn(
     }
     assert!(available(), "gemm_nn: AVX-512F is not available");
     assert!(ap.len() >= m * k, "gemm_nn: packed lhs too small");
+    assert!(offs.len() >= k, "gemm_nn: fewer row offsets than k");
     assert!(
-        k == 0 || (k - 1) * ldb + n <= b.len(),
+        offs[..k].iter().all(|&o| o + n <= b.len()),
         "gemm_nn: rhs too small"
     );
     assert!((m - 1) * ldc + n <= c.len(), "gemm_nn: dst too small");
@@ -188,8 +204,8 @@ pub(crate) fn gemm_nn(
         for m0 in (0..m).step_by(MR) {
             let rows = (m - m0).min(MR);
             // SAFETY: AVX-512F checked above; the panel of rows m0.. holds k * rows floats
-            // from m0 * k (pack_a's layout); b's rows 0..k and c's rows m0..m0 + rows cover
-            // columns n0..n0 + cols, all inside the slices by the asserts above.
+            // from m0 * k (pack_a's layout); b's rows (at offs[kk] + n0) and c's rows
+            // m0..m0 + rows cover columns n0..n0 + cols, inside the slices by the asserts.
             unsafe {
                 dispatch_nn!(
                     rows,
@@ -198,7 +214,7 @@ pub(crate) fn gemm_nn(
                         k,
                         ap.as_ptr().add(m0 * k),
                         b.as_ptr().add(n0),
-                        ldb,
+                        offs.as_ptr(),
                         c.as_mut_ptr().add(m0 * ldc + n0),
                         ldc,
                         last,
@@ -224,27 +240,45 @@ pub(crate) fn transpose(
     dst: &mut [f32],
     ldd: usize,
 ) {
+    let offs: Vec<usize> = (0..rows).map(|i| i * lds).collect();
+    transpose_rows(rows, cols, src, &offs, dst, ldd)
+}
+
+/// [`transpose`] with row `i` of the source at `src[offs[i]..][..cols]`.
+///
+/// # Panics
+/// If AVX-512F is not available or a slice is too short for the sizes.
+pub(crate) fn transpose_rows(
+    rows: usize,
+    cols: usize,
+    src: &[f32],
+    offs: &[usize],
+    dst: &mut [f32],
+    ldd: usize,
+) {
     if rows == 0 || cols == 0 {
         return;
     }
     assert!(available(), "transpose: AVX-512F is not available");
+    assert!(offs.len() >= rows, "transpose: fewer row offsets than rows");
     assert!(
-        (rows - 1) * lds + cols <= src.len(),
+        offs[..rows].iter().all(|&o| o + cols <= src.len()),
         "transpose: source too small"
     );
     assert!(
         (cols - 1) * ldd + rows <= dst.len(),
         "transpose: destination too small"
     );
-    // SAFETY: AVX-512F checked above; each tile reads rows i0..i0 + ri, columns j0..j0 + cj
-    // of src and writes rows j0..j0 + cj, columns i0..i0 + ri of dst, inside the slices.
+    // SAFETY: AVX-512F checked above; each tile reads rows i0..i0 + ri (at their offsets),
+    // columns j0..j0 + cj of src and writes rows j0..j0 + cj, columns i0..i0 + ri of dst,
+    // inside the slices by the asserts.
     unsafe {
         for i0 in (0..rows).step_by(16) {
             for j0 in (0..cols).step_by(16) {
                 let (ri, cj) = ((rows - i0).min(16), (cols - j0).min(16));
                 transpose_tile(
-                    src.as_ptr().add(i0 * lds + j0),
-                    lds,
+                    src.as_ptr().add(j0),
+                    offs.as_ptr().add(i0),
                     ri,
                     cj,
                     dst.as_mut_ptr().add(j0 * ldd + i0),
@@ -281,15 +315,16 @@ const fn swap_indices(high: bool) -> [[i32; 16]; 4] {
     out
 }
 
-/// Transposes the `ri x cj` tile at `src` (row stride `lds`) into `dst` (row stride `ldd`).
+/// Transposes the `ri x cj` tile whose row `i` is at `src + offs[i]` into `dst` (row stride
+/// `ldd`).
 ///
 /// # Safety
-/// AVX-512F must be available; `src` rows `0..ri` have `cj` readable floats and `dst` rows
-/// `0..cj` have `ri` writable floats.
+/// AVX-512F must be available; `offs` has `ri` entries, source rows have `cj` readable
+/// floats and `dst` rows `0..cj` have `ri` writable floats.
 #[target_feature(enable = "avx512f")]
 unsafe fn transpose_tile(
     src: *const f32,
-    lds: usize,
+    offs: *const usize,
     ri: usize,
     cj: usize,
     dst: *mut f32,
@@ -300,7 +335,7 @@ unsafe fn transpose_tile(
         let (load, store) = (tail_mask(cj), tail_mask(ri));
         let mut r: [__m512; 16] = std::array::from_fn(|i| {
             if i < ri {
-                _mm512_maskz_loadu_ps(load, src.add(i * lds))
+                _mm512_maskz_loadu_ps(load, src.add(*offs.add(i)))
             } else {
                 _mm512_setzero_ps()
             }
@@ -514,7 +549,8 @@ mod tests {
                 let start = data(m * ldc, 4);
                 let mut c = start.clone();
                 let bb = data(k * ldb, 2);
-                gemm_nn(m, n, k, &ap, &bb, ldb, &mut c, ldc, init);
+                let offs: Vec<usize> = (0..k).map(|kk| kk * ldb).collect();
+                gemm_nn(m, n, k, &ap, &bb, &offs, &mut c, ldc, init);
                 for i in 0..m {
                     for j in 0..ldc {
                         let got = c[i * ldc + j];

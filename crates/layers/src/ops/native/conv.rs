@@ -9,7 +9,7 @@
 //! weight is trained, the forward keeps its unfolded input for the weight gradient (up to
 //! [`MAX_KEPT_COL`], in buffers recycled across steps) instead of unfolding twice.
 
-use super::gemm::{gemm_nt, with_scratch, Init, Lhs, Mat};
+use super::gemm::{gemm_nt, gemm_nt_gather, with_scratch, Init, Lhs, Mat};
 use crate::ops::ConvGeometry;
 use rayon::prelude::*;
 use std::sync::Mutex;
@@ -234,16 +234,182 @@ fn weights_t(g: &ConvGeometry, d: &Dims, w: &[f32]) -> Vec<Lhs> {
 /// `c = lhs @ b (init)`, on this thread or with the rows split over all of them.
 #[allow(clippy::too_many_arguments)]
 fn mul(lhs: &Lhs, n: usize, b: &[f32], c: &mut [f32], init: Init<'_>, threads: bool) {
-    if threads {
-        lhs.mul_par(n, b, n, c, n, init)
-    } else {
-        lhs.mul(n, b, n, c, n, init)
+    let offs: Vec<usize> = (0..lhs.k()).map(|kk| kk * n).collect();
+    lhs.mul_offsets(n, b, &offs, c, n, init, threads)
+}
+
+/// A stride-1 convolution as an implicit GEMM: with the input zero-padded to `hp x wp`,
+/// row `(c, ki, kj)` of the unfolded input is the padded image itself shifted by
+/// `c * hp * wp + ki * dh * wp + kj * dw`, so the product reads it in place (no im2col). The
+/// output is computed on the padded width: `n_grid = (oh - 1) * wp + ow` positions, whose
+/// columns `ow..wp` of each row are dropped afterwards. The input gradient is the same kind
+/// of product: a stride-1 convolution of the output gradient padded by `(k - 1) * d - p`
+/// with the flipped, transposed weight.
+struct Implicit {
+    /// Padding of the operand on each side, `[top/bottom, left/right]`.
+    pad: [usize; 2],
+    /// Padded operand size.
+    hp: usize,
+    wp: usize,
+    /// Result rows and columns (`oh x ow` forward, `h x w` for the input gradient).
+    rows: usize,
+    cols: usize,
+    /// Positions computed on the padded width.
+    n_grid: usize,
+    /// Offset of each row of the virtual unfolded operand in the padded operand.
+    offs: Vec<usize>,
+}
+
+impl Implicit {
+    /// `planes` padded planes of `h x w` padded by `pad`, convolved with a `kh x kw` kernel.
+    fn new(
+        planes: usize,
+        (h, w): (usize, usize),
+        pad: [usize; 2],
+        (kh, kw): (usize, usize),
+        dil: [usize; 2],
+    ) -> Self {
+        let (hp, wp) = (h + 2 * pad[0], w + 2 * pad[1]);
+        let (rows, cols) = (hp - (kh - 1) * dil[0], wp - (kw - 1) * dil[1]);
+        let mut offs = Vec::with_capacity(planes * kh * kw);
+        for c in 0..planes {
+            for ki in 0..kh {
+                for kj in 0..kw {
+                    offs.push(c * hp * wp + ki * dil[0] * wp + kj * dil[1]);
+                }
+            }
+        }
+        Self {
+            pad,
+            hp,
+            wp,
+            rows,
+            cols,
+            n_grid: (rows - 1) * wp + cols,
+            offs,
+        }
+    }
+
+    /// The forward of a stride-1, non-pointwise convolution.
+    fn forward(g: &ConvGeometry, d: &Dims) -> Option<Self> {
+        (g.p.stride == [1, 1] && !d.pointwise)
+            .then(|| Self::new(d.cg, (g.h, g.w), g.p.padding, (g.kh, g.kw), g.p.dilation))
+    }
+
+    /// The input gradient of a stride-1, non-pointwise convolution whose padding is at most
+    /// `(k - 1) * d` on each side.
+    fn input_grad(g: &ConvGeometry, d: &Dims) -> Option<Self> {
+        let p = &g.p;
+        let q = |k: usize, dil: usize, pad: usize| ((k - 1) * dil).checked_sub(pad);
+        match (
+            q(g.kh, p.dilation[0], p.padding[0]),
+            q(g.kw, p.dilation[1], p.padding[1]),
+        ) {
+            (Some(qh), Some(qw)) if p.stride == [1, 1] && !d.pointwise => Some(Self::new(
+                d.og,
+                (g.oh, g.ow),
+                [qh, qw],
+                (g.kh, g.kw),
+                p.dilation,
+            )),
+            _ => None,
+        }
+    }
+
+    /// Floats of the padded operand.
+    fn padded_len(&self, planes: usize) -> usize {
+        planes * self.hp * self.wp
+    }
+
+    /// `src` (`planes` planes of `(hp - 2 * pad) x (wp - 2 * pad)`) zero-padded into `dst`.
+    fn pad_into(&self, src: &[f32], planes: usize, dst: &mut [f32]) {
+        let (h, w) = (self.hp - 2 * self.pad[0], self.wp - 2 * self.pad[1]);
+        dst.fill(0.0);
+        for (c, plane) in src.chunks_exact(h * w).take(planes).enumerate() {
+            for (y, row) in plane.chunks_exact(w).enumerate() {
+                let o = c * self.hp * self.wp + (y + self.pad[0]) * self.wp + self.pad[1];
+                dst[o..o + w].copy_from_slice(row);
+            }
+        }
+    }
+
+    /// `dst[m, rows * cols] (init) lhs @ unfolded(src)`, `src` holding `planes` planes of
+    /// the unpadded operand.
+    #[allow(clippy::too_many_arguments)]
+    fn mul(
+        &self,
+        lhs: &Lhs,
+        src: &[f32],
+        planes: usize,
+        dst: &mut [f32],
+        m: usize,
+        init: Init<'_>,
+        threads: bool,
+    ) {
+        let n = self.rows * self.cols;
+        let padded = self.pad != [0, 0];
+        with_scratch(if padded { self.padded_len(planes) } else { 0 }, |xp| {
+            let xs: &[f32] = if padded {
+                self.pad_into(src, planes, xp);
+                xp
+            } else {
+                src
+            };
+            if self.wp == self.cols {
+                return lhs.mul_offsets(n, xs, &self.offs, dst, n, init, threads);
+            }
+            with_scratch(m * self.n_grid, |grid| {
+                lhs.mul_offsets(
+                    self.n_grid,
+                    xs,
+                    &self.offs,
+                    grid,
+                    self.n_grid,
+                    init,
+                    threads,
+                );
+                for (out, grid) in dst.chunks_exact_mut(n).zip(grid.chunks_exact(self.n_grid)) {
+                    for (o, r) in out.chunks_exact_mut(self.cols).enumerate() {
+                        r.copy_from_slice(&grid[o * self.wp..o * self.wp + self.cols]);
+                    }
+                }
+            })
+        })
     }
 }
 
+/// The weight of each group flipped and transposed for the implicit input gradient:
+/// `[cg, og * kh * kw]` with element `(c, (o, ki, kj))` = `w[o, c, kh - 1 - ki, kw - 1 - kj]`.
+fn weights_flipped(g: &ConvGeometry, d: &Dims, w: &[f32]) -> Vec<Lhs> {
+    let khw = g.kh * g.kw;
+    (0..g.p.groups)
+        .map(|grp| {
+            let wg = &w[grp * d.og * d.k..(grp + 1) * d.og * d.k];
+            let mut a = vec![0f32; d.cg * d.og * khw];
+            for c in 0..d.cg {
+                for o in 0..d.og {
+                    for t in 0..khw {
+                        a[(c * d.og + o) * khw + t] = wg[o * d.k + c * khw + (khw - 1 - t)];
+                    }
+                }
+            }
+            Lhs::new(
+                d.cg,
+                d.og * khw,
+                Mat {
+                    data: &a,
+                    rs: d.og * khw,
+                    cs: 1,
+                },
+            )
+        })
+        .collect()
+}
+
 /// Forward of one image: `x` `[c_in, h, w]` into `y` `[c_out, N]`. `kept`, when given, is
-/// this image's `[groups, K, N]` slice of the kept `col` (filled here); otherwise a scratch
-/// buffer is used. `threads`: split each product over the rayon threads.
+/// this image's `[groups, K, N]` slice of the kept `col` (filled here); otherwise the
+/// implicit product when there is one, or im2col into a scratch buffer. `threads`: split
+/// each product over the rayon threads.
 #[allow(clippy::too_many_arguments)]
 fn fwd_image(
     g: &ConvGeometry,
@@ -253,11 +419,23 @@ fn fwd_image(
     bias: Option<&[f32]>,
     y: &mut [f32],
     kept: Option<&mut [f32]>,
+    implicit: Option<&Implicit>,
     threads: bool,
 ) {
-    match kept {
-        Some(cols) => fwd_image_with(g, d, x, w, bias, y, cols, d.k * d.n, threads),
-        None => {
+    match (kept, implicit) {
+        (Some(cols), _) => fwd_image_with(g, d, x, w, bias, y, cols, d.k * d.n, threads),
+        (None, Some(im)) => {
+            for (grp, w) in w.iter().enumerate() {
+                let src = &x[grp * d.cg * d.hw..(grp + 1) * d.cg * d.hw];
+                let dst = &mut y[grp * d.og * d.n..(grp + 1) * d.og * d.n];
+                let init = match bias {
+                    Some(b) => Init::RowBias(&b[grp * d.og..(grp + 1) * d.og]),
+                    None => Init::Zero,
+                };
+                im.mul(w, src, d.cg, dst, d.og, init, threads);
+            }
+        }
+        (None, None) => {
             let scratch = if d.pointwise { 0 } else { d.k * d.n };
             with_scratch(scratch, |col| {
                 fwd_image_with(g, d, x, w, bias, y, col, 0, threads)
@@ -312,6 +490,10 @@ pub(crate) fn conv2d_fwd(
     let col_img = g.p.groups * d.k * d.n;
     let mut y = vec![0f32; g.b * y_img];
     let keep = keep_col && !d.pointwise && g.b * col_img <= MAX_KEPT_COL;
+    // Unfold only when the weight gradient will reuse the unfolded input; otherwise read the
+    // input in place when the convolution allows it.
+    let implicit = if keep { None } else { Implicit::forward(g, &d) };
+    let im = implicit.as_ref();
     let mut kept = keep.then(|| take_col(g.b * col_img));
     let w = weights(g, &d, w);
     let w = &w[..];
@@ -320,23 +502,23 @@ pub(crate) fn conv2d_fwd(
             .par_chunks_mut(y_img)
             .zip(x.par_chunks(x_img))
             .zip(cols.par_chunks_mut(col_img))
-            .for_each(|((y, x), c)| fwd_image(g, &d, x, w, bias, y, Some(c), false)),
+            .for_each(|((y, x), c)| fwd_image(g, &d, x, w, bias, y, Some(c), im, false)),
         (Some(cols), false) => {
             for ((y, x), c) in y
                 .chunks_mut(y_img)
                 .zip(x.chunks(x_img))
                 .zip(cols.chunks_mut(col_img))
             {
-                fwd_image(g, &d, x, w, bias, y, Some(c), true);
+                fwd_image(g, &d, x, w, bias, y, Some(c), im, true);
             }
         }
         (None, true) => y
             .par_chunks_mut(y_img)
             .zip(x.par_chunks(x_img))
-            .for_each(|(y, x)| fwd_image(g, &d, x, w, bias, y, None, false)),
+            .for_each(|(y, x)| fwd_image(g, &d, x, w, bias, y, None, im, false)),
         (None, false) => {
             for (y, x) in y.chunks_mut(y_img).zip(x.chunks(x_img)) {
-                fwd_image(g, &d, x, w, bias, y, None, true);
+                fwd_image(g, &d, x, w, bias, y, None, im, true);
             }
         }
     }
@@ -377,8 +559,34 @@ pub(crate) fn conv2d_bwd_input(g: &ConvGeometry, dy: &[f32], w: &[f32]) -> Vec<f
     let d = Dims::new(g);
     let (x_img, y_img) = (g.c_in * d.hw, g.c_out * d.n);
     let mut dx = vec![0f32; g.b * x_img];
+    // The implicit product when the padding it needs is no larger than the convolution's
+    // own (3x3 "same"); with less padding (a 5x5 "valid" convolution) it would mostly
+    // multiply zeros, and im2col + col2im is cheaper.
+    let implicit = Implicit::input_grad(g, &d)
+        .filter(|im| im.pad[0] <= g.p.padding[0] && im.pad[1] <= g.p.padding[1]);
+    let par = batch_parallel(g);
+    if let Some(im) = &implicit {
+        let wf = weights_flipped(g, &d, w);
+        let image = |(dx, dy): (&mut [f32], &[f32]), threads: bool| {
+            for (grp, wf) in wf.iter().enumerate() {
+                let src = &dy[grp * d.og * d.n..(grp + 1) * d.og * d.n];
+                let dst = &mut dx[grp * d.cg * d.hw..(grp + 1) * d.cg * d.hw];
+                im.mul(wf, src, d.og, dst, d.cg, Init::Zero, threads);
+            }
+        };
+        if par {
+            dx.par_chunks_mut(x_img)
+                .zip(dy.par_chunks(y_img))
+                .for_each(|p| image(p, false));
+        } else {
+            dx.chunks_mut(x_img)
+                .zip(dy.chunks(y_img))
+                .for_each(|p| image(p, true));
+        }
+        return dx;
+    }
     let wt = weights_t(g, &d, w);
-    if batch_parallel(g) {
+    if par {
         dx.par_chunks_mut(x_img)
             .zip(dy.par_chunks(y_img))
             .for_each(|(dx, dy)| bwd_input_image(g, &d, dy, &wt, dx, false));
@@ -388,6 +596,48 @@ pub(crate) fn conv2d_bwd_input(g: &ConvGeometry, dy: &[f32], w: &[f32]) -> Vec<f
         }
     }
     dx
+}
+
+/// [`bwd_weight_images`] without unfolding: each image is padded once and the product reads
+/// its shifted windows (see [`Implicit`]), with the output gradient spread over the padded
+/// width (zeros in the dropped columns). Returns `false`, doing nothing, when the kernels
+/// for it are not available or would not pay off (the caller unfolds instead).
+fn bwd_weight_implicit(
+    g: &ConvGeometry,
+    d: &Dims,
+    im: &Implicit,
+    x: &[f32],
+    dy: &[f32],
+    (i0, i1): (usize, usize),
+    dw: &mut [f32],
+) -> bool {
+    let (x_img, y_img) = (g.c_in * d.hw, g.c_out * d.n);
+    let (wp, ow) = (im.wp, im.cols);
+    // Position n of the padded-width grid is output (n / wp, n % wp), or a dropped column.
+    let grid: Vec<Option<usize>> = (0..im.n_grid)
+        .map(|n| (n % wp < ow).then(|| n / wp * ow + n % wp))
+        .collect();
+    let padded = im.pad != [0, 0];
+    with_scratch(if padded { im.padded_len(d.cg) } else { 0 }, |xp| {
+        for i in i0..i1 {
+            for grp in 0..g.p.groups {
+                let src = &x[i * x_img + grp * d.cg * d.hw..][..d.cg * d.hw];
+                let xs: &[f32] = if padded {
+                    im.pad_into(src, d.cg, xp);
+                    xp
+                } else {
+                    src
+                };
+                let dy = &dy[i * y_img + grp * d.og * d.n..][..d.og * d.n];
+                let at = |o: usize, n: usize| grid[n].map_or(0.0, |j| dy[o * d.n + j]);
+                let dw = &mut dw[grp * d.og * d.k..(grp + 1) * d.og * d.k];
+                if !gemm_nt_gather(d.og, d.k, im.n_grid, at, xs, &im.offs, dw, d.k) {
+                    return false;
+                }
+            }
+        }
+        true
+    })
 }
 
 /// Adds the weight gradient of images `i0..i1` into `dw` `[c_out, K]`; `kept` is the
@@ -404,6 +654,13 @@ fn bwd_weight_images(
 ) {
     let (x_img, y_img) = (g.c_in * d.hw, g.c_out * d.n);
     let col_img = g.p.groups * d.k * d.n;
+    if kept.is_none() {
+        if let Some(im) = Implicit::forward(g, d) {
+            if bwd_weight_implicit(g, d, &im, x, dy, (i0, i1), dw) {
+                return;
+            }
+        }
+    }
     let unfold = !d.pointwise && kept.is_none();
     with_scratch(if unfold { d.k * d.n } else { 0 }, |scratch| {
         for i in i0..i1 {

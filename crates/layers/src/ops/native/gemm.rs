@@ -145,40 +145,38 @@ impl Lhs {
         }
     }
 
-    /// `c[m, n] (=|+=) self @ b[k, n]`, `b` and `c` row-major with row strides `ldb`, `ldc`;
-    /// one thread.
-    pub(crate) fn mul(
-        &self,
-        n: usize,
-        b: &[f32],
-        ldb: usize,
-        c: &mut [f32],
-        ldc: usize,
-        init: Init<'_>,
-    ) {
-        self.mul_rows(0, self.m, n, b, ldb, c, ldc, init)
+    /// The inner dimension `k`.
+    pub(crate) fn k(&self) -> usize {
+        self.k
     }
 
-    /// [`Lhs::mul`] with the rows of `c` split over the rayon threads.
-    pub(crate) fn mul_par(
+    /// `c[m, n] (=|+=) self @ b[k, n]` where row `kk` of `b` is `b[offs[kk]..][..n]`, with
+    /// the rows of `c` split over the rayon threads when `threads`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn mul_offsets(
         &self,
         n: usize,
         b: &[f32],
-        ldb: usize,
+        offs: &[usize],
         c: &mut [f32],
         ldc: usize,
         init: Init<'_>,
+        threads: bool,
     ) {
-        let threads = rayon::current_num_threads();
+        let threads = if threads {
+            rayon::current_num_threads()
+        } else {
+            1
+        };
         if threads < 2 || self.m <= PANEL || n == 0 {
-            return self.mul(n, b, ldb, c, ldc, init);
+            return self.mul_rows(0, self.m, n, b, offs, c, ldc, init);
         }
         // Row blocks start at multiples of the panel height, where packed panels start.
         let per = self.m.div_ceil(threads).div_ceil(PANEL) * PANEL;
         let c = &mut c[..(self.m - 1) * ldc + n];
         c.par_chunks_mut(per * ldc).enumerate().for_each(|(i, c)| {
             let m0 = i * per;
-            self.mul_rows(m0, per.min(self.m - m0), n, b, ldb, c, ldc, init)
+            self.mul_rows(m0, per.min(self.m - m0), n, b, offs, c, ldc, init)
         });
     }
 
@@ -191,7 +189,7 @@ impl Lhs {
         rows: usize,
         n: usize,
         b: &[f32],
-        ldb: usize,
+        offs: &[usize],
         c: &mut [f32],
         ldc: usize,
         init: Init<'_>,
@@ -204,7 +202,7 @@ impl Lhs {
         };
         #[cfg(target_arch = "x86_64")]
         if self.packed {
-            return super::avx512::gemm_nn(rows, n, k, a, b, ldb, c, ldc, init);
+            return super::avx512::gemm_nn(rows, n, k, a, b, offs, c, ldc, init);
         }
         if rows == 0 || n == 0 {
             return;
@@ -214,18 +212,38 @@ impl Lhs {
                 c[i * ldc..i * ldc + n].fill(v);
             }
         }
+        let accumulate = !matches!(init, Init::Zero);
         let lhs = Mat {
             data: a,
             rs: k,
             cs: 1,
         };
-        let rhs = Mat {
-            data: b,
-            rs: ldb,
-            cs: 1,
-        };
-        let accumulate = !matches!(init, Init::Zero);
-        sgemm(rows, n, k, c, ldc, accumulate, lhs, rhs, Parallelism::None);
+        // `gemm` wants one row stride: use b in place when the offsets have one, gather the
+        // rows otherwise.
+        let ldb = if k > 1 { offs[1] - offs[0] } else { n };
+        if offs[..k]
+            .iter()
+            .enumerate()
+            .all(|(kk, &o)| o == offs[0] + kk * ldb)
+        {
+            let rhs = Mat {
+                data: &b[offs[0]..],
+                rs: ldb,
+                cs: 1,
+            };
+            return sgemm(rows, n, k, c, ldc, accumulate, lhs, rhs, Parallelism::None);
+        }
+        with_scratch(k * n, |rows_b| {
+            for (dst, &o) in rows_b.chunks_exact_mut(n).zip(offs) {
+                dst.copy_from_slice(&b[o..o + n]);
+            }
+            let rhs = Mat {
+                data: rows_b,
+                rs: n,
+                cs: 1,
+            };
+            sgemm(rows, n, k, c, ldc, accumulate, lhs, rhs, Parallelism::None)
+        })
     }
 }
 
@@ -248,17 +266,15 @@ pub(crate) fn gemm_nt(
     if m == 0 || n == 0 || len == 0 {
         return;
     }
-    // The transpose pays off for long, wide products (ResNet-20's first stage: 3x faster);
-    // for short or narrow ones (LeNet-5, the 8x8 maps) `gemm`'s own packing is as fast or
-    // faster (`cargo run --release -p convnets-bench --example op_profile`).
     #[cfg(target_arch = "x86_64")]
-    if super::avx512::available() && n >= 48 && len >= 256 {
+    if super::avx512::available() && transpose_pays(n, len) {
         use super::avx512;
         return with_scratch(m * len, |ap| {
             with_scratch(len * n, |bt| {
                 avx512::pack_a(m, len, a, lda, 1, ap);
                 avx512::transpose(n, len, b, ldb, bt, n);
-                avx512::gemm_nn(m, n, len, ap, bt, n, c, ldc, Init::Accumulate);
+                let offs: Vec<usize> = (0..len).map(|kk| kk * n).collect();
+                avx512::gemm_nn(m, n, len, ap, bt, &offs, c, ldc, Init::Accumulate);
             })
         });
     }
@@ -274,4 +290,44 @@ pub(crate) fn gemm_nt(
         cs: ldb,
     };
     sgemm(m, n, len, c, ldc, true, lhs, rhs, Parallelism::None);
+}
+
+/// With AVX-512 only: `c[m, n] += a[m, len] @ b[n, len]^T` where `a(i, l)` is `a_at(i, l)`
+/// and row `j` of `b` is `b[offs[j]..][..len]` (shifted windows of a padded image: the
+/// weight gradient of an implicit convolution, no im2col). Returns `false`, doing nothing,
+/// when the CPU lacks AVX-512 or the product is too small for the transpose to pay off.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_nt_gather(
+    m: usize,
+    n: usize,
+    len: usize,
+    a_at: impl Fn(usize, usize) -> f32,
+    b: &[f32],
+    offs: &[usize],
+    c: &mut [f32],
+    ldc: usize,
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if super::avx512::available() && transpose_pays(n, len) {
+        use super::avx512;
+        with_scratch(m * len, |ap| {
+            with_scratch(len * n, |bt| {
+                avx512::pack_a_with(m, len, &a_at, ap);
+                avx512::transpose_rows(n, len, b, offs, bt, n);
+                let rows: Vec<usize> = (0..len).map(|l| l * n).collect();
+                avx512::gemm_nn(m, n, len, ap, bt, &rows, c, ldc, Init::Accumulate);
+            })
+        });
+        return true;
+    }
+    let _ = (m, n, len, a_at, b, offs, c, ldc);
+    false
+}
+
+/// Whether a product `[m, len] @ [n, len]^T` runs faster transposed into the register-blocked
+/// kernel than in `gemm`: long, wide products (ResNet-20's first stage: 3x faster); for short
+/// or narrow ones (LeNet-5, the 8x8 maps) `gemm`'s own packing is as fast or faster
+/// (`cargo run --release -p convnets-bench --example op_profile`).
+fn transpose_pays(n: usize, len: usize) -> bool {
+    n >= 48 && len >= 256
 }

@@ -240,10 +240,12 @@ pub fn time_case(r: &Recipe, data_dir: Option<&Path>, seconds: f64) -> Result<Ca
         }
     }
     let infer_budget = Duration::from_secs_f64(seconds / 3.0);
-    model.forward_t(&d.test_images, false)?;
+    // Without recording the graph, as PyTorch's twin runs under `torch.no_grad()`.
+    let infer = || convnets::layers::no_grad(|| model.forward_t(&d.test_images, false));
+    infer()?;
     let (mut inferred, start) = (0usize, Instant::now());
     while start.elapsed() < infer_budget || inferred == 0 {
-        let y = model.forward_t(&d.test_images, false)?;
+        let y = infer()?;
         y.sum_all()?.to_scalar::<f32>()?;
         inferred += d.test_images.dims()[0];
     }

@@ -1,5 +1,6 @@
 //! `Conv2d` with PyTorch's arguments and default initialisation.
 
+use crate::grad::param;
 use crate::init::pytorch_default;
 use crate::layer::{label, Layer};
 use crate::ops::{self, Conv2dParams};
@@ -179,7 +180,8 @@ impl Module for Conv2d {
             dilation: self.cfg.dilation,
             groups: self.cfg.groups,
         };
-        let y = ops::conv2d(x, &self.weight, self.bias.as_ref(), &p)?;
+        let (w, b) = (param(&self.weight), self.bias.as_ref().map(param));
+        let y = ops::conv2d(x, &w, b.as_ref(), &p)?;
         if summary::tracing() {
             let (_, c_in_g, kh, kw) = self.weight.dims4()?;
             let mut params = vec![("weight", &self.weight)];

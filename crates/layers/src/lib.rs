@@ -24,6 +24,7 @@
 pub mod activation;
 pub mod container;
 pub mod conv;
+pub mod grad;
 pub mod init;
 pub mod layer;
 pub mod linear;
@@ -36,6 +37,7 @@ pub mod summary;
 pub use activation::{set_seed, Dropout, Flatten, Relu};
 pub use container::Sequential;
 pub use conv::{conv2d, conv2d_rect, conv_out_size, Conv2d, Conv2dConfig};
+pub use grad::{grad_enabled, no_grad};
 pub use init::{pytorch_default_bound, Rng};
 pub use layer::{named_children, named_modules, Layer, Named};
 pub use linear::{linear, linear_b, Linear};

@@ -1,5 +1,6 @@
 //! `Linear` with PyTorch's default initialisation and a name.
 
+use crate::grad::param;
 use crate::init::pytorch_default;
 use crate::layer::{label, Layer};
 use crate::summary;
@@ -68,7 +69,8 @@ impl Module for Linear {
             )
         }
         let rows = x.elem_count() / n_in.max(1);
-        let y = crate::ops::linear(x, &self.weight, self.bias.as_ref())?;
+        let (w, b) = (param(&self.weight), self.bias.as_ref().map(param));
+        let y = crate::ops::linear(x, &w, b.as_ref())?;
         if summary::tracing() {
             let mut params = vec![("weight", &self.weight)];
             if let Some(b) = &self.bias {

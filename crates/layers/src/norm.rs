@@ -1,6 +1,7 @@
 //! Normalisation layers: PyTorch's `nn.BatchNorm2d` and `nn.LocalResponseNorm` (AlexNet's LRN,
 //! seed 002).
 
+use crate::grad::param;
 use crate::layer::{label, Layer};
 use crate::summary;
 use candle_core::{DType, Module, ModuleT, Result, Tensor, Var};
@@ -148,7 +149,10 @@ impl BatchNorm2d {
         let xhat = x
             .broadcast_sub(mean)?
             .broadcast_div(&(var + self.cfg.eps)?.sqrt()?)?;
-        match (&self.weight, &self.bias) {
+        match (
+            self.weight.as_ref().map(param),
+            self.bias.as_ref().map(param),
+        ) {
             (Some(w), Some(b)) => xhat
                 .broadcast_mul(&w.reshape((1, c, 1, 1))?)?
                 .broadcast_add(&b.reshape((1, c, 1, 1))?),
@@ -183,9 +187,12 @@ impl ModuleT for BatchNorm2d {
                     x.dims()
                 )
             }
-            let (y, mean, var) = match (&self.weight, &self.bias) {
+            let (y, mean, var) = match (
+                self.weight.as_ref().map(param),
+                self.bias.as_ref().map(param),
+            ) {
                 // One fused op (our CPU kernel, candle's composition elsewhere).
-                (Some(wt), Some(bs)) => crate::ops::batch_norm2d_train(x, wt, bs, self.cfg.eps)?,
+                (Some(wt), Some(bs)) => crate::ops::batch_norm2d_train(x, &wt, &bs, self.cfg.eps)?,
                 _ => {
                     let mean = (x.sum_keepdim((0, 2, 3))? / n as f64)?; // [1, c, 1, 1]
                     let centred = x.broadcast_sub(&mean)?;

@@ -190,7 +190,7 @@ pub fn evaluate(model: &dyn Model, batcher: &Batcher) -> Result<EvalResult> {
     for batch in batcher.epoch(0) {
         let batch = batch?;
         let b = batch.labels.dims1()?;
-        let logits = model.forward_t(&batch.images, false)?.detach();
+        let logits = convnets_layers::no_grad(|| model.forward_t(&batch.images, false))?;
         loss += cross_entropy(&logits, &batch.labels)?.to_scalar::<f32>()? as f64 * b as f64;
         let pred = logits.argmax(1)?;
         correct += pred

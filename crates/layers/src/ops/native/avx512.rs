@@ -512,6 +512,69 @@ unsafe fn max2x2_bwd_row_imp(
     }
 }
 
+/// One output row of 2x2 stride-2 average pooling: `out[j] = ((r0[2j] + r0[2j + 1]) +
+/// (r1[2j] + r1[2j + 1])) * 0.25`, the same association as the scalar loop.
+///
+/// # Panics
+/// If AVX-512F is not available or `r0`/`r1` are shorter than `2 * out.len()`.
+pub(crate) fn avg2x2_row(r0: &[f32], r1: &[f32], out: &mut [f32]) {
+    let ow = out.len();
+    assert!(available(), "avg2x2_row: AVX-512F is not available");
+    assert!(
+        r0.len() >= 2 * ow && r1.len() >= 2 * ow,
+        "avg2x2_row: input rows too short"
+    );
+    // SAFETY: AVX-512F checked; chunk o0..o0 + cnt reads 2 * cnt floats from 2 * o0 of
+    // each input row and writes cnt floats from o0 of `out`, inside the slices.
+    unsafe { avg2x2_row_imp(r0.as_ptr(), r1.as_ptr(), out.as_mut_ptr(), ow) }
+}
+
+#[target_feature(enable = "avx512f")]
+unsafe fn avg2x2_row_imp(r0: *const f32, r1: *const f32, out: *mut f32, ow: usize) {
+    // SAFETY: see avg2x2_row.
+    unsafe {
+        let quarter = _mm512_set1_ps(0.25);
+        for o0 in (0..ow).step_by(16) {
+            let cnt = (ow - o0).min(16);
+            let (a, b) = deinterleave(r0.add(2 * o0), cnt);
+            let (c, e) = deinterleave(r1.add(2 * o0), cnt);
+            let s = _mm512_add_ps(_mm512_add_ps(a, b), _mm512_add_ps(c, e));
+            _mm512_mask_storeu_ps(out.add(o0), tail_mask(cnt), _mm512_mul_ps(s, quarter));
+        }
+    }
+}
+
+/// Backward of [`avg2x2_row`]: `dy[j] * 0.25` into the four elements of window `j` (writes
+/// `2 * dy.len()` floats of `d0` and `d1`).
+///
+/// # Panics
+/// If AVX-512F is not available or a row is shorter than `2 * dy.len()`.
+pub(crate) fn avg2x2_bwd_row(dy: &[f32], d0: &mut [f32], d1: &mut [f32]) {
+    let ow = dy.len();
+    assert!(available(), "avg2x2_bwd_row: AVX-512F is not available");
+    assert!(
+        d0.len() >= 2 * ow && d1.len() >= 2 * ow,
+        "avg2x2_bwd_row: rows too short"
+    );
+    // SAFETY: AVX-512F checked; chunk o0..o0 + cnt reads cnt floats from o0 of `dy` and
+    // writes 2 * cnt floats from 2 * o0 of each row, inside the slices.
+    unsafe { avg2x2_bwd_row_imp(dy.as_ptr(), d0.as_mut_ptr(), d1.as_mut_ptr(), ow) }
+}
+
+#[target_feature(enable = "avx512f")]
+unsafe fn avg2x2_bwd_row_imp(dy: *const f32, d0: *mut f32, d1: *mut f32, ow: usize) {
+    // SAFETY: see avg2x2_bwd_row.
+    unsafe {
+        let quarter = _mm512_set1_ps(0.25);
+        for o0 in (0..ow).step_by(16) {
+            let cnt = (ow - o0).min(16);
+            let g = _mm512_mul_ps(_mm512_maskz_loadu_ps(tail_mask(cnt), dy.add(o0)), quarter);
+            interleave(d0.add(2 * o0), g, g, cnt);
+            interleave(d1.add(2 * o0), g, g, cnt);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -676,6 +739,36 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    /// Average pooling rows against the scalar formula, odd widths included.
+    #[test]
+    fn avg2x2_rows() {
+        if !available() {
+            return;
+        }
+        for ow in [1usize, 5, 16, 17, 40] {
+            let r0 = data(2 * ow, 21);
+            let r1 = data(2 * ow, 22);
+            let mut out = vec![7.0; ow];
+            avg2x2_row(&r0, &r1, &mut out);
+            let dy = data(ow, 23);
+            let (mut d0, mut d1) = (vec![7.0; 2 * ow + 1], vec![7.0; 2 * ow + 1]);
+            avg2x2_bwd_row(&dy, &mut d0, &mut d1);
+            for j in 0..ow {
+                let want = ((r0[2 * j] + r0[2 * j + 1]) + (r1[2 * j] + r1[2 * j + 1])) * 0.25;
+                assert_eq!(out[j], want, "ow {ow} out[{j}]");
+                for d in [&d0, &d1] {
+                    assert_eq!(d[2 * j], dy[j] * 0.25);
+                    assert_eq!(d[2 * j + 1], dy[j] * 0.25);
+                }
+            }
+            assert_eq!(
+                (d0[2 * ow], d1[2 * ow]),
+                (7.0, 7.0),
+                "wrote past the window"
+            );
         }
     }
 }

@@ -194,6 +194,13 @@ pub(crate) fn avg_fwd(x: &[f32], d: &PoolDims, p: &Pool2dParams) -> Vec<f32> {
             .with_min_len(min_planes(d))
             .for_each(|(out, plane)| {
                 for (oy, out) in out.chunks_exact_mut(d.ow).enumerate() {
+                    #[cfg(target_arch = "x86_64")]
+                    if p.kernel == [2, 2] && super::avx512::available() {
+                        let r0 = &plane[2 * oy * d.w..][..2 * d.ow];
+                        let r1 = &plane[(2 * oy + 1) * d.w..][..2 * d.ow];
+                        super::avx512::avg2x2_row(r0, r1, out);
+                        continue;
+                    }
                     for ky in 0..kh {
                         let row = &plane[(oy * kh + ky) * d.w..][..d.ow * kw];
                         if kw == 2 {
@@ -245,6 +252,16 @@ pub(crate) fn avg_bwd(dy: &[f32], d: &PoolDims, p: &Pool2dParams) -> Vec<f32> {
             .with_min_len(min_planes(d))
             .for_each(|(dx, dy)| {
                 for (oy, dy) in dy.chunks_exact(d.ow).enumerate() {
+                    #[cfg(target_arch = "x86_64")]
+                    if p.kernel == [2, 2] && super::avx512::available() {
+                        let (d0, rest) = dx[2 * oy * d.w..].split_at_mut(d.w);
+                        super::avx512::avg2x2_bwd_row(
+                            dy,
+                            &mut d0[..2 * d.ow],
+                            &mut rest[..2 * d.ow],
+                        );
+                        continue;
+                    }
                     for ky in 0..kh {
                         let row = &mut dx[(oy * kh + ky) * d.w..][..d.ow * kw];
                         for (win, g) in row.chunks_exact_mut(kw).zip(dy) {

@@ -43,19 +43,6 @@ pub(crate) fn pack_a(m: usize, k: usize, data: &[f32], rs: usize, cs: usize, out
     }
 }
 
-/// [`pack_a`] from a function: element `(i, kk)` of `a` is `at(i, kk)`.
-pub(crate) fn pack_a_with(m: usize, k: usize, at: impl Fn(usize, usize) -> f32, out: &mut [f32]) {
-    let mut o = out[..m * k].iter_mut();
-    for m0 in (0..m).step_by(MR) {
-        let rows = (m - m0).min(MR);
-        for kk in 0..k {
-            for (i, o) in (&mut o).take(rows).enumerate() {
-                *o = at(m0 + i, kk);
-            }
-        }
-    }
-}
-
 #[inline(always)]
 fn tail_mask(valid: usize) -> __mmask16 {
     if valid >= 16 {

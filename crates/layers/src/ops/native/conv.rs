@@ -619,30 +619,36 @@ fn bwd_weight_implicit(
 ) -> bool {
     let (x_img, y_img) = (g.c_in * d.hw, g.c_out * d.n);
     let (wp, ow) = (im.wp, im.cols);
-    // Position n of the padded-width grid is output (n / wp, n % wp), or a dropped column.
-    let grid: Vec<Option<usize>> = (0..im.n_grid)
-        .map(|n| (n % wp < ow).then(|| n / wp * ow + n % wp))
-        .collect();
     let padded = im.pad != [0, 0];
     with_scratch(if padded { im.padded_len(d.cg) } else { 0 }, |xp| {
-        for i in i0..i1 {
-            for grp in 0..g.p.groups {
-                let src = &x[i * x_img + grp * d.cg * d.hw..][..d.cg * d.hw];
-                let xs: &[f32] = if padded {
-                    im.pad_into(src, d.cg, xp);
-                    xp
-                } else {
-                    src
-                };
-                let dy = &dy[i * y_img + grp * d.og * d.n..][..d.og * d.n];
-                let at = |o: usize, n: usize| grid[n].map_or(0.0, |j| dy[o * d.n + j]);
-                let dw = &mut dw[grp * d.og * d.k..(grp + 1) * d.og * d.k];
-                if !gemm_nt_gather(d.og, d.k, im.n_grid, at, xs, &im.offs, dw, d.k) {
-                    return false;
+        // The output gradient spread over the padded width, zeros in the dropped columns.
+        with_scratch(d.og * im.n_grid, |dyg| {
+            dyg.fill(0.0);
+            for i in i0..i1 {
+                for grp in 0..g.p.groups {
+                    let src = &x[i * x_img + grp * d.cg * d.hw..][..d.cg * d.hw];
+                    let xs: &[f32] = if padded {
+                        im.pad_into(src, d.cg, xp);
+                        xp
+                    } else {
+                        src
+                    };
+                    let dy = &dy[i * y_img + grp * d.og * d.n..][..d.og * d.n];
+                    for (row, dy) in dyg.chunks_exact_mut(im.n_grid).zip(dy.chunks_exact(d.n)) {
+                        for (r, dy) in row.chunks_mut(wp).zip(dy.chunks_exact(ow)) {
+                            r[..ow].copy_from_slice(dy);
+                        }
+                    }
+                    let dw = &mut dw[grp * d.og * d.k..(grp + 1) * d.og * d.k];
+                    let done =
+                        gemm_nt_gather(d.og, d.k, im.n_grid, dyg, im.n_grid, xs, &im.offs, dw, d.k);
+                    if !done {
+                        return false;
+                    }
                 }
             }
-        }
-        true
+            true
+        })
     })
 }
 

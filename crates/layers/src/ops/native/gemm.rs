@@ -292,16 +292,17 @@ pub(crate) fn gemm_nt(
     sgemm(m, n, len, c, ldc, true, lhs, rhs, Parallelism::None);
 }
 
-/// With AVX-512 only: `c[m, n] += a[m, len] @ b[n, len]^T` where `a(i, l)` is `a_at(i, l)`
-/// and row `j` of `b` is `b[offs[j]..][..len]` (shifted windows of a padded image: the
-/// weight gradient of an implicit convolution, no im2col). Returns `false`, doing nothing,
-/// when the CPU lacks AVX-512 or the product is too small for the transpose to pay off.
+/// With AVX-512 only: `c[m, n] += a[m, len] @ b[n, len]^T` (`a` with row stride `lda`) where
+/// row `j` of `b` is `b[offs[j]..][..len]` (shifted windows of a padded image: the weight
+/// gradient of an implicit convolution, no im2col). Returns `false`, doing nothing, when the
+/// CPU lacks AVX-512 or the product is too small for the transpose to pay off.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm_nt_gather(
     m: usize,
     n: usize,
     len: usize,
-    a_at: impl Fn(usize, usize) -> f32,
+    a: &[f32],
+    lda: usize,
     b: &[f32],
     offs: &[usize],
     c: &mut [f32],
@@ -312,7 +313,7 @@ pub(crate) fn gemm_nt_gather(
         use super::avx512;
         with_scratch(m * len, |ap| {
             with_scratch(len * n, |bt| {
-                avx512::pack_a_with(m, len, &a_at, ap);
+                avx512::pack_a(m, len, a, lda, 1, ap);
                 avx512::transpose_rows(n, len, b, offs, bt, n);
                 let rows: Vec<usize> = (0..len).map(|l| l * n).collect();
                 avx512::gemm_nn(m, n, len, ap, bt, &rows, c, ldc, Init::Accumulate);
@@ -320,7 +321,7 @@ pub(crate) fn gemm_nt_gather(
         });
         return true;
     }
-    let _ = (m, n, len, a_at, b, offs, c, ldc);
+    let _ = (m, n, len, a, lda, b, offs, c, ldc);
     false
 }
 

@@ -15,6 +15,17 @@ fn run(f: BnFn, x: &Var, g: &Var, b: &Var, r: &Tensor) -> Vec<Vec<f32>> {
     vec![flat(&y), flat(&mean), flat(&var), grad(x), grad(g), grad(b)]
 }
 
+/// The reference batch norm, then candle's ReLU.
+fn reference_bn_relu(
+    x: &Tensor,
+    g: &Tensor,
+    b: &Tensor,
+    eps: f64,
+) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
+    let (y, mean, var) = reference::batch_norm2d_train(x, g, b, eps)?;
+    Ok((y.relu()?, mean, var))
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(40))]
     #[test]
@@ -27,12 +38,19 @@ proptest! {
         let g = Var::from_tensor(&t(&[c], 1.0)).unwrap();
         let bb = Var::from_tensor(&t(&[c], 0.0)).unwrap();
         let r = t(&[b, c, h, w], 0.0);
-        let got = run(native::batch_norm2d_train, &x, &g, &bb, &r);
-        let want = run(reference::batch_norm2d_train, &x, &g, &bb, &r);
-        for (what, (a, e)) in ["y", "mean", "var", "dx", "dgamma", "dbeta"].iter().zip(got.iter().zip(&want)) {
-            prop_assert_eq!(a.len(), e.len());
-            for (i, (p, q)) in a.iter().zip(e).enumerate() {
-                prop_assert!((p - q).abs() <= 2e-4 * (1.0 + q.abs()), "{} [{}]: {} vs {}", what, i, p, q);
+        // Plain, and with the fused ReLU against the reference followed by candle's relu.
+        let pairs: [(BnFn, BnFn, &str); 2] = [
+            (native::batch_norm2d_train, reference::batch_norm2d_train, "bn"),
+            (native::batch_norm2d_relu_train, reference_bn_relu, "bn+relu"),
+        ];
+        for (native_fn, reference_fn, name) in pairs {
+            let got = run(native_fn, &x, &g, &bb, &r);
+            let want = run(reference_fn, &x, &g, &bb, &r);
+            for (what, (a, e)) in ["y", "mean", "var", "dx", "dgamma", "dbeta"].iter().zip(got.iter().zip(&want)) {
+                prop_assert_eq!(a.len(), e.len());
+                for (i, (p, q)) in a.iter().zip(e).enumerate() {
+                    prop_assert!((p - q).abs() <= 2e-4 * (1.0 + q.abs()), "{} {} [{}]: {} vs {}", name, what, i, p, q);
+                }
             }
         }
     }

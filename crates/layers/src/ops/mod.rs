@@ -165,6 +165,28 @@ pub fn batch_norm2d_train(
     }
 }
 
+/// [`batch_norm2d_train`] followed by ReLU: `(relu(y), batch_mean, batch_var)`. On the CPU
+/// it is one op (the ReLU inside the normalisation pass, its gradient mask inside the
+/// backward), which saves a pass over the activation each way and a gradient for autograd to
+/// accumulate; elsewhere the composition.
+pub fn batch_norm2d_relu_train(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    eps: f64,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let native = use_native_pool(x)
+        && weight.dtype() == DType::F32
+        && bias.dtype() == DType::F32
+        && x.rank() == 4;
+    if native {
+        native::batch_norm2d_relu_train(x, weight, bias, eps)
+    } else {
+        let (y, mean, var) = reference::batch_norm2d_train(x, weight, bias, eps)?;
+        Ok((y.relu()?, mean, var))
+    }
+}
+
 fn use_native_pool(x: &Tensor) -> bool {
     kernels() == Kernels::Native && x.device().is_cpu() && x.dtype() == DType::F32
 }

@@ -833,6 +833,27 @@ pub fn batch_norm2d_train(
     bias: &Tensor,
     eps: f64,
 ) -> Result<(Tensor, Tensor, Tensor)> {
+    batch_norm2d_train_op(x, weight, bias, eps, false)
+}
+
+/// [`batch_norm2d_train`] followed by ReLU in the same op (see
+/// [`crate::ops::batch_norm2d_relu_train`]).
+pub fn batch_norm2d_relu_train(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    eps: f64,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    batch_norm2d_train_op(x, weight, bias, eps, true)
+}
+
+fn batch_norm2d_train_op(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    eps: f64,
+    relu: bool,
+) -> Result<(Tensor, Tensor, Tensor)> {
     let (b, c, h, w) = x.dims4()?;
     if weight.dims() != [c] || bias.dims() != [c] {
         bail!(
@@ -861,6 +882,7 @@ pub fn batch_norm2d_train(
         dims: (b, c, hw),
         mean: mean.clone(),
         invstd,
+        relu,
     };
     let y = x.apply_op3(&weight.contiguous()?, &bias.contiguous()?, op)?;
     let dev = x.device();
@@ -877,6 +899,8 @@ struct BatchNormTrain {
     dims: (usize, usize, usize),
     mean: Vec<f32>,
     invstd: Vec<f32>,
+    /// Apply ReLU to the output (and mask the gradient by it).
+    relu: bool,
 }
 
 impl CustomOp3 for BatchNormTrain {
@@ -907,7 +931,7 @@ impl CustomOp3 for BatchNormTrain {
             .map(|ch| beta[ch] - self.mean[ch] * scale[ch])
             .collect();
         Ok((
-            CpuStorage::F32(norm::scale_shift(x, &scale, &shift, c, hw)),
+            CpuStorage::F32(norm::scale_shift(x, &scale, &shift, c, hw, self.relu)),
             l1.shape().clone(),
         ))
     }
@@ -917,11 +941,17 @@ impl CustomOp3 for BatchNormTrain {
         x: &Tensor,
         gamma: &Tensor,
         _beta: &Tensor,
-        _res: &Tensor,
+        res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (b, c, hw) = self.dims;
         let grad = grad.contiguous()?;
+        // Through the fused ReLU first: the gradient where the output is positive.
+        let grad = if self.relu {
+            res.apply_op2_no_bwd(&grad, &ReluGrad)?
+        } else {
+            grad
+        };
         let g = gamma.to_vec1::<f32>()?;
         // Read x and dy in place (no copies of the two largest tensors).
         let (xs, xl) = x.storage_and_layout();

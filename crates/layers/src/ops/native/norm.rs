@@ -61,13 +61,14 @@ pub(crate) fn channel_stats(x: &[f32], b: usize, c: usize, hw: usize) -> (Vec<f3
     stats.into_iter().unzip()
 }
 
-/// `y = x * scale[ch] + shift[ch]`, parallel over images.
+/// `y = x * scale[ch] + shift[ch]`, then `max(y, 0)` when `relu`, parallel over images.
 pub(crate) fn scale_shift(
     x: &[f32],
     scale: &[f32],
     shift: &[f32],
     c: usize,
     hw: usize,
+    relu: bool,
 ) -> Vec<f32> {
     let mut y = vec![0f32; x.len()];
     y.par_chunks_mut(c * hw)
@@ -75,8 +76,16 @@ pub(crate) fn scale_shift(
         .for_each(|(y, x)| {
             for ch in 0..c {
                 let (s, t) = (scale[ch], shift[ch]);
-                for (o, &v) in y[ch * hw..][..hw].iter_mut().zip(&x[ch * hw..][..hw]) {
-                    *o = v * s + t;
+                let (y, x) = (&mut y[ch * hw..][..hw], &x[ch * hw..][..hw]);
+                if relu {
+                    // candle's and our ReLU: max(v, 0), NaN becomes 0.
+                    for (o, &v) in y.iter_mut().zip(x) {
+                        *o = (v * s + t).max(0.0);
+                    }
+                } else {
+                    for (o, &v) in y.iter_mut().zip(x) {
+                        *o = v * s + t;
+                    }
                 }
             }
         });

@@ -59,6 +59,15 @@ pub fn relu(x: &candle_core::Tensor) -> candle_core::Result<candle_core::Tensor>
     ops::relu(x)
 }
 
+/// `max(a + b, 0)` (`torch.relu(a + b)`), through [`ops::add_relu`]: the join of a residual
+/// block in one op.
+pub fn add_relu(
+    a: &candle_core::Tensor,
+    b: &candle_core::Tensor,
+) -> candle_core::Result<candle_core::Tensor> {
+    ops::add_relu(a, b)
+}
+
 /// Flattens every dimension after the first: `[b, ...] -> [b, prod(...)]`.
 pub fn flatten(x: &candle_core::Tensor) -> candle_core::Result<candle_core::Tensor> {
     x.flatten_from(1)

@@ -79,3 +79,43 @@ fn rejects_other_dtypes() {
         [1., 0.]
     );
 }
+
+/// `add_relu`: the fused residual join against candle's `(a + b).relu()`, values and both
+/// gradients, small and past the threading threshold; at `a + b == 0` no gradient flows
+/// (PyTorch's rule; candle's relu would pass it, so those elements are compared separately).
+#[test]
+fn add_relu_matches_reference() {
+    let dev = Device::Cpu;
+    for (n, seed) in [(37usize, 1u64), ((1 << 18) + 5, 2)] {
+        let mut rng = convnets_layers::Rng::new(seed);
+        let mut av = rng.normal(n, 0.0, 1.0);
+        let bv = rng.normal(n, 0.0, 1.0);
+        av[0] = -bv[0]; // exactly zero sum
+        let r = Tensor::from_vec(rng.normal(n, 0.0, 1.0), n, &dev).unwrap();
+        let a = Var::from_vec(av.clone(), n, &dev).unwrap();
+        let b = Var::from_vec(bv.clone(), n, &dev).unwrap();
+        let y = native::add_relu(a.as_tensor(), b.as_tensor()).unwrap();
+        let grads = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let (y, ga, gb) = (
+            flat(&y),
+            flat(grads.get(a.as_tensor()).unwrap()),
+            flat(grads.get(b.as_tensor()).unwrap()),
+        );
+        let want_y = flat(&(a.as_tensor() + b.as_tensor()).unwrap().relu().unwrap());
+        let rv = flat(&r);
+        for i in 0..n {
+            assert_eq!(y[i], want_y[i], "y[{i}]");
+            let want_g = if want_y[i] > 0.0 { rv[i] } else { 0.0 };
+            assert_eq!((ga[i], gb[i]), (want_g, want_g), "gradients [{i}]");
+        }
+        assert_eq!((y[0], ga[0]), (0.0, 0.0));
+    }
+    let err = native::add_relu(
+        &Tensor::zeros(3, candle_core::DType::F32, &dev).unwrap(),
+        &Tensor::zeros(4, candle_core::DType::F32, &dev).unwrap(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("[3]") && err.contains("[4]"), "{err}");
+}

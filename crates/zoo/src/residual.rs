@@ -52,7 +52,7 @@ impl Module for ResidualBlock {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let y = convnets_layers::relu(&self.conv1.forward(x)?)?; // [b, c, h, w]
         let y = self.conv2.forward(&y)?; // [b, c, h, w]
-        convnets_layers::relu(&(x + y)?) // [b, c, h, w]
+        convnets_layers::add_relu(x, &y) // [b, c, h, w]
     }
 }
 

@@ -233,7 +233,7 @@ impl ModuleT for BasicBlock {
             Some(d) => d.forward_t(x, train)?, // [b, planes, h/s, w/s]
             None => x.clone(),
         };
-        convnets_layers::relu(&(y + identity)?)
+        convnets_layers::add_relu(&y, &identity)
     }
 }
 
@@ -302,7 +302,7 @@ impl ModuleT for Bottleneck {
             Some(d) => d.forward_t(x, train)?, // [b, 4·planes, h/s, w/s]
             None => x.clone(),
         };
-        convnets_layers::relu(&(y + identity)?)
+        convnets_layers::add_relu(&y, &identity)
     }
 }
 

@@ -117,6 +117,17 @@ pub fn relu(x: &Tensor) -> Result<Tensor> {
     }
 }
 
+/// `max(a + b, 0)` for two tensors of the same shape: the join of a residual block. The
+/// native kernel is one pass forward and one backward (the same masked gradient for both
+/// inputs); the reference is candle's `(a + b).relu()`.
+pub fn add_relu(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    if use_native_pool(a) && b.dtype() == DType::F32 && b.device().is_cpu() {
+        native::add_relu(a, b)
+    } else {
+        reference::relu(&(a + b)?)
+    }
+}
+
 /// Mean cross-entropy of `logits` `[b, classes]` against integer class `labels` `[b]`
 /// (`u8`, `u32` or `i64`): `torch.nn.functional.cross_entropy` with the default mean
 /// reduction, as a scalar. The native kernel fuses log-softmax and the negative log-likelihood

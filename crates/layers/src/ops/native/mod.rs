@@ -544,6 +544,55 @@ impl CustomOp1 for Relu {
     }
 }
 
+/// `max(a + b, 0)` through the native kernels (see [`crate::ops::add_relu`]).
+pub fn add_relu(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    if a.dims() != b.dims() {
+        bail!(
+            "add_relu: operands have different shapes {:?} and {:?}",
+            a.dims(),
+            b.dims()
+        )
+    }
+    a.contiguous()?.apply_op2(&b.contiguous()?, AddRelu)
+}
+
+/// `(a, b) -> max(a + b, 0)`.
+struct AddRelu;
+
+impl CustomOp2 for AddRelu {
+    fn name(&self) -> &'static str {
+        "convnets-add-relu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (a, b) = (f32_data(s1, l1, "add_relu")?, f32_data(s2, l2, "add_relu")?);
+        check_len(b, a.len(), "add_relu", "second operand")?;
+        Ok((
+            CpuStorage::F32(relu::add_relu_fwd(a, b)),
+            l1.shape().clone(),
+        ))
+    }
+
+    fn bwd(
+        &self,
+        _a: &Tensor,
+        _b: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let g = res
+            .contiguous()?
+            .apply_op2_no_bwd(&grad.contiguous()?, &ReluGrad)?;
+        Ok((Some(g.clone()), Some(g)))
+    }
+}
+
 /// ReLU gradient `(y, dy) -> dx`.
 struct ReluGrad;
 

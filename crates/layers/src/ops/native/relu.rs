@@ -23,6 +23,21 @@ pub(crate) fn relu_fwd(x: &[f32]) -> Vec<f32> {
     y
 }
 
+/// `max(a + b, 0)` (NaN becomes 0, as in [`relu_fwd`]).
+pub(crate) fn add_relu_fwd(a: &[f32], b: &[f32]) -> Vec<f32> {
+    let f = |(&a, &b): (&f32, &f32)| (a + b).max(0.0);
+    if a.len() < SERIAL {
+        return a.iter().zip(b).map(f).collect();
+    }
+    let mut y = Vec::new();
+    a.par_iter()
+        .zip(b)
+        .with_min_len(CHUNK)
+        .map(f)
+        .collect_into_vec(&mut y);
+    y
+}
+
 /// `dy * (y > 0)` (PyTorch's `threshold_backward`), from the forward's output `y`.
 pub(crate) fn relu_bwd(y: &[f32], dy: &[f32]) -> Vec<f32> {
     let f = |(&y, &g): (&f32, &f32)| if y > 0.0 { g } else { 0.0 };

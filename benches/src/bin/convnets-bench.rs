@@ -10,7 +10,7 @@
 //!
 //! A second table gives the training GFLOP/s each implementation achieves (convolution and
 //! linear FLOPs per image from the layer shapes, see `train_flops_per_image`) against the
-//! machine's `f32` FMA peak for the threads used (see `fma_peak_gflops`).
+//! machine's `f32` FMA peak measured on the threads used (see `fma_peak_gflops`).
 
 /// mimalloc, keeping freed memory: see [`convnets::allocator`].
 #[global_allocator]
@@ -239,8 +239,8 @@ fn main() -> Result<()> {
     }
     let peak = fma_peak_gflops(a.threads);
     match peak {
-        Some((p, ghz)) => println!(
-            "\ntraining GFLOP/s (conv + linear FLOPs only); assumed peak {p:.0} GFLOP/s = {} core(s) x 2 FMA units x 16 f32 x 2 flops x {ghz:.2} GHz",
+        Some((p, isa)) => println!(
+            "\ntraining GFLOP/s (conv + linear FLOPs only); peak {p:.0} GFLOP/s measured with {} thread(s) of {isa} FMAs",
             a.threads
         ),
         None => println!("\ntraining GFLOP/s (conv + linear FLOPs only); machine peak unknown"),

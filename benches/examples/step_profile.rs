@@ -1,5 +1,6 @@
 //! Where a training step's time goes: forward, loss, backward and optimizer step of each
-//! recipe timed separately (milliseconds per step, medians over the timed steps).
+//! recipe timed separately (milliseconds per step, medians over the timed steps; the mean
+//! step, which `cargo xtask bench` reports, follows).
 //!
 //! ```text
 //! RAYON_NUM_THREADS=2 CANDLE_NUM_THREADS=1 cargo run --release -p convnets-bench \
@@ -71,10 +72,12 @@ fn main() -> Result<()> {
                 }
             }
         }
+        let steps_done = t[0].len().max(1) as f64;
+        let mean_total: f64 = t.iter().map(|v| v.iter().sum::<f64>()).sum::<f64>() / steps_done;
         let m: Vec<f64> = t.iter_mut().map(|v| median(v)).collect();
         let total: f64 = m.iter().sum();
         println!(
-            "{:<10} batch {:>3}: forward {:.3} ms, loss {:.3} ms, backward {:.3} ms, step {:.3} ms; total {:.3} ms = {:.0} img/s",
+            "{:<10} batch {:>3}: forward {:.3} ms, loss {:.3} ms, backward {:.3} ms, step {:.3} ms; total {:.3} ms = {:.0} img/s (mean step {:.3} ms = {:.0} img/s)",
             r.name,
             r.batch_size,
             m[0],
@@ -82,7 +85,9 @@ fn main() -> Result<()> {
             m[2],
             m[3],
             total,
-            r.batch_size as f64 / total * 1e3
+            r.batch_size as f64 / total * 1e3,
+            mean_total,
+            r.batch_size as f64 / mean_total * 1e3
         );
     }
     Ok(())

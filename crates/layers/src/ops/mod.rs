@@ -4,11 +4,15 @@
 //! implementation behind an op can change (candle's reference composition, our own CPU
 //! kernels, CUDA) without touching a layer or a model. The functions have PyTorch's
 //! semantics (`torch.nn.functional.conv2d`, `max_pool2d`, `avg_pool2d`, `linear`,
-//! `cross_entropy`).
+//! `batch_norm`, `relu`, `cross_entropy`).
 //!
 //! Two implementations sit behind each op:
-//! - [`native`]: our own CPU kernels (im2col + `gemm`, parallel over the batch with rayon)
-//!   as candle custom ops with their own backward; used for `f32` tensors on the CPU.
+//! - [`native`]: our own CPU kernels as candle custom ops with their own backward, used for
+//!   `f32` tensors on the CPU: convolutions as matrix products in AVX-512 register-blocked
+//!   kernels that read the input in place (stride 1: shifted windows of the padded image;
+//!   otherwise im2col), `gemm` on CPUs without AVX-512; pooling, batch norm (with an optional
+//!   fused ReLU), ReLU, the residual `relu(a + b)`, linear and cross-entropy; all parallel
+//!   over the batch with rayon.
 //! - [`reference`]: a composition of differentiable candle ops that runs on every device and
 //!   dtype; used everywhere else, and as the oracle the native kernels are tested against.
 //!

@@ -1,5 +1,6 @@
-//! Convolution forward, input gradient and weight gradient at the LeNet-5 (batch 256) and
-//! MnistNet (batch 64) shapes: our native kernels against candle's own ops (the reference).
+//! Convolution forward, input gradient and weight gradient at the shapes of the bench models
+//! (LeNet-5 at batch 256, MnistNet at 64, SimpleCNN and ResNet-20 at 128): our native kernels
+//! against candle's own ops (the reference).
 //! `cargo bench -p convnets-layers --bench ops`
 
 use candle_core::{Device, Tensor};
@@ -7,44 +8,104 @@ use convnets_layers::ops::{native, Conv2dParams};
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
 
-/// `(name, input [b, c, h, w], weight [o, c, kh, kw])`, stride 1, no padding.
-const SHAPES: [(&str, [usize; 4], [usize; 4]); 4] = [
+/// `(name, input [b, c, h, w], weight [o, c, kh, kw], stride, padding)`.
+type Shape = (&'static str, [usize; 4], [usize; 4], usize, usize);
+
+const SHAPES: [Shape; 11] = [
     (
         "lenet_conv1_b256_1x28x28_k5_o6",
         [256, 1, 28, 28],
         [6, 1, 5, 5],
+        1,
+        0,
     ),
     (
         "lenet_conv2_b256_6x12x12_k5_o16",
         [256, 6, 12, 12],
         [16, 6, 5, 5],
+        1,
+        0,
     ),
     (
         "mnistnet_conv1_b64_1x28x28_k5_o10",
         [64, 1, 28, 28],
         [10, 1, 5, 5],
+        1,
+        0,
     ),
     (
         "mnistnet_conv2_b64_10x12x12_k5_o20",
         [64, 10, 12, 12],
         [20, 10, 5, 5],
+        1,
+        0,
+    ),
+    (
+        "simplecnn_conv1_b128_3x32x32_k3p1_o32",
+        [128, 3, 32, 32],
+        [32, 3, 3, 3],
+        1,
+        1,
+    ),
+    (
+        "simplecnn_conv2_b128_32x16x16_k3p1_o64",
+        [128, 32, 16, 16],
+        [64, 32, 3, 3],
+        1,
+        1,
+    ),
+    (
+        "simplecnn_conv3_b128_64x8x8_k3p1_o128",
+        [128, 64, 8, 8],
+        [128, 64, 3, 3],
+        1,
+        1,
+    ),
+    (
+        "resnet20_stage1_b128_16x32x32_k3p1_o16",
+        [128, 16, 32, 32],
+        [16, 16, 3, 3],
+        1,
+        1,
+    ),
+    (
+        "resnet20_stage2_b128_32x16x16_k3p1_o32",
+        [128, 32, 16, 16],
+        [32, 32, 3, 3],
+        1,
+        1,
+    ),
+    (
+        "resnet20_stage3_b128_64x8x8_k3p1_o64",
+        [128, 64, 8, 8],
+        [64, 64, 3, 3],
+        1,
+        1,
+    ),
+    (
+        "resnet20_down_b128_16x32x32_k3s2p1_o32",
+        [128, 16, 32, 32],
+        [32, 16, 3, 3],
+        2,
+        1,
     ),
 ];
 
 fn conv(c: &mut Criterion) {
     let dev = Device::Cpu;
-    let p = Conv2dParams::default();
-    for (name, xs, ws) in SHAPES {
+    for (name, xs, ws, stride, pad) in SHAPES {
+        let p = Conv2dParams {
+            stride: [stride, stride],
+            padding: [pad, pad],
+            ..Default::default()
+        };
+        let out = |n: usize, k: usize| (n + 2 * pad - k) / stride + 1;
+        let (oh, ow) = (out(xs[2], ws[2]), out(xs[3], ws[3]));
         let setup = || -> candle_core::Result<(Tensor, Tensor, Tensor, Tensor)> {
             let x = Tensor::rand(-1f32, 1., &xs, &dev)?;
             let w = Tensor::rand(-1f32, 1., &ws, &dev)?;
             let b = Tensor::rand(-1f32, 1., ws[0], &dev)?;
-            let dy = Tensor::rand(
-                -1f32,
-                1.,
-                (xs[0], ws[0], xs[2] - ws[2] + 1, xs[3] - ws[3] + 1),
-                &dev,
-            )?;
+            let dy = Tensor::rand(-1f32, 1., (xs[0], ws[0], oh, ow), &dev)?;
             Ok((x, w, b, dy))
         };
         let Ok((x, w, b, dy)) = setup() else {
@@ -58,7 +119,7 @@ fn conv(c: &mut Criterion) {
         g.bench_function("fwd/reference", |bench| {
             bench.iter(|| {
                 black_box(
-                    x.conv2d(&w, 0, 1, 1, 1)
+                    x.conv2d(&w, pad, stride, 1, 1)
                         .and_then(|y| y.broadcast_add(&b.reshape((1, ws[0], 1, 1))?)),
                 )
             })
@@ -67,22 +128,27 @@ fn conv(c: &mut Criterion) {
             bench.iter(|| black_box(native::conv2d_input_grad(&dy, &w, (xs[2], xs[3]), &p)))
         });
         // What candle's Conv2D backward computes for the input.
+        // (The output padding makes the transposed convolution's size the input's.)
+        let out_pad = xs[2] - ((oh - 1) * stride + ws[2] - 2 * pad);
         g.bench_function("input_grad/reference", |bench| {
-            bench.iter(|| black_box(dy.conv_transpose2d(&w, 0, 0, 1, 1)))
+            bench.iter(|| black_box(dy.conv_transpose2d(&w, pad, out_pad, stride, 1)))
         });
         g.bench_function("weight_grad/native", |bench| {
             bench.iter(|| black_box(native::conv2d_weight_grad(&x, &dy, (ws[2], ws[3]), &p)))
         });
-        // What candle's Conv2D backward computes for the weight.
-        g.bench_function("weight_grad/reference", |bench| {
-            bench.iter(|| {
-                black_box(
-                    x.transpose(0, 1)
-                        .and_then(|xt| xt.conv2d(&dy.transpose(0, 1)?, 0, 1, 1, 1))
-                        .and_then(|g| g.transpose(0, 1)),
-                )
-            })
-        });
+        // What candle's Conv2D backward computes for the weight (a stride-1 correlation of the
+        // input with the output gradient; written for stride 1 only).
+        if stride == 1 {
+            g.bench_function("weight_grad/reference", |bench| {
+                bench.iter(|| {
+                    black_box(
+                        x.transpose(0, 1)
+                            .and_then(|xt| xt.conv2d(&dy.transpose(0, 1)?, pad, 1, 1, 1))
+                            .and_then(|g| g.transpose(0, 1)),
+                    )
+                })
+            });
+        }
         g.finish();
     }
 }

@@ -169,11 +169,7 @@ pub fn batch_norm2d_train(
     bias: &Tensor,
     eps: f64,
 ) -> Result<(Tensor, Tensor, Tensor)> {
-    let native = use_native_pool(x)
-        && weight.dtype() == DType::F32
-        && bias.dtype() == DType::F32
-        && x.rank() == 4;
-    if native {
+    if native_batch_norm(x, weight, bias) {
         native::batch_norm2d_train(x, weight, bias, eps)
     } else {
         reference::batch_norm2d_train(x, weight, bias, eps)
@@ -190,16 +186,20 @@ pub fn batch_norm2d_relu_train(
     bias: &Tensor,
     eps: f64,
 ) -> Result<(Tensor, Tensor, Tensor)> {
-    let native = use_native_pool(x)
-        && weight.dtype() == DType::F32
-        && bias.dtype() == DType::F32
-        && x.rank() == 4;
-    if native {
+    if native_batch_norm(x, weight, bias) {
         native::batch_norm2d_relu_train(x, weight, bias, eps)
     } else {
         let (y, mean, var) = reference::batch_norm2d_train(x, weight, bias, eps)?;
         Ok((y.relu()?, mean, var))
     }
+}
+
+/// Whether batch normalisation of these tensors runs on the native kernel.
+fn native_batch_norm(x: &Tensor, weight: &Tensor, bias: &Tensor) -> bool {
+    use_native_pool(x)
+        && weight.dtype() == DType::F32
+        && bias.dtype() == DType::F32
+        && x.rank() == 4
 }
 
 fn use_native_pool(x: &Tensor) -> bool {

@@ -200,39 +200,34 @@ fn col2im(g: &ConvGeometry, d: &Dims, col: &[f32], dst: &mut [f32]) {
     }
 }
 
-/// The weight of each group, `[og, K]`, prepared as the left operand of the forward.
-fn weights(g: &ConvGeometry, d: &Dims, w: &[f32]) -> Vec<Lhs> {
+/// The weight of each group as a left operand: `[og, K]` for the forward, or transposed,
+/// `[K, og]`, for the input gradient.
+fn weights(g: &ConvGeometry, d: &Dims, w: &[f32], transposed: bool) -> Vec<Lhs> {
     (0..g.p.groups)
         .map(|grp| {
             let data = &w[grp * d.og * d.k..(grp + 1) * d.og * d.k];
-            Lhs::new(
-                d.og,
-                d.k,
-                Mat {
-                    data,
-                    rs: d.k,
-                    cs: 1,
-                },
-            )
-        })
-        .collect()
-}
-
-/// The transposed weight of each group, `[K, og]`, the left operand of the input gradient.
-fn weights_t(g: &ConvGeometry, d: &Dims, w: &[f32]) -> Vec<Lhs> {
-    (0..g.p.groups)
-        .map(|grp| {
-            let data = &w[grp * d.og * d.k..(grp + 1) * d.og * d.k];
-            // w^T: element (i, j) of [K, og] is w[j, i].
-            Lhs::new(
-                d.k,
-                d.og,
-                Mat {
-                    data,
-                    rs: 1,
-                    cs: d.k,
-                },
-            )
+            if transposed {
+                // w^T: element (i, j) of [K, og] is w[j, i].
+                Lhs::new(
+                    d.k,
+                    d.og,
+                    Mat {
+                        data,
+                        rs: 1,
+                        cs: d.k,
+                    },
+                )
+            } else {
+                Lhs::new(
+                    d.og,
+                    d.k,
+                    Mat {
+                        data,
+                        rs: d.k,
+                        cs: 1,
+                    },
+                )
+            }
         })
         .collect()
 }
@@ -501,7 +496,7 @@ pub(crate) fn conv2d_fwd(
     let implicit = if keep { None } else { Implicit::forward(g, &d) };
     let im = implicit.as_ref();
     let mut kept = keep.then(|| take_col(g.b * col_img));
-    let w = weights(g, &d, w);
+    let w = weights(g, &d, w, false);
     let w = &w[..];
     match (&mut kept, batch_parallel(g)) {
         (Some(cols), true) => y
@@ -591,7 +586,7 @@ pub(crate) fn conv2d_bwd_input(g: &ConvGeometry, dy: &[f32], w: &[f32]) -> Vec<f
         }
         return dx;
     }
-    let wt = weights_t(g, &d, w);
+    let wt = weights(g, &d, w, true);
     if par {
         dx.par_chunks_mut(x_img)
             .zip(dy.par_chunks(y_img))

@@ -110,6 +110,11 @@ fn ci() -> Result<()> {
     let mut c = cargo();
     c.args(["test", "--workspace"]);
     run(c)?;
+    // The kernels again on the portable paths that CPUs without AVX-512 take.
+    let mut c = cargo();
+    c.args(["test", "-p", "convnets-layers", "-p", "convnets-zoo"])
+        .env("CONVNETS_NO_AVX512", "1");
+    run(c)?;
     cuda_check()
 }
 

@@ -23,9 +23,16 @@ const NV: usize = 3;
 /// Columns per register block of [`gemm_nn`].
 const NR: usize = NV * 16;
 
-/// Whether this CPU runs the kernels (checked once by the standard library, then cached).
+/// Whether the kernels run: the CPU has AVX-512F (checked once by the standard library) and
+/// `CONVNETS_NO_AVX512` is not set — that variable forces the portable paths (`gemm`, scalar
+/// loops) that CPUs without AVX-512 take, so that they are tested here too
+/// (`cargo xtask ci` runs the layer tests both ways).
 pub(crate) fn available() -> bool {
-    std::arch::is_x86_feature_detected!("avx512f")
+    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ENABLED.get_or_init(|| {
+        std::arch::is_x86_feature_detected!("avx512f")
+            && std::env::var_os("CONVNETS_NO_AVX512").is_none()
+    })
 }
 
 /// Packs `a[m, k]` (element `(i, j)` at `data[i * rs + j * cs]`) into panels of [`MR`] rows:

@@ -8,7 +8,7 @@
 //! cargo xtask models              list models and data sets
 //! cargo xtask bench [ARGS]        speed table: convnets vs plain candle vs PyTorch
 //! cargo xtask golden              regenerate the PyTorch golden files (needs torch)
-//! cargo xtask ci                  what CI runs: fmt, clippy, tests, cuda type-check
+//! cargo xtask ci                  what CI runs: fmt, clippy, tests (kernels also without AVX-512), cuda type-check
 //! ```
 
 use anyhow::{bail, Context, Result};

@@ -193,6 +193,15 @@ fn downsample(
     ))
 }
 
+/// The end of a residual block: `relu(y + shortcut(x))`, the shortcut being `downsample`
+/// when the block changes the shape and the identity otherwise.
+fn join(y: &Tensor, x: &Tensor, downsample: Option<&Sequential>, train: bool) -> Result<Tensor> {
+    match downsample {
+        Some(d) => convnets_layers::add_relu(y, &d.forward_t(x, train)?),
+        None => convnets_layers::add_relu(y, x),
+    }
+}
+
 /// torchvision's `BasicBlock`: `relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))`.
 #[derive(Clone, Debug)]
 pub struct BasicBlock {
@@ -229,11 +238,7 @@ impl ModuleT for BasicBlock {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let y = self.bn1.forward_relu_t(&self.conv1.forward(x)?, train)?; // [b, planes, h/s, w/s]
         let y = self.bn2.forward_t(&self.conv2.forward(&y)?, train)?; // [b, planes, h/s, w/s]
-        let identity = match &self.downsample {
-            Some(d) => d.forward_t(x, train)?, // [b, planes, h/s, w/s]
-            None => x.clone(),
-        };
-        convnets_layers::add_relu(&y, &identity)
+        join(&y, x, self.downsample.as_ref(), train)
     }
 }
 
@@ -298,11 +303,7 @@ impl ModuleT for Bottleneck {
         let y = self.bn1.forward_relu_t(&self.conv1.forward(x)?, train)?; // [b, planes, h, w]
         let y = self.bn2.forward_relu_t(&self.conv2.forward(&y)?, train)?; // [b, planes, h/s, w/s]
         let y = self.bn3.forward_t(&self.conv3.forward(&y)?, train)?; // [b, 4·planes, h/s, w/s]
-        let identity = match &self.downsample {
-            Some(d) => d.forward_t(x, train)?, // [b, 4·planes, h/s, w/s]
-            None => x.clone(),
-        };
-        convnets_layers::add_relu(&y, &identity)
+        join(&y, x, self.downsample.as_ref(), train)
     }
 }
 

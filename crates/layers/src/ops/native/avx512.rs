@@ -6,7 +6,7 @@
 //!   weight) and `b` row-major (the unfolded input, or the output gradient). Blocks of
 //!   [`MR`] rows x 48 columns live in 24 registers; `b`'s rows are read with masked loads, so
 //!   any `n` works without padding.
-//! - [`transpose`]: 16 x 16 tiles in registers, so that the weight gradient
+//! - [`transpose_rows`]: 16 x 16 tiles in registers, so that the weight gradient
 //!   `dy[og, N] @ col[K, N]^T` becomes a [`gemm_nn`] with `col^T` read in place (a kernel of
 //!   dot products along rows, reduced horizontally, ran at less than half the speed).
 //!
@@ -221,24 +221,9 @@ pub(crate) fn gemm_nn(
     }
 }
 
-/// `dst[j * ldd + i] = src[i * lds + j]` for `i < rows`, `j < cols`: 16 x 16 tiles
-/// transposed in registers (four rounds of lane exchanges), masked at the edges.
-///
-/// # Panics
-/// If AVX-512F is not available or a slice is too short for the sizes.
-pub(crate) fn transpose(
-    rows: usize,
-    cols: usize,
-    src: &[f32],
-    lds: usize,
-    dst: &mut [f32],
-    ldd: usize,
-) {
-    let offs: Vec<usize> = (0..rows).map(|i| i * lds).collect();
-    transpose_rows(rows, cols, src, &offs, dst, ldd)
-}
-
-/// [`transpose`] with row `i` of the source at `src[offs[i]..][..cols]`.
+/// `dst[j * ldd + i] = src[offs[i] + j]` for `i < rows`, `j < cols` (row `i` of the source
+/// at `src[offs[i]..][..cols]`): 16 x 16 tiles transposed in registers (four rounds of lane
+/// exchanges), masked at the edges.
 ///
 /// # Panics
 /// If AVX-512F is not available or a slice is too short for the sizes.
@@ -673,7 +658,8 @@ mod tests {
             let src = data(rows * lds, 9);
             let start = data(cols * ldd, 10);
             let mut dst = start.clone();
-            transpose(rows, cols, &src, lds, &mut dst, ldd);
+            let offs: Vec<usize> = (0..rows).map(|i| i * lds).collect();
+            transpose_rows(rows, cols, &src, &offs, &mut dst, ldd);
             for j in 0..cols {
                 for i in 0..ldd {
                     let want = if i < rows {

@@ -247,10 +247,8 @@ impl Lhs {
     }
 }
 
-/// `c[m, n] += a[m, len] @ b[n, len]^T` (row strides `lda`, `ldb`, `ldc`), one thread.
-/// With AVX-512 and a large enough product, `a` is packed and `b` transposed into scratch
-/// first, so that the product runs in the register-blocked [`super::avx512::gemm_nn`]
-/// kernel; otherwise `gemm` does it.
+/// `c[m, n] += a[m, len] @ b[n, len]^T` (row strides `lda`, `ldb`, `ldc`), one thread:
+/// through [`gemm_nt_gather`] when that pays off, otherwise in `gemm`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm_nt(
     m: usize,
@@ -266,17 +264,9 @@ pub(crate) fn gemm_nt(
     if m == 0 || n == 0 || len == 0 {
         return;
     }
-    #[cfg(target_arch = "x86_64")]
-    if super::avx512::available() && transpose_pays(n, len) {
-        use super::avx512;
-        return with_scratch(m * len, |ap| {
-            with_scratch(len * n, |bt| {
-                avx512::pack_a(m, len, a, lda, 1, ap);
-                avx512::transpose(n, len, b, ldb, bt, n);
-                let offs: Vec<usize> = (0..len).map(|kk| kk * n).collect();
-                avx512::gemm_nn(m, n, len, ap, bt, &offs, c, ldc, Init::Accumulate);
-            })
-        });
+    let rows: Vec<usize> = (0..n).map(|j| j * ldb).collect();
+    if gemm_nt_gather(m, n, len, a, lda, b, &rows, c, ldc) {
+        return;
     }
     let lhs = Mat {
         data: a,

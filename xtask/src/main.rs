@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! cargo xtask train [ARGS]        train (default: LeNet-5 on Fashion-MNIST, seed 000's recipe)
-//! cargo xtask eval ARGS           evaluate saved weights
+//! cargo xtask eval ARGS           evaluate saved weights (per-class accuracy, confusion matrix)
+//! cargo xtask ensemble ARGS       evaluate several weights and their softmax-averaged ensemble
 //! cargo xtask download DATASET    download mnist | fashion-mnist into datasets/
 //! cargo xtask models              list models and data sets
 //! cargo xtask bench [ARGS]        speed table: convnets vs plain candle vs PyTorch
@@ -22,9 +23,29 @@ fn root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
+/// A cargo command in the repository root, hermetic: without the variables `cargo run` sets
+/// for xtask itself (`CARGO_PKG_*`, `CARGO_MANIFEST_DIR`, …). Passed on, they change the
+/// fingerprints of build scripts that read them, so every switch between `cargo build` and
+/// `cargo xtask …` rebuilt ring, rustls and every convnets crate.
 fn cargo() -> Command {
     let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     c.current_dir(root());
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy();
+        let set_by_cargo_run = k.starts_with("CARGO_PKG_")
+            || matches!(
+                k.as_ref(),
+                "CARGO_MANIFEST_DIR"
+                    | "CARGO_MANIFEST_PATH"
+                    | "CARGO_CRATE_NAME"
+                    | "CARGO_BIN_NAME"
+                    | "CARGO_PRIMARY_PACKAGE"
+                    | "CARGO_RUSTC_CURRENT_DIR"
+            );
+        if set_by_cargo_run {
+            c.env_remove(k.as_ref());
+        }
+    }
     c
 }
 
@@ -110,6 +131,25 @@ fn ci() -> Result<()> {
     let mut c = cargo();
     c.args(["test", "--workspace"]);
     run(c)?;
+    // The examples, as a user runs them (the custom CNN on a subset of MNIST).
+    for (example, args) in [
+        ("custom_cnn", &["6000"][..]),
+        ("summary", &["lenet5"][..]),
+        ("pytorch_weights", &[][..]),
+    ] {
+        let mut c = cargo();
+        c.args([
+            "run",
+            "--quiet",
+            "-p",
+            "convnets",
+            "--example",
+            example,
+            "--",
+        ])
+        .args(args);
+        run(c)?;
+    }
     // The kernels again on the portable paths that CPUs without AVX-512 take.
     let mut c = cargo();
     c.args(["test", "-p", "convnets-layers", "-p", "convnets-zoo"])
@@ -151,7 +191,7 @@ fn main() -> Result<()> {
     }
     let task = args.remove(0);
     match task.as_str() {
-        "train" | "eval" | "download" | "models" | "summary" => cli(&task, &args),
+        "train" | "eval" | "ensemble" | "download" | "models" | "summary" => cli(&task, &args),
         "bench" => {
             let mut c = cargo();
             c.args([
@@ -189,7 +229,7 @@ fn main() -> Result<()> {
                 include_str!("main.rs")
                     .lines()
                     .skip(4)
-                    .take(7)
+                    .take(8)
                     .map(|l| l.trim_start_matches("//! "))
                     .collect::<Vec<_>>()
                     .join("\n")

@@ -1,26 +1,33 @@
-//! The `convnets` command line: train, eval, summary, download, models.
+//! The `convnets` command line: train, eval, ensemble, summary, download, models.
 
 /// mimalloc, keeping freed memory: see [`convnets::allocator`].
 #[global_allocator]
 static GLOBAL: convnets::allocator::MiMalloc = convnets::allocator::MiMalloc;
 
+mod args;
+
 use anyhow::{bail, Context, Result};
-use clap::{Args, Parser, Subcommand};
+use args::{EnsembleArgs, EvalArgs, TrainArgs, WeightsArgs};
+use clap::{Parser, Subcommand};
 use convnets::data::DatasetKind;
-use convnets::train::{EvalConfig, SgdConfig, TrainConfig};
+use convnets::train::{EvalConfig, EvalResult};
 use std::path::PathBuf;
 
 fn models_help() -> String {
     let mut s = String::from("Models:\n");
     for m in convnets::zoo::models() {
         s += &format!(
-            "  {:<14} {} [{}; trained on {}]\n",
+            "  {:<20} {} [{}; trained on {}]\n",
             m.name, m.description, m.source, m.dataset
         );
     }
     s += "\nData sets:\n";
     for d in DatasetKind::all() {
         s += &format!("  {}\n", d.name());
+    }
+    s += "\nRecipes (--recipe):\n";
+    for r in convnets::train::recipes() {
+        s += &format!("  {:<20} {}\n", r.name, r.description);
     }
     s
 }
@@ -39,12 +46,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Train a model (default: seed 000's LeNet-5 on Fashion-MNIST recipe).
+    /// Train a model (default: seed 000's recipe, LeNet-5 on Fashion-MNIST), or resume a run.
     #[command(after_help = models_help())]
-    Train(TrainArgs),
-    /// Evaluate saved weights on a test set.
+    Train(Box<TrainArgs>),
+    /// Evaluate saved weights on a test set: loss, top-1/top-5 accuracy, per-class accuracy,
+    /// confusion matrix.
     #[command(after_help = models_help())]
     Eval(EvalArgs),
+    /// Evaluate several models and their ensemble (the mean of their softmax outputs).
+    Ensemble(EnsembleArgs),
     /// Download a data set into the default data root (or --root), verifying checksums.
     Download {
         /// mnist or fashion-mnist.
@@ -60,39 +70,19 @@ enum Cmd {
         #[arg(long)]
         model: String,
         /// Input shape with the batch, e.g. 1,3,227,227 (default: batch 1 and the model's input).
-        #[arg(long, value_parser = parse_shape)]
-        input: Option<Shape>,
+        #[arg(long, value_parser = args::parse_shape)]
+        input: Option<args::Shape>,
     },
-    /// List the models and data sets.
+    /// List the models, data sets and recipes.
     Models,
 }
 
-/// An input shape given on the command line (`1,3,227,227`).
-#[derive(Clone, Debug)]
-struct Shape(Vec<usize>);
-
-fn parse_shape(s: &str) -> Result<Shape, String> {
-    let dim = |d: &str| {
-        d.trim()
-            .parse::<usize>()
-            .map_err(|e| format!("`{d}` in `{s}`: {e}"))
-    };
-    let dims: Vec<usize> = s.split(',').map(dim).collect::<Result<_, _>>()?;
-    if dims.is_empty() || dims.contains(&0) {
-        return Err(format!(
-            "expected positive dimensions like 1,3,227,227, got `{s}`"
-        ));
-    }
-    Ok(Shape(dims))
-}
-
-fn summary(model: &str, input: Option<Shape>) -> Result<()> {
+fn summary(model: &str, input: Option<args::Shape>) -> Result<()> {
     let Some(info) = convnets::zoo::find(model) else {
-        let known: Vec<&str> = convnets::zoo::models().iter().map(|m| m.name).collect();
-        bail!("unknown model `{model}`; known: {}", known.join(", "))
+        bail!("{}", convnets::zoo::unknown_model_message(model))
     };
     let shape = match input {
-        Some(Shape(dims)) => dims,
+        Some(args::Shape(dims)) => dims,
         None => std::iter::once(1).chain(info.input).collect(),
     };
     let store = convnets::layers::ParamStore::new(0, &convnets::candle::Device::Cpu);
@@ -106,184 +96,105 @@ fn summary(model: &str, input: Option<Shape>) -> Result<()> {
     Ok(())
 }
 
-#[derive(Args)]
-struct TrainArgs {
-    /// Model name (see `convnets models`).
-    #[arg(long, default_value = "lenet5")]
-    model: String,
-    /// Data set: mnist or fashion-mnist.
-    #[arg(long, default_value = "fashion-mnist")]
-    dataset: String,
-    /// Number of epochs.
-    #[arg(long, default_value_t = 20)]
-    epochs: usize,
-    /// Mini-batch size.
-    #[arg(long, default_value_t = 256)]
-    batch_size: usize,
-    /// Learning rate.
-    #[arg(long, default_value_t = 0.01)]
-    lr: f64,
-    /// SGD momentum.
-    #[arg(long, default_value_t = 0.0)]
-    momentum: f64,
-    /// Weight decay (L2 penalty).
-    #[arg(long, default_value_t = 0.0)]
-    weight_decay: f64,
-    /// Seed of initialisation and shuffling.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Normalize(mean, std) after ToTensor, e.g. 0.1307,0.3081.
-    #[arg(long, value_parser = parse_pair)]
-    normalize: Option<[f32; 2]>,
-    /// Folder holding the data set (its files, or a subfolder named after it).
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// Where run folders are created.
-    #[arg(long, default_value = "runs")]
-    out: PathBuf,
-    /// cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    device: String,
-    /// Print the loss every N batches.
-    #[arg(long, default_value_t = 100)]
-    log_every: usize,
-    /// Never download missing data.
-    #[arg(long)]
-    offline: bool,
-    /// Train on the first N training images only (a quick check).
-    #[arg(long)]
-    limit: Option<usize>,
-}
-
-#[derive(Args)]
-struct EvalArgs {
-    /// The weights (safetensors with PyTorch parameter names).
-    #[arg(long)]
-    weights: PathBuf,
-    /// Model name; default: from config.json beside the weights.
-    #[arg(long)]
-    model: Option<String>,
-    /// Data set; default: from config.json beside the weights.
-    #[arg(long)]
-    dataset: Option<String>,
-    /// Batch size; default: from config.json beside the weights, else 256.
-    #[arg(long)]
-    batch_size: Option<usize>,
-    /// Normalize(mean, std); default: from config.json beside the weights.
-    #[arg(long, value_parser = parse_pair)]
-    normalize: Option<[f32; 2]>,
-    /// Folder holding the data set.
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    device: String,
-}
-
-fn parse_pair(s: &str) -> Result<[f32; 2], String> {
-    let parts: Vec<&str> = s.split(',').map(str::trim).collect();
-    match parts.as_slice() {
-        [a, b] => Ok([
-            a.parse().map_err(|e| format!("{a}: {e}"))?,
-            b.parse().map_err(|e| format!("{b}: {e}"))?,
-        ]),
-        _ => Err(format!("expected MEAN,STD, got `{s}`")),
+fn train(a: TrainArgs) -> Result<()> {
+    let stop = convnets::train::interrupt::ctrl_c().context("installing the Ctrl-C handler")?;
+    let s = match &a.resume {
+        Some(dir) => {
+            a.check_resume()?;
+            convnets::train::resume(dir, a.epochs, Some(stop))
+                .with_context(|| format!("resuming {}", dir.display()))?
+        }
+        None => {
+            let cfg = a.config()?;
+            convnets::train::train_with_stop(&cfg, Some(stop)).context("training failed")?
+        }
+    };
+    match s.stop {
+        convnets::train::StopReason::Interrupted { .. } => println!(
+            "interrupted: continue with `convnets train --resume {}`",
+            s.dir.display()
+        ),
+        _ => println!(
+            "final test accuracy {:.2}%; weights: {}",
+            s.final_accuracy,
+            s.weights.display()
+        ),
     }
+    Ok(())
+}
+
+fn print_eval(cfg: &EvalConfig, r: &EvalResult) {
+    println!(
+        "{} on {} test set: Accuracy: {:>0.1}% ({}/{}), top-5: {:.1}%, Avg loss: {:>8.6}",
+        cfg.model,
+        cfg.dataset,
+        r.accuracy(),
+        r.correct,
+        r.total,
+        r.top5_accuracy(),
+        r.loss
+    );
+}
+
+fn eval(a: EvalArgs) -> Result<()> {
+    let cfg = a.weights.resolve(&a.weights.weights)?;
+    let r = convnets::train::eval_weights(&cfg, &a.weights.weights)
+        .with_context(|| format!("evaluating {}", a.weights.weights.display()))?;
+    print_eval(&cfg, &r);
+    if !a.quiet {
+        let names = cfg
+            .dataset
+            .parse::<DatasetKind>()
+            .map(|k| {
+                k.classes()
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        print!("{}", r.report(&names));
+    }
+    Ok(())
+}
+
+fn ensemble(a: EnsembleArgs) -> Result<()> {
+    if a.members.is_empty() {
+        bail!("--weights needs at least one file")
+    }
+    let opts: WeightsArgs = a.opts.into();
+    let cfgs = a
+        .members
+        .iter()
+        .map(|w| opts.resolve(w))
+        .collect::<Result<Vec<_>>>()?;
+    let (members, ens) = convnets::train::run::eval_ensemble(&cfgs, &a.members)?;
+    for ((cfg, path), r) in cfgs.iter().zip(&a.members).zip(&members) {
+        print!("{}: ", path.display());
+        print_eval(cfg, r);
+    }
+    let mean = members.iter().map(EvalResult::accuracy).sum::<f64>() / members.len() as f64;
+    println!(
+        "ensemble of {} (mean of softmax outputs): Accuracy: {:.2}% ({}/{}), Avg loss: {:.6}; mean member accuracy {:.2}%, best member {:.2}%",
+        members.len(),
+        ens.accuracy(),
+        ens.correct,
+        ens.total,
+        ens.loss,
+        mean,
+        members.iter().map(EvalResult::accuracy).fold(0.0, f64::max)
+    );
+    Ok(())
 }
 
 /// candle 0.11's element-wise ops run on their own spinning thread pool, which fights with
-/// rayon (our kernels) on small machines: the LeNet-5 step is 2.6x slower with it. Unless the
-/// user chose, keep candle's pool to one thread; our kernels use rayon's.
-fn tune_threads() {
-    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
-        std::env::set_var("CANDLE_NUM_THREADS", "1");
-    }
-}
-
+/// rayon (our kernels) on small machines: see [`convnets::runtime`].
 fn main() -> Result<()> {
     convnets::allocator::keep_freed_memory();
-    tune_threads();
+    convnets::runtime::tune_threads();
     match Cli::parse().cmd {
-        Cmd::Train(a) => {
-            let cfg = TrainConfig {
-                model: a.model,
-                dataset: a.dataset,
-                epochs: a.epochs,
-                batch_size: a.batch_size,
-                sgd: SgdConfig {
-                    lr: a.lr,
-                    momentum: a.momentum,
-                    weight_decay: a.weight_decay,
-                    ..Default::default()
-                },
-                seed: a.seed,
-                normalize: a.normalize,
-                data_dir: a.data_dir,
-                out: a.out,
-                device: a.device,
-                log_every: a.log_every,
-                download: !a.offline,
-                train_limit: a.limit,
-            };
-            let s = convnets::train::train(&cfg).context("training failed")?;
-            println!(
-                "final test accuracy {:.1}%; weights: {}",
-                s.final_accuracy,
-                s.weights.display()
-            );
-        }
-        Cmd::Eval(a) => {
-            let saved: Option<TrainConfig> = a
-                .weights
-                .parent()
-                .map(|d| d.join("config.json"))
-                .filter(|p| p.exists())
-                .map(|p| -> Result<TrainConfig> {
-                    let text = std::fs::read_to_string(&p)
-                        .with_context(|| format!("reading {}", p.display()))?;
-                    serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))
-                })
-                .transpose()?;
-            let Some(model) = a.model.or_else(|| saved.as_ref().map(|c| c.model.clone())) else {
-                bail!(
-                    "--model is required (no config.json beside {})",
-                    a.weights.display()
-                )
-            };
-            let Some(dataset) = a
-                .dataset
-                .or_else(|| saved.as_ref().map(|c| c.dataset.clone()))
-            else {
-                bail!(
-                    "--dataset is required (no config.json beside {})",
-                    a.weights.display()
-                )
-            };
-            let cfg = EvalConfig {
-                model,
-                dataset,
-                batch_size: a
-                    .batch_size
-                    .or(saved.as_ref().map(|c| c.batch_size))
-                    .unwrap_or(256),
-                normalize: a.normalize.or(saved.as_ref().and_then(|c| c.normalize)),
-                data_dir: a
-                    .data_dir
-                    .or(saved.as_ref().and_then(|c| c.data_dir.clone())),
-                device: a.device,
-            };
-            let r = convnets::train::eval_weights(&cfg, &a.weights)
-                .with_context(|| format!("evaluating {}", a.weights.display()))?;
-            println!(
-                "{} on {} test set: Accuracy: {:>0.1}% ({}/{}), Avg loss: {:>8.6}",
-                cfg.model,
-                cfg.dataset,
-                r.accuracy(),
-                r.correct,
-                r.total,
-                r.loss
-            );
-        }
+        Cmd::Train(a) => train(*a)?,
+        Cmd::Eval(a) => eval(a)?,
+        Cmd::Ensemble(a) => ensemble(a)?,
         Cmd::Download { dataset, root } => {
             let kind: DatasetKind = dataset.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
             let root = root.unwrap_or_else(convnets::data::default_root);
@@ -300,22 +211,6 @@ fn main() -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn input_shapes_parse_and_errors_say_why() {
-        assert_eq!(
-            parse_shape("1,3,227,227").map(|s| s.0),
-            Ok(vec![1, 3, 227, 227])
-        );
-        assert_eq!(
-            parse_shape(" 2, 1,28 ,28").map(|s| s.0),
-            Ok(vec![2, 1, 28, 28])
-        );
-        let err = parse_shape("1,x").map(|s| s.0).unwrap_err();
-        assert!(err.contains("`x` in `1,x`"), "{err}");
-        let err = parse_shape("1,0,28").map(|s| s.0).unwrap_err();
-        assert!(err.contains("positive dimensions"), "{err}");
-    }
 
     #[test]
     fn summary_of_small_models_runs() -> Result<()> {

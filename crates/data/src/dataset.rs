@@ -74,6 +74,11 @@ impl DatasetKind {
         }
     }
 
+    /// Number of classes (labels are `0..num_classes()`).
+    pub fn num_classes(&self) -> usize {
+        self.classes().len()
+    }
+
     /// Base URLs (ending in `/`) serving `NAME.gz` for each file, tried in order.
     pub fn mirrors(&self) -> &'static [&'static str] {
         match self {
@@ -128,6 +133,13 @@ impl DatasetKind {
                     "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
                 ),
             ],
+        }
+    }
+
+    /// The shape of one image as a tensor, `(channels, height, width)`.
+    pub fn image_shape(&self) -> (usize, usize, usize) {
+        match self {
+            DatasetKind::Mnist | DatasetKind::FashionMnist => (1, MNIST_SIDE, MNIST_SIDE),
         }
     }
 
@@ -273,6 +285,20 @@ pub struct Dataset {
     pub test: Split,
 }
 
+impl Dataset {
+    /// Class names indexed by label: `"0"`..`"9"` for MNIST; `"T-shirt/top"`, `"Trouser"`,
+    /// `"Pullover"`, `"Dress"`, `"Coat"`, `"Sandal"`, `"Shirt"`, `"Sneaker"`, `"Bag"`,
+    /// `"Ankle boot"` for Fashion-MNIST (as [`DatasetKind::classes`]).
+    pub fn class_names(&self) -> &'static [&'static str] {
+        self.kind.classes()
+    }
+
+    /// Number of classes: every label of both splits is below it.
+    pub fn num_classes(&self) -> usize {
+        self.kind.num_classes()
+    }
+}
+
 /// The default data root.
 ///
 /// Inside the repository (walking up from the current folder to one that holds both
@@ -396,9 +422,96 @@ pub fn load(kind: DatasetKind, data_dir: Option<&Path>) -> Result<Dataset> {
     load_dir(kind, &dir)
 }
 
+/// Finds and loads a data set like [`load`], downloading it first when it is nowhere.
+///
+/// When [`locate`] finds nothing, `download` is true and no explicit `data_dir` was given,
+/// the files are downloaded from [`DatasetKind::mirrors`] into `default_root()/<name>/`
+/// (one line on stderr says so and where), then loaded from there. When that download
+/// fails, the error is [`DataError::DataUnavailable`], carrying both the download failure
+/// and the [`DataError::NotFound`] (where it searched, where to put the files, which
+/// package provides them). Otherwise (found, `download` false, or an explicit folder
+/// without the files) this is [`load`].
+///
+/// Without the cargo feature `download` this still compiles: a needed download fails with
+/// [`DataError::DownloadDisabled`] inside the [`DataError::DataUnavailable`].
+pub fn load_or_download(
+    kind: DatasetKind,
+    data_dir: Option<&Path>,
+    download: bool,
+) -> Result<Dataset> {
+    load_or_download_in(
+        kind,
+        data_dir,
+        download,
+        std::env::var_os(DATA_ENV).as_deref(),
+        &default_root(),
+        &kind.system_dirs(),
+        kind.mirrors(),
+    )
+}
+
+/// [`load_or_download`] with its environment given: the value of `$CONVNETS_DATA`, the
+/// default root (searched, and where a download goes), the system folders to search last
+/// (as [`locate_in`]), and the mirrors to download from (empty means
+/// [`DatasetKind::mirrors`]).
+pub fn load_or_download_in(
+    kind: DatasetKind,
+    data_dir: Option<&Path>,
+    download: bool,
+    env_value: Option<&OsStr>,
+    default_root: &Path,
+    system_dirs: &[PathBuf],
+    mirrors: &[&str],
+) -> Result<Dataset> {
+    let not_found = match locate_in(kind, data_dir, env_value, default_root, system_dirs) {
+        Ok(dir) => return load_dir(kind, &dir),
+        Err(e @ DataError::NotFound { .. }) if download && data_dir.is_none() => e,
+        Err(e) => return Err(e),
+    };
+    if crate::download::DOWNLOAD_ENABLED {
+        eprintln!(
+            "{} not found: downloading it into {}",
+            kind.name(),
+            default_root.join(kind.name()).display()
+        );
+    }
+    match crate::download::download(kind, default_root, mirrors) {
+        Ok(dir) => load_dir(kind, &dir),
+        Err(e) => Err(DataError::DataUnavailable {
+            download: Box::new(e),
+            not_found: Box::new(not_found),
+        }),
+    }
+}
+
 /// Loads a data set from a folder holding its four files, checking that image and label
 /// counts match, that labels are valid classes and that images are 28x28.
 pub fn load_dir(kind: DatasetKind, dir: &Path) -> Result<Dataset> {
+    let (train, test) = read_dir_splits(kind, dir, true)?;
+    let Some(train) = train else {
+        unreachable!("read_dir_splits reads the training split when asked")
+    };
+    Ok(Dataset {
+        kind,
+        dir: dir.to_path_buf(),
+        train,
+        test,
+    })
+}
+
+/// Finds a data set like [`load`] and reads only its test split (evaluation never needs the
+/// training files, so they need not be there).
+pub fn load_test(kind: DatasetKind, data_dir: Option<&Path>) -> Result<Split> {
+    let dir = locate(kind, data_dir)?;
+    Ok(read_dir_splits(kind, &dir, false)?.1)
+}
+
+/// Reads the test split of `dir` and, with `with_train`, the training split.
+fn read_dir_splits(
+    kind: DatasetKind,
+    dir: &Path,
+    with_train: bool,
+) -> Result<(Option<Split>, Split)> {
     let [train_images, train_labels, test_images, test_labels] = kind.files();
     let path = |f: &DataFile| {
         find_file(dir, f).ok_or_else(|| DataError::NotFound {
@@ -420,14 +533,13 @@ pub fn load_dir(kind: DatasetKind, dir: &Path) -> Result<Dataset> {
         }
         Ok(split)
     };
-    let train = read(&train_images, &train_labels)?;
+    let train = if with_train {
+        Some(read(&train_images, &train_labels)?)
+    } else {
+        None
+    };
     let test = read(&test_images, &test_labels)?;
-    Ok(Dataset {
-        kind,
-        dir: dir.to_path_buf(),
-        train,
-        test,
-    })
+    Ok((train, test))
 }
 
 #[cfg(test)]
@@ -466,6 +578,47 @@ mod tests {
         }
         let e = "cifar".parse::<DatasetKind>().unwrap_err();
         assert!(e.to_string().contains("\"cifar\""), "{e}");
+    }
+
+    #[test]
+    fn class_names_and_counts() {
+        assert_eq!(
+            DatasetKind::FashionMnist.classes(),
+            [
+                "T-shirt/top",
+                "Trouser",
+                "Pullover",
+                "Dress",
+                "Coat",
+                "Sandal",
+                "Shirt",
+                "Sneaker",
+                "Bag",
+                "Ankle boot"
+            ]
+        );
+        assert_eq!(
+            DatasetKind::Mnist.classes(),
+            ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]
+        );
+        let empty = Split {
+            images: Vec::new(),
+            labels: Vec::new(),
+            len: 0,
+            rows: 28,
+            cols: 28,
+        };
+        for &kind in DatasetKind::all() {
+            assert_eq!(kind.num_classes(), 10);
+            let ds = Dataset {
+                kind,
+                dir: PathBuf::new(),
+                train: empty.clone(),
+                test: empty.clone(),
+            };
+            assert_eq!(ds.num_classes(), 10);
+            assert_eq!(ds.class_names(), kind.classes());
+        }
     }
 
     #[test]

@@ -4,19 +4,26 @@
 //! `.NAME.gz.part-<pid>` in the destination folder. Its decompressed payload is then hashed;
 //! only when the SHA-256 matches is it renamed to `NAME.gz` (or `NAME` when the server sent
 //! it uncompressed). Otherwise the temporary file is deleted and the next mirror tried.
+//!
+//! The HTTP client is compiled only with the (default) cargo feature `download`. Without
+//! it, every function here still exists: checksums work as usual, files already present
+//! and verified are accepted, and anything that would need fetching is reported as
+//! [`DataError::DownloadDisabled`].
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use flate2::read::MultiGzDecoder;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sha2::{Digest, Sha256};
 
 use crate::dataset::{DataFile, DatasetKind};
 use crate::error::{DataError, Result};
 use crate::idx::GZIP_MAGIC;
+
+/// Whether this build can download (the cargo feature `download` is on).
+pub const DOWNLOAD_ENABLED: bool = cfg!(feature = "download");
 
 /// Connect timeout of the HTTP agent.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -27,6 +34,7 @@ pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
 ///
 /// `mirrors` are base URLs tried in order for each file; an empty slice means
 /// [`DatasetKind::mirrors`]. Files already present with the right checksum are kept.
+/// Without the `download` feature nothing is fetched (see [`download_files`]).
 pub fn download(kind: DatasetKind, root: &Path, mirrors: &[&str]) -> Result<PathBuf> {
     let dest = root.join(kind.name());
     let mirrors = if mirrors.is_empty() {
@@ -43,27 +51,47 @@ pub fn download(kind: DatasetKind, root: &Path, mirrors: &[&str]) -> Result<Path
 /// A file already in `dest` (as `NAME.gz` or `NAME`) whose payload has the expected
 /// SHA-256 is skipped. When every mirror fails for a file, the error lists each URL tried
 /// and why; no partial or unverified file is left behind.
+///
+/// Without the `download` feature, nothing is fetched: the call succeeds when every file
+/// is already present and verified, else it fails with [`DataError::DownloadDisabled`]
+/// naming the missing files.
 pub fn download_files(files: &[DataFile], dest: &Path, mirrors: &[&str]) -> Result<()> {
     if mirrors.is_empty() {
         return Err(DataError::InvalidArgument(
             "no mirror to download from".into(),
         ));
     }
-    std::fs::create_dir_all(dest).map_err(|e| DataError::io(dest, e))?;
-    let agent = ureq::AgentBuilder::new()
-        .timeout_connect(CONNECT_TIMEOUT)
-        .timeout_read(READ_TIMEOUT)
-        .user_agent(concat!("convnets-data/", env!("CARGO_PKG_VERSION")))
-        .build();
-    for file in files {
-        download_one(&agent, file, dest, mirrors)?;
+    #[cfg(feature = "download")]
+    {
+        std::fs::create_dir_all(dest).map_err(|e| DataError::io(dest, e))?;
+        let agent = http::agent();
+        for file in files {
+            download_one(&agent, file, dest, mirrors)?;
+        }
+        Ok(())
     }
-    Ok(())
+    #[cfg(not(feature = "download"))]
+    {
+        let missing: Vec<String> = files
+            .iter()
+            .filter(|f| check_present(f, dest).is_err())
+            .map(|f| format!("{}.gz", f.name))
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(DataError::DownloadDisabled {
+                files: missing,
+                dest: dest.to_path_buf(),
+            })
+        }
+    }
 }
 
-fn download_one(agent: &ureq::Agent, file: &DataFile, dest: &Path, mirrors: &[&str]) -> Result<()> {
-    let gz_name = format!("{}.gz", file.name);
-    let present = [dest.join(&gz_name), dest.join(file.name)];
+/// `Ok(())` when `dest` already holds `file` (as `NAME.gz` or `NAME`) with the right
+/// checksum, else the copies present that fail verification.
+fn check_present(file: &DataFile, dest: &Path) -> std::result::Result<(), Vec<PathBuf>> {
+    let present = [dest.join(format!("{}.gz", file.name)), dest.join(file.name)];
     let mut invalid = Vec::new();
     for p in present.iter().filter(|p| p.is_file()) {
         if verify_file(p, file.sha256).is_ok() {
@@ -71,6 +99,15 @@ fn download_one(agent: &ureq::Agent, file: &DataFile, dest: &Path, mirrors: &[&s
         }
         invalid.push(p.clone());
     }
+    Err(invalid)
+}
+
+#[cfg(feature = "download")]
+fn download_one(agent: &ureq::Agent, file: &DataFile, dest: &Path, mirrors: &[&str]) -> Result<()> {
+    let gz_name = format!("{}.gz", file.name);
+    let Err(invalid) = check_present(file, dest) else {
+        return Ok(());
+    };
     let part = dest.join(format!(".{gz_name}.part-{}", std::process::id()));
     let mut attempts = Vec::new();
     for base in mirrors {
@@ -80,7 +117,7 @@ fn download_one(agent: &ureq::Agent, file: &DataFile, dest: &Path, mirrors: &[&s
             format!("{base}/{gz_name}")
         };
         let guard = PartFile(part.clone());
-        match fetch(agent, &url, &part, &gz_name).and_then(|()| install(&part, dest, file)) {
+        match http::fetch(agent, &url, &part, &gz_name).and_then(|()| install(&part, dest, file)) {
             Ok(installed) => {
                 drop(guard);
                 for p in invalid.iter().filter(|p| **p != installed) {
@@ -99,90 +136,114 @@ fn download_one(agent: &ureq::Agent, file: &DataFile, dest: &Path, mirrors: &[&s
 }
 
 /// Deletes the temporary file when dropped (a no-op once it has been renamed).
+#[cfg(feature = "download")]
 struct PartFile(PathBuf);
 
+#[cfg(feature = "download")]
 impl Drop for PartFile {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
     }
 }
 
-/// Streams `url` into `part`; the error is the reason, in words.
-fn fetch(
-    agent: &ureq::Agent,
-    url: &str,
-    part: &Path,
-    label: &str,
-) -> std::result::Result<(), String> {
-    let resp = match agent.get(url).call() {
-        Ok(r) => r,
-        Err(ureq::Error::Status(code, r)) => {
-            return Err(format!("HTTP {code} {}", r.status_text()));
-        }
-        Err(ureq::Error::Transport(t)) => {
-            // Transport's Display repeats the URL, which the caller already records.
-            let mut reason = t.kind().to_string();
-            if let Some(m) = t.message() {
-                reason.push_str(&format!(": {m}"));
-            }
-            if let Some(src) = std::error::Error::source(&t) {
-                reason.push_str(&format!(": {src}"));
-            }
-            return Err(reason);
-        }
-    };
-    let expected: Option<u64> = resp
-        .header("content-length")
-        .and_then(|v| v.trim().parse().ok());
-    let target = if std::io::stderr().is_terminal() {
-        ProgressDrawTarget::stderr()
-    } else {
-        ProgressDrawTarget::hidden()
-    };
-    let bar = ProgressBar::with_draw_target(expected, target);
-    let style = match expected {
-        Some(_) => ProgressStyle::with_template(
-            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
-        ),
-        None => ProgressStyle::with_template("{spinner} {msg} {bytes} {bytes_per_sec}"),
-    };
-    if let Ok(style) = style {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar.set_message(label.to_string());
+/// The HTTP client: only with the `download` feature.
+#[cfg(feature = "download")]
+mod http {
+    use std::fs::File;
+    use std::io::{IsTerminal, Read, Write};
+    use std::path::Path;
 
-    let mut out =
-        File::create(part).map_err(|e| format!("cannot create {}: {e}", part.display()))?;
-    let mut reader = resp.into_reader();
-    let mut buf = vec![0u8; 1 << 16];
-    let mut got: u64 = 0;
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                bar.abandon();
-                return Err(format!("connection failed after {got} bytes: {e}"));
+    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+    use super::{CONNECT_TIMEOUT, READ_TIMEOUT};
+
+    /// An agent with this crate's timeouts and user agent.
+    pub(super) fn agent() -> ureq::Agent {
+        ureq::AgentBuilder::new()
+            .timeout_connect(CONNECT_TIMEOUT)
+            .timeout_read(READ_TIMEOUT)
+            .user_agent(concat!("convnets-data/", env!("CARGO_PKG_VERSION")))
+            .build()
+    }
+
+    /// Streams `url` into `part`; the error is the reason, in words.
+    pub(super) fn fetch(
+        agent: &ureq::Agent,
+        url: &str,
+        part: &Path,
+        label: &str,
+    ) -> std::result::Result<(), String> {
+        let resp = match agent.get(url).call() {
+            Ok(r) => r,
+            Err(ureq::Error::Status(code, r)) => {
+                return Err(format!("HTTP {code} {}", r.status_text()));
+            }
+            Err(ureq::Error::Transport(t)) => {
+                // Transport's Display repeats the URL, which the caller already records.
+                let mut reason = t.kind().to_string();
+                if let Some(m) = t.message() {
+                    reason.push_str(&format!(": {m}"));
+                }
+                if let Some(src) = std::error::Error::source(&t) {
+                    reason.push_str(&format!(": {src}"));
+                }
+                return Err(reason);
             }
         };
-        out.write_all(&buf[..n])
-            .map_err(|e| format!("cannot write {}: {e}", part.display()))?;
-        got += n as u64;
-        bar.inc(n as u64);
-    }
-    bar.finish_and_clear();
-    if let Some(len) = expected {
-        if got != len {
-            return Err(format!("body ended after {got} of {len} bytes"));
+        let expected: Option<u64> = resp
+            .header("content-length")
+            .and_then(|v| v.trim().parse().ok());
+        let target = if std::io::stderr().is_terminal() {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        let bar = ProgressBar::with_draw_target(expected, target);
+        let style = match expected {
+            Some(_) => ProgressStyle::with_template(
+                "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+            ),
+            None => ProgressStyle::with_template("{spinner} {msg} {bytes} {bytes_per_sec}"),
+        };
+        if let Ok(style) = style {
+            bar.set_style(style.progress_chars("=> "));
         }
+        bar.set_message(label.to_string());
+
+        let mut out =
+            File::create(part).map_err(|e| format!("cannot create {}: {e}", part.display()))?;
+        let mut reader = resp.into_reader();
+        let mut buf = vec![0u8; 1 << 16];
+        let mut got: u64 = 0;
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    bar.abandon();
+                    return Err(format!("connection failed after {got} bytes: {e}"));
+                }
+            };
+            out.write_all(&buf[..n])
+                .map_err(|e| format!("cannot write {}: {e}", part.display()))?;
+            got += n as u64;
+            bar.inc(n as u64);
+        }
+        bar.finish_and_clear();
+        if let Some(len) = expected {
+            if got != len {
+                return Err(format!("body ended after {got} of {len} bytes"));
+            }
+        }
+        out.sync_all()
+            .map_err(|e| format!("cannot write {}: {e}", part.display()))?;
+        Ok(())
     }
-    out.sync_all()
-        .map_err(|e| format!("cannot write {}: {e}", part.display()))?;
-    Ok(())
 }
 
 /// Verifies the downloaded `part` and renames it into place; returns the installed path.
+#[cfg(feature = "download")]
 fn install(part: &Path, dest: &Path, file: &DataFile) -> std::result::Result<PathBuf, String> {
     let (digest, gzipped) = payload_digest(part).map_err(|e| e.to_string())?;
     if !digest.eq_ignore_ascii_case(file.sha256) {
@@ -262,6 +323,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     #[test]
     fn sha_of_empty_and_abc() {
@@ -300,5 +362,39 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let f = DatasetKind::Mnist.files();
         assert!(download_files(&f, t.path(), &[]).is_err());
+    }
+
+    #[cfg(not(feature = "download"))]
+    #[test]
+    fn without_the_feature_present_files_pass_and_missing_ones_are_named() {
+        let t = tempfile::tempdir().unwrap();
+        let payload = b"abc";
+        std::fs::write(t.path().join("one"), payload).unwrap();
+        let sha: &'static str = sha256_hex(payload).leak();
+        let one = DataFile {
+            name: "one",
+            sha256: sha,
+        };
+        let two = DataFile {
+            name: "two",
+            sha256: sha,
+        };
+        download_files(&[one], t.path(), &["http://127.0.0.1:9/"]).unwrap();
+        let e = download_files(&[one, two], t.path(), &["http://127.0.0.1:9/"]).unwrap_err();
+        match &e {
+            DataError::DownloadDisabled { files, dest } => {
+                assert_eq!(files, &["two.gz"]);
+                assert_eq!(dest, t.path());
+            }
+            other => panic!("expected DownloadDisabled, got {other:?}"),
+        }
+        let msg = e.to_string();
+        assert!(
+            msg.contains("built without the `download` feature")
+                && msg.contains(&t.path().display().to_string())
+                && msg.contains("enable the feature"),
+            "{msg}"
+        );
+        const { assert!(!DOWNLOAD_ENABLED) };
     }
 }

@@ -86,6 +86,20 @@ pub enum DataError {
         found: u64,
     },
 
+    /// A gzipped file inflates to more than its IDX header implies; decompression stopped
+    /// there rather than inflating the rest (a gzip bomb cannot exhaust memory or time).
+    #[error(
+        "{path}: trailing data after byte offset {expected}: the IDX header implies {expected} bytes (decompressed), but the gzip stream goes on past {read} bytes; stopped decompressing there"
+    )]
+    DecompressedTooLong {
+        /// The file.
+        path: PathBuf,
+        /// Bytes the header implies.
+        expected: u64,
+        /// Bytes decompressed before giving up (more than `expected`).
+        read: u64,
+    },
+
     /// An array does not have the shape a data set requires.
     #[error("{path}: wrong shape: expected {expected}, found {found:?}")]
     BadShape {
@@ -158,6 +172,30 @@ pub enum DataError {
         dest: PathBuf,
         /// Each URL tried and why it failed, in order.
         attempts: Vec<(String, String)>,
+    },
+
+    /// Files had to be downloaded, but this build has no HTTP client.
+    #[error(
+        "cannot download {} into {dest}: convnets-data was built without the `download` feature; put the files in {dest} or enable the feature (`--features convnets-data/download`)",
+        files.join(", "), dest = dest.display()
+    )]
+    DownloadDisabled {
+        /// The files that are missing (or fail their checksum), e.g. `train-images-idx3-ubyte.gz`.
+        files: Vec<String>,
+        /// The folder they were to be downloaded into.
+        dest: PathBuf,
+    },
+
+    /// A data set is nowhere on this machine and downloading it failed too.
+    ///
+    /// Both errors are kept: why the download failed, and where the files were searched for
+    /// (with where to put them and which package provides them).
+    #[error("{download}\n{not_found}")]
+    DataUnavailable {
+        /// Why the download failed (every URL tried, or that downloading is disabled).
+        download: Box<DataError>,
+        /// The [`DataError::NotFound`] of the search: the folders searched and the hints.
+        not_found: Box<DataError>,
     },
 
     /// A payload's SHA-256 does not match the expected one.

@@ -1,6 +1,14 @@
 //! Data sets for convnets: an IDX reader, MNIST / Fashion-MNIST discovery, download with
 //! SHA-256 verification, ToTensor / Normalize transforms and seeded mini-batching.
 //!
+//! [`load_or_download`] finds a data set as [`load`] does and, when asked, downloads it when
+//! it is nowhere. [`Split::split_off_validation`] carves a seeded held-out validation set.
+//!
+//! Cargo feature `download` (default): the HTTP client behind [`download()`],
+//! [`download_files`] and [`load_or_download`]. Without it those functions still exist and
+//! report [`DataError::DownloadDisabled`] when something would have to be fetched; checksum
+//! verification ([`verify_file`]) works either way.
+//!
 //! ```no_run
 //! use convnets_data::{load, Batcher, DatasetKind};
 //! # fn main() -> convnets_data::Result<()> {
@@ -22,11 +30,16 @@ pub mod error;
 pub mod idx;
 pub mod transform;
 
+mod split;
+
 pub use batch::{Batch, Batcher, Epoch};
 pub use dataset::{
-    default_root, default_root_from, find_file, load, load_dir, locate, locate_in, DataFile,
-    Dataset, DatasetKind, Split, DATA_ENV, DEBIAN_FASHION_MNIST,
+    default_root, default_root_from, find_file, load, load_dir, load_or_download,
+    load_or_download_in, load_test, locate, locate_in, DataFile, Dataset, DatasetKind, Split,
+    DATA_ENV, DEBIAN_FASHION_MNIST,
 };
-pub use download::{download, download_files, payload_sha256, sha256_hex, verify_file};
+pub use download::{
+    download, download_files, payload_sha256, sha256_hex, verify_file, DOWNLOAD_ENABLED,
+};
 pub use error::{DataError, Result};
 pub use transform::Normalize;

@@ -9,7 +9,8 @@ use std::path::Path;
 use anyhow::Result;
 use common::{gunzip, gz, idx_bytes, listing, Reply, Server};
 use convnets_data::{
-    download, download_files, load_dir, sha256_hex, DataError, DataFile, DatasetKind,
+    download, download_files, load_dir, load_or_download_in, sha256_hex, DataError, DataFile,
+    DatasetKind,
 };
 
 /// Two small IDX files and their `DataFile`s (checksums computed here).
@@ -255,5 +256,68 @@ fn real_mnist_download_from_local_mirror() -> Result<()> {
     let ds = load_dir(kind, &dir)?;
     assert_eq!((ds.train.len, ds.test.len), (60_000, 10_000));
     assert_eq!(listing(&dir).len(), 4);
+    Ok(())
+}
+
+/// `load_or_download` when nothing is found: downloads the real Fashion-MNIST from a local
+/// mirror into the default root, then loads it; a second call finds it there.
+#[test]
+fn load_or_download_fetches_into_the_default_root() -> Result<()> {
+    let Some(data) = common::real_data_dir("load_or_download_fetches_into_the_default_root") else {
+        return Ok(());
+    };
+    let kind = DatasetKind::FashionMnist;
+    let mut r = HashMap::new();
+    for f in kind.files() {
+        let name = format!("{}.gz", f.name);
+        let body = std::fs::read(data.join(kind.name()).join(&name))?;
+        r.insert(format!("/m/{name}"), Reply::Body(body));
+    }
+    let server = Server::start(r);
+    let t = tempfile::tempdir()?;
+    let root = t.path().join("root");
+    let mirror = server.base("m");
+    let ds = load_or_download_in(kind, None, true, None, &root, &[], &[&mirror])?;
+    assert_eq!(ds.dir, root.join("fashion-mnist"));
+    assert_eq!((ds.train.len, ds.test.len), (60_000, 10_000));
+    assert_eq!(ds.class_names()[0], "T-shirt/top");
+    assert_eq!(server.hits().len(), 4);
+    let again = load_or_download_in(kind, None, true, None, &root, &[], &[&mirror])?;
+    assert_eq!(again.dir, ds.dir);
+    assert_eq!(server.hits().len(), 4, "nothing fetched the second time");
+    Ok(())
+}
+
+/// Every mirror failing: one error carrying the download failure and the search.
+#[test]
+fn load_or_download_failure_carries_both_errors() -> Result<()> {
+    let server = Server::start(HashMap::new());
+    let t = tempfile::tempdir()?;
+    let root = t.path().join("root");
+    let mirror = server.base("empty");
+    let e = load_or_download_in(DatasetKind::Mnist, None, true, None, &root, &[], &[&mirror])
+        .unwrap_err();
+    let msg = e.to_string();
+    match &e {
+        DataError::DataUnavailable {
+            download,
+            not_found,
+        } => {
+            assert!(
+                matches!(**download, DataError::AllMirrorsFailed { .. }),
+                "{msg}"
+            );
+            assert!(matches!(**not_found, DataError::NotFound { .. }), "{msg}");
+        }
+        other => panic!("expected DataUnavailable, got {other:?}"),
+    }
+    assert!(msg.contains("HTTP 404") && msg.contains(&mirror), "{msg}");
+    assert!(
+        msg.contains(&root.join("mnist").display().to_string()),
+        "{msg}"
+    );
+    assert!(msg.contains("cargo xtask download mnist"), "{msg}");
+    // Nothing unverified left behind.
+    assert!(listing(&root.join("mnist")).is_empty());
     Ok(())
 }

@@ -102,3 +102,45 @@ fn sha256sums_file_matches_the_code() -> Result<()> {
     assert_eq!(listed, code);
     Ok(())
 }
+
+/// A 5,000-image validation set carved out of the real Fashion-MNIST training split.
+#[test]
+fn real_validation_split() -> Result<()> {
+    let Some(root) = common::real_data_dir("real_validation_split") else {
+        return Ok(());
+    };
+    let ds = load(DatasetKind::FashionMnist, Some(&root))?;
+    assert_eq!(ds.num_classes(), 10);
+    assert_eq!(ds.class_names()[9], "Ankle boot");
+    let (train, val) = ds.train.split_off_validation(5_000, 0)?;
+    assert_eq!((train.len, val.len), (55_000, 5_000));
+    assert_eq!(train.images.len(), 55_000 * 784);
+    assert_eq!(val.images.len(), 5_000 * 784);
+    // Every class is represented in the validation set in roughly its share (500 each).
+    let mut counts = [0usize; 10];
+    for &l in &val.labels {
+        counts[l as usize] += 1;
+    }
+    assert!(
+        counts.iter().all(|&c| (350..650).contains(&c)),
+        "{counts:?}"
+    );
+    // Label histograms of the parts add up to the whole's.
+    let hist = |labels: &[u8]| {
+        let mut h = [0usize; 10];
+        for &l in labels {
+            h[l as usize] += 1;
+        }
+        h
+    };
+    let (ht, hv, hall) = (
+        hist(&train.labels),
+        hist(&val.labels),
+        hist(&ds.train.labels),
+    );
+    for c in 0..10 {
+        assert_eq!(ht[c] + hv[c], hall[c]);
+    }
+    assert_eq!(ds.train.split_off_validation(5_000, 0)?.1, val);
+    Ok(())
+}

@@ -91,6 +91,21 @@ pub fn set_seed(seed: u64) {
     *RNG.lock().unwrap_or_else(|e| e.into_inner()) = Some(Rng::new(seed));
 }
 
+/// The state of the process-wide generator behind [`Dropout`] (its ChaCha key and word
+/// position), for checkpoints; see [`set_rng_state`].
+pub fn rng_state() -> ([u8; 32], u128) {
+    RNG.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get_or_insert_with(|| Rng::new(0))
+        .state()
+}
+
+/// Puts the process-wide generator behind [`Dropout`] in a state saved by [`rng_state`], so
+/// a resumed run draws the masks an uninterrupted run would.
+pub fn set_rng_state(seed: [u8; 32], word_pos: u128) {
+    *RNG.lock().unwrap_or_else(|e| e.into_inner()) = Some(Rng::from_state((seed, word_pos)));
+}
+
 /// `n` draws from `[0, 1)` from the process-wide generator.
 fn uniform(n: usize) -> Vec<f32> {
     let mut guard = RNG.lock().unwrap_or_else(|e| e.into_inner());
@@ -108,10 +123,11 @@ fn uniform(n: usize) -> Vec<f32> {
 /// use convnets_layers::Dropout;
 /// convnets_layers::set_seed(1);
 /// let x = Tensor::ones((1, 1000), DType::F32, &Device::Cpu)?;
-/// let d = Dropout::new(0.5);
+/// let d = Dropout::new(0.5)?;
 /// assert_eq!(d.forward_t(&x, false)?.to_vec2::<f32>()?, x.to_vec2::<f32>()?);
 /// let y = d.forward_t(&x, true)?.flatten_all()?.to_vec1::<f32>()?;
 /// assert!(y.iter().all(|&v| v == 0.0 || v == 2.0));
+/// assert!(Dropout::new(1.5).is_err());
 /// # Ok::<(), candle_core::Error>(())
 /// ```
 #[derive(Clone, Debug, PartialEq)]
@@ -121,12 +137,18 @@ pub struct Dropout {
 }
 
 impl Dropout {
-    /// Dropout with probability `p` (PyTorch's default is 0.5); `p` is clamped to `[0, 1]`.
-    pub fn new(p: f32) -> Self {
-        Self {
-            p: if p.is_nan() { 0.0 } else { p.clamp(0.0, 1.0) },
-            name: None,
+    /// Dropout with probability `p` (PyTorch's default is 0.5).
+    ///
+    /// Fails, as PyTorch's `nn.Dropout(p)` does, when `p` is outside `[0, 1]`: "dropout
+    /// probability has to be between 0 and 1, but got {p}". A NaN `p` is refused too (PyTorch
+    /// lets it through, then every output is NaN in training).
+    pub fn new(p: f32) -> Result<Self> {
+        if !(0.0..=1.0).contains(&p) {
+            candle_core::bail!(
+                "Dropout: dropout probability has to be between 0 and 1, but got {p}"
+            )
         }
+        Ok(Self { p, name: None })
     }
     /// The same layer called `name` (in errors and summaries).
     pub fn named(mut self, name: impl Into<String>) -> Self {
@@ -140,9 +162,9 @@ impl Dropout {
 }
 
 impl Default for Dropout {
-    /// `Dropout::new(0.5)`, PyTorch's default.
+    /// Dropout with `p = 0.5`, PyTorch's default.
     fn default() -> Self {
-        Self::new(0.5)
+        Self { p: 0.5, name: None }
     }
 }
 
@@ -184,7 +206,7 @@ mod tests {
     #[test]
     fn dropout_is_seeded_and_keeps_the_expectation() -> anyhow::Result<()> {
         let x = Tensor::ones((100, 100), DType::F32, &Device::Cpu)?;
-        let d = Dropout::new(0.3);
+        let d = Dropout::new(0.3)?;
         // No other unit test of this crate draws from the shared generator.
         set_seed(42);
         let a = d.forward_t(&x, true)?.flatten_all()?.to_vec1::<f32>()?;
@@ -195,19 +217,37 @@ mod tests {
         assert!((6700..7300).contains(&kept), "kept {kept} of 10000");
         assert!(a.iter().all(|&v| v == 0.0 || (v - 1.0 / 0.7).abs() < 1e-6));
         assert_eq!(
-            Dropout::new(1.0)
+            Dropout::new(1.0)?
                 .forward_t(&x, true)?
                 .sum_all()?
                 .to_scalar::<f32>()?,
             0.0
         );
         assert_eq!(
-            Dropout::new(0.0)
+            Dropout::new(0.0)?
                 .forward_t(&x, true)?
                 .sum_all()?
                 .to_scalar::<f32>()?,
             10000.0
         );
+        Ok(())
+    }
+
+    #[test]
+    fn dropout_probability_outside_0_1_is_an_error() -> anyhow::Result<()> {
+        for p in [-0.1f32, 1.1, f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            let err = Dropout::new(p).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!(
+                    "Dropout: dropout probability has to be between 0 and 1, but got {p}"
+                )),
+                "{err}"
+            );
+        }
+        for p in [0.0f32, 0.5, 1.0] {
+            assert_eq!(Dropout::new(p)?.p(), p);
+        }
+        assert_eq!(Dropout::default(), Dropout::new(0.5)?);
         Ok(())
     }
 

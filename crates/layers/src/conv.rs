@@ -12,14 +12,15 @@ use candle_nn::VarBuilder;
 /// `floor((size + 2 * padding - dilation * (kernel - 1) - 1) / stride) + 1`
 /// (seed 000's `floor((W - F + 2P) / S) + 1` when `dilation = 1`).
 ///
-/// Returns `None` when the (padded) input is smaller than the (dilated) kernel or the stride
-/// is zero.
+/// Returns `None` when the (padded) input is smaller than the (dilated) kernel, the stride
+/// is zero, or the sizes overflow `usize`.
 ///
 /// ```
 /// use convnets_layers::conv_out_size;
 /// assert_eq!(conv_out_size(227, 11, 4, 0, 1), Some(55)); // AlexNet conv1
 /// assert_eq!(conv_out_size(5, 3, 2, 0, 1), Some(2));
 /// assert_eq!(conv_out_size(2, 5, 1, 0, 1), None);
+/// assert_eq!(conv_out_size(usize::MAX, 3, 1, 1, 1), None);
 /// ```
 pub fn conv_out_size(
     size: usize,
@@ -28,8 +29,8 @@ pub fn conv_out_size(
     padding: usize,
     dilation: usize,
 ) -> Option<usize> {
-    let span = dilation * (kernel.max(1) - 1) + 1;
-    let padded = size + 2 * padding;
+    let span = dilation.checked_mul(kernel.max(1) - 1)?.checked_add(1)?;
+    let padded = padding.checked_mul(2)?.checked_add(size)?;
     if stride == 0 || padded < span {
         return None;
     }
@@ -143,9 +144,27 @@ impl Conv2d {
     }
 
     /// The output shape for an input of shape `[b, c, h, w]`, or an error naming the layer and
-    /// the shapes when the input does not fit.
+    /// the shapes when the input does not fit: wrong rank or channels, an empty image
+    /// (`h = 0` or `w = 0`, which PyTorch refuses too: "only zero batch or zero channel inputs
+    /// are supported"), or an image smaller than the kernel (PyTorch's "kernel size can't be
+    /// greater than actual input size"). A zero batch is fine.
     pub fn out_shape(&self, input: &[usize]) -> Result<[usize; 4]> {
-        let (c_out, c_in_g, kh, kw) = self.weight.dims4()?;
+        let (c_out, c_in_g, kh, kw) = match self.weight.dims() {
+            &[o, i, kh, kw] => (o, i, kh, kw),
+            other => candle_core::bail!(
+                "{}: expected a weight [c_out, c_in / groups, kh, kw], found {other:?}",
+                self.label()
+            ),
+        };
+        if [c_out, c_in_g, kh, kw].contains(&0) || self.cfg.groups == 0 {
+            candle_core::bail!(
+                "{}: cannot convolve with an empty weight {:?} (groups {}): channels, kernel and \
+                 groups must be positive",
+                self.label(),
+                self.weight.dims(),
+                self.cfg.groups
+            )
+        }
         let c_in = c_in_g * self.cfg.groups;
         let [b, c, h, w] = match input {
             &[b, c, h, w] => [b, c, h, w],
@@ -160,11 +179,21 @@ impl Conv2d {
                 self.label()
             )
         }
+        if h == 0 || w == 0 {
+            candle_core::bail!(
+                "{}: input {input:?} has an empty image ({h}x{w}); height and width must be positive",
+                self.label()
+            )
+        }
         let (s, p, d) = (self.cfg.stride, self.cfg.padding, self.cfg.dilation);
-        match (conv_out_size(h, kh, s[0], p[0], d[0]), conv_out_size(w, kw, s[1], p[1], d[1])) {
+        match (
+            conv_out_size(h, kh, s[0], p[0], d[0]),
+            conv_out_size(w, kw, s[1], p[1], d[1]),
+        ) {
             (Some(ho), Some(wo)) => Ok([b, c_out, ho, wo]),
             _ => candle_core::bail!(
-                "{}: input {input:?} is too small for kernel {kh}x{kw} (padding {p:?}, dilation {d:?})",
+                "{}: input {input:?} is too small for kernel {kh}x{kw} (padding {p:?}, dilation \
+                 {d:?}, stride {s:?}): calculated output size is too small",
                 self.label()
             ),
         }
@@ -225,6 +254,11 @@ pub fn conv2d_rect(
     vb: VarBuilder,
 ) -> Result<Conv2d> {
     let name = vb.prefix();
+    if c_in == 0 || c_out == 0 {
+        candle_core::bail!(
+            "{name}: in_channels ({c_in}) and out_channels ({c_out}) must be positive"
+        )
+    }
     if cfg.groups == 0 || !c_in.is_multiple_of(cfg.groups) || !c_out.is_multiple_of(cfg.groups) {
         candle_core::bail!(
             "{name}: in_channels ({c_in}) and out_channels ({c_out}) must be divisible by groups ({})",
@@ -291,6 +325,85 @@ mod tests {
             err.contains("g: in_channels (6) and out_channels (9) must be divisible by groups (4)"),
             "{err}"
         );
+        Ok(())
+    }
+
+    #[test]
+    fn empty_or_too_small_inputs_are_errors_not_panics() -> anyhow::Result<()> {
+        let store = ParamStore::new(0, &Device::Cpu);
+        let plain = conv2d(3, 4, 3, Conv2dConfig::default(), store.vb().pp("plain"))?;
+        let padded = conv2d(
+            3,
+            4,
+            3,
+            Conv2dConfig::default().padding(2),
+            store.vb().pp("pad"),
+        )?;
+        let z = |s: &[usize]| Tensor::zeros(s, DType::F32, &Device::Cpu);
+        for (conv, shape, want) in [
+            (
+                &plain,
+                &[1, 3, 0, 0][..],
+                "plain (Conv2d): input [1, 3, 0, 0] has an empty image (0x0)",
+            ),
+            (
+                &padded,
+                &[1, 3, 0, 0],
+                "pad (Conv2d): input [1, 3, 0, 0] has an empty image (0x0)",
+            ),
+            (
+                &padded,
+                &[2, 3, 0, 1],
+                "pad (Conv2d): input [2, 3, 0, 1] has an empty image (0x1)",
+            ),
+            (
+                &plain,
+                &[1, 3, 2, 2],
+                "plain (Conv2d): input [1, 3, 2, 2] is too small for kernel 3x3",
+            ),
+            (
+                &plain,
+                &[1, 3, 9, 2],
+                "plain (Conv2d): input [1, 3, 9, 2] is too small for kernel 3x3",
+            ),
+            (
+                &plain,
+                &[1, 3, 4],
+                "plain (Conv2d): expected an input [batch, 3, h, w], found [1, 3, 4]",
+            ),
+        ] {
+            let err = conv.forward(&z(shape)?).unwrap_err().to_string();
+            assert!(err.contains(want), "{err}");
+        }
+        // A zero batch is fine, as in PyTorch.
+        assert_eq!(padded.forward(&z(&[0, 3, 5, 5])?)?.dims(), &[0, 4, 7, 7]);
+        // Zero channels: refused when building, and for a layer made from an empty weight.
+        let err = conv2d(0, 4, 3, Conv2dConfig::default(), store.vb().pp("c0"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("c0: in_channels (0) and out_channels (4) must be positive"),
+            "{err}"
+        );
+        assert!(conv2d(3, 0, 3, Conv2dConfig::default(), store.vb().pp("o0")).is_err());
+        let empty = Conv2d::new("e", z(&[0, 3, 3, 3])?, None, Conv2dConfig::default());
+        let err = empty.forward(&z(&[1, 3, 5, 5])?).unwrap_err().to_string();
+        assert!(
+            err.contains("e (Conv2d): cannot convolve with an empty weight [0, 3, 3, 3]"),
+            "{err}"
+        );
+        let bad = Conv2d::new(
+            "s0",
+            z(&[4, 3, 3, 3])?,
+            None,
+            Conv2dConfig::default().stride(0),
+        );
+        assert!(bad.forward(&z(&[1, 3, 5, 5])?).is_err());
+        assert_eq!(
+            conv_out_size(usize::MAX / 2 + 1, 3, 1, usize::MAX / 2, 1),
+            None
+        );
+        assert_eq!(conv_out_size(5, usize::MAX, 1, 0, 2), None);
         Ok(())
     }
 

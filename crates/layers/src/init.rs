@@ -61,6 +61,18 @@ impl Rng {
         Self(ChaCha8Rng::seed_from_u64(seed))
     }
 
+    /// The generator's state: its ChaCha key and word position (what a checkpoint keeps).
+    pub fn state(&self) -> ([u8; 32], u128) {
+        (self.0.get_seed(), self.0.get_word_pos())
+    }
+
+    /// A generator in the state `state` (from [`Rng::state`]): it continues the same stream.
+    pub fn from_state(state: ([u8; 32], u128)) -> Self {
+        let mut rng = ChaCha8Rng::from_seed(state.0);
+        rng.set_word_pos(state.1);
+        Self(rng)
+    }
+
     /// `n` values drawn uniformly from `[lo, up)`.
     pub fn uniform(&mut self, n: usize, lo: f64, up: f64) -> Vec<f32> {
         (0..n)

@@ -22,6 +22,7 @@
 //! ```
 
 pub mod activation;
+pub mod compat;
 pub mod container;
 pub mod conv;
 pub mod grad;
@@ -34,7 +35,7 @@ pub mod pool;
 pub mod store;
 pub mod summary;
 
-pub use activation::{set_seed, Dropout, Flatten, Relu};
+pub use activation::{rng_state, set_rng_state, set_seed, Dropout, Flatten, Relu};
 pub use container::Sequential;
 pub use conv::{conv2d, conv2d_rect, conv_out_size, Conv2d, Conv2dConfig};
 pub use grad::{grad_enabled, no_grad};

@@ -4,7 +4,7 @@ use crate::grad::param;
 use crate::init::pytorch_default;
 use crate::layer::{label, Layer};
 use crate::summary;
-use candle_core::{Module, Result, Tensor};
+use candle_core::{Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
 
 /// A fully connected layer `y = x W^T + b` (PyTorch's `nn.Linear`): weight `[out, in]`,
@@ -68,9 +68,13 @@ impl Module for Linear {
                 label(self.name.as_deref(), "Linear")
             )
         }
-        let rows = x.elem_count() / n_in.max(1);
+        let rows: usize = dims[..dims.len() - 1].iter().product();
         let (w, b) = (param(&self.weight), self.bias.as_ref().map(param));
-        let y = crate::ops::linear(x, &w, b.as_ref())?;
+        let y = if n_in == 0 || n_out == 0 {
+            empty_linear(x, n_out, b.as_ref())?
+        } else {
+            crate::ops::linear(x, &w, b.as_ref())?
+        };
         if summary::tracing() {
             let mut params = vec![("weight", &self.weight)];
             if let Some(b) = &self.bias {
@@ -85,6 +89,28 @@ impl Module for Linear {
             );
         }
         Ok(y)
+    }
+}
+
+/// A layer with no input or no output features, as PyTorch computes it: `[..., 0]` outputs
+/// when `n_out = 0`, the bias alone (zeros without one) when `n_in = 0` (an empty sum). The
+/// output stays attached to `x` (and to the bias) in the autograd graph, so their gradients
+/// exist (zeros for `x`, the number of rows for each bias entry).
+fn empty_linear(x: &Tensor, n_out: usize, bias: Option<&Tensor>) -> Result<Tensor> {
+    let y = if n_out == 0 {
+        x.narrow(D::Minus1, 0, 0)?
+    } else {
+        let mut shape = x.dims().to_vec();
+        if let Some(last) = shape.last_mut() {
+            *last = n_out;
+        }
+        x.sum_keepdim(D::Minus1)?
+            .broadcast_as(shape)?
+            .contiguous()?
+    };
+    match bias {
+        Some(b) => y.broadcast_add(b),
+        None => Ok(y),
     }
 }
 
@@ -115,11 +141,21 @@ pub fn linear(c_in: usize, c_out: usize, vb: VarBuilder) -> Result<Linear> {
 }
 
 /// [`linear`] with or without a bias.
+///
+/// Zero features are allowed, as in PyTorch: `linear(c_in, 0, vb)` maps `[..., c_in]` to
+/// `[..., 0]`, and `linear(0, c_out, vb)` maps `[..., 0]` to the bias (which PyTorch, and so
+/// this function, initialises to zeros when `c_in = 0`).
 pub fn linear_b(c_in: usize, c_out: usize, bias: bool, vb: VarBuilder) -> Result<Linear> {
     let init = pytorch_default(c_in);
     let weight = vb.get_with_hints((c_out, c_in), "weight", init)?;
     let bias = if bias {
-        Some(vb.get_with_hints(c_out, "bias", init)?)
+        // PyTorch's bound is `1 / sqrt(fan_in)` if fan_in > 0 else 0.
+        let bias_init = if c_in == 0 {
+            candle_nn::Init::Const(0.0)
+        } else {
+            init
+        };
+        Some(vb.get_with_hints(c_out, "bias", bias_init)?)
     } else {
         None
     };
@@ -153,6 +189,61 @@ mod tests {
         );
         let nb = linear_b(4, 3, false, store.vb().pp("nb"))?;
         assert!(nb.bias().is_none());
+        let err = fc
+            .forward(&Tensor::ones((), DType::F32, &Device::Cpu)?)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("expected an input [..., 4]"), "{err}");
+        Ok(())
+    }
+
+    #[test]
+    fn zero_features_work_as_in_pytorch() -> anyhow::Result<()> {
+        let dev = Device::Cpu;
+        let store = crate::ParamStore::new(0, &dev);
+        // nn.Linear(3, 0): [2, 3] -> [2, 0]; the input still gets a (zero) gradient.
+        let fc = linear(3, 0, store.vb().pp("to_none"))?;
+        assert_eq!((fc.in_features(), fc.out_features()), (3, 0));
+        let x = candle_core::Var::ones((2, 3), DType::F32, &dev)?;
+        let y = fc.forward(&x)?;
+        assert_eq!(y.dims(), &[2, 0]);
+        let g = y.sum_all()?.backward()?;
+        let gx = g.get(&x).map(|t| t.to_vec2::<f32>()).transpose()?;
+        assert_eq!(gx, Some(vec![vec![0f32; 3]; 2]));
+        // nn.Linear(0, 3): the bias is zeros and is the output; d sum / d bias = rows.
+        let fc = linear(0, 3, store.vb().pp("from_none"))?;
+        assert_eq!(
+            fc.bias().map(|b| b.to_vec1::<f32>()).transpose()?,
+            Some(vec![0f32; 3])
+        );
+        let y = fc.forward(&Tensor::zeros((2, 5, 0), DType::F32, &dev)?)?;
+        assert_eq!(y.dims(), &[2, 5, 3]);
+        let b = candle_core::Var::from_tensor(&Tensor::new(&[1f32, 2., 3.], &dev)?)?;
+        let fc = Linear::new(
+            Tensor::zeros((3, 0), DType::F32, &dev)?,
+            Some(b.as_tensor().clone()),
+        );
+        let y = fc.forward(&Tensor::zeros((4, 0), DType::F32, &dev)?)?;
+        assert_eq!(y.to_vec2::<f32>()?, vec![vec![1f32, 2., 3.]; 4]);
+        let g = y.sum_all()?.backward()?;
+        let gb = g.get(&b).map(|t| t.to_vec1::<f32>()).transpose()?;
+        assert_eq!(gb, Some(vec![4f32; 3]));
+        // Both zero, and no bias.
+        let fc = linear_b(0, 0, false, store.vb().pp("none"))?;
+        assert_eq!(
+            fc.forward(&Tensor::zeros((2, 0), DType::F32, &dev)?)?
+                .dims(),
+            &[2, 0]
+        );
+        // A wrong width still fails clearly.
+        let err = fc
+            .forward(&Tensor::zeros((2, 1), DType::F32, &dev)?)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("none (Linear): expected an input [..., 0]"),
+            "{err}"
+        );
         Ok(())
     }
 }

@@ -47,18 +47,29 @@ macro_rules! pool_layer {
                 &self.params
             }
             /// The output shape for an input of shape `[b, c, h, w]`, or an error naming the
-            /// layer and the shapes when there is none.
+            /// layer and the shapes when there is none: wrong rank, an empty channel or image
+            /// dimension (PyTorch only allows an empty batch), or an image too small for the
+            /// window (PyTorch's "output size is too small").
             pub fn out_shape(&self, input: &[usize]) -> Result<[usize; 4]> {
-                let &[b, c, _, _] = input else {
+                let &[b, c, h, w] = input else {
                     candle_core::bail!(
                         "{}: expected an input [batch, channels, height, width], found {input:?}",
                         label(self.name.as_deref(), $kind)
                     )
                 };
+                if c == 0 || h == 0 || w == 0 {
+                    candle_core::bail!(
+                        "{}: input {input:?} is empty; channels, height and width must be positive \
+                         (only the batch may be 0)",
+                        label(self.name.as_deref(), $kind)
+                    )
+                }
                 let p = &self.params;
-                match pool_output_hw(input, p) {
-                    Ok((oh, ow)) => Ok([b, c, oh, ow]),
-                    Err(_) => candle_core::bail!(
+                // `padding <= kernel / 2` first, so that no size below can overflow.
+                let fits = p.padding[0] <= p.kernel[0] / 2 && p.padding[1] <= p.kernel[1] / 2;
+                match fits.then(|| pool_output_hw(input, p).ok()).flatten() {
+                    Some((oh, ow)) => Ok([b, c, oh, ow]),
+                    None => candle_core::bail!(
                         "{}: input {input:?} is too small for (or does not fit) kernel {:?} with stride {:?}, \
                          padding {:?}, ceil_mode {} (kernel and stride must be > 0, padding at most half \
                          the kernel)",
@@ -299,6 +310,53 @@ mod tests {
             ),
             "{err}"
         );
+        for (pool, shape, want) in [
+            (
+                MaxPool2d::new(2).padding(1),
+                [1, 3, 0, 0],
+                "MaxPool2d: input [1, 3, 0, 0] is empty",
+            ),
+            (
+                MaxPool2d::new(2),
+                [1, 0, 4, 4],
+                "MaxPool2d: input [1, 0, 4, 4] is empty",
+            ),
+            (
+                MaxPool2d::new(2),
+                [1, 3, 1, 1],
+                "MaxPool2d: input [1, 3, 1, 1] is too small",
+            ),
+            (
+                MaxPool2d::new(2).padding(usize::MAX),
+                [1, 3, 4, 4],
+                "does not fit",
+            ),
+            (MaxPool2d::with_stride(2, 0), [1, 3, 4, 4], "does not fit"),
+            (MaxPool2d::new(0), [1, 3, 4, 4], "does not fit"),
+        ] {
+            let err = pool.forward(&Tensor::zeros(&shape, DType::F32, &Device::Cpu)?);
+            let err = err.unwrap_err().to_string();
+            assert!(err.contains(want), "{err}");
+        }
+        let err = AvgPool2d::new(2)
+            .padding(1)
+            .named("avg")
+            .forward(&Tensor::zeros((2, 3, 5, 0), DType::F32, &Device::Cpu)?)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("avg (AvgPool2d): input [2, 3, 5, 0] is empty"),
+            "{err}"
+        );
+        let err = AdaptiveAvgPool2d::new([2, 2])
+            .forward(&Tensor::zeros((1, 3, 0, 0), DType::F32, &Device::Cpu)?)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cannot pool input [1, 3, 0, 0]"), "{err}");
+        // An empty batch is fine, as in PyTorch.
+        let empty = Tensor::zeros((0, 3, 4, 4), DType::F32, &Device::Cpu)?;
+        assert_eq!(MaxPool2d::new(2).forward(&empty)?.dims(), &[0, 3, 2, 2]);
+        assert_eq!(AvgPool2d::new(2).forward(&empty)?.dims(), &[0, 3, 2, 2]);
         let err = AdaptiveAvgPool2d::new([0, 1])
             .forward(&x)
             .unwrap_err()

@@ -67,6 +67,20 @@ pub enum StoreError {
         /// The shape in the file.
         found: Vec<usize>,
     },
+    /// A tensor has an integer type where the model has floats.
+    #[error(
+        "{path}: tensor `{name}` is {found:?}, the model expects floating point ({expected:?})"
+    )]
+    Dtype {
+        /// The file.
+        path: PathBuf,
+        /// The parameter name.
+        name: String,
+        /// The model's dtype.
+        expected: DType,
+        /// The file's dtype.
+        found: DType,
+    },
     /// A candle error.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
@@ -232,6 +246,14 @@ impl ParamStore {
                     .collect::<Vec<_>>()
                     .join(", "),
             })?;
+            if t.dtype().is_int() && !var.dtype().is_int() {
+                return Err(StoreError::Dtype {
+                    path: origin.into(),
+                    name: name.clone(),
+                    expected: var.dtype(),
+                    found: t.dtype(),
+                });
+            }
             if t.dims() != var.dims() {
                 return Err(StoreError::Shape {
                     path: origin.into(),

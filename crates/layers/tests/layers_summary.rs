@@ -141,7 +141,7 @@ fn every_layer_kind_reports_itself() -> Result<()> {
         .add("pool", MaxPool2d::new(2).named("pool1"))
         .add("avg", AdaptiveAvgPool2d::new([3, 3]))
         .add("flat", Flatten)
-        .add("drop", Dropout::new(0.5))
+        .add("drop", Dropout::new(0.5)?)
         .add("fc", linear(36, 5, vb.pp("fc"))?);
     let s = summary(&net, &[2, 3, 10, 10])?;
     let rows: Vec<(&str, &str)> = s.rows.iter().map(|r| (r.name.as_str(), r.kind)).collect();

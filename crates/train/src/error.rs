@@ -14,14 +14,6 @@ pub enum TrainError {
     /// Weights could not be saved or loaded.
     #[error(transparent)]
     Store(#[from] convnets_layers::StoreError),
-    /// The data set is nowhere on this machine and downloading it failed too.
-    #[error("{download}\n{not_found}")]
-    DataUnavailable {
-        /// Why the download failed (every URL tried).
-        download: Box<convnets_data::DataError>,
-        /// Where the data was searched for, where it can be put, which package provides it.
-        not_found: Box<convnets_data::DataError>,
-    },
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {
@@ -30,20 +22,29 @@ pub enum TrainError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// A learning-rate schedule is invalid.
+    #[error(transparent)]
+    Schedule(#[from] crate::schedule::ScheduleError),
     /// A configuration value is invalid.
     #[error("invalid configuration: {0}")]
     Config(String),
-    /// The loss became NaN or infinite.
-    #[error(
-        "the loss diverged ({loss}) at epoch {epoch}, batch {batch}; try a smaller learning rate"
-    )]
+    /// A checkpoint could not be written, read or applied.
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
+    /// A plot could not be drawn.
+    #[error("plot: {0}")]
+    Plot(String),
+    /// Training diverged: the loss (or the gradient norm) became NaN or infinite.
+    #[error("training diverged at epoch {epoch}, batch {batch}: {what}; {hint}. The last checkpoint (if any) is intact")]
     Diverged {
         /// The epoch (from 1).
         epoch: usize,
         /// The batch index in the epoch.
         batch: usize,
-        /// The loss value.
-        loss: f32,
+        /// What became non-finite.
+        what: String,
+        /// The likely cause.
+        hint: String,
     },
 }
 

@@ -1,173 +1,128 @@
-//! Per-epoch metrics: CSV, JSON lines and an SVG plot of the curves.
+//! Per-epoch metrics, written as CSV and JSON lines.
 
-use crate::{Result, TrainError};
+use crate::fsutil::write_atomic;
+use crate::Result;
 use serde::{Deserialize, Serialize};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-/// What one epoch measured.
+/// What one epoch measured. Accuracies are in percent; losses are means per sample.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EpochMetrics {
     /// Epoch number, from 1.
     pub epoch: usize,
-    /// Mean training loss over the epoch's samples.
+    /// The learning rate of the epoch's last step.
+    pub lr: f64,
+    /// Mean training loss over the epoch's samples (in training mode, as the steps saw it).
     pub train_loss: f64,
-    /// Mean test loss per sample.
-    pub test_loss: f64,
-    /// Test accuracy in percent.
-    pub test_accuracy: f64,
+    /// Training accuracy over the epoch's steps (top-1, in training mode).
+    pub train_accuracy: f64,
+    /// Loss on the validation split, if the run holds one out.
+    pub val_loss: Option<f64>,
+    /// Accuracy on the validation split.
+    pub val_accuracy: Option<f64>,
+    /// Loss on the test set, if the run evaluates one.
+    pub test_loss: Option<f64>,
+    /// Top-1 accuracy on the test set.
+    pub test_accuracy: Option<f64>,
+    /// Top-5 accuracy on the test set.
+    pub test_top5: Option<f64>,
     /// Wall-clock seconds of the epoch's training (without evaluation).
     pub epoch_seconds: f64,
     /// Training images per second.
     pub images_per_second: f64,
 }
 
-/// The metrics files of a run folder: `metrics.csv`, `metrics.jsonl` and `curves.svg`.
-#[derive(Debug)]
-pub struct MetricsLog {
-    dir: PathBuf,
-    epochs: Vec<EpochMetrics>,
+impl EpochMetrics {
+    /// The loss that decides the best epoch, early stopping and a plateau schedule: the
+    /// validation loss, else the test loss, else the training loss.
+    pub fn monitored_loss(&self) -> f64 {
+        self.val_loss.or(self.test_loss).unwrap_or(self.train_loss)
+    }
 }
 
-const CSV_HEADER: &str = "epoch,train_loss,test_loss,test_accuracy,epoch_seconds,images_per_second";
+/// The header of `metrics.csv`.
+pub const CSV_HEADER: &str = "epoch,lr,train_loss,train_accuracy,val_loss,val_accuracy,test_loss,test_accuracy,test_top5,epoch_seconds,images_per_second";
 
-impl MetricsLog {
-    /// A log writing into `dir` (which must exist). Existing metrics files are replaced.
-    pub fn create(dir: &Path) -> Result<Self> {
-        let csv = dir.join("metrics.csv");
-        std::fs::write(&csv, format!("{CSV_HEADER}\n")).map_err(TrainError::io(&csv))?;
-        let jsonl = dir.join("metrics.jsonl");
-        std::fs::write(&jsonl, "").map_err(TrainError::io(&jsonl))?;
-        Ok(Self {
-            dir: dir.to_path_buf(),
-            epochs: Vec::new(),
-        })
-    }
+fn opt(v: Option<f64>, digits: usize) -> String {
+    v.map(|v| format!("{v:.digits$}")).unwrap_or_default()
+}
 
-    /// The epochs recorded so far.
-    pub fn epochs(&self) -> &[EpochMetrics] {
-        &self.epochs
-    }
-
-    /// Appends one epoch to the CSV and JSON-lines files (flushed at once, so an interrupted
-    /// run keeps every finished epoch) and redraws the plot.
-    pub fn push(&mut self, m: EpochMetrics) -> Result<()> {
-        let line = format!(
-            "{},{:.6},{:.6},{:.2},{:.3},{:.1}\n",
+/// The CSV text of `history` (header and one row per epoch; empty cells for what a run did
+/// not measure).
+pub fn to_csv(history: &[EpochMetrics]) -> String {
+    let mut s = format!("{CSV_HEADER}\n");
+    for m in history {
+        s += &format!(
+            "{},{:e},{:.6},{:.2},{},{},{},{},{},{:.3},{:.1}\n",
             m.epoch,
+            m.lr,
             m.train_loss,
-            m.test_loss,
-            m.test_accuracy,
+            m.train_accuracy,
+            opt(m.val_loss, 6),
+            opt(m.val_accuracy, 2),
+            opt(m.test_loss, 6),
+            opt(m.test_accuracy, 2),
+            opt(m.test_top5, 2),
             m.epoch_seconds,
             m.images_per_second
         );
-        append(&self.dir.join("metrics.csv"), &line)?;
-        let json = serde_json::to_string(&m).map_err(|e| TrainError::Config(e.to_string()))?;
-        append(&self.dir.join("metrics.jsonl"), &format!("{json}\n"))?;
-        self.epochs.push(m);
-        self.plot()
     }
-
-    /// Draws test accuracy and the two losses per epoch into `curves.svg`.
-    pub fn plot(&self) -> Result<()> {
-        let path = self.dir.join("curves.svg");
-        plot_curves(&self.epochs, &path)
-            .map_err(|e| TrainError::Config(format!("{}: plot failed: {e}", path.display())))
-    }
+    s
 }
 
-fn append(path: &Path, text: &str) -> Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(path)
-        .map_err(TrainError::io(path))?;
-    f.write_all(text.as_bytes())
-        .and_then(|_| f.flush())
-        .map_err(TrainError::io(path))
+/// The JSON-lines text of `history` (one object per epoch, every number exact).
+pub fn to_jsonl(history: &[EpochMetrics]) -> String {
+    history
+        .iter()
+        .filter_map(|m| serde_json::to_string(m).ok())
+        .map(|l| l + "\n")
+        .collect()
 }
 
-fn plot_curves(
-    epochs: &[EpochMetrics],
-    path: &Path,
-) -> std::result::Result<(), Box<dyn std::error::Error>> {
-    use plotters::prelude::*;
-    let root = SVGBackend::new(path, (960, 400)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let (left, right) = root.split_horizontally(480);
-    let n = epochs.len().max(1) as f64;
-    let lo = epochs
-        .iter()
-        .map(|m| m.test_accuracy)
-        .fold(100.0, f64::min)
-        .min(100.0);
-    let mut acc = ChartBuilder::on(&left)
-        .caption("test accuracy (%)", ("sans-serif", 18))
-        .margin(10)
-        .x_label_area_size(30)
-        .y_label_area_size(40)
-        .build_cartesian_2d(0.5..n + 0.5, (lo - 1.0).floor().max(0.0)..100.0)?;
-    acc.configure_mesh().x_desc("epoch").draw()?;
-    acc.draw_series(LineSeries::new(
-        epochs.iter().map(|m| (m.epoch as f64, m.test_accuracy)),
-        &BLUE,
-    ))?;
-    let hi = epochs
-        .iter()
-        .flat_map(|m| [m.train_loss, m.test_loss])
-        .fold(0.0, f64::max)
-        .max(1e-3);
-    let mut loss = ChartBuilder::on(&right)
-        .caption("loss (train: red, test: green)", ("sans-serif", 18))
-        .margin(10)
-        .x_label_area_size(30)
-        .y_label_area_size(40)
-        .build_cartesian_2d(0.5..n + 0.5, 0.0..hi * 1.05)?;
-    loss.configure_mesh().x_desc("epoch").draw()?;
-    loss.draw_series(LineSeries::new(
-        epochs.iter().map(|m| (m.epoch as f64, m.train_loss)),
-        &RED,
-    ))?;
-    loss.draw_series(LineSeries::new(
-        epochs.iter().map(|m| (m.epoch as f64, m.test_loss)),
-        &GREEN,
-    ))?;
-    root.present()?;
-    Ok(())
+/// Writes `metrics.csv` and `metrics.jsonl` into `dir`, each atomically and whole, so the two
+/// always hold the same epochs.
+pub fn write_metrics(dir: &Path, history: &[EpochMetrics]) -> Result<()> {
+    write_atomic(&dir.join("metrics.csv"), to_csv(history).as_bytes())?;
+    write_atomic(&dir.join("metrics.jsonl"), to_jsonl(history).as_bytes())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn writes_csv_jsonl_and_svg() -> anyhow::Result<()> {
-        let dir = tempfile::tempdir()?;
-        let mut log = MetricsLog::create(dir.path())?;
-        for e in 1..=2 {
-            log.push(EpochMetrics {
-                epoch: e,
-                train_loss: 1.0 / e as f64,
-                test_loss: 0.9 / e as f64,
-                test_accuracy: 70.0 + e as f64,
-                epoch_seconds: 1.5,
-                images_per_second: 40000.0,
-            })?;
+    fn m(e: usize) -> EpochMetrics {
+        EpochMetrics {
+            epoch: e,
+            lr: 0.01,
+            train_loss: 1.0 / e as f64,
+            train_accuracy: 60.0,
+            val_loss: None,
+            val_accuracy: None,
+            test_loss: Some(0.9 / e as f64),
+            test_accuracy: Some(70.0 + e as f64),
+            test_top5: Some(99.0),
+            epoch_seconds: 1.5,
+            images_per_second: 40000.0,
         }
+    }
+
+    #[test]
+    fn csv_and_jsonl() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        write_metrics(dir.path(), &[m(1), m(2)])?;
         let csv = std::fs::read_to_string(dir.path().join("metrics.csv"))?;
         assert_eq!(
             csv.lines().collect::<Vec<_>>(),
             [
                 CSV_HEADER,
-                "1,1.000000,0.900000,71.00,1.500,40000.0",
-                "2,0.500000,0.450000,72.00,1.500,40000.0"
+                "1,1e-2,1.000000,60.00,,,0.900000,71.00,99.00,1.500,40000.0",
+                "2,1e-2,0.500000,60.00,,,0.450000,72.00,99.00,1.500,40000.0"
             ]
         );
         let jsonl = std::fs::read_to_string(dir.path().join("metrics.jsonl"))?;
         let second: EpochMetrics = serde_json::from_str(jsonl.lines().nth(1).unwrap_or_default())?;
-        assert_eq!(second.epoch, 2);
-        let svg = std::fs::read_to_string(dir.path().join("curves.svg"))?;
-        assert!(svg.starts_with("<svg") && svg.contains("test accuracy"));
+        assert_eq!(second, m(2));
+        assert_eq!(m(2).monitored_loss(), 0.45);
         Ok(())
     }
 }

@@ -1,409 +1,733 @@
-//! The training and evaluation loop of the articles.
+//! The training loop for any model: [`Trainer`], and [`evaluate`].
+//!
+//! ```no_run
+//! use candle_core::Device;
+//! use convnets_data::{load, Batcher, DatasetKind};
+//! use convnets_layers::ParamStore;
+//! use convnets_train::optim::{AdamConfig, OptimizerConfig};
+//! use convnets_train::{ArticlePrinter, Params, Trainer};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let data = load(DatasetKind::Mnist, None)?;
+//! let train = Batcher::from_split(&data.train, None, 64, Some(0), false)?;
+//! let test = Batcher::from_split(&data.test, None, 1000, None, false)?;
+//! let store = ParamStore::new(0, &Device::Cpu);
+//! let model = convnets_zoo::MnistNet::new(store.vb())?; // or any ModuleT of your own
+//! let params = Params::from(&store);
+//! let adam = OptimizerConfig::Adam(AdamConfig::default()).build(params.trainable())?;
+//! let report = Trainer::new(&model, params, adam)
+//!     .epochs(3)
+//!     .test(&test)
+//!     .observer(ArticlePrinter::new(100))
+//!     .fit(&train)?;
+//! println!("{:?}", report.history.last());
+//! # Ok(())
+//! # }
+//! ```
 
-use crate::metrics::{EpochMetrics, MetricsLog};
-use crate::optim::{Sgd, SgdConfig};
-use crate::{cross_entropy, parse_device, Result, TrainError};
-use candle_core::{DType, Device};
-use convnets_data::{Batcher, Dataset, DatasetKind, Normalize, Split};
-use convnets_layers::ParamStore;
-use convnets_zoo::Model;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use crate::checkpoint::{Checkpoint, CheckpointMeta, PartialEpoch, Position, FORMAT};
+use crate::loss::Loss;
+use crate::metrics::EpochMetrics;
+use crate::observer::{BatchEnd, Control, EpochEnd, Observer, StopReason, TrainStart};
+use crate::optim::Optim;
+use crate::params::Params;
+use crate::schedule::LrScheduler;
+use crate::{Result, TrainError};
+use candle_core::backprop::GradStore;
+use candle_core::{DType, ModuleT, Tensor, Var};
+use convnets_data::{Batch, Batcher};
 use serde::{Deserialize, Serialize};
-use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
-/// A training run, as written to `config.json` in its run folder (and readable back).
+/// Where batches come from: anything that can hand out an epoch's batches in a reproducible
+/// order. [`Batcher`] is one; a user's own loader implements the three methods.
+pub trait BatchSource {
+    /// Samples per epoch.
+    fn num_samples(&self) -> usize;
+    /// Batches per epoch.
+    fn num_batches(&self) -> usize;
+    /// The batches of `epoch` (from 1 when training; evaluation passes 0), skipping the first
+    /// `skip` (a run resumed mid-epoch). The same `(epoch, skip)` must give the same batches.
+    fn batches(
+        &self,
+        epoch: usize,
+        skip: usize,
+    ) -> Box<dyn Iterator<Item = convnets_data::Result<Batch>> + '_>;
+}
+
+impl BatchSource for Batcher {
+    fn num_samples(&self) -> usize {
+        Batcher::num_samples(self)
+    }
+    fn num_batches(&self) -> usize {
+        self.len()
+    }
+    fn batches(
+        &self,
+        epoch: usize,
+        skip: usize,
+    ) -> Box<dyn Iterator<Item = convnets_data::Result<Batch>> + '_> {
+        Box::new(self.epoch(epoch).skip(skip))
+    }
+}
+
+/// Loss, top-1 and top-5 accuracy and the confusion matrix of a model on a data set.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TrainConfig {
-    /// Registry name of the model (`lenet5`, `mnist-net`, …).
-    pub model: String,
-    /// Data set name (`fashion-mnist`, `mnist`).
-    pub dataset: String,
-    /// Number of epochs.
-    pub epochs: usize,
-    /// Mini-batch size (training and evaluation).
-    pub batch_size: usize,
-    /// Optimizer.
-    pub sgd: SgdConfig,
-    /// Seed of the initialisation and of the shuffling: the same seed repeats a CPU run exactly.
-    pub seed: u64,
-    /// `Normalize(mean, std)` after `ToTensor`, if any.
-    pub normalize: Option<[f32; 2]>,
-    /// Where the data set is (see `convnets_data::locate`); `None` searches the defaults.
-    pub data_dir: Option<PathBuf>,
-    /// The folder in which the run folder is created.
-    pub out: PathBuf,
-    /// `cpu`, `cuda` or `cuda:N`.
-    pub device: String,
-    /// Print the loss every this many batches (seed 000: 100).
-    pub log_every: usize,
-    /// Download the data set into the default root when it is not found.
-    pub download: bool,
-    /// Train on the first N training images only (quick checks); `None` uses them all.
-    #[serde(default)]
-    pub train_limit: Option<usize>,
-}
-
-impl TrainConfig {
-    /// Seed 000's recipe: LeNet-5 on Fashion-MNIST, batch 256, SGD lr 0.01, 20 epochs.
-    pub fn seed000() -> Self {
-        Self {
-            model: "lenet5".into(),
-            dataset: "fashion-mnist".into(),
-            epochs: 20,
-            batch_size: 256,
-            sgd: SgdConfig {
-                lr: 0.01,
-                ..Default::default()
-            },
-            seed: 0,
-            normalize: None,
-            data_dir: None,
-            out: PathBuf::from("runs"),
-            device: "cpu".into(),
-            log_every: 100,
-            download: true,
-            train_limit: None,
-        }
-    }
-
-    /// Seed 004's recipe: the MNIST CNN, Normalize(0.1307, 0.3081), batch 64, SGD lr 0.01
-    /// momentum 0.5, 10 epochs.
-    pub fn seed004() -> Self {
-        Self {
-            model: "mnist-net".into(),
-            dataset: "mnist".into(),
-            epochs: 10,
-            batch_size: 64,
-            sgd: SgdConfig {
-                lr: 0.01,
-                momentum: 0.5,
-                ..Default::default()
-            },
-            normalize: Some([0.1307, 0.3081]),
-            ..Self::seed000()
-        }
-    }
-
-    fn validate(&self) -> Result<DatasetKind> {
-        if self.batch_size == 0 || self.epochs == 0 {
-            return Err(TrainError::Config(
-                "batch size and epochs must be positive".into(),
-            ));
-        }
-        if convnets_zoo::find(&self.model).is_none() {
-            let known: Vec<&str> = convnets_zoo::models().iter().map(|m| m.name).collect();
-            return Err(TrainError::Config(format!(
-                "unknown model `{}`; known: {}",
-                self.model,
-                known.join(", ")
-            )));
-        }
-        if let Some([_, std]) = self.normalize {
-            if std.is_nan() || std <= 0.0 {
-                return Err(TrainError::Config(format!(
-                    "normalize std must be positive, got {std}"
-                )));
-            }
-        }
-        self.dataset.parse::<DatasetKind>().map_err(|_| {
-            TrainError::Config(format!(
-                "unknown data set `{}`; known: mnist, fashion-mnist",
-                self.dataset
-            ))
-        })
-    }
-}
-
-/// The outcome of a finished run.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct RunSummary {
-    /// The run folder.
-    pub dir: PathBuf,
-    /// The final weights.
-    pub weights: PathBuf,
-    /// Every epoch's metrics.
-    pub epochs: Vec<EpochMetrics>,
-    /// Test accuracy after the last epoch, in percent.
-    pub final_accuracy: f64,
-    /// The number of model parameters.
-    pub num_params: usize,
-}
-
-/// Accuracy and loss on a data set.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EvalResult {
     /// Mean loss per sample.
     pub loss: f64,
-    /// Correct predictions.
+    /// Samples whose highest logit is the label's.
     pub correct: usize,
+    /// Samples whose label is among the five highest logits.
+    pub correct_top5: usize,
     /// Samples seen.
     pub total: usize,
+    /// Number of classes (the logits' width).
+    pub classes: usize,
+    /// Counts `[true class][predicted class]`, row-major, `classes × classes`.
+    pub confusion: Vec<u64>,
 }
 
 impl EvalResult {
-    /// Accuracy in percent.
+    /// Top-1 accuracy in percent.
     pub fn accuracy(&self) -> f64 {
         100.0 * self.correct as f64 / self.total.max(1) as f64
     }
-}
 
-/// Finds (or, with `download`, fetches into the default root) and loads a data set.
-pub fn load_dataset(kind: DatasetKind, data_dir: Option<&Path>, download: bool) -> Result<Dataset> {
-    match convnets_data::load(kind, data_dir) {
-        Err(not_found @ convnets_data::DataError::NotFound { .. })
-            if download && data_dir.is_none() =>
-        {
-            let root = convnets_data::default_root();
-            eprintln!(
-                "{} not found: downloading it into {}",
-                kind.name(),
-                root.display()
-            );
-            if let Err(e) = convnets_data::download(kind, &root, kind.mirrors()) {
-                return Err(TrainError::DataUnavailable {
-                    download: Box::new(e),
-                    not_found: Box::new(not_found),
-                });
-            }
-            Ok(convnets_data::load(kind, data_dir)?)
+    /// Top-5 accuracy in percent.
+    pub fn top5_accuracy(&self) -> f64 {
+        100.0 * self.correct_top5 as f64 / self.total.max(1) as f64
+    }
+
+    /// Accuracy per true class in percent (`None` for a class with no sample).
+    pub fn per_class_accuracy(&self) -> Vec<Option<f64>> {
+        (0..self.classes)
+            .map(|c| {
+                let row = &self.confusion[c * self.classes..(c + 1) * self.classes];
+                let n: u64 = row.iter().sum();
+                (n > 0).then(|| 100.0 * row[c] as f64 / n as f64)
+            })
+            .collect()
+    }
+
+    /// Per-class accuracy and the confusion matrix as a table, rows and columns labelled with
+    /// `names` (class indices where a name is missing).
+    pub fn report(&self, names: &[String]) -> String {
+        let name = |c: usize| names.get(c).cloned().unwrap_or_else(|| c.to_string());
+        let width = (0..self.classes)
+            .map(|c| name(c).chars().count())
+            .max()
+            .unwrap_or(1)
+            .max(5);
+        let mut s = String::from("per-class accuracy:\n");
+        for (c, acc) in self.per_class_accuracy().into_iter().enumerate() {
+            let acc = acc.map_or("-".to_string(), |a| format!("{a:.1}%"));
+            s += &format!("  {:<width$}  {acc:>6}\n", name(c));
         }
-        other => Ok(other?),
+        s += "confusion matrix (rows: true class, columns: predicted):\n";
+        let cell = self
+            .confusion
+            .iter()
+            .max()
+            .map_or(1, |m| m.to_string().len())
+            .max(4);
+        s += &format!("  {:<width$}", "");
+        for c in 0..self.classes {
+            s += &format!(" {:>cell$}", c);
+        }
+        s += "\n";
+        for t in 0..self.classes {
+            s += &format!("  {:<width$}", name(t));
+            for p in 0..self.classes {
+                s += &format!(" {:>cell$}", self.confusion[t * self.classes + p]);
+            }
+            s += "\n";
+        }
+        s
     }
 }
 
-fn batcher(
-    split: &Split,
-    normalize: Option<[f32; 2]>,
-    batch: usize,
-    shuffle: Option<u64>,
-    dev: &Device,
-) -> Result<Batcher> {
-    let norm = normalize.map(|[mean, std]| Normalize { mean, std });
-    Ok(Batcher::from_split(split, norm, batch, shuffle, false)?.with_device(dev.clone()))
-}
-
-/// Evaluates `model` on every sample of `batcher` (in eval mode, without gradients).
-pub fn evaluate(model: &dyn Model, batcher: &Batcher) -> Result<EvalResult> {
-    let (mut loss, mut correct, mut total) = (0f64, 0usize, 0usize);
-    for batch in batcher.epoch(0) {
+/// Evaluates `model` on every batch of `data` with the loss `loss`, in eval mode and without
+/// recording gradients: mean loss, top-1 and top-5 accuracy, confusion matrix.
+pub fn evaluate_with(
+    model: &dyn ModuleT,
+    data: &dyn BatchSource,
+    loss: &Loss,
+) -> Result<EvalResult> {
+    let mut r = EvalResult {
+        loss: 0.0,
+        correct: 0,
+        correct_top5: 0,
+        total: 0,
+        classes: 0,
+        confusion: Vec::new(),
+    };
+    let mut loss_sum = 0f64;
+    for batch in data.batches(0, 0) {
         let batch = batch?;
         let b = batch.labels.dims1()?;
         let logits = convnets_layers::no_grad(|| model.forward_t(&batch.images, false))?;
-        loss += cross_entropy(&logits, &batch.labels)?.to_scalar::<f32>()? as f64 * b as f64;
+        let l = convnets_layers::no_grad(|| loss.compute(&logits, &batch.labels))?;
+        loss_sum += l.to_dtype(DType::F64)?.to_scalar::<f64>()? * b as f64;
+        let (_, classes) = logits.dims2()?;
+        if r.classes == 0 {
+            r.classes = classes;
+            r.confusion = vec![0; classes * classes];
+        }
+        let labels = batch.labels.to_dtype(DType::U32)?.to_vec1::<u32>()?;
+        let rows = logits.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+        for (row, &label) in rows.iter().zip(&labels) {
+            let label = label as usize;
+            let pred = argmax(row);
+            if label < classes {
+                r.confusion[label * classes + pred] += 1;
+                let above = row.iter().filter(|&&v| v > row[label]).count();
+                r.correct_top5 += usize::from(above < 5);
+            }
+            r.correct += usize::from(pred == label);
+        }
+        r.total += b;
+    }
+    r.loss = loss_sum / r.total.max(1) as f64;
+    Ok(r)
+}
+
+/// [`evaluate_with`] the default loss (cross-entropy).
+pub fn evaluate(model: &dyn ModuleT, data: &dyn BatchSource) -> Result<EvalResult> {
+    evaluate_with(model, data, &Loss::default())
+}
+
+/// An ensemble of models (seed 002's trick): its output is the log of the mean of the
+/// members' softmax outputs, so its argmax is the class with the highest averaged probability
+/// and [`Loss::Nll`] on it is the ensemble's cross-entropy.
+pub struct Ensemble<'a> {
+    members: Vec<&'a dyn ModuleT>,
+}
+
+impl<'a> Ensemble<'a> {
+    /// The ensemble of `members` (at least one).
+    pub fn new(members: Vec<&'a dyn ModuleT>) -> Result<Self> {
+        if members.is_empty() {
+            return Err(TrainError::Config(
+                "an ensemble needs at least one model".into(),
+            ));
+        }
+        Ok(Self { members })
+    }
+
+    /// Each member's evaluation and the ensemble's, on `data`.
+    pub fn evaluate(&self, data: &dyn BatchSource) -> Result<(Vec<EvalResult>, EvalResult)> {
+        let members = self
+            .members
+            .iter()
+            .map(|m| evaluate(*m, data))
+            .collect::<Result<Vec<_>>>()?;
+        let ensemble = evaluate_with(self, data, &Loss::Nll)?;
+        Ok((members, ensemble))
+    }
+}
+
+impl ModuleT for Ensemble<'_> {
+    fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+        let mut sum: Option<Tensor> = None;
+        for m in &self.members {
+            let p = candle_nn::ops::softmax_last_dim(&m.forward_t(x, train)?)?;
+            sum = Some(match sum {
+                Some(s) => (s + p)?,
+                None => p,
+            });
+        }
+        match sum {
+            Some(s) => (s / self.members.len() as f64)?.log(),
+            None => candle_core::bail!("an ensemble needs at least one model"),
+        }
+    }
+}
+
+/// The index of the first largest value (PyTorch's `argmax`); NaN counts as largest, as in
+/// PyTorch.
+fn argmax(row: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &v) in row.iter().enumerate() {
+        let b = row[best];
+        if (v > b && !b.is_nan()) || (v.is_nan() && !b.is_nan()) {
+            best = i;
+        }
+    }
+    best
+}
+
+/// What [`Trainer::fit`] returns.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FitReport {
+    /// Every finished epoch's metrics (resumed runs include the epochs before the resume).
+    pub history: Vec<EpochMetrics>,
+    /// Why the run ended.
+    pub stop: StopReason,
+    /// The epoch with the best monitored loss and that loss.
+    pub best: Option<(usize, f64)>,
+}
+
+/// Clips the gradients of `vars` so that their global L2 norm is at most `max_norm`
+/// (PyTorch's `clip_grad_norm_`: every gradient is scaled by `max_norm / (norm + 1e-6)` when
+/// that is below 1). Returns the norm before clipping; a non-finite norm is an error.
+pub fn clip_grad_norm(grads: &mut GradStore, vars: &[Var], max_norm: f64) -> Result<f64> {
+    let mut sq = 0f64;
+    for v in vars {
+        if let Some(g) = grads.get(v.as_tensor()) {
+            sq += g
+                .sqr()?
+                .sum_all()?
+                .to_dtype(DType::F64)?
+                .to_scalar::<f64>()?;
+        }
+    }
+    let norm = sq.sqrt();
+    let coef = max_norm / (norm + 1e-6);
+    if norm.is_finite() && coef < 1.0 {
+        for v in vars {
+            if let Some(g) = grads.remove(v.as_tensor()) {
+                grads.insert(v.as_tensor(), (g * coef)?);
+            }
+        }
+    }
+    Ok(norm)
+}
+
+/// Trains any model: a [`ModuleT`] and its [`Params`], with an optimizer ([`Optim`]), an
+/// optional schedule, a loss, observers, and optional validation and test sets. See the
+/// module documentation for an example.
+pub struct Trainer<'a> {
+    model: &'a dyn ModuleT,
+    params: Params,
+    trainable: Vec<Var>,
+    optimizer: Box<dyn Optim>,
+    scheduler: Option<LrScheduler>,
+    loss: Loss,
+    epochs: usize,
+    clip: Option<f64>,
+    val: Option<&'a dyn BatchSource>,
+    test: Option<&'a dyn BatchSource>,
+    observers: Vec<Box<dyn Observer + 'a>>,
+    stop: Option<Arc<AtomicBool>>,
+    config: Option<serde_json::Value>,
+    position: Position,
+    history: Vec<EpochMetrics>,
+    best: Option<(usize, f64)>,
+}
+
+impl<'a> Trainer<'a> {
+    /// A trainer of `model`, whose tensors are `params`, updated by `optimizer` (built over
+    /// `params.trainable()`). Defaults: 1 epoch, cross-entropy, no schedule, no clipping.
+    pub fn new(
+        model: &'a dyn ModuleT,
+        params: impl Into<Params>,
+        optimizer: Box<dyn Optim>,
+    ) -> Self {
+        let params = params.into();
+        let trainable = params.trainable();
+        Self {
+            model,
+            params,
+            trainable,
+            optimizer,
+            scheduler: None,
+            loss: Loss::default(),
+            epochs: 1,
+            clip: None,
+            val: None,
+            test: None,
+            observers: Vec::new(),
+            stop: None,
+            config: None,
+            position: Position::default(),
+            history: Vec::new(),
+            best: None,
+        }
+    }
+
+    /// Trains until epoch `n` (counting the epochs a resumed run already did).
+    pub fn epochs(mut self, n: usize) -> Self {
+        self.epochs = n;
+        self
+    }
+
+    /// The loss (default: cross-entropy).
+    pub fn loss(mut self, loss: Loss) -> Self {
+        self.loss = loss;
+        self
+    }
+
+    /// A learning-rate schedule; its rate replaces the optimizer's at once.
+    pub fn scheduler(mut self, scheduler: LrScheduler) -> Self {
+        self.optimizer.set_learning_rate(scheduler.lr());
+        self.scheduler = Some(scheduler);
+        self
+    }
+
+    /// Clips the gradients' global norm to `max_norm` before every step.
+    pub fn clip_grad_norm(mut self, max_norm: f64) -> Self {
+        self.clip = Some(max_norm);
+        self
+    }
+
+    /// Evaluates on `data` after every epoch as the validation set: its loss picks the best
+    /// epoch and drives early stopping and a plateau schedule.
+    pub fn validation(mut self, data: &'a dyn BatchSource) -> Self {
+        self.val = Some(data);
+        self
+    }
+
+    /// Evaluates on `data` after every epoch as the test set (the articles print it).
+    pub fn test(mut self, data: &'a dyn BatchSource) -> Self {
+        self.test = Some(data);
+        self
+    }
+
+    /// Adds an observer; they run in the order added.
+    pub fn observer(mut self, o: impl Observer + 'a) -> Self {
+        self.observers.push(Box::new(o));
+        self
+    }
+
+    /// A flag that, once raised (by a Ctrl-C handler, see [`crate::interrupt`]), makes the
+    /// loop write a checkpoint after the current batch and return
+    /// [`StopReason::Interrupted`].
+    pub fn stop_flag(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.stop = Some(flag);
+        self
+    }
+
+    /// The run's configuration, stored in every checkpoint.
+    pub fn config(mut self, config: serde_json::Value) -> Self {
+        self.config = Some(config);
+        self
+    }
+
+    /// The optimizer.
+    pub fn optimizer(&self) -> &dyn Optim {
+        self.optimizer.as_ref()
+    }
+
+    /// The finished epochs' metrics.
+    pub fn history(&self) -> &[EpochMetrics] {
+        &self.history
+    }
+
+    /// The learning rate of the next step.
+    pub fn lr(&self) -> f64 {
+        self.optimizer.learning_rate()
+    }
+
+    /// Restores a run from `ckpt` (written by this trainer's observers for the same model,
+    /// optimizer, schedule and observers): parameters, optimizer state, schedule, dropout
+    /// generator, observers' states, history and position. `fit` then continues from there.
+    pub fn resume(&mut self, ckpt: &Checkpoint) -> Result<()> {
+        let m = &ckpt.meta;
+        if m.optimizer != self.optimizer.name() {
+            return Err(TrainError::Checkpoint(format!(
+                "the checkpoint was written by the `{}` optimizer, this run uses `{}`",
+                m.optimizer,
+                self.optimizer.name()
+            )));
+        }
+        let model: HashMap<String, Tensor> = ckpt.model.iter().cloned().collect();
+        self.params.load(&model, "checkpoint")?;
+        let optim: HashMap<String, Tensor> = ckpt.optim.iter().cloned().collect();
+        self.optimizer.load_state(&optim)?;
+        match (&mut self.scheduler, &m.scheduler) {
+            (Some(s), Some(state)) => {
+                *s = serde_json::from_value(state.clone())
+                    .map_err(|e| TrainError::Checkpoint(format!("schedule state: {e}")))?;
+            }
+            (None, None) => {}
+            (Some(_), None) | (None, Some(_)) => return Err(TrainError::Checkpoint(
+                "the checkpoint and this run disagree on whether there is a learning-rate schedule"
+                    .into(),
+            )),
+        }
+        self.optimizer.set_learning_rate(m.lr);
+        if let Some(rng) = m.rng {
+            convnets_layers::set_rng_state(rng.seed, rng.word_pos);
+        }
+        for o in &mut self.observers {
+            if let Some(state) = m.observers.get(o.name()) {
+                o.load_state(state)?;
+            }
+        }
+        self.history = m.history.clone();
+        self.best = m.best;
+        self.position = m.position;
+        Ok(())
+    }
+
+    /// A checkpoint of the run as it stands.
+    pub fn checkpoint(&self) -> Result<Checkpoint> {
+        let (seed, word_pos) = convnets_layers::rng_state();
+        let scheduler = match &self.scheduler {
+            Some(s) => Some(
+                serde_json::to_value(s)
+                    .map_err(|e| TrainError::Checkpoint(format!("schedule state: {e}")))?,
+            ),
+            None => None,
+        };
+        let observers: BTreeMap<String, serde_json::Value> = self
+            .observers
+            .iter()
+            .filter_map(|o| o.state().map(|s| (o.name().to_string(), s)))
+            .collect();
+        Ok(Checkpoint {
+            model: self.params.tensors(),
+            optim: self.optimizer.state()?,
+            meta: CheckpointMeta {
+                format: FORMAT,
+                position: self.position,
+                optimizer: self.optimizer.name().to_string(),
+                lr: self.optimizer.learning_rate(),
+                scheduler,
+                rng: Some(crate::checkpoint::RngState { seed, word_pos }),
+                observers,
+                history: self.history.clone(),
+                best: self.best,
+                config: self.config.clone(),
+            },
+        })
+    }
+
+    fn emit_checkpoint(&mut self, is_best: bool) -> Result<()> {
+        if self.observers.is_empty() {
+            return Ok(());
+        }
+        let ckpt = self.checkpoint()?;
+        for o in &mut self.observers {
+            o.on_checkpoint(&ckpt, is_best)?;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, stop: StopReason) -> Result<FitReport> {
+        for o in &mut self.observers {
+            o.on_train_end(stop, &self.history)?;
+        }
+        Ok(FitReport {
+            history: self.history.clone(),
+            stop,
+            best: self.best,
+        })
+    }
+
+    /// One optimizer step on `batch`; returns the batch's mean loss and its correct count.
+    fn step(&mut self, batch: &Batch, epoch: usize, index: usize) -> Result<(f32, usize)> {
+        let logits = self.model.forward_t(&batch.images, true)?;
+        let loss = self.loss.compute(&logits, &batch.labels)?;
+        let l = loss.to_dtype(DType::F32)?.to_scalar::<f32>()?;
+        if !l.is_finite() {
+            return Err(self.diverged(batch, epoch, index, l));
+        }
+        let mut grads = loss.backward()?;
+        if let Some(max) = self.clip {
+            let norm = clip_grad_norm(&mut grads, &self.trainable, max)?;
+            if !norm.is_finite() {
+                return Err(TrainError::Diverged {
+                    epoch,
+                    batch: index,
+                    what: format!("the gradient norm is {norm}"),
+                    hint: "the learning rate may be too high for this model".into(),
+                });
+            }
+        }
+        self.optimizer.step(&grads)?;
         let pred = logits.argmax(1)?;
-        correct += pred
-            .eq(&batch.labels)?
+        let correct = pred
+            .eq(&batch.labels.to_dtype(pred.dtype())?)?
             .to_dtype(DType::U32)?
             .sum_all()?
             .to_scalar::<u32>()? as usize;
-        total += b;
+        Ok((l, correct))
     }
-    Ok(EvalResult {
-        loss: loss / total.max(1) as f64,
-        correct,
-        total,
-    })
-}
 
-/// A new run folder `out/<model>-<dataset>-<utc time>` (suffixed when it exists).
-fn run_dir(cfg: &TrainConfig) -> Result<PathBuf> {
-    let base = format!("{}-{}-{}", cfg.model, cfg.dataset, utc_stamp());
-    std::fs::create_dir_all(&cfg.out).map_err(TrainError::io(&cfg.out))?;
-    for i in 0.. {
-        let name = if i == 0 {
-            base.clone()
-        } else {
-            format!("{base}-{i}")
+    /// The error for a non-finite loss, naming its likely cause.
+    fn diverged(&self, batch: &Batch, epoch: usize, index: usize, loss: f32) -> TrainError {
+        let finite = |t: &Tensor| -> bool {
+            t.to_dtype(DType::F32)
+                .and_then(|t| t.flatten_all())
+                .and_then(|t| t.to_vec1::<f32>())
+                .map(|v| v.iter().all(|x| x.is_finite()))
+                .unwrap_or(false)
         };
-        let dir = cfg.out.join(name);
-        match std::fs::create_dir(&dir) {
-            Ok(()) => return Ok(dir),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(TrainError::io(&dir)(e)),
+        let hint = if !finite(&batch.images) {
+            "the input batch holds NaN or infinite values (check the normalisation's mean and std)"
+                .to_string()
+        } else if let Some((name, _)) = self
+            .params
+            .named()
+            .iter()
+            .find(|(_, v)| !finite(v.as_tensor()))
+        {
+            format!(
+                "parameter `{name}` holds NaN or infinite values (diverged weights: lower the learning rate {:e}, or check the momentum and the weights loaded)",
+                self.optimizer.learning_rate()
+            )
+        } else {
+            format!(
+                "the weights are finite but the loss is not: the learning rate {:e} may be too high",
+                self.optimizer.learning_rate()
+            )
+        };
+        TrainError::Diverged {
+            epoch,
+            batch: index,
+            what: format!("the loss is {loss}"),
+            hint,
         }
     }
-    unreachable!("an unbounded loop returns")
-}
 
-/// `YYYYmmdd-HHMMSS` in UTC.
-fn utc_stamp() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
-}
-
-fn progress(len: usize) -> ProgressBar {
-    let pb = ProgressBar::new(len as u64);
-    if std::io::stderr().is_terminal() {
-        let style = ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} batches {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar());
-        pb.set_style(style);
-    } else {
-        pb.set_draw_target(ProgressDrawTarget::hidden());
-    }
-    pb
-}
-
-/// Trains a model as `cfg` says, printing like seed 000 (`loss: … [current/size]` every
-/// `log_every` batches, `Test Error: Accuracy: …%, Avg loss: …` each epoch). Writes
-/// `config.json`, `metrics.csv`, `metrics.jsonl`, `curves.svg` and (atomically, after every
-/// epoch) `model.safetensors` into a new run folder under `cfg.out`.
-pub fn train(cfg: &TrainConfig) -> Result<RunSummary> {
-    let kind = cfg.validate()?;
-    let device = parse_device(&cfg.device)?;
-    let mut data = load_dataset(kind, cfg.data_dir.as_deref(), cfg.download)?;
-    if let Some(n) = cfg.train_limit {
-        let t = &mut data.train;
-        t.len = t.len.min(n);
-        t.images.truncate(t.len * t.rows * t.cols);
-        t.labels.truncate(t.len);
-    }
-    let train_b = batcher(
-        &data.train,
-        cfg.normalize,
-        cfg.batch_size,
-        Some(cfg.seed),
-        &device,
-    )?;
-    let test_b = batcher(&data.test, cfg.normalize, cfg.batch_size, None, &device)?;
-
-    let store = ParamStore::new(cfg.seed, &device);
-    convnets_layers::set_seed(cfg.seed); // dropout masks
-    let model = convnets_zoo::build(&cfg.model, store.vb())?;
-    let mut opt = Sgd::new(store.trainable_vars(), cfg.sgd)?;
-
-    let dir = run_dir(cfg)?;
-    let cfg_path = dir.join("config.json");
-    let json = serde_json::to_string_pretty(cfg).map_err(|e| TrainError::Config(e.to_string()))?;
-    std::fs::write(&cfg_path, json + "\n").map_err(TrainError::io(&cfg_path))?;
-    let weights = dir.join("model.safetensors");
-    let mut log = MetricsLog::create(&dir)?;
-    println!(
-        "{} on {} ({} parameters, {} train / {} test images) -> {}",
-        cfg.model,
-        kind.name(),
-        store.num_params(),
-        train_b.num_samples(),
-        test_b.num_samples(),
-        dir.display()
-    );
-
-    let size = train_b.num_samples();
-    for epoch in 1..=cfg.epochs {
-        println!("Epoch {epoch}\n-------------------------------");
-        let pb = progress(train_b.len());
-        let start = Instant::now();
-        let mut loss_sum = 0f64;
-        for (i, batch) in train_b.epoch(epoch).enumerate() {
-            let batch = batch?;
-            let b = batch.labels.dims1()?;
-            let logits = model.forward_t(&batch.images, true)?;
-            let loss = cross_entropy(&logits, &batch.labels)?;
-            let grads = loss.backward()?;
-            opt.step(&grads)?;
-            let l = loss.to_scalar::<f32>()?;
-            if !l.is_finite() {
-                return Err(TrainError::Diverged {
+    /// Trains on `train` until the last epoch (or until an observer stops the run, or the stop
+    /// flag is raised), evaluating the validation and test sets after every epoch. A run
+    /// restored with [`Trainer::resume`] continues where it stopped.
+    pub fn fit(&mut self, train: &dyn BatchSource) -> Result<FitReport> {
+        let batches = train.num_batches();
+        let samples = train.num_samples();
+        if batches == 0 {
+            return Err(TrainError::Config(format!(
+                "the training set gives no batch ({samples} samples): nothing to train on"
+            )));
+        }
+        if self.epochs == 0 {
+            return Err(TrainError::Config("epochs must be at least 1".into()));
+        }
+        let start = TrainStart {
+            epochs: self.epochs,
+            first_epoch: self.position.epochs_done + 1,
+            first_batch: self.position.batch,
+            train_samples: samples,
+            train_batches: batches,
+            val_samples: self.val.map(|v| v.num_samples()),
+            test_samples: self.test.map(|v| v.num_samples()),
+            trainable_params: self.params.num_trainable(),
+            optimizer: self.optimizer.name(),
+            lr: self.optimizer.learning_rate(),
+        };
+        for o in &mut self.observers {
+            o.on_train_start(&start)?;
+        }
+        while self.position.epochs_done < self.epochs {
+            let epoch = self.position.epochs_done + 1;
+            let skip = self.position.batch;
+            if skip == 0 {
+                for o in &mut self.observers {
+                    o.on_epoch_start(epoch)?;
+                }
+            }
+            let mut partial = self.position.partial;
+            let mut stop_requested = false;
+            let mut lr = self.optimizer.learning_rate();
+            for (i, batch) in train.batches(epoch, skip).enumerate() {
+                let index = skip + i;
+                let t0 = Instant::now();
+                let batch = batch?;
+                let b = batch.labels.dims1()?;
+                lr = self.optimizer.learning_rate();
+                let (l, correct) = self.step(&batch, epoch, index)?;
+                if let Some(s) = &mut self.scheduler {
+                    let next = s.step_batch();
+                    self.optimizer.set_learning_rate(next);
+                }
+                let samples_before = partial.samples;
+                partial.loss_sum += l as f64 * b as f64;
+                partial.samples += b;
+                partial.correct += correct;
+                partial.seconds += t0.elapsed().as_secs_f64();
+                self.position.batch = index + 1;
+                self.position.partial = partial;
+                let ev = BatchEnd {
                     epoch,
-                    batch: i,
+                    batch: index,
+                    batches,
+                    samples_before,
+                    samples,
                     loss: l,
+                    lr,
+                };
+                for o in &mut self.observers {
+                    stop_requested |= o.on_batch_end(&ev)? == Control::Stop;
+                }
+                let interrupted = self.stop.as_ref().is_some_and(|f| f.load(Ordering::SeqCst));
+                if interrupted && index + 1 < batches {
+                    self.emit_checkpoint(false)?;
+                    return self.finish(StopReason::Interrupted {
+                        epoch,
+                        batch: index + 1,
+                    });
+                }
+                if stop_requested || interrupted {
+                    break;
+                }
+            }
+            let val = match self.val {
+                Some(v) => Some(evaluate_with(self.model, v, &self.loss)?),
+                None => None,
+            };
+            let test = match self.test {
+                Some(t) => Some(evaluate_with(self.model, t, &self.loss)?),
+                None => None,
+            };
+            let n = partial.samples.max(1) as f64;
+            let metrics = EpochMetrics {
+                epoch,
+                lr,
+                train_loss: partial.loss_sum / n,
+                train_accuracy: 100.0 * partial.correct as f64 / n,
+                val_loss: val.as_ref().map(|r| r.loss),
+                val_accuracy: val.as_ref().map(|r| r.accuracy()),
+                test_loss: test.as_ref().map(|r| r.loss),
+                test_accuracy: test.as_ref().map(|r| r.accuracy()),
+                test_top5: test.as_ref().map(|r| r.top5_accuracy()),
+                epoch_seconds: partial.seconds,
+                images_per_second: partial.samples as f64 / partial.seconds.max(1e-9),
+            };
+            let monitored = metrics.monitored_loss();
+            let is_best = self.best.is_none_or(|(_, b)| monitored < b);
+            if is_best {
+                self.best = Some((epoch, monitored));
+            }
+            if let Some(s) = &mut self.scheduler {
+                let next = s.step_epoch(Some(monitored));
+                self.optimizer.set_learning_rate(next);
+            }
+            self.history.push(metrics);
+            self.position = Position {
+                epochs_done: epoch,
+                batch: 0,
+                partial: PartialEpoch::default(),
+            };
+            let next_lr = self.optimizer.learning_rate();
+            let ev = EpochEnd {
+                metrics: &self.history[self.history.len() - 1],
+                history: &self.history,
+                next_lr,
+                is_best,
+            };
+            for o in &mut self.observers {
+                stop_requested |= o.on_epoch_end(&ev)? == Control::Stop;
+            }
+            self.emit_checkpoint(is_best)?;
+            let interrupted = self.stop.as_ref().is_some_and(|f| f.load(Ordering::SeqCst));
+            if interrupted && epoch < self.epochs {
+                return self.finish(StopReason::Interrupted {
+                    epoch: epoch + 1,
+                    batch: 0,
                 });
             }
-            loss_sum += l as f64 * b as f64;
-            if cfg.log_every > 0 && i % cfg.log_every == 0 {
-                let current = i * cfg.batch_size;
-                pb.suspend(|| println!("loss: {l:>7.6} [{current:>5}/{size:>5}]"));
+            if stop_requested && epoch < self.epochs {
+                return self.finish(StopReason::Stopped { epoch });
             }
-            pb.inc(1);
         }
-        let secs = start.elapsed().as_secs_f64();
-        pb.finish_and_clear();
-        let eval = evaluate(model.as_ref(), &test_b)?;
-        println!(
-            "Test Error: \n Accuracy: {:>0.1}%, Avg loss: {:>8.6} \n",
-            eval.accuracy(),
-            eval.loss
-        );
-        store.save(&weights)?;
-        log.push(EpochMetrics {
-            epoch,
-            train_loss: loss_sum / size.max(1) as f64,
-            test_loss: eval.loss,
-            test_accuracy: eval.accuracy(),
-            epoch_seconds: secs,
-            images_per_second: size as f64 / secs.max(1e-9),
-        })?;
+        self.finish(StopReason::Completed)
     }
-    println!("Done!");
-    let epochs = log.epochs().to_vec();
-    let final_accuracy = epochs.last().map(|m| m.test_accuracy).unwrap_or(0.0);
-    let summary = RunSummary {
-        dir: dir.clone(),
-        weights,
-        epochs,
-        final_accuracy,
-        num_params: store.num_params(),
-    };
-    let path = dir.join("summary.json");
-    let json =
-        serde_json::to_string_pretty(&summary).map_err(|e| TrainError::Config(e.to_string()))?;
-    std::fs::write(&path, json + "\n").map_err(TrainError::io(&path))?;
-    Ok(summary)
-}
-
-/// Evaluation options for [`eval_weights`].
-#[derive(Clone, Debug)]
-pub struct EvalConfig {
-    /// Registry name of the model.
-    pub model: String,
-    /// Data set name.
-    pub dataset: String,
-    /// Batch size.
-    pub batch_size: usize,
-    /// `Normalize(mean, std)`, if the model was trained with it.
-    pub normalize: Option<[f32; 2]>,
-    /// Where the data set is.
-    pub data_dir: Option<PathBuf>,
-    /// `cpu`, `cuda` or `cuda:N`.
-    pub device: String,
-}
-
-/// Loads `weights` (a safetensors file with the model's PyTorch parameter names) into the model
-/// and evaluates it on the test split.
-pub fn eval_weights(cfg: &EvalConfig, weights: &Path) -> Result<EvalResult> {
-    let kind: DatasetKind = cfg
-        .dataset
-        .parse()
-        .map_err(|_| TrainError::Config(format!("unknown data set `{}`", cfg.dataset)))?;
-    let device = parse_device(&cfg.device)?;
-    let store = ParamStore::new(0, &device);
-    let model = convnets_zoo::build(&cfg.model, store.vb())?;
-    store.load(weights, true)?;
-    let data = load_dataset(kind, cfg.data_dir.as_deref(), false)?;
-    let test_b = batcher(&data.test, cfg.normalize, cfg.batch_size, None, &device)?;
-    evaluate(model.as_ref(), &test_b)
 }
 
 #[cfg(test)]
@@ -411,25 +735,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn utc_stamp_shape() {
-        let s = utc_stamp();
-        assert_eq!(s.len(), 15, "{s}");
-        assert!(s.starts_with("20") && s.as_bytes()[8] == b'-');
-    }
-
-    #[test]
-    fn rejects_bad_configs() {
-        let mut c = TrainConfig::seed000();
-        c.model = "vgg99".into();
-        assert!(train(&c)
-            .unwrap_err()
-            .to_string()
-            .contains("unknown model `vgg99`"));
-        let mut c = TrainConfig::seed000();
-        c.dataset = "cifar100".into();
-        assert!(train(&c)
-            .unwrap_err()
-            .to_string()
-            .contains("unknown data set `cifar100`"));
+    fn argmax_is_first_max_and_nan_wins() {
+        assert_eq!(argmax(&[1.0, 3.0, 3.0, 2.0]), 1);
+        assert_eq!(argmax(&[1.0, f32::NAN, 3.0]), 1);
+        assert_eq!(argmax(&[5.0]), 0);
     }
 }

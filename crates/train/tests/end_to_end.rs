@@ -3,6 +3,7 @@
 //! accuracy it printed.
 
 use anyhow::Result;
+use convnets_train::recipe::{lenet5_fashion_mnist, mnist_net_mnist};
 use convnets_train::{eval_weights, train, EvalConfig, TrainConfig};
 use std::path::PathBuf;
 
@@ -24,15 +25,20 @@ fn short_run_is_reproducible_and_eval_matches() -> Result<()> {
         data_dir: Some(data.join("mnist")),
         out: out.path().to_path_buf(),
         download: false,
-        ..TrainConfig::seed004()
+        ..mnist_net_mnist()
     };
     let a = train(&cfg)?;
     for f in [
-        "config.json",
+        "config.toml",
         "metrics.csv",
         "metrics.jsonl",
-        "curves.svg",
+        "accuracy.png",
+        "accuracy.svg",
+        "loss.png",
+        "loss.svg",
         "model.safetensors",
+        "last.safetensors",
+        "best.safetensors",
         "summary.json",
     ] {
         assert!(
@@ -70,7 +76,7 @@ fn short_run_is_reproducible_and_eval_matches() -> Result<()> {
         format!("{:.1}", a.final_accuracy)
     );
     assert_eq!(r.accuracy(), a.final_accuracy);
-    assert!((r.loss - a.epochs[1].test_loss).abs() < 1e-9);
+    assert!((r.loss - a.epochs[1].test_loss.unwrap_or(f64::NAN)).abs() < 1e-9);
     Ok(())
 }
 
@@ -80,7 +86,7 @@ fn missing_data_is_a_clear_error() -> Result<()> {
     let cfg = TrainConfig {
         data_dir: Some(out.path().join("nowhere")),
         out: out.path().to_path_buf(),
-        ..TrainConfig::seed000()
+        ..lenet5_fashion_mnist()
     };
     let err = train(&cfg).unwrap_err().to_string();
     assert!(err.contains("nowhere"), "{err}");

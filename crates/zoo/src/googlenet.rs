@@ -231,7 +231,7 @@ impl InceptionAux {
             conv: BasicConv2d::new(c_in, 128, 1, 1, 0, vb.pp("conv"))?,
             fc1: linear_tv(128 * 4 * 4, 1024, vb.pp("fc1"))?,
             fc2: linear_tv(1024, num_classes, vb.pp("fc2"))?,
-            dropout: Dropout::new(dropout).named(format!("{}.dropout", vb.prefix())),
+            dropout: Dropout::new(dropout)?.named(format!("{}.dropout", vb.prefix())),
         })
     }
 }
@@ -330,7 +330,7 @@ impl GoogLeNet {
             aux1: aux(512, "aux1")?,
             aux2: aux(528, "aux2")?,
             avgpool: AdaptiveAvgPool2d::new([1, 1]).named("avgpool"),
-            dropout: Dropout::new(cfg.dropout).named("dropout"),
+            dropout: Dropout::new(cfg.dropout)?.named("dropout"),
             fc: linear_tv(1024, cfg.num_classes, vb.pp("fc"))?,
         })
     }

@@ -48,7 +48,7 @@ pub use googlenet::{GoogLeNet, GoogLeNetConfig};
 pub use inception::{InceptionA, InceptionNet};
 pub use lenet::LeNet5;
 pub use mnist_net::MnistNet;
-pub use registry::{build, find, models, ModelInfo};
+pub use registry::{build, find, models, unknown_model_message, ModelInfo};
 pub use residual::{ResidualBlock, ResidualNet};
 pub use resnet::{BlockKind, ResNet, ResNetConfig, Stem};
 pub use simple_cnn::SimpleCnn;

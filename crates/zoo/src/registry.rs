@@ -274,13 +274,16 @@ pub fn find(name: &str) -> Option<&'static ModelInfo> {
     MODELS.iter().copied().find(|m| m.name == name)
 }
 
+/// The error message for a model name the registry does not know: it lists the known ones.
+pub fn unknown_model_message(name: &str) -> String {
+    let known: Vec<&str> = MODELS.iter().map(|m| m.name).collect();
+    format!("unknown model `{name}`; known models: {}", known.join(", "))
+}
+
 /// Builds the model called `name`; the error lists the known names.
 pub fn build(name: &str, vb: VarBuilder) -> Result<Box<dyn Model>> {
     match find(name) {
         Some(info) => info.build(vb),
-        None => {
-            let known: Vec<&str> = MODELS.iter().map(|m| m.name).collect();
-            candle_core::bail!("unknown model `{name}`; known models: {}", known.join(", "))
-        }
+        None => candle_core::bail!("{}", unknown_model_message(name)),
     }
 }

@@ -128,10 +128,10 @@ impl ZfNet {
         let k = vb.pp("classifier");
         let classifier = Sequential::new()
             .named("classifier")
-            .add("0", Dropout::new(cfg.dropout))
+            .add("0", Dropout::new(cfg.dropout)?)
             .add("1", linear(c5 * 6 * 6, 4096, k.pp(1))?)
             .add("2", Relu)
-            .add("3", Dropout::new(cfg.dropout))
+            .add("3", Dropout::new(cfg.dropout)?)
             .add("4", linear(4096, 4096, k.pp(4))?)
             .add("5", Relu)
             .add("6", linear(4096, cfg.num_classes, k.pp(6))?);

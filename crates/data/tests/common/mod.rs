@@ -41,7 +41,7 @@ pub fn gunzip(bytes: &[u8]) -> Vec<u8> {
 /// then from the workspace root), or `None` after printing that the test is skipped.
 pub fn real_data_dir(test: &str) -> Option<PathBuf> {
     let Some(v) = std::env::var_os("CONVNETS_DATA").filter(|v| !v.is_empty()) else {
-        eprintln!("{test}: skipped: CONVNETS_DATA is not set");
+        eprintln!("SKIP: needs CONVNETS_DATA (a folder holding mnist/ and fashion-mnist/): {test}");
         return None;
     };
     let p = PathBuf::from(v);

@@ -1,11 +1,17 @@
-//! Stochastic gradient descent exactly as `torch.optim.SGD` computes it.
+//! Stochastic gradient descent exactly as `torch.optim.SGD` computes it (the single-tensor
+//! path, `foreach=False`, `maximize=False`).
 
+use super::common::{non_negative, unit_closed, unit_open, StateReader};
+use super::Optim;
 use candle_core::backprop::GradStore;
 use candle_core::{Result, Tensor, Var};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 
-/// The hyper-parameters of [`Sgd`], PyTorch's names and defaults.
+/// The hyper-parameters of [`Sgd`], PyTorch's names and defaults (`lr` 0.01 here: PyTorch's
+/// is 1e-3 since 2.2). In JSON, absent fields take their default and unknown ones are an error.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct SgdConfig {
     /// Learning rate.
     pub lr: f64,
@@ -51,17 +57,12 @@ pub struct Sgd {
 }
 
 impl Sgd {
-    /// An optimizer over `vars`. Errors on invalid hyper-parameters (as PyTorch does).
+    /// An optimizer over `vars`. Errors, naming the parameter, on a learning rate, dampening or
+    /// weight decay that is negative or not finite, a momentum outside `[0, 1)` (PyTorch accepts
+    /// `momentum >= 1`, which diverges), a dampening above 1, or Nesterov momentum without a
+    /// momentum or with a dampening (as PyTorch does).
     pub fn new(vars: Vec<Var>, cfg: SgdConfig) -> Result<Self> {
-        let valid = |v: f64| v.is_finite() && v >= 0.0;
-        if !valid(cfg.lr) || !valid(cfg.momentum) || !valid(cfg.weight_decay) {
-            candle_core::bail!("SGD: lr, momentum and weight_decay must be >= 0, got {cfg:?}")
-        }
-        if cfg.nesterov && (cfg.momentum <= 0.0 || cfg.dampening != 0.0) {
-            candle_core::bail!(
-                "SGD: Nesterov momentum requires a momentum and zero dampening, got {cfg:?}"
-            )
-        }
+        cfg.validate()?;
         let buffers = vec![None; vars.len()];
         Ok(Self { vars, buffers, cfg })
     }
@@ -73,6 +74,16 @@ impl Sgd {
 
     /// Changes the learning rate (for schedules).
     pub fn set_lr(&mut self, lr: f64) {
+        self.cfg.lr = lr;
+    }
+
+    /// The current learning rate.
+    pub fn learning_rate(&self) -> f64 {
+        self.cfg.lr
+    }
+
+    /// Changes the learning rate (the same as [`Sgd::set_lr`]).
+    pub fn set_learning_rate(&mut self, lr: f64) {
         self.cfg.lr = lr;
     }
 
@@ -103,6 +114,97 @@ impl Sgd {
             var.set(&(p - (d * c.lr)?)?.detach())?;
         }
         Ok(())
+    }
+}
+
+impl SgdConfig {
+    /// Checks the hyper-parameters (see [`Sgd::new`]).
+    pub fn validate(&self) -> Result<()> {
+        non_negative("SGD", "lr", self.lr)?;
+        unit_open("SGD", "momentum", self.momentum)?;
+        unit_closed("SGD", "dampening", self.dampening)?;
+        non_negative("SGD", "weight_decay", self.weight_decay)?;
+        if self.nesterov && (self.momentum <= 0.0 || self.dampening != 0.0) {
+            candle_core::bail!(
+                "SGD: invalid nesterov: Nesterov momentum requires a momentum > 0 and zero \
+                 dampening, found momentum {} and dampening {}",
+                self.momentum,
+                self.dampening
+            )
+        }
+        Ok(())
+    }
+}
+
+impl Optim for Sgd {
+    fn name(&self) -> &'static str {
+        "sgd"
+    }
+
+    fn step(&mut self, grads: &GradStore) -> Result<()> {
+        Sgd::step(self, grads)
+    }
+
+    fn learning_rate(&self) -> f64 {
+        self.cfg.lr
+    }
+
+    fn set_learning_rate(&mut self, lr: f64) {
+        self.cfg.lr = lr;
+    }
+
+    fn vars(&self) -> &[Var] {
+        &self.vars
+    }
+
+    /// `"{i}.momentum_buffer"` for every parameter that has one (momentum > 0, after its first
+    /// step). SGD keeps no step counter, as in PyTorch.
+    fn state(&self) -> Result<Vec<(String, Tensor)>> {
+        Ok(self
+            .buffers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, b)| {
+                b.as_ref()
+                    .map(|b| (format!("{i}.momentum_buffer"), b.detach()))
+            })
+            .collect())
+    }
+
+    /// A parameter without a `momentum_buffer` entry starts afresh (as before its first step).
+    fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<()> {
+        let mut reader = StateReader::new("SGD", state);
+        let mut buffers = vec![None; self.vars.len()];
+        if self.cfg.momentum != 0.0 {
+            for (i, (var, buf)) in self.vars.iter().zip(buffers.iter_mut()).enumerate() {
+                if reader.has_any(i, &["momentum_buffer"]) {
+                    *buf = Some(reader.buffer(i, "momentum_buffer", var)?);
+                }
+            }
+        }
+        reader.finish()?;
+        self.buffers = buffers;
+        Ok(())
+    }
+}
+
+impl candle_nn::Optimizer for Sgd {
+    type Config = SgdConfig;
+
+    fn new(vars: Vec<Var>, config: SgdConfig) -> Result<Self> {
+        Sgd::new(vars, config)
+    }
+
+    fn step(&mut self, grads: &GradStore) -> Result<()> {
+        Sgd::step(self, grads)
+    }
+
+    fn learning_rate(&self) -> f64 {
+        self.cfg.lr
+    }
+
+    fn set_learning_rate(&mut self, lr: f64) {
+        self.cfg.lr = lr;
     }
 }
 

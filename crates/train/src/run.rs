@@ -1,0 +1,617 @@
+//! Runs by configuration: [`TrainConfig`] (a registry model, a data set and a recipe; TOML in
+//! the run folder), [`train`], [`resume`] and [`eval_weights`] — the thin layer the command
+//! line uses on top of [`Trainer`](crate::Trainer) — and [`RunDir`], the observer that keeps
+//! a run folder.
+//!
+//! A run folder holds:
+//!
+//! | file | what |
+//! | --- | --- |
+//! | `config.toml` | the configuration it ran with (`convnets train --config FILE` reruns it) |
+//! | `metrics.csv`, `metrics.jsonl` | one row per finished epoch |
+//! | `accuracy.png/.svg`, `loss.png/.svg` | the curves per epoch |
+//! | `model.safetensors` | the latest weights (PyTorch `state_dict()` names, with metadata) |
+//! | `last.safetensors` | the latest checkpoint (weights, optimizer, schedule, position, RNG) |
+//! | `best.safetensors` | the checkpoint of the epoch with the lowest monitored loss |
+//! | `summary.json` | how the run ended |
+//!
+//! Every file is written atomically, and `last.safetensors` is written after the epoch's other
+//! files: it is the commit point. It records the metrics rows it matches, so [`resume`]
+//! rewrites the metrics, plots and weights from it and trusts nothing else.
+
+use crate::checkpoint::Checkpoint;
+use crate::fsutil::{clean_temp_files, write_atomic};
+use crate::loss::Loss;
+use crate::metrics::{write_metrics, EpochMetrics};
+use crate::observer::{ArticlePrinter, EarlyStopping, EpochEnd, Observer, StopReason};
+use crate::optim::OptimizerConfig;
+use crate::schedule::{LrScheduler, ScheduleConfig};
+use crate::trainer::{evaluate_with, EvalResult, Trainer};
+use crate::{parse_device, plot, Result, TrainError};
+use candle_core::{Device, Tensor};
+use convnets_data::{Batcher, Dataset, DatasetKind, Normalize, Split};
+use convnets_layers::ParamStore;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+/// A training run by names: written to `config.toml` in its run folder, readable back, and
+/// rerunnable. Build one from a recipe ([`crate::recipe`]) and change what you need.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Registry name of the model (`lenet5`, `mnist-net`, …).
+    pub model: String,
+    /// Data set name (`fashion-mnist`, `mnist`).
+    pub dataset: String,
+    /// Number of epochs.
+    pub epochs: usize,
+    /// Mini-batch size (training and evaluation).
+    pub batch_size: usize,
+    /// Seed of the initialisation, the shuffling, the validation split and dropout: the same
+    /// seed repeats a CPU run exactly (on the same number of threads).
+    pub seed: u64,
+    /// `Normalize(mean, std)` after `ToTensor`, if any.
+    pub normalize: Option<[f32; 2]>,
+    /// Hold out this many training images (seeded) as the validation set.
+    #[serde(default)]
+    pub val_split: Option<usize>,
+    /// Stop when the monitored loss has not improved for this many epochs.
+    #[serde(default)]
+    pub early_stop: Option<usize>,
+    /// Clip the gradients' global norm to this value.
+    #[serde(default)]
+    pub clip_grad_norm: Option<f64>,
+    /// Train on the first N training images only (quick checks); `None` uses them all.
+    #[serde(default)]
+    pub train_limit: Option<usize>,
+    /// Where the data set is (see `convnets_data::locate`); `None` searches the defaults.
+    pub data_dir: Option<PathBuf>,
+    /// Download the data set into the default root when it is not found.
+    pub download: bool,
+    /// The folder in which the run folder is created.
+    pub out: PathBuf,
+    /// `cpu`, `cuda` or `cuda:N`.
+    pub device: String,
+    /// Print the loss every this many batches (seed 000: 100).
+    pub log_every: usize,
+    /// The optimizer and its hyper-parameters.
+    pub optimizer: OptimizerConfig,
+    /// The learning-rate schedule, if any.
+    #[serde(default)]
+    pub schedule: Option<ScheduleConfig>,
+    /// The loss.
+    #[serde(default)]
+    pub loss: Loss,
+}
+
+impl TrainConfig {
+    /// The data set kind, or an error listing the known ones.
+    pub fn dataset_kind(&self) -> Result<DatasetKind> {
+        self.dataset
+            .parse::<DatasetKind>()
+            .map_err(|e| TrainError::Config(e.to_string()))
+    }
+
+    /// Checks every value before anything is loaded or written: the model and data set exist,
+    /// the model's input fits the data set's images, the numbers are in range.
+    pub fn validate(&self) -> Result<DatasetKind> {
+        let bad = |m: String| Err(TrainError::Config(m));
+        if self.batch_size == 0 {
+            return bad("--batch-size must be at least 1".into());
+        }
+        if self.epochs == 0 {
+            return bad("--epochs must be at least 1".into());
+        }
+        if self.train_limit == Some(0) {
+            return bad("--limit 0 leaves no training image".into());
+        }
+        if let Some([mean, std]) = self.normalize {
+            if !mean.is_finite() || !std.is_finite() || std <= 0.0 {
+                return bad(format!(
+                    "--normalize needs a finite mean and a finite std > 0, got {mean},{std}"
+                ));
+            }
+        }
+        if let Some(c) = self.clip_grad_norm {
+            if !c.is_finite() || c <= 0.0 {
+                return bad(format!("--clip-grad-norm must be finite and > 0, got {c}"));
+            }
+        }
+        if self.early_stop == Some(0) {
+            return bad("--early-stop needs a patience of at least 1 epoch".into());
+        }
+        let Some(info) = convnets_zoo::find(&self.model) else {
+            return bad(convnets_zoo::unknown_model_message(&self.model));
+        };
+        let kind = self.dataset_kind()?;
+        let (c, h, w) = kind.image_shape();
+        if info.input != [c, h, w] {
+            return bad(format!(
+                "model `{}` takes {}x{}x{} inputs but data set `{}` has {c}x{h}x{w} images",
+                self.model,
+                info.input[0],
+                info.input[1],
+                info.input[2],
+                kind.name()
+            ));
+        }
+        // The optimizer validates its hyper-parameters when built: build it on nothing.
+        self.optimizer
+            .build(Vec::new())
+            .map_err(|e| TrainError::Config(format!("optimizer: {e}")))?;
+        if let Some(s) = &self.schedule {
+            LrScheduler::new(s, self.optimizer.lr(), self.epochs, 1)
+                .map_err(|e| TrainError::Config(format!("schedule: {e}")))?;
+        }
+        Ok(kind)
+    }
+
+    /// The configuration as TOML (what `config.toml` holds).
+    pub fn to_toml(&self) -> Result<String> {
+        toml::to_string(self).map_err(|e| TrainError::Config(format!("config to TOML: {e}")))
+    }
+
+    /// Reads a configuration written by [`TrainConfig::to_toml`] (unknown keys are errors).
+    pub fn from_toml_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(TrainError::io(path))?;
+        toml::from_str(&text).map_err(|e| TrainError::Config(format!("{}: {e}", path.display())))
+    }
+}
+
+/// The outcome of a finished (or stopped) run.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// The run folder.
+    pub dir: PathBuf,
+    /// The final weights (`model.safetensors`).
+    pub weights: PathBuf,
+    /// Every epoch's metrics.
+    pub epochs: Vec<EpochMetrics>,
+    /// Test accuracy after the last epoch, in percent.
+    pub final_accuracy: f64,
+    /// The number of trainable parameters.
+    pub trainable_params: usize,
+    /// Why the run ended.
+    pub stop: StopReason,
+    /// The epoch with the lowest monitored loss, and that loss.
+    pub best: Option<(usize, f64)>,
+}
+
+/// The observer that keeps a run folder: metrics and plots after every epoch, then the
+/// weights, then the checkpoint (the commit point), then the best checkpoint.
+#[derive(Debug)]
+pub struct RunDir {
+    dir: PathBuf,
+    meta: HashMap<String, String>,
+}
+
+impl RunDir {
+    /// Keeps the run folder `dir` (which must exist); `meta` goes into the header of every
+    /// `model.safetensors` written (model name, data set, normalisation, class names).
+    pub fn new(dir: &Path, meta: HashMap<String, String>) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            meta,
+        }
+    }
+
+    /// Writes the metrics files and the plots for `history` (a plot that cannot be drawn is
+    /// a warning, not an error: the run goes on).
+    pub fn write_history(&self, history: &[EpochMetrics]) -> Result<()> {
+        write_metrics(&self.dir, history)?;
+        if let Err(e) = plot::plot_all(&self.dir, history) {
+            eprintln!("warning: {e}");
+        }
+        Ok(())
+    }
+
+    fn write_weights(&self, ckpt: &Checkpoint) -> Result<()> {
+        let mut meta = self.meta.clone();
+        meta.insert(
+            "convnets.epochs_done".into(),
+            ckpt.meta.position.epochs_done.to_string(),
+        );
+        if let Some(acc) = ckpt.meta.history.last().and_then(|m| m.test_accuracy) {
+            meta.insert("convnets.test_accuracy".into(), format!("{acc}"));
+        }
+        let tensors: Vec<(String, Tensor)> = ckpt
+            .model
+            .iter()
+            .map(|(n, t)| Ok((n.clone(), t.to_device(&Device::Cpu)?)))
+            .collect::<candle_core::Result<_>>()?;
+        let path = self.dir.join("model.safetensors");
+        let bytes =
+            safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(meta))
+                .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", path.display())))?;
+        write_atomic(&path, &bytes)
+    }
+}
+
+impl Observer for RunDir {
+    fn name(&self) -> &str {
+        "run_dir"
+    }
+    fn on_epoch_end(&mut self, ev: &EpochEnd) -> Result<crate::Control> {
+        self.write_history(ev.history)?;
+        Ok(crate::Control::Continue)
+    }
+    fn on_checkpoint(&mut self, ckpt: &Checkpoint, is_best: bool) -> Result<()> {
+        self.write_weights(ckpt)?;
+        ckpt.save(&self.dir.join("last.safetensors"))?;
+        if is_best {
+            ckpt.save(&self.dir.join("best.safetensors"))?;
+        }
+        Ok(())
+    }
+}
+
+/// A new run folder `out/<model>-<dataset>-<UTC time>` (suffixed when it exists).
+fn new_run_dir(cfg: &TrainConfig) -> Result<PathBuf> {
+    let stamp = jiff::Timestamp::now().strftime("%Y%m%d-%H%M%S").to_string();
+    let base = format!("{}-{}-{stamp}", cfg.model, cfg.dataset);
+    std::fs::create_dir_all(&cfg.out).map_err(TrainError::io(&cfg.out))?;
+    for i in 0usize.. {
+        let name = if i == 0 {
+            base.clone()
+        } else {
+            format!("{base}-{i}")
+        };
+        let dir = cfg.out.join(name);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(TrainError::io(&dir)(e)),
+        }
+    }
+    unreachable!("an unbounded loop returns")
+}
+
+fn batcher(
+    split: &Split,
+    normalize: Option<[f32; 2]>,
+    batch: usize,
+    shuffle: Option<u64>,
+    dev: &Device,
+) -> Result<Batcher> {
+    let norm = normalize.map(|[mean, std]| Normalize { mean, std });
+    Ok(Batcher::from_split(split, norm, batch, shuffle, false)?.with_device(dev.clone()))
+}
+
+/// The data of a run: training, optional validation, test.
+struct RunData {
+    train: Batcher,
+    val: Option<Batcher>,
+    test: Batcher,
+    classes: Vec<String>,
+}
+
+fn run_data(cfg: &TrainConfig, kind: DatasetKind, device: &Device) -> Result<RunData> {
+    let data: Dataset =
+        convnets_data::load_or_download(kind, cfg.data_dir.as_deref(), cfg.download)?;
+    let mut train_split = data.train.clone();
+    if let Some(n) = cfg.train_limit {
+        train_split.truncate(n);
+    }
+    let (train_split, val_split) = match cfg.val_split {
+        Some(n) => {
+            let (t, v) = train_split.split_off_validation(n, cfg.seed)?;
+            (t, Some(v))
+        }
+        None => (train_split, None),
+    };
+    let train = batcher(
+        &train_split,
+        cfg.normalize,
+        cfg.batch_size,
+        Some(cfg.seed),
+        device,
+    )?;
+    let val = match &val_split {
+        Some(v) => Some(batcher(v, cfg.normalize, cfg.batch_size, None, device)?),
+        None => None,
+    };
+    let test = batcher(&data.test, cfg.normalize, cfg.batch_size, None, device)?;
+    Ok(RunData {
+        train,
+        val,
+        test,
+        classes: data.class_names().iter().map(|c| c.to_string()).collect(),
+    })
+}
+
+/// The metadata `model.safetensors` carries: what the weights are and how to feed them.
+fn weights_meta(cfg: &TrainConfig, classes: &[String]) -> HashMap<String, String> {
+    let mut m = HashMap::from([
+        ("format".to_string(), "pt".to_string()),
+        ("convnets.version".into(), env!("CARGO_PKG_VERSION").into()),
+        ("convnets.model".into(), cfg.model.clone()),
+        ("convnets.dataset".into(), cfg.dataset.clone()),
+        (
+            "convnets.classes".into(),
+            serde_json::to_string(classes).unwrap_or_default(),
+        ),
+    ]);
+    if let Some([mean, std]) = cfg.normalize {
+        m.insert("convnets.normalize".into(), format!("{mean},{std}"));
+    }
+    m
+}
+
+/// Where the run stands and the pieces to continue it, for [`train`] and [`resume`].
+fn run(
+    cfg: &TrainConfig,
+    dir: &Path,
+    ckpt: Option<&Checkpoint>,
+    stop: Option<Arc<AtomicBool>>,
+) -> Result<RunSummary> {
+    let kind = cfg.validate()?;
+    let device = parse_device(&cfg.device)?;
+    let data = run_data(cfg, kind, &device)?;
+    let store = ParamStore::new(cfg.seed, &device);
+    convnets_layers::set_seed(cfg.seed); // dropout masks
+    let model = convnets_zoo::build(&cfg.model, store.vb())?;
+    let params = crate::Params::from(&store);
+    let optimizer = cfg.optimizer.build(params.trainable())?;
+    let steps = data.train.len();
+    let cfg_json =
+        serde_json::to_value(cfg).map_err(|e| TrainError::Config(format!("config: {e}")))?;
+    let run_dir = RunDir::new(dir, weights_meta(cfg, &data.classes));
+    let mut trainer = Trainer::new(model.as_ref(), params.clone(), optimizer)
+        .epochs(cfg.epochs)
+        .loss(cfg.loss.clone())
+        .test(&data.test)
+        .config(cfg_json)
+        .observer(ArticlePrinter::new(cfg.log_every).progress(true));
+    if let Some(s) = &cfg.schedule {
+        let sched = LrScheduler::new(s, cfg.optimizer.lr(), cfg.epochs, steps)
+            .map_err(|e| TrainError::Config(format!("schedule: {e}")))?;
+        trainer = trainer.scheduler(sched);
+    }
+    if let Some(v) = &data.val {
+        trainer = trainer.validation(v);
+    }
+    if let Some(c) = cfg.clip_grad_norm {
+        trainer = trainer.clip_grad_norm(c);
+    }
+    if let Some(p) = cfg.early_stop {
+        trainer = trainer.observer(EarlyStopping::new(p, 0.0)?);
+    }
+    if let Some(flag) = stop {
+        trainer = trainer.stop_flag(flag);
+    }
+    trainer = trainer.observer(run_dir);
+    if let Some(ckpt) = ckpt {
+        trainer.resume(ckpt)?;
+    }
+    println!(
+        "{} on {} ({} trainable parameters, {} train{} / {} test images) -> {}",
+        cfg.model,
+        kind.name(),
+        params.num_trainable(),
+        data.train.num_samples(),
+        data.val
+            .as_ref()
+            .map(|v| format!(" / {} validation", v.num_samples()))
+            .unwrap_or_default(),
+        data.test.num_samples(),
+        dir.display()
+    );
+    let report = trainer.fit(&data.train)?;
+    let final_accuracy = report
+        .history
+        .last()
+        .and_then(|m| m.test_accuracy)
+        .unwrap_or(0.0);
+    let summary = RunSummary {
+        dir: dir.to_path_buf(),
+        weights: dir.join("model.safetensors"),
+        epochs: report.history,
+        final_accuracy,
+        trainable_params: params.num_trainable(),
+        stop: report.stop,
+        best: report.best,
+    };
+    let json = serde_json::to_string_pretty(&summary)
+        .map_err(|e| TrainError::Config(format!("summary: {e}")))?;
+    write_atomic(&dir.join("summary.json"), (json + "\n").as_bytes())?;
+    Ok(summary)
+}
+
+/// Trains a registry model as `cfg` says, in a new run folder under `cfg.out` (see the module
+/// documentation for its files), printing like seed 000. Everything is checked before the
+/// folder is created.
+pub fn train(cfg: &TrainConfig) -> Result<RunSummary> {
+    train_with_stop(cfg, None)
+}
+
+/// [`train`] with a stop flag (see [`crate::interrupt`]): once raised, the run writes a
+/// checkpoint after the current batch and returns; [`resume`] continues it.
+pub fn train_with_stop(cfg: &TrainConfig, stop: Option<Arc<AtomicBool>>) -> Result<RunSummary> {
+    cfg.validate()?;
+    let dir = new_run_dir(cfg)?;
+    write_atomic(&dir.join("config.toml"), cfg.to_toml()?.as_bytes())?;
+    run(cfg, &dir, None, stop)
+}
+
+/// Continues the run in folder `dir` from its last checkpoint: removes what a crash left
+/// (temporary files), rewrites the metrics, plots and weights from the checkpoint, and trains
+/// the remaining epochs. `epochs`, when given, changes the last epoch (to extend a finished
+/// run). The weights at the end equal bit for bit those of an uninterrupted run (CPU, same
+/// threads).
+pub fn resume(
+    dir: &Path,
+    epochs: Option<usize>,
+    stop: Option<Arc<AtomicBool>>,
+) -> Result<RunSummary> {
+    if !dir.is_dir() {
+        return Err(TrainError::Config(format!(
+            "--resume {}: not a run folder",
+            dir.display()
+        )));
+    }
+    clean_temp_files(dir)?;
+    let last = dir.join("last.safetensors");
+    if !last.is_file() {
+        return Err(TrainError::Config(format!(
+            "--resume {}: no last.safetensors (the run stopped before its first checkpoint: start it again)",
+            dir.display()
+        )));
+    }
+    let ckpt = Checkpoint::load(&last)?;
+    let mut cfg: TrainConfig = match &ckpt.meta.config {
+        Some(v) => serde_json::from_value(v.clone())
+            .map_err(|e| TrainError::Checkpoint(format!("{}: config: {e}", last.display())))?,
+        None => TrainConfig::from_toml_file(&dir.join("config.toml"))?,
+    };
+    if let Some(e) = epochs {
+        cfg.epochs = e;
+        write_atomic(&dir.join("config.toml"), cfg.to_toml()?.as_bytes())?;
+    }
+    // The checkpoint is the commit point: bring the other files back to what it says.
+    let kind = cfg.validate()?;
+    let classes: Vec<String> = kind.classes().iter().map(|s| s.to_string()).collect();
+    let run_dir = RunDir::new(dir, weights_meta(&cfg, &classes));
+    run_dir.write_history(&ckpt.meta.history)?;
+    run_dir.write_weights(&ckpt)?;
+    let best = dir.join("best.safetensors");
+    if let Some((best_epoch, _)) = ckpt.meta.best {
+        let stale = match Checkpoint::load(&best) {
+            Ok(b) => b.meta.position.epochs_done != best_epoch,
+            Err(_) => true,
+        };
+        if stale && best_epoch == ckpt.meta.position.epochs_done && ckpt.meta.position.batch == 0 {
+            ckpt.save(&best)?;
+        }
+    }
+    run(&cfg, dir, Some(&ckpt), stop)
+}
+
+/// Evaluation options for [`eval_weights`].
+#[derive(Clone, Debug)]
+pub struct EvalConfig {
+    /// Registry name of the model.
+    pub model: String,
+    /// Data set name.
+    pub dataset: String,
+    /// Batch size.
+    pub batch_size: usize,
+    /// `Normalize(mean, std)`, if the model was trained with it.
+    pub normalize: Option<[f32; 2]>,
+    /// Where the data set is.
+    pub data_dir: Option<PathBuf>,
+    /// `cpu`, `cuda` or `cuda:N`.
+    pub device: String,
+}
+
+/// Loads `weights` (a safetensors file with the model's PyTorch parameter names, or a
+/// convnets checkpoint) into the model and evaluates it on the test split: loss, top-1 and
+/// top-5 accuracy, per-class accuracy and confusion matrix.
+pub fn eval_weights(cfg: &EvalConfig, weights: &Path) -> Result<EvalResult> {
+    let kind: DatasetKind = cfg
+        .dataset
+        .parse()
+        .map_err(|e: convnets_data::DataError| TrainError::Config(e.to_string()))?;
+    if cfg.batch_size == 0 {
+        return Err(TrainError::Config("--batch-size must be at least 1".into()));
+    }
+    if let Some([mean, std]) = cfg.normalize {
+        if !mean.is_finite() || !std.is_finite() || std <= 0.0 {
+            return Err(TrainError::Config(format!(
+                "--normalize needs a finite mean and a finite std > 0, got {mean},{std}"
+            )));
+        }
+    }
+    let device = parse_device(&cfg.device)?;
+    let store = ParamStore::new(0, &device);
+    let model = convnets_zoo::build(&cfg.model, store.vb())?;
+    load_weights(&store, weights)?;
+    let test = convnets_data::load_test(kind, cfg.data_dir.as_deref())?;
+    let test_b = batcher(&test, cfg.normalize, cfg.batch_size, None, &device)?;
+    evaluate_with(model.as_ref(), &test_b, &Loss::default())
+}
+
+/// Loads a weights file or a checkpoint's weights into `store` (every parameter must be there,
+/// nothing else). Weights holding NaN or infinite values are refused: no model computes
+/// anything meaningful from them.
+pub fn load_weights(store: &ParamStore, path: &Path) -> Result<()> {
+    if crate::checkpoint::is_checkpoint(path) {
+        let ckpt = Checkpoint::load(path)?;
+        let map: HashMap<String, Tensor> = ckpt.model.into_iter().collect();
+        store.load_tensors(&map, path, true)?;
+    } else {
+        store.load(path, true)?;
+    }
+    for (name, var) in store.named_vars() {
+        let bad = var
+            .flatten_all()?
+            .to_dtype(candle_core::DType::F32)?
+            .to_vec1::<f32>()?
+            .iter()
+            .filter(|v| !v.is_finite())
+            .count();
+        if bad > 0 {
+            return Err(TrainError::Config(format!(
+                "{}: tensor `{name}` holds {bad} NaN or infinite values: these weights cannot be evaluated",
+                path.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Evaluates the weights `paths` (each with its [`EvalConfig`]; all on one data set) one by
+/// one and as an ensemble averaging their softmax outputs (seed 002's ensembles): each
+/// member's result and the ensemble's.
+pub fn eval_ensemble(
+    cfgs: &[EvalConfig],
+    paths: &[PathBuf],
+) -> Result<(Vec<EvalResult>, EvalResult)> {
+    let Some(first) = cfgs.first() else {
+        return Err(TrainError::Config(
+            "an ensemble needs at least one model".into(),
+        ));
+    };
+    if cfgs.len() != paths.len() {
+        return Err(TrainError::Config(format!(
+            "{} configurations for {} weight files",
+            cfgs.len(),
+            paths.len()
+        )));
+    }
+    for c in cfgs {
+        if (c.dataset.as_str(), c.normalize) != (first.dataset.as_str(), first.normalize) {
+            return Err(TrainError::Config(format!(
+                "ensemble members disagree on the data set or normalisation: {} {:?} vs {} {:?}",
+                first.dataset, first.normalize, c.dataset, c.normalize
+            )));
+        }
+    }
+    let kind: DatasetKind = first
+        .dataset
+        .parse()
+        .map_err(|e: convnets_data::DataError| TrainError::Config(e.to_string()))?;
+    let device = parse_device(&first.device)?;
+    let mut models = Vec::new();
+    for (c, p) in cfgs.iter().zip(paths) {
+        let store = ParamStore::new(0, &device);
+        let model = convnets_zoo::build(&c.model, store.vb())?;
+        load_weights(&store, p)?;
+        models.push(model);
+    }
+    let test = convnets_data::load_test(kind, first.data_dir.as_deref())?;
+    let test_b = batcher(
+        &test,
+        first.normalize,
+        first.batch_size.max(1),
+        None,
+        &device,
+    )?;
+    let members: Vec<&dyn candle_core::ModuleT> = models
+        .iter()
+        .map(|m| m.as_ref() as &dyn candle_core::ModuleT)
+        .collect();
+    crate::trainer::Ensemble::new(members)?.evaluate(&test_b)
+}

@@ -300,6 +300,17 @@ def write_index() -> None:
         "| `sgd/` | torch.optim.SGD exact updates (plain, momentum, momentum + weight decay, nesterov) |",
         "| `cross_entropy/` | CrossEntropyLoss value and gradient wrt logits |",
         "",
+        "Other scripts write the other folders, each with its own README:",
+        "",
+        "| folder | script | what |",
+        "| --- | --- | --- |",
+        "| `optim/` | `scripts/torch_optim_reference.py` | SGD, Adam, AdamW, RMSprop: parameters after 3 steps on fixed gradients; "
+        "every schedule's sequence of rates |",
+        "| `losses/` | `scripts/torch_loss_reference.py` | cross-entropy (label smoothing, class weights), NLL, MSE, L1, "
+        "seed 004's L2 distance: values and gradients per reduction |",
+        "| `layers_*/` | `scripts/torch_layers_reference.py` | batch norm, LRN, adaptive pooling |",
+        "| `zoo/` | `scripts/torch_zoo_reference.py` | every zoo model: keys, parameter counts, logits |",
+        "",
     ]
     (GOLDEN / "README.md").write_text("\n".join(lines))
 

@@ -284,6 +284,30 @@ class ResidualNet(nn.Module):
         return self.fc(x)
 
 
+class LeNet5Bn(nn.Module):
+    """Seed 000's LeNet-5 with BatchNorm + ReLU + max pooling after each convolution."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 6, kernel_size=5)
+        self.bn1 = nn.BatchNorm2d(6)
+        self.pool1 = nn.MaxPool2d(2)
+        self.conv2 = nn.Conv2d(6, 16, kernel_size=5)
+        self.bn2 = nn.BatchNorm2d(16)
+        self.pool2 = nn.MaxPool2d(2)
+        self.fc1 = nn.Linear(256, 320)
+        self.fc2 = nn.Linear(320, 80)
+        self.fc3 = nn.Linear(80, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool1(F.relu(self.bn1(self.conv1(x))))  # [b, 6, 12, 12]
+        x = self.pool2(F.relu(self.bn2(self.conv2(x))))  # [b, 16, 4, 4]
+        x = torch.flatten(x, 1)  # [b, 256]
+        x = F.relu(self.fc1(x))
+        x = F.relu(self.fc2(x))
+        return self.fc3(x)
+
+
 def googlenet(aux: bool = False, dropout: float = 0.2) -> nn.Module:
     return torchvision.models.GoogLeNet(aux_logits=aux, transform_input=False, init_weights=False, dropout=dropout)
 
@@ -300,6 +324,7 @@ CASES: dict[str, dict] = {
     "zfnet-fig3": dict(build=lambda: ZfNet(widths=(384, 384, 256)), input=(1, 3, 224, 224)),
     "inception-net": dict(build=InceptionNet, input=(2, 1, 28, 28)),
     "residual-net": dict(build=ResidualNet, input=(2, 1, 28, 28)),
+    "lenet5-bn": dict(build=LeNet5Bn, input=(4, 1, 28, 28), bn="bn1"),
     "googlenet": dict(build=googlenet, input=(2, 3, 64, 64)),
     "googlenet-train": dict(build=lambda: googlenet(dropout=0.0), input=(2, 3, 96, 96), bn="conv1.bn", eval=False),
     "googlenet-aux": dict(build=lambda: googlenet(aux=True), input=(2, 3, 64, 64)),
@@ -395,6 +420,7 @@ NOTES = {
     "zfnet-fig3": "ZFNet, Fig. 3 widths 384/384/256",
     "inception-net": "seed 001's Inception MNIST net",
     "residual-net": "seed 001's residual MNIST net",
+    "lenet5-bn": "seed 000's LeNet-5 with BatchNorm + ReLU + max pooling",
     "googlenet": "`torchvision.models.GoogLeNet(aux_logits=False)`",
     "googlenet-train": "the same with dropout 0, train mode only",
     "googlenet-aux": "with the auxiliary classifiers (keys, eval logits)",

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use candle_core::{Device, Tensor};
 use convnets::data::{Batcher, DatasetKind, Normalize};
 use convnets::layers::ParamStore;
-use convnets::train::{cross_entropy, Sgd, SgdConfig};
+use convnets::train::{cross_entropy, OptimizerConfig, Sgd, SgdConfig};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::Arc;
@@ -35,32 +35,8 @@ pub struct Recipe {
 /// and ResNet-20 (He et al. 2016) on random images, as `benches/torch/bench.py` has them.
 pub fn recipes() -> Vec<Recipe> {
     vec![
-        Recipe {
-            name: "lenet5",
-            model: "lenet5",
-            dataset: Some(DatasetKind::FashionMnist),
-            normalize: None,
-            batch_size: 256,
-            sgd: SgdConfig {
-                lr: 0.01,
-                ..Default::default()
-            },
-        },
-        Recipe {
-            name: "mnist-net",
-            model: "mnist-net",
-            dataset: Some(DatasetKind::Mnist),
-            normalize: Some(Normalize {
-                mean: 0.1307,
-                std: 0.3081,
-            }),
-            batch_size: 64,
-            sgd: SgdConfig {
-                lr: 0.01,
-                momentum: 0.5,
-                ..Default::default()
-            },
-        },
+        from_train("lenet5", convnets::train::recipe::lenet5_fashion_mnist()),
+        from_train("mnist-net", convnets::train::recipe::mnist_net_mnist()),
         Recipe {
             name: "simple-cnn",
             model: "simple-cnn",
@@ -87,6 +63,38 @@ pub fn recipes() -> Vec<Recipe> {
             },
         },
     ]
+}
+
+/// The bench's copy of a trainer recipe (the trainer's recipes are the one definition): its
+/// model, data set, normalization, batch size and SGD settings.
+fn from_train(name: &'static str, cfg: convnets::train::TrainConfig) -> Recipe {
+    let model = convnets::zoo::find(&cfg.model)
+        .unwrap_or_else(|| {
+            panic!(
+                "recipe {name}: {}",
+                convnets::zoo::unknown_model_message(&cfg.model)
+            )
+        })
+        .name;
+    let dataset = cfg
+        .dataset
+        .parse::<DatasetKind>()
+        .unwrap_or_else(|e| panic!("recipe {name}: {e}"));
+    let sgd = match cfg.optimizer {
+        OptimizerConfig::Sgd(sgd) => sgd,
+        other => panic!(
+            "recipe {name}: the bench times SGD, the recipe uses {}",
+            other.name()
+        ),
+    };
+    Recipe {
+        name,
+        model,
+        dataset: Some(dataset),
+        normalize: cfg.normalize.map(|[mean, std]| Normalize { mean, std }),
+        batch_size: cfg.batch_size,
+        sgd,
+    }
 }
 
 /// Floating-point operations of one training step per image, from the layer shapes of one

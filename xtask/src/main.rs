@@ -136,6 +136,7 @@ fn ci() -> Result<()> {
         ("custom_cnn", &["6000"][..]),
         ("summary", &["lenet5"][..]),
         ("pytorch_weights", &[][..]),
+        ("memory_flat", &["adam", "3", "2000"][..]),
     ] {
         let mut c = cargo();
         c.args([

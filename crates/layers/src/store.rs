@@ -67,7 +67,8 @@ pub enum StoreError {
         /// The shape in the file.
         found: Vec<usize>,
     },
-    /// A tensor has an integer type where the model has floats.
+    /// A tensor has an integer type where the model has floats (batch norm's
+    /// `num_batches_tracked`, an int64 counter in PyTorch, is the one exception).
     #[error(
         "{path}: tensor `{name}` is {found:?}, the model expects floating point ({expected:?})"
     )]
@@ -246,7 +247,10 @@ impl ParamStore {
                     .collect::<Vec<_>>()
                     .join(", "),
             })?;
-            if t.dtype().is_int() && !var.dtype().is_int() {
+            // PyTorch stores batch-norm's step counter as int64; every other integer tensor
+            // where the model has floats is a wrong or hostile file, not a parameter.
+            let counter = name == "num_batches_tracked" || name.ends_with(".num_batches_tracked");
+            if t.dtype().is_int() && !var.dtype().is_int() && !counter {
                 return Err(StoreError::Dtype {
                     path: origin.into(),
                     name: name.clone(),
@@ -433,6 +437,47 @@ mod tests {
         std::fs::write(&path, b"not safetensors")?;
         let err = b.load(&path, true).unwrap_err().to_string();
         assert!(err.contains("not a valid safetensors file"), "{err}");
+        Ok(())
+    }
+
+    #[test]
+    fn integer_tensors_refused_except_the_batch_norm_counter() -> anyhow::Result<()> {
+        let store = ParamStore::new(0, &Device::Cpu);
+        store
+            .vb()
+            .get_with_hints(2, "fc.weight", Init::Const(0.0))?;
+        store
+            .vb()
+            .get_with_hints((), "bn.num_batches_tracked", Init::Const(0.0))?;
+        let mut t = HashMap::new();
+        t.insert(
+            "fc.weight".to_string(),
+            Tensor::new(&[1.5f32, -2.0], &Device::Cpu)?,
+        );
+        t.insert(
+            "bn.num_batches_tracked".to_string(),
+            Tensor::new(7i64, &Device::Cpu)?,
+        );
+        store.load_tensors(&t, Path::new("ok.safetensors"), true)?;
+        assert_eq!(
+            store
+                .get("bn.num_batches_tracked")
+                .unwrap()
+                .to_scalar::<f32>()?,
+            7.0
+        );
+        t.insert(
+            "fc.weight".to_string(),
+            Tensor::new(&[1i64, 2], &Device::Cpu)?,
+        );
+        let err = store
+            .load_tensors(&t, Path::new("bad.safetensors"), true)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("bad.safetensors") && err.contains("`fc.weight` is I64"),
+            "{err}"
+        );
         Ok(())
     }
 }

@@ -138,6 +138,38 @@ pub trait Observer {
     }
 }
 
+/// A borrowed observer: pass `&mut my_observer` to [`crate::Trainer::observer`] and read what
+/// it recorded after [`crate::Trainer::fit`] returns.
+impl<O: Observer + ?Sized> Observer for &mut O {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    fn on_train_start(&mut self, ev: &TrainStart) -> Result<()> {
+        (**self).on_train_start(ev)
+    }
+    fn on_epoch_start(&mut self, epoch: usize) -> Result<()> {
+        (**self).on_epoch_start(epoch)
+    }
+    fn on_batch_end(&mut self, ev: &BatchEnd) -> Result<Control> {
+        (**self).on_batch_end(ev)
+    }
+    fn on_epoch_end(&mut self, ev: &EpochEnd) -> Result<Control> {
+        (**self).on_epoch_end(ev)
+    }
+    fn on_checkpoint(&mut self, ckpt: &Checkpoint, is_best: bool) -> Result<()> {
+        (**self).on_checkpoint(ckpt, is_best)
+    }
+    fn on_train_end(&mut self, reason: StopReason, history: &[EpochMetrics]) -> Result<()> {
+        (**self).on_train_end(reason, history)
+    }
+    fn state(&self) -> Option<serde_json::Value> {
+        (**self).state()
+    }
+    fn load_state(&mut self, state: &serde_json::Value) -> Result<()> {
+        (**self).load_state(state)
+    }
+}
+
 /// Prints like the articles: `loss: 2.301750 [    0/60000]` every `every` batches (seed 000
 /// prints every 100), and after each epoch `Test Error: \n Accuracy: 77.9%, Avg loss: …`,
 /// plus the validation numbers and a line whenever the learning rate changes. With

@@ -7,6 +7,7 @@
 //! | name | struct | article |
 //! | --- | --- | --- |
 //! | `lenet5` | [`LeNet5`] | seed 000 |
+//! | `lenet5-bn` | [`LeNet5Bn`] | seed 000 + batch norm, ReLU, max pooling |
 //! | `mnist-net` | [`MnistNet`] | seed 004 |
 //! | `simple-cnn` | [`SimpleCnn`] | seed 003 |
 //! | `alexnet` | [`AlexNet`] | seed 002 (its `nn.Sequential`) |
@@ -46,7 +47,7 @@ pub mod zfnet;
 pub use alexnet::{AlexNet, AlexNetConfig, AlexNetTorchvision, AlexNetTorchvisionConfig};
 pub use googlenet::{GoogLeNet, GoogLeNetConfig};
 pub use inception::{InceptionA, InceptionNet};
-pub use lenet::LeNet5;
+pub use lenet::{LeNet5, LeNet5Bn};
 pub use mnist_net::MnistNet;
 pub use registry::{build, find, models, unknown_model_message, ModelInfo};
 pub use residual::{ResidualBlock, ResidualNet};

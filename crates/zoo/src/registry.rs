@@ -6,8 +6,8 @@
 
 use crate::{
     AlexNet, AlexNetConfig, AlexNetTorchvision, AlexNetTorchvisionConfig, GoogLeNet,
-    GoogLeNetConfig, InceptionNet, LeNet5, MnistNet, Model, ResNet, ResNetConfig, ResidualNet,
-    SimpleCnn, ZfNet, ZfNetConfig,
+    GoogLeNetConfig, InceptionNet, LeNet5, LeNet5Bn, MnistNet, Model, ResNet, ResNetConfig,
+    ResidualNet, SimpleCnn, ZfNet, ZfNetConfig,
 };
 use candle_core::Result;
 use candle_nn::VarBuilder;
@@ -51,6 +51,18 @@ pub static LENET5: ModelInfo = ModelInfo {
     dataset: "fashion-mnist",
     source: "seed 000",
     build: |vb| Ok(Box::new(LeNet5::new(vb)?)),
+};
+
+/// LeNet-5 with batch norm, ReLU and max pooling after each convolution (the better recipe).
+pub static LENET5_BN: ModelInfo = ModelInfo {
+    name: "lenet5-bn",
+    description: "LeNet-5 with BatchNorm + ReLU + max pooling after each conv, 111,346 params",
+    input: [1, 28, 28],
+    small_input: [1, 28, 28],
+    classes: 10,
+    dataset: "fashion-mnist",
+    source: "seed 000, with batch norm (Ioffe & Szegedy 2015)",
+    build: |vb| Ok(Box::new(LeNet5Bn::new(vb)?)),
 };
 
 /// The small MNIST CNN (seed 004).
@@ -249,6 +261,7 @@ pub static RESNET_CUSTOM_CIFAR: ModelInfo = ModelInfo {
 
 static MODELS: &[&ModelInfo] = &[
     &LENET5,
+    &LENET5_BN,
     &MNIST_NET,
     &SIMPLE_CNN,
     &INCEPTION_NET,

@@ -145,6 +145,7 @@ registry_parity! {
     zfnet_matches_pytorch => "zfnet",
     inception_net_matches_pytorch => "inception-net",
     residual_net_matches_pytorch => "residual-net",
+    lenet5_bn_matches_pytorch => "lenet5-bn",
     googlenet_matches_pytorch => "googlenet",
     resnet18_matches_pytorch => "resnet18",
     resnet34_matches_pytorch => "resnet34",

@@ -141,21 +141,73 @@ pub fn summary_on<M: ModuleT + ?Sized>(
             "summary: already summarising a model on this thread (nested summary call)"
         )
     }
-    let x = Tensor::zeros(input_shape, DType::F32, device)?;
+    // Every layer works image by image in eval mode, so one image gives every row; the batch
+    // only multiplies the first dimension and the MACs. A user-given shape is checked before
+    // anything is allocated.
+    let Some((&batch, image)) = input_shape.split_first() else {
+        candle_core::bail!(
+            "summary: the input shape is empty; give [batch, channels, height, width]"
+        )
+    };
+    image
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .filter(|&n| n <= MAX_IMAGE_ELEMS)
+        .ok_or_else(|| {
+            candle_core::Error::Msg(format!(
+                "summary: an input image of {} is too large: over {} elements ({} GiB as f32)",
+                shape(image),
+                group_digits(MAX_IMAGE_ELEMS as u64),
+                MAX_IMAGE_ELEMS * 4 >> 30
+            ))
+        })?;
+    let run_batch = batch.min(1);
+    let mut run_shape = input_shape.to_vec();
+    run_shape[0] = run_batch;
+    let x = Tensor::zeros(run_shape.as_slice(), DType::F32, device)?;
     TRACE.with(|t| *t.borrow_mut() = Some(Trace::default()));
     let stop = Stop;
     let y = model.forward_t(&x, false)?;
-    let trace = TRACE.with(|t| t.borrow_mut().take()).unwrap_or_default();
+    let mut trace = TRACE.with(|t| t.borrow_mut().take()).unwrap_or_default();
     drop(stop);
-    let total_macs = trace.rows.iter().map(|r| r.macs).sum();
+    let mut output = y.dims().to_vec();
+    if batch != run_batch {
+        let too_many = || {
+            candle_core::Error::Msg(format!(
+                "summary: a batch of {batch} overflows the multiply-accumulate count"
+            ))
+        };
+        for row in &mut trace.rows {
+            if let Some(b) = row.output.first_mut() {
+                *b = batch;
+            }
+            row.macs = row.macs.checked_mul(batch as u64).ok_or_else(too_many)?;
+        }
+        if let Some(b) = output.first_mut() {
+            *b = batch;
+        }
+    }
+    let total_macs = trace
+        .rows
+        .iter()
+        .try_fold(0u64, |n, r| n.checked_add(r.macs))
+        .ok_or_else(|| {
+            candle_core::Error::Msg(format!(
+                "summary: a batch of {batch} overflows the multiply-accumulate count"
+            ))
+        })?;
     Ok(Summary {
         input: input_shape.to_vec(),
-        output: y.dims().to_vec(),
+        output,
         rows: trace.rows,
         total_params: trace.total_params,
         total_macs,
     })
 }
+
+/// The largest input image [`summary`] accepts, in elements (4 GiB as f32): it allocates one
+/// image and its activations.
+pub const MAX_IMAGE_ELEMS: usize = 1 << 30;
 
 /// Formats `n` with a comma every three digits: `62378344` → `"62,378,344"`.
 ///

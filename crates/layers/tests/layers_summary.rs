@@ -245,3 +245,44 @@ fn named_unit_layers_in_a_struct() -> Result<()> {
     );
     Ok(())
 }
+
+/// A user-given input shape never panics or exhausts memory: the batch is summarised from one
+/// image (rows and MACs scaled), an oversized image or an overflowing count is an error.
+#[test]
+fn huge_inputs_are_errors_not_aborts() -> Result<()> {
+    let store = ParamStore::new(0, &Device::Cpu);
+    let vb = store.vb();
+    let net = Sequential::new()
+        .add(
+            "conv",
+            conv2d(1, 2, 3, Conv2dConfig::default(), vb.pp("conv"))?,
+        )
+        .add("flatten", Flatten)
+        .add("fc", linear(2 * 2 * 2, 3, vb.pp("fc"))?);
+    let one = summary(&net, &[1, 1, 4, 4])?;
+    // conv: 2 x 2x2 outputs x 9 MACs; fc: 8 x 3.
+    assert_eq!(one.total_macs, 2 * 4 * 9 + 24);
+    let many = summary(&net, &[100_000_000, 1, 4, 4])?;
+    assert_eq!(many.total_macs, one.total_macs * 100_000_000);
+    assert_eq!(many.rows[0].output, [100_000_000, 2, 2, 2]);
+    assert_eq!(many.output, [100_000_000, 3]);
+
+    let err = summary(&net, &[usize::MAX, 1, 4, 4])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("overflows the multiply-accumulate count"),
+        "{err}"
+    );
+    let err = summary(&net, &[1, usize::MAX, 2, 28])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("too large"), "{err}");
+    let err = summary(&net, &[1, 100_000, 100_000, 1_000])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("too large") && err.contains("GiB"), "{err}");
+    let err = summary(&net, &[]).unwrap_err().to_string();
+    assert!(err.contains("empty"), "{err}");
+    Ok(())
+}

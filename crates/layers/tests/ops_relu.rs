@@ -119,3 +119,27 @@ fn add_relu_matches_reference() {
     .to_string();
     assert!(err.contains("[3]") && err.contains("[4]"), "{err}");
 }
+
+/// PyTorch's NaN rule: `torch.relu(nan)` is NaN and `threshold_backward` passes the gradient
+/// of a NaN output (candle's own `relu` returns 0 there, which hid diverged runs). The same
+/// for the fused residual join and batch norm + ReLU.
+#[test]
+fn nan_propagates_like_pytorch() {
+    let dev = Device::Cpu;
+    let x = Var::new(&[f32::NAN, -1., 2., f32::INFINITY, f32::NEG_INFINITY], &dev).unwrap();
+    let y = native::relu(x.as_tensor())
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    assert!(y[0].is_nan(), "{y:?}");
+    assert_eq!(&y[1..], [0., 2., f32::INFINITY, 0.]);
+    let y = native::relu(x.as_tensor()).unwrap();
+    let grads = (&y * 3.0).unwrap().sum_all().unwrap().backward().unwrap();
+    let dx = grads.get(x.as_tensor()).unwrap().to_vec1::<f32>().unwrap();
+    assert_eq!(dx, [3., 0., 3., 3., 0.]);
+
+    let a = Tensor::new(&[f32::NAN, 1., -3.], &dev).unwrap();
+    let b = Tensor::new(&[1f32, f32::NAN, 1.], &dev).unwrap();
+    let y = native::add_relu(&a, &b).unwrap().to_vec1::<f32>().unwrap();
+    assert!(y[0].is_nan() && y[1].is_nan() && y[2] == 0., "{y:?}");
+}

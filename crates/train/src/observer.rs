@@ -233,7 +233,12 @@ impl Observer for ArticlePrinter {
     }
     fn on_train_start(&mut self, ev: &TrainStart) -> Result<()> {
         self.lr = Some(ev.lr);
-        if ev.first_epoch > 1 || ev.first_batch > 0 {
+        if ev.first_epoch > ev.epochs {
+            println!(
+                "the run already finished its {} epochs: nothing to train (--epochs N extends it)",
+                ev.epochs
+            );
+        } else if ev.first_epoch > 1 || ev.first_batch > 0 {
             println!(
                 "resuming at epoch {}, batch {}/{}",
                 ev.first_epoch, ev.first_batch, ev.train_batches

@@ -84,6 +84,15 @@ where
         .configure_mesh()
         .x_desc("epoch")
         .y_desc(y_desc)
+        // Whole epochs only, at most 20 labels.
+        .x_labels((n as usize).min(20) + 1)
+        .x_label_formatter(&|x| {
+            if (x - x.round()).abs() < 1e-9 {
+                format!("{}", x.round() as i64)
+            } else {
+                String::new()
+            }
+        })
         .draw()?;
     for (name, color, pts) in lines {
         chart

@@ -61,7 +61,8 @@ pub(crate) fn channel_stats(x: &[f32], b: usize, c: usize, hw: usize) -> (Vec<f3
     stats.into_iter().unzip()
 }
 
-/// `y = x * scale[ch] + shift[ch]`, then `max(y, 0)` when `relu`, parallel over images.
+/// `y = x * scale[ch] + shift[ch]`, then `max(y, 0)` (NaN kept) when `relu`, parallel over
+/// images.
 pub(crate) fn scale_shift(
     x: &[f32],
     scale: &[f32],
@@ -80,7 +81,7 @@ pub(crate) fn scale_shift(
                 if relu {
                     // candle's and our ReLU: max(v, 0), NaN becomes 0.
                     for (o, &v) in y.iter_mut().zip(x) {
-                        *o = (v * s + t).max(0.0);
+                        *o = super::relu::relu1(v * s + t);
                     }
                 } else {
                     for (o, &v) in y.iter_mut().zip(x) {

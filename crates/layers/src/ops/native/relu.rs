@@ -1,17 +1,29 @@
-//! ReLU kernels: `y = max(x, 0)` and its gradient `dx = dy * (y > 0)`, one pass each,
+//! ReLU kernels: `y = max(x, 0)` and its gradient `dx = dy * (y > 0)`, one pass each, with
+//! PyTorch's NaN semantics (a NaN input stays NaN and passes its gradient through, so a
+//! diverging network shows NaN instead of training on at chance level),
 //! elementwise (so split over threads in fixed chunks, with the same result on any split).
 //! The outputs are collected straight into fresh vectors: no zero fill first.
 
 use rayon::prelude::*;
+
+/// One element of ReLU: `max(x, 0)`, but NaN stays NaN (`f32::max` would return 0).
+#[inline(always)]
+pub(crate) fn relu1(x: f32) -> f32 {
+    if x.is_nan() {
+        x
+    } else {
+        x.max(0.0)
+    }
+}
 
 /// Elements per rayon task; below [`SERIAL`] the kernels run on the calling thread.
 const CHUNK: usize = 1 << 15;
 /// Below this many elements a second thread costs more than it saves.
 const SERIAL: usize = 1 << 18;
 
-/// `max(x, 0)`, candle's `relu` (NaN becomes 0).
+/// `max(x, 0)`, NaN kept (`torch.relu`; candle's own `relu` turns NaN into 0).
 pub(crate) fn relu_fwd(x: &[f32]) -> Vec<f32> {
-    let f = |&x: &f32| x.max(0.0);
+    let f = |&x: &f32| relu1(x);
     if x.len() < SERIAL {
         return x.iter().map(f).collect();
     }
@@ -23,9 +35,9 @@ pub(crate) fn relu_fwd(x: &[f32]) -> Vec<f32> {
     y
 }
 
-/// `max(a + b, 0)` (NaN becomes 0, as in [`relu_fwd`]).
+/// `max(a + b, 0)` (NaN kept, as in [`relu_fwd`]).
 pub(crate) fn add_relu_fwd(a: &[f32], b: &[f32]) -> Vec<f32> {
-    let f = |(&a, &b): (&f32, &f32)| (a + b).max(0.0);
+    let f = |(&a, &b): (&f32, &f32)| relu1(a + b);
     if a.len() < SERIAL {
         return a.iter().zip(b).map(f).collect();
     }
@@ -38,9 +50,10 @@ pub(crate) fn add_relu_fwd(a: &[f32], b: &[f32]) -> Vec<f32> {
     y
 }
 
-/// `dy * (y > 0)` (PyTorch's `threshold_backward`), from the forward's output `y`.
+/// `y <= 0 ? 0 : dy` (PyTorch's `threshold_backward`: a NaN output passes the gradient),
+/// from the forward's output `y`.
 pub(crate) fn relu_bwd(y: &[f32], dy: &[f32]) -> Vec<f32> {
-    let f = |(&y, &g): (&f32, &f32)| if y > 0.0 { g } else { 0.0 };
+    let f = |(&y, &g): (&f32, &f32)| if y <= 0.0 { 0.0 } else { g };
     if y.len() < SERIAL {
         return y.iter().zip(dy).map(f).collect();
     }

@@ -158,7 +158,7 @@ pub fn summary_on<M: ModuleT + ?Sized>(
                 "summary: an input image of {} is too large: over {} elements ({} GiB as f32)",
                 shape(image),
                 group_digits(MAX_IMAGE_ELEMS as u64),
-                MAX_IMAGE_ELEMS * 4 >> 30
+                (MAX_IMAGE_ELEMS * 4) >> 30
             ))
         })?;
     let run_batch = batch.min(1);

@@ -114,7 +114,26 @@ exit 0
     Ok(())
 }
 
+/// Which kernel paths the tests exercise on this CPU (printed at the start and the end of
+/// `cargo xtask ci`, so that a log says what ran and what did not).
+fn kernel_paths() -> String {
+    #[cfg(target_arch = "x86_64")]
+    let avx512 = std::arch::is_x86_feature_detected!("avx512f");
+    #[cfg(not(target_arch = "x86_64"))]
+    let avx512 = false;
+    if avx512 {
+        "kernel paths: this CPU has AVX-512F: the tests run the AVX-512 kernels, then the layer \
+         and zoo tests again on the portable paths (CONVNETS_NO_AVX512=1)"
+            .into()
+    } else {
+        "kernel paths: SKIP AVX-512 kernels (this CPU has no AVX-512F): every test runs the \
+         portable paths (gemm, scalar loops); the AVX-512 ones are tested only on CPUs with it"
+            .into()
+    }
+}
+
 fn ci() -> Result<()> {
+    eprintln!("{}", kernel_paths());
     let mut c = cargo();
     c.args(["fmt", "--all", "--", "--check"]);
     run(c)?;
@@ -131,32 +150,74 @@ fn ci() -> Result<()> {
     let mut c = cargo();
     c.args(["test", "--workspace"]);
     run(c)?;
-    // The examples, as a user runs them (the custom CNN on a subset of MNIST).
+    // The examples, as a user runs them (the custom CNN on a subset of MNIST). `cargo test
+    // --workspace` built them with the workspace's features; `cargo run -p convnets` would
+    // resolve features for that one package and rebuild candle and the rest a second time.
     for (example, args) in [
         ("custom_cnn", &["6000"][..]),
         ("summary", &["lenet5"][..]),
         ("pytorch_weights", &[][..]),
         ("memory_flat", &["adam", "3", "2000"][..]),
     ] {
-        let mut c = cargo();
-        c.args([
-            "run",
-            "--quiet",
-            "-p",
-            "convnets",
-            "--example",
-            example,
-            "--",
-        ])
-        .args(args);
+        let mut c = Command::new(root().join("target/debug/examples").join(example));
+        c.current_dir(root()).args(args);
         run(c)?;
     }
-    // The kernels again on the portable paths that CPUs without AVX-512 take.
+    // The kernels again on the portable paths that CPUs without AVX-512 take: the layer and
+    // zoo test binaries already built, run again with CONVNETS_NO_AVX512=1 (a `cargo test -p`
+    // of the two crates would rebuild dependencies with a different feature set).
+    for (exe, dir) in test_binaries(&["convnets-layers", "convnets-zoo"])? {
+        let mut c = Command::new(exe);
+        c.current_dir(dir).env("CONVNETS_NO_AVX512", "1");
+        run(c)?;
+    }
+    cuda_check()?;
+    eprintln!("{}", kernel_paths());
+    Ok(())
+}
+
+/// The test executables of `packages` (and each one's package folder, the working directory
+/// `cargo test` gives it), from the artifacts of `cargo test --workspace --no-run`.
+fn test_binaries(packages: &[&str]) -> Result<Vec<(PathBuf, PathBuf)>> {
     let mut c = cargo();
-    c.args(["test", "-p", "convnets-layers", "-p", "convnets-zoo"])
-        .env("CONVNETS_NO_AVX512", "1");
-    run(c)?;
-    cuda_check()
+    c.args(["test", "--workspace", "--no-run", "--message-format=json"])
+        .stderr(std::process::Stdio::inherit());
+    let out = c.output().context("cargo test --no-run")?;
+    if !out.status.success() {
+        bail!("cargo test --workspace --no-run failed with {}", out.status);
+    }
+    let mut found = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if v["reason"] != "compiler-artifact" || v["profile"]["test"] != true {
+            continue;
+        }
+        let (Some(exe), Some(manifest), Some(id)) = (
+            v["executable"].as_str(),
+            v["manifest_path"].as_str(),
+            v["package_id"].as_str(),
+        ) else {
+            continue;
+        };
+        let name = v["target"]["name"].as_str().unwrap_or_default();
+        let ours = packages
+            .iter()
+            .any(|p| id.contains(&format!("#{p}@")) || id.starts_with(&format!("{p} ")));
+        if ours {
+            let dir = Path::new(manifest)
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(root);
+            eprintln!("(test binary {name} of {dir:?})");
+            found.push((PathBuf::from(exe), dir));
+        }
+    }
+    if found.is_empty() {
+        bail!("no test binaries of {packages:?} among cargo's artifacts");
+    }
+    Ok(found)
 }
 
 fn cuda_check() -> Result<()> {

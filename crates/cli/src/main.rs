@@ -188,7 +188,32 @@ fn ensemble(a: EnsembleArgs) -> Result<()> {
 
 /// candle 0.11's element-wise ops run on their own spinning thread pool, which fights with
 /// rayon (our kernels) on small machines: see [`convnets::runtime`].
-fn main() -> Result<()> {
+/// An error and its causes, one line each, without repeating a cause the message above it
+/// already quotes (our typed errors put their I/O cause into their own message).
+fn render_error(e: &anyhow::Error) -> String {
+    let mut out = format!("Error: {e}");
+    let mut shown = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !shown.contains(&c) {
+            out.push_str(&format!("\n  caused by: {c}"));
+            shown.push_str(&c);
+        }
+    }
+    out
+}
+
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{}", render_error(&e));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<()> {
     convnets::allocator::keep_freed_memory();
     convnets::runtime::tune_threads();
     match Cli::parse().cmd {
@@ -211,6 +236,20 @@ fn main() -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn causes_are_printed_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file");
+        let e = anyhow::Error::new(convnets::train::TrainError::Io {
+            path: "runs/x/config.toml".into(),
+            source: io,
+        })
+        .context("reading the run");
+        assert_eq!(
+            render_error(&e),
+            "Error: reading the run\n  caused by: runs/x/config.toml: No such file"
+        );
+    }
 
     #[test]
     fn summary_of_small_models_runs() -> Result<()> {

@@ -79,6 +79,14 @@ impl DatasetKind {
         self.classes().len()
     }
 
+    /// Number of training images of the official files (60,000 for both), the largest batch
+    /// a run on the full data set can form.
+    pub fn train_len(&self) -> usize {
+        match self {
+            DatasetKind::Mnist | DatasetKind::FashionMnist => 60_000,
+        }
+    }
+
     /// Base URLs (ending in `/`) serving `NAME.gz` for each file, tried in order.
     pub fn mirrors(&self) -> &'static [&'static str] {
         match self {
@@ -391,8 +399,49 @@ pub fn locate_in(
     Err(DataError::NotFound {
         dataset: name.to_string(),
         hint: not_found_hint(kind, default_root),
+        found: candidates
+            .iter()
+            .map(|d| describe_folder(kind, d))
+            .collect(),
         searched: candidates,
     })
+}
+
+/// What `dir` holds of `kind`'s files, for the not-found error: which files are missing, and
+/// which are dangling symbolic links (they exist as names but point nowhere).
+pub fn describe_folder(kind: DatasetKind, dir: &Path) -> String {
+    let dangling = |p: &Path| p.symlink_metadata().is_ok() && p.metadata().is_err();
+    if dangling(dir) {
+        return "a dangling symbolic link".into();
+    }
+    match dir.metadata() {
+        Err(_) => return "no such folder".into(),
+        Ok(m) if !m.is_dir() => return "not a folder".into(),
+        Ok(_) => {}
+    }
+    let files = kind.files();
+    let mut missing = Vec::new();
+    let mut broken = Vec::new();
+    for f in &files {
+        if find_file(dir, f).is_some() {
+            continue;
+        }
+        let gz = dir.join(format!("{}.gz", f.name));
+        let raw = dir.join(f.name);
+        if let Some(link) = [gz, raw].into_iter().find(|p| dangling(p)) {
+            let name = link.file_name().unwrap_or_default().to_string_lossy();
+            broken.push(format!("{name} is a dangling symbolic link"));
+        } else {
+            missing.push(format!("{}[.gz]", f.name));
+        }
+    }
+    let have = files.len() - missing.len() - broken.len();
+    let mut parts = vec![format!("{have} of {} files", files.len())];
+    if !missing.is_empty() {
+        parts.push(format!("missing {}", missing.join(", ")));
+    }
+    parts.extend(broken);
+    parts.join("; ")
 }
 
 fn not_found_hint(kind: DatasetKind, default_root: &Path) -> String {
@@ -403,8 +452,9 @@ fn not_found_hint(kind: DatasetKind, default_root: &Path) -> String {
         .map(|f| format!("{}[.gz]", f.name))
         .collect();
     let mut hint = format!(
-        "Run `cargo xtask download {name}` to fetch it into {}, or put the files {} \
-         into one of the folders above (or set {DATA_ENV} to a folder holding {name}/).",
+        "Run `convnets download {name}` (`cargo xtask download {name}` in a checkout of \
+         convnets) to fetch it into {}, or put the files {} into one of the folders above \
+         (or set {DATA_ENV} to a folder holding {name}/).",
         default_root.join(name).display(),
         files.join(", "),
     );
@@ -517,6 +567,7 @@ fn read_dir_splits(
         find_file(dir, f).ok_or_else(|| DataError::NotFound {
             dataset: kind.name().to_string(),
             searched: vec![dir.to_path_buf()],
+            found: vec![describe_folder(kind, dir)],
             hint: format!("{} is missing: expected {0}.gz or {0}", f.name),
         })
     };

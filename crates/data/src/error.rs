@@ -144,12 +144,18 @@ pub enum DataError {
     },
 
     /// A data set could not be found in any of the searched folders.
-    #[error("{dataset} not found; searched:{}\n{hint}", list(searched))]
+    #[error(
+        "{dataset} not found; searched:{}\n{hint}",
+        list_found(searched, found)
+    )]
     NotFound {
         /// The data set's name.
         dataset: String,
         /// Every folder that was searched, in order.
         searched: Vec<PathBuf>,
+        /// What each searched folder holds, in the same order: "no such folder", "a dangling
+        /// symbolic link", "3 of 4 files; missing t10k-labels-idx1-ubyte[.gz]", …
+        found: Vec<String>,
         /// How to get the files.
         hint: String,
     },
@@ -239,10 +245,13 @@ fn hex(bytes: &[u8]) -> String {
     parts.join(" ")
 }
 
-fn list(paths: &[PathBuf]) -> String {
+fn list_found(paths: &[PathBuf], found: &[String]) -> String {
     let mut s = String::new();
-    for p in paths {
+    for (i, p) in paths.iter().enumerate() {
         let _ = write!(s, "\n  - {}", p.display());
+        if let Some(f) = found.get(i).filter(|f| !f.is_empty()) {
+            let _ = write!(s, ": {f}");
+        }
     }
     s
 }

@@ -271,3 +271,38 @@ fn missing_data_folder() -> Result<()> {
     assert_mentions(&e, &["x-idx1-ubyte"]);
     Ok(())
 }
+
+/// The not-found error says, per searched folder, what is there: one of four files absent,
+/// a dangling symbolic link, no folder at all.
+#[cfg(unix)]
+#[test]
+fn not_found_names_the_missing_and_broken_files() -> Result<()> {
+    let t = tempfile::tempdir()?;
+    let dir = t.path().join("mnist");
+    write_valid(&dir)?;
+    std::fs::remove_file(dir.join("t10k-labels-idx1-ubyte"))?;
+    std::fs::remove_file(dir.join("train-labels-idx1-ubyte.gz"))?;
+    std::os::unix::fs::symlink(
+        t.path().join("gone.gz"),
+        dir.join("train-labels-idx1-ubyte.gz"),
+    )?;
+    let e = load(DatasetKind::Mnist, Some(&dir)).unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("2 of 4 files; missing t10k-labels-idx1-ubyte[.gz]; train-labels-idx1-ubyte.gz is a dangling symbolic link"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&format!("{}: no such folder", dir.join("mnist").display())),
+        "{msg}"
+    );
+    assert!(msg.contains("`convnets download mnist`"), "{msg}");
+
+    let link = t.path().join("link");
+    std::os::unix::fs::symlink(t.path().join("nowhere"), &link)?;
+    let msg = load(DatasetKind::Mnist, Some(&link))
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("link: a dangling symbolic link"), "{msg}");
+    Ok(())
+}

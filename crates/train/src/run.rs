@@ -31,6 +31,7 @@ use crate::{parse_device, plot, Result, TrainError};
 use candle_core::{Device, Tensor};
 use convnets_data::{Batcher, Dataset, DatasetKind, Normalize, Split};
 use convnets_layers::ParamStore;
+use convnets_zoo::ModelInfo;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -138,6 +139,11 @@ impl TrainConfig {
                 kind.name()
             ));
         }
+        let batch = self
+            .batch_size
+            .min(self.train_limit.unwrap_or(usize::MAX))
+            .min(kind.train_len());
+        check_batch_memory(info, batch, available_memory())?;
         // The optimizer validates its hyper-parameters when built: build it on nothing.
         self.optimizer
             .build(Vec::new())
@@ -159,6 +165,56 @@ impl TrainConfig {
         let text = std::fs::read_to_string(path).map_err(TrainError::io(path))?;
         toml::from_str(&text).map_err(|e| TrainError::Config(format!("{}: {e}", path.display())))
     }
+}
+
+/// Bytes of memory a training step of `model` keeps per image, estimated from one forward
+/// pass in eval mode (`summary`): every layer's output is kept for the backward pass and gets a
+/// gradient of the same size, plus about as much again for the convolutions' work buffers —
+/// four `f32` copies of the activations. An estimate, for refusing impossible batch sizes
+/// before anything is allocated, not a bound.
+pub fn train_bytes_per_image(info: &ModelInfo) -> Result<u64> {
+    let store = ParamStore::new(0, &Device::Cpu);
+    let model = info.build(store.vb())?;
+    let [c, h, w] = info.input;
+    let s = convnets_layers::summary(&*model, &[1, c, h, w])?;
+    let elems: u64 = s
+        .rows
+        .iter()
+        .map(|r| r.output.iter().skip(1).product::<usize>() as u64)
+        .sum::<u64>()
+        + (c * h * w) as u64;
+    Ok(elems * 4 * 4)
+}
+
+/// Memory the system can give a new allocation without swapping (`MemAvailable` of
+/// `/proc/meminfo`), in bytes; `None` where that is not known.
+pub fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Refuses a batch whose training step would need more memory than `available` (bytes):
+/// the error names the batch, the estimate and what is available, instead of the allocator
+/// aborting the process mid-run. `None` skips the check.
+pub fn check_batch_memory(info: &ModelInfo, batch: usize, available: Option<u64>) -> Result<()> {
+    let Some(available) = available else {
+        return Ok(());
+    };
+    let per_image = train_bytes_per_image(info)?;
+    let need = per_image.saturating_mul(batch as u64);
+    if need > available {
+        let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+        return Err(TrainError::Config(format!(
+            "--batch-size {batch}: a training step of `{}` on {batch} images needs about {:.1} GiB for activations ({:.2} MiB per image), more than the {:.1} GiB of memory available; use a smaller batch",
+            info.name,
+            gib(need),
+            per_image as f64 / (1u64 << 20) as f64,
+            gib(available)
+        )));
+    }
+    Ok(())
 }
 
 /// The outcome of a finished (or stopped) run.

@@ -2,6 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
+use convnets::data::Augment;
 use convnets::train::optim::{AdamConfig, AdamWConfig, OptimizerConfig, RmsPropConfig, SgdConfig};
 use convnets::train::schedule::{ScheduleConfig, ScheduleKind};
 use convnets::train::{EvalConfig, Loss, TrainConfig};
@@ -216,6 +217,19 @@ pub struct TrainArgs {
     /// Train on the first N training images only (a quick check).
     #[arg(long)]
     pub limit: Option<usize>,
+    /// Augment the training images the usual way for the data set: a random crop with 2
+    /// pixels of padding, plus horizontal flips for Fashion-MNIST (not for digits).
+    #[arg(long)]
+    pub augment: bool,
+    /// RandomCrop: pad the training images by N pixels and crop them back at random.
+    #[arg(long, value_name = "N")]
+    pub random_crop: Option<usize>,
+    /// RandomHorizontalFlip (probability 0.5) of the training images.
+    #[arg(long)]
+    pub hflip: bool,
+    /// No augmentation, even if the recipe or --config has one.
+    #[arg(long, conflicts_with_all = ["augment", "random_crop", "hflip"])]
+    pub no_augment: bool,
 }
 
 impl TrainArgs {
@@ -280,6 +294,20 @@ impl TrainArgs {
         }
         if self.offline {
             c.download = false;
+        }
+        if self.no_augment {
+            c.augment = None;
+        } else if self.augment || self.random_crop.is_some() || self.hflip {
+            let mut a = if self.augment {
+                Augment::default_for(c.dataset.parse().map_err(|e| anyhow::anyhow!("{e}"))?)
+            } else {
+                c.augment.unwrap_or_default()
+            };
+            if let Some(p) = self.random_crop {
+                a.crop_padding = p;
+            }
+            a.hflip |= self.hflip;
+            c.augment = Some(a);
         }
         c.optimizer = self.optimizer(c.optimizer)?;
         c.schedule = self.schedule(c.schedule.take(), c.optimizer.lr())?;
@@ -702,6 +730,39 @@ mod tests {
                 gamma: 0.1
             }
         );
+        // Augmentation: the data set's usual one, explicit pieces, or none.
+        let aug = |a: &[&str]| cfg(a).map(|c| c.augment);
+        let fashion = Augment {
+            crop_padding: 2,
+            hflip: true,
+        };
+        assert_eq!(aug(&["--augment"])?, Some(fashion));
+        assert_eq!(
+            aug(&["--augment", "--model", "mnist-net"])?,
+            Some(Augment {
+                crop_padding: 2,
+                hflip: false
+            })
+        );
+        assert_eq!(
+            aug(&["--random-crop", "4"])?,
+            Some(Augment {
+                crop_padding: 4,
+                hflip: false
+            })
+        );
+        assert_eq!(
+            aug(&["--hflip"])?,
+            Some(Augment {
+                crop_padding: 0,
+                hflip: true
+            })
+        );
+        assert_eq!(aug(&[])?, None);
+        assert_eq!(aug(&["--no-augment"])?, None);
+        assert!(cfg(&["--no-augment", "--hflip"]).is_err());
+        let err = format!("{:#}", cfg(&["--random-crop", "40"]).unwrap_err());
+        assert!(err.contains("larger than the 28x28 images"), "{err}");
         Ok(())
     }
 

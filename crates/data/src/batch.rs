@@ -9,7 +9,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::dataset::Split;
 use crate::error::{DataError, Result};
-use crate::transform::Normalize;
+use crate::transform::{Augment, Normalize};
 
 /// One mini-batch.
 #[derive(Clone, Debug)]
@@ -33,6 +33,8 @@ pub struct Batcher {
     shuffle: Option<u64>,
     drop_last: bool,
     device: Device,
+    augment: Option<(Augment, u64)>,
+    pad_value: f32,
 }
 
 impl Batcher {
@@ -71,6 +73,8 @@ impl Batcher {
             shuffle,
             drop_last,
             device: Device::Cpu,
+            augment: None,
+            pad_value: 0.0,
         })
     }
 
@@ -83,14 +87,36 @@ impl Batcher {
         shuffle: Option<u64>,
         drop_last: bool,
     ) -> Result<Batcher> {
-        Batcher::new(
+        Ok(Batcher::new(
             Arc::new(split.to_f32(normalize)),
             Arc::new(split.labels.clone()),
             [1, split.rows, split.cols],
             batch_size,
             shuffle,
             drop_last,
-        )
+        )?
+        .with_pad_value(normalize.map_or(0.0, |n| n.apply(0.0))))
+    }
+
+    /// Augments every sample of the batches [`Batcher::epoch`] builds (not those of
+    /// [`Batcher::batch`]): sample `i` of epoch `e` is transformed with draws from a ChaCha8
+    /// generator seeded from `(seed, e, i)`, so the result does not depend on the batch size,
+    /// the order or the thread that builds the batch. An identity `augment` turns it off.
+    pub fn with_augment(mut self, augment: Augment, seed: u64) -> Batcher {
+        self.augment = (!augment.is_identity()).then_some((augment, seed));
+        self
+    }
+
+    /// The value of a black pixel, which a random crop's padding takes: 0 for `ToTensor`
+    /// images, `-mean / std` after `Normalize` ([`Batcher::from_split`] sets it).
+    pub fn with_pad_value(mut self, value: f32) -> Batcher {
+        self.pad_value = value;
+        self
+    }
+
+    /// The augmentation and its seed, if any.
+    pub fn augment(&self) -> Option<(Augment, u64)> {
+        self.augment
     }
 
     /// Builds the batches on `device`.
@@ -155,10 +181,51 @@ impl Batcher {
             batcher: self,
             order: self.order(epoch),
             next: 0,
+            epoch,
         }
     }
 
-    /// Builds the batch of the samples `indices`.
+    /// Builds the batch of the samples `indices` as epoch `epoch` sees them: augmented (see
+    /// [`Batcher::with_augment`]) when an augmentation is set, else as [`Batcher::batch`].
+    pub fn batch_in_epoch(&self, epoch: usize, indices: &[usize]) -> Result<Batch> {
+        let Some((augment, seed)) = self.augment else {
+            return self.batch(indices);
+        };
+        let per: usize = self.image_shape.iter().product();
+        let n = self.num_samples();
+        if let Some(&bad) = indices.iter().find(|&&i| i >= n) {
+            return Err(DataError::InvalidArgument(format!(
+                "sample index {bad} out of range: expected < {n}"
+            )));
+        }
+        let mut images = Vec::with_capacity(indices.len() * per);
+        let mut one = Vec::with_capacity(per);
+        for &i in indices {
+            let mut key = [0u8; 32];
+            key[..8].copy_from_slice(&seed.to_le_bytes());
+            key[8..16].copy_from_slice(&(epoch as u64).to_le_bytes());
+            key[16..24].copy_from_slice(&(i as u64).to_le_bytes());
+            key[24..32].copy_from_slice(b"augment!");
+            let mut rng = ChaCha8Rng::from_seed(key);
+            augment.apply(
+                &self.images[i * per..(i + 1) * per],
+                self.image_shape,
+                self.pad_value,
+                &mut rng,
+                &mut one,
+            );
+            images.extend_from_slice(&one);
+        }
+        let labels: Vec<u32> = indices.iter().map(|&i| u32::from(self.labels[i])).collect();
+        let [c, h, w] = self.image_shape;
+        let b = indices.len();
+        Ok(Batch {
+            images: Tensor::from_vec(images, (b, c, h, w), &self.device)?,
+            labels: Tensor::from_vec(labels, b, &self.device)?,
+        })
+    }
+
+    /// Builds the batch of the samples `indices` (never augmented).
     pub fn batch(&self, indices: &[usize]) -> Result<Batch> {
         let per: usize = self.image_shape.iter().product();
         let n = self.num_samples();
@@ -196,6 +263,7 @@ pub struct Epoch<'a> {
     batcher: &'a Batcher,
     order: Vec<usize>,
     next: usize,
+    epoch: usize,
 }
 
 impl Epoch<'_> {
@@ -217,7 +285,10 @@ impl Iterator for Epoch<'_> {
         }
         let end = start + remaining.min(bs);
         self.next = end;
-        Some(self.batcher.batch(&self.order[start..end]))
+        Some(
+            self.batcher
+                .batch_in_epoch(self.epoch, &self.order[start..end]),
+        )
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -263,6 +334,78 @@ mod tests {
         assert_eq!(b.epoch(0).len(), 4);
         assert_eq!(b.epoch(0).count(), 4);
         assert_eq!(batcher(10, 3, None, true).epoch(0).count(), 3);
+    }
+
+    /// Augmented batches: the same per sample however the batches are cut, different from
+    /// epoch to epoch, never applied by `batch` (evaluation), and crops padded with the
+    /// normalised black.
+    #[test]
+    fn augmentation_is_per_sample_and_reproducible() {
+        let n = 12;
+        let images: Vec<f32> = (0..n * 16).map(|v| v as f32 + 1.0).collect();
+        let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
+        let make = |bs: usize| {
+            Batcher::new(
+                Arc::new(images.clone()),
+                Arc::new(labels.clone()),
+                [1, 4, 4],
+                bs,
+                Some(7),
+                false,
+            )
+            .unwrap()
+            .with_pad_value(-0.5)
+            .with_augment(
+                Augment {
+                    crop_padding: 2,
+                    hflip: true,
+                },
+                3,
+            )
+        };
+        let per_sample = |b: &Batcher, epoch: usize| -> Vec<Vec<f32>> {
+            let order = b.order(epoch);
+            let mut rows = vec![Vec::new(); n];
+            let mut k = 0;
+            for batch in b.epoch(epoch) {
+                let v = batch.unwrap().images.flatten_from(1).unwrap();
+                for row in v.to_vec2::<f32>().unwrap() {
+                    rows[order[k]] = row;
+                    k += 1;
+                }
+            }
+            rows
+        };
+        let a = per_sample(&make(5), 0);
+        assert_eq!(a, per_sample(&make(3), 0), "independent of the batch size");
+        assert_ne!(a, per_sample(&make(5), 1), "new draws each epoch");
+        let plain: Vec<Vec<f32>> = (0..n)
+            .map(|i| images[i * 16..(i + 1) * 16].to_vec())
+            .collect();
+        assert_ne!(a, plain, "augmented");
+        assert!(a.iter().flatten().any(|&v| v == -0.5), "padding value used");
+        // `batch` (what evaluation uses) is never augmented.
+        let b = make(5)
+            .batch(&[0, 1])
+            .unwrap()
+            .images
+            .flatten_all()
+            .unwrap();
+        assert_eq!(b.to_vec1::<f32>().unwrap(), images[..32]);
+        // From a split, the padding is the normalised black.
+        let split = Split {
+            images: vec![0; 16],
+            labels: vec![0],
+            len: 1,
+            rows: 4,
+            cols: 4,
+        };
+        let norm = Normalize {
+            mean: 0.5,
+            std: 0.25,
+        };
+        let b = Batcher::from_split(&split, Some(norm), 1, None, false).unwrap();
+        assert_eq!(b.pad_value, -2.0);
     }
 
     #[test]

@@ -42,4 +42,4 @@ pub use download::{
     download, download_files, payload_sha256, sha256_hex, verify_file, DOWNLOAD_ENABLED,
 };
 pub use error::{DataError, Result};
-pub use transform::Normalize;
+pub use transform::{Augment, Normalize};

@@ -44,6 +44,7 @@ pub fn lenet5_fashion_mnist() -> TrainConfig {
         }),
         schedule: None,
         loss: Loss::default(),
+        augment: None,
     }
 }
 

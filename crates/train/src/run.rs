@@ -29,7 +29,7 @@ use crate::schedule::{LrScheduler, ScheduleConfig};
 use crate::trainer::{evaluate_with, EvalResult, Trainer};
 use crate::{parse_device, plot, Result, TrainError};
 use candle_core::{Device, Tensor};
-use convnets_data::{Batcher, Dataset, DatasetKind, Normalize, Split};
+use convnets_data::{Augment, Batcher, Dataset, DatasetKind, Normalize, Split};
 use convnets_layers::ParamStore;
 use convnets_zoo::ModelInfo;
 use serde::{Deserialize, Serialize};
@@ -86,6 +86,10 @@ pub struct TrainConfig {
     /// The loss.
     #[serde(default)]
     pub loss: Loss,
+    /// Random augmentation of the training images (crop with padding, horizontal flip); the
+    /// validation and test images are never augmented.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub augment: Option<Augment>,
 }
 
 impl TrainConfig {
@@ -119,6 +123,15 @@ impl TrainConfig {
         if let Some(c) = self.clip_grad_norm {
             if !c.is_finite() || c <= 0.0 {
                 return bad(format!("--clip-grad-norm must be finite and > 0, got {c}"));
+            }
+        }
+        if let Some(a) = &self.augment {
+            let (_, h, w) = self.dataset_kind()?.image_shape();
+            if a.crop_padding > h.min(w) {
+                return bad(format!(
+                    "random crop padding {} is larger than the {h}x{w} images",
+                    a.crop_padding
+                ));
             }
         }
         if self.early_stop == Some(0) {
@@ -358,13 +371,16 @@ fn run_data(cfg: &TrainConfig, kind: DatasetKind, device: &Device) -> Result<Run
         }
         None => (train_split, None),
     };
-    let train = batcher(
+    let mut train = batcher(
         &train_split,
         cfg.normalize,
         cfg.batch_size,
         Some(cfg.seed),
         device,
     )?;
+    if let Some(a) = cfg.augment {
+        train = train.with_augment(a, cfg.seed);
+    }
     let val = match &val_split {
         Some(v) => Some(batcher(v, cfg.normalize, cfg.batch_size, None, device)?),
         None => None,

@@ -5,6 +5,7 @@
 //! cargo xtask train [ARGS]        train (default: LeNet-5 on Fashion-MNIST, seed 000's recipe)
 //! cargo xtask eval ARGS           evaluate saved weights (per-class accuracy, confusion matrix)
 //! cargo xtask ensemble ARGS       evaluate several weights and their softmax-averaged ensemble
+//! cargo xtask predict ARGS        classify image files (top-5 classes with probabilities)
 //! cargo xtask download DATASET    download mnist | fashion-mnist into datasets/
 //! cargo xtask models              list models and data sets
 //! cargo xtask bench [ARGS]        speed table: convnets vs plain candle vs PyTorch
@@ -253,7 +254,9 @@ fn main() -> Result<()> {
     }
     let task = args.remove(0);
     match task.as_str() {
-        "train" | "eval" | "ensemble" | "download" | "models" | "summary" => cli(&task, &args),
+        "train" | "eval" | "ensemble" | "predict" | "download" | "models" | "summary" => {
+            cli(&task, &args)
+        }
         "bench" => {
             let mut c = cargo();
             c.args([
@@ -291,7 +294,7 @@ fn main() -> Result<()> {
                 include_str!("main.rs")
                     .lines()
                     .skip(4)
-                    .take(8)
+                    .take(9)
                     .map(|l| l.trim_start_matches("//! "))
                     .collect::<Vec<_>>()
                     .join("\n")

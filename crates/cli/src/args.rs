@@ -623,6 +623,24 @@ pub struct EvalArgs {
     pub quiet: bool,
 }
 
+/// `convnets predict`.
+#[derive(Args, Debug)]
+pub struct PredictArgs {
+    /// Which weights and how (the model, data set and normalization usually come from the
+    /// weights' metadata).
+    #[command(flatten)]
+    pub weights: WeightsArgs,
+    /// How many classes to print per image.
+    #[arg(long, default_value_t = 5)]
+    pub top: usize,
+    /// Print JSON (one array of {image, top: [[label, class, probability], …]}).
+    #[arg(long)]
+    pub json: bool,
+    /// The image files (PNG or JPEG), fitted to the model's input as its data set was.
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+}
+
 /// `convnets ensemble`.
 #[derive(Args, Debug)]
 pub struct EnsembleArgs {

@@ -1,4 +1,4 @@
-//! The `convnets` command line: train, eval, ensemble, summary, download, models.
+//! The `convnets` command line: train, eval, ensemble, predict, summary, download, models.
 
 /// mimalloc, keeping freed memory: see [`convnets::allocator`].
 #[global_allocator]
@@ -7,7 +7,7 @@ static GLOBAL: convnets::allocator::MiMalloc = convnets::allocator::MiMalloc;
 mod args;
 
 use anyhow::{bail, Context, Result};
-use args::{EnsembleArgs, EvalArgs, TrainArgs, WeightsArgs};
+use args::{EnsembleArgs, EvalArgs, PredictArgs, TrainArgs, WeightsArgs};
 use clap::{Parser, Subcommand};
 use convnets::data::DatasetKind;
 use convnets::train::{EvalConfig, EvalResult};
@@ -55,6 +55,8 @@ enum Cmd {
     Eval(EvalArgs),
     /// Evaluate several models and their ensemble (the mean of their softmax outputs).
     Ensemble(EnsembleArgs),
+    /// Classify image files (PNG, JPEG): the top classes with their probabilities.
+    Predict(PredictArgs),
     /// Download a data set into the default data root (or --root), verifying checksums.
     Download {
         /// mnist or fashion-mnist.
@@ -157,6 +159,27 @@ fn eval(a: EvalArgs) -> Result<()> {
     Ok(())
 }
 
+fn predict(a: PredictArgs) -> Result<()> {
+    let cfg = a.weights.resolve(&a.weights.weights)?;
+    let preds = convnets::train::predict_images(&cfg, &a.weights.weights, &a.images, a.top)
+        .with_context(|| format!("predicting with {}", a.weights.weights.display()))?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&preds)?);
+        return Ok(());
+    }
+    for p in &preds {
+        println!("{}:", p.image.display());
+        for (rank, (label, name, prob)) in p.top.iter().enumerate() {
+            println!(
+                "  {}. {name} (label {label}): {:.2}%",
+                rank + 1,
+                100.0 * prob
+            );
+        }
+    }
+    Ok(())
+}
+
 fn ensemble(a: EnsembleArgs) -> Result<()> {
     if a.members.is_empty() {
         bail!("--weights needs at least one file")
@@ -220,6 +243,7 @@ fn run() -> Result<()> {
         Cmd::Train(a) => train(*a)?,
         Cmd::Eval(a) => eval(a)?,
         Cmd::Ensemble(a) => ensemble(a)?,
+        Cmd::Predict(a) => predict(a)?,
         Cmd::Download { dataset, root } => {
             let kind: DatasetKind = dataset.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
             let root = root.unwrap_or_else(convnets::data::default_root);

@@ -16,6 +16,15 @@ pub enum DataError {
         source: std::io::Error,
     },
 
+    /// An image file could not be used as a model input.
+    #[error("{path}: {reason}")]
+    Image {
+        /// The image file.
+        path: PathBuf,
+        /// What was wrong.
+        reason: String,
+    },
+
     /// A file starts with gzip's magic bytes but does not decompress.
     #[error("{path}: invalid gzip data: {source}")]
     Gzip {

@@ -1,5 +1,6 @@
 //! Data sets for convnets: an IDX reader, MNIST / Fashion-MNIST discovery, download with
-//! SHA-256 verification, ToTensor / Normalize transforms and seeded mini-batching.
+//! SHA-256 verification, ToTensor / Normalize transforms, random augmentation, seeded
+//! mini-batching, and image files (PNG, JPEG) as model inputs ([`load_image`]).
 //!
 //! [`load_or_download`] finds a data set as [`load`] does and, when asked, downloads it when
 //! it is nowhere. [`Split::split_off_validation`] carves a seeded held-out validation set.
@@ -28,6 +29,7 @@ pub mod dataset;
 pub mod download;
 pub mod error;
 pub mod idx;
+pub mod picture;
 pub mod transform;
 
 mod split;
@@ -42,4 +44,5 @@ pub use download::{
     download, download_files, payload_sha256, sha256_hex, verify_file, DOWNLOAD_ENABLED,
 };
 pub use error::{DataError, Result};
+pub use picture::load_image;
 pub use transform::{Augment, Normalize};

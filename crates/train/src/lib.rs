@@ -38,8 +38,8 @@ pub use optim::{
 pub use params::Params;
 pub use recipe::{recipe, recipes, Recipe};
 pub use run::{
-    eval_weights, load_weights, resume, train, train_with_stop, EvalConfig, RunDir, RunSummary,
-    TrainConfig,
+    eval_weights, load_weights, predict_images, resume, train, train_with_stop, EvalConfig,
+    Prediction, RunDir, RunSummary, TrainConfig,
 };
 pub use schedule::{LrScheduler, ScheduleConfig, ScheduleError, ScheduleKind};
 pub use trainer::{

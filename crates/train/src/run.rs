@@ -605,6 +605,91 @@ pub fn eval_weights(cfg: &EvalConfig, weights: &Path) -> Result<EvalResult> {
     evaluate_with(model.as_ref(), &test_b, &Loss::default())
 }
 
+/// One image's most likely classes, as [`predict_images`] returns them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Prediction {
+    /// The image file.
+    pub image: PathBuf,
+    /// The `top` most likely classes, most likely first: label, class name, probability.
+    pub top: Vec<(usize, String, f32)>,
+}
+
+/// Classifies image files with the weights `weights` (see [`load_weights`]): each image is
+/// decoded and prepared as the model's training data was (`convnets_data::load_image`: the
+/// model's channels and size, `ToTensor`, `cfg.normalize`), run through the model in eval
+/// mode, and its `top` most likely classes are returned with their softmax probabilities and
+/// the class names of the weights' metadata (`convnets.classes`), else of `cfg.dataset`.
+pub fn predict_images(
+    cfg: &EvalConfig,
+    weights: &Path,
+    images: &[PathBuf],
+    top: usize,
+) -> Result<Vec<Prediction>> {
+    let Some(info) = convnets_zoo::find(&cfg.model) else {
+        return Err(TrainError::Config(convnets_zoo::unknown_model_message(
+            &cfg.model,
+        )));
+    };
+    let norm = match cfg.normalize {
+        Some([mean, std]) if mean.is_finite() && std.is_finite() && std > 0.0 => {
+            Some(Normalize { mean, std })
+        }
+        Some([mean, std]) => {
+            return Err(TrainError::Config(format!(
+                "--normalize needs a finite mean and a finite std > 0, got {mean},{std}"
+            )))
+        }
+        None => None,
+    };
+    let device = parse_device(&cfg.device)?;
+    let store = ParamStore::new(0, &device);
+    let model = convnets_zoo::build(&cfg.model, store.vb())?;
+    load_weights(&store, weights)?;
+    let classes: Vec<String> = crate::checkpoint::read_metadata(weights)
+        .ok()
+        .and_then(|m| m.get("convnets.classes").cloned())
+        .and_then(|c| serde_json::from_str(&c).ok())
+        .or_else(|| {
+            cfg.dataset
+                .parse::<DatasetKind>()
+                .ok()
+                .map(|k| k.classes().iter().map(|c| c.to_string()).collect())
+        })
+        .unwrap_or_default();
+    let [c, h, w] = info.input;
+    let mut out = Vec::with_capacity(images.len());
+    for chunk in images.chunks(cfg.batch_size.max(1)) {
+        let mut pixels = Vec::with_capacity(chunk.len() * c * h * w);
+        for path in chunk {
+            pixels.extend(convnets_data::load_image(path, [c, h, w], norm)?);
+        }
+        let x = Tensor::from_vec(pixels, (chunk.len(), c, h, w), &device)?;
+        let probs = convnets_layers::no_grad(|| {
+            let logits = model.forward_t(&x, false)?;
+            candle_nn::ops::softmax(&logits, 1)
+        })?
+        .to_dtype(candle_core::DType::F32)?
+        .to_vec2::<f32>()?;
+        for (path, p) in chunk.iter().zip(probs) {
+            let mut order: Vec<usize> = (0..p.len()).collect();
+            order.sort_by(|&a, &b| p[b].total_cmp(&p[a]).then(a.cmp(&b)));
+            let top = order
+                .into_iter()
+                .take(top.max(1))
+                .map(|i| {
+                    let name = classes.get(i).cloned().unwrap_or_else(|| i.to_string());
+                    (i, name, p[i])
+                })
+                .collect();
+            out.push(Prediction {
+                image: path.clone(),
+                top,
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// Loads a weights file or a checkpoint's weights into `store` (every parameter must be there,
 /// nothing else). Weights holding NaN or infinite values are refused: no model computes
 /// anything meaningful from them.

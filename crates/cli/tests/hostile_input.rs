@@ -174,7 +174,13 @@ fn eval_refuses_non_finite_weights() -> Result<()> {
 #[test]
 fn eval_flags_win_over_a_foreign_config() -> Result<()> {
     let Some(data) = std::env::var_os("CONVNETS_DATA").map(PathBuf::from) else {
-        eprintln!("SKIP eval_flags_win_over_a_foreign_config: needs CONVNETS_DATA (Fashion-MNIST)");
+        {
+            use std::io::Write as _; // straight to stderr: libtest captures eprintln!, CI must see a skip
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIP eval_flags_win_over_a_foreign_config: needs CONVNETS_DATA (Fashion-MNIST)"
+            );
+        }
         return Ok(());
     };
     let t = tempfile::tempdir()?;

@@ -19,7 +19,13 @@ fn weights() -> PathBuf {
 #[test]
 fn png_predictions_equal_the_models_own() -> Result<()> {
     let Some(root) = std::env::var_os("CONVNETS_DATA").map(PathBuf::from) else {
-        eprintln!("SKIP png_predictions_equal_the_models_own: needs CONVNETS_DATA (Fashion-MNIST)");
+        {
+            use std::io::Write as _; // straight to stderr: libtest captures eprintln!, CI must see a skip
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIP png_predictions_equal_the_models_own: needs CONVNETS_DATA (Fashion-MNIST)"
+            );
+        }
         return Ok(());
     };
     let n = 24;

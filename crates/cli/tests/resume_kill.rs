@@ -110,7 +110,13 @@ fn check_folder(dir: &Path) -> Result<()> {
 #[test]
 fn killed_and_interrupted_runs_resume_bit_for_bit() -> Result<()> {
     let Some(data) = data() else {
-        eprintln!("SKIP resume_kill: needs CONVNETS_DATA pointing at a folder holding mnist/");
+        {
+            use std::io::Write as _; // straight to stderr: libtest captures eprintln!, CI must see a skip
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIP resume_kill: needs CONVNETS_DATA pointing at a folder holding mnist/"
+            );
+        }
         return Ok(());
     };
     let tmp = tempfile::tempdir()?;

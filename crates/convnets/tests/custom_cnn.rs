@@ -10,7 +10,13 @@ use std::path::PathBuf;
 #[test]
 fn custom_cnn_trains_saves_and_reloads_to_the_printed_accuracy() -> anyhow::Result<()> {
     let Some(dir) = std::env::var_os("CONVNETS_DATA").map(PathBuf::from) else {
-        eprintln!("SKIP custom_cnn: needs CONVNETS_DATA pointing at a folder holding mnist/");
+        {
+            use std::io::Write as _; // straight to stderr: libtest captures eprintln!, CI must see a skip
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIP custom_cnn: needs CONVNETS_DATA pointing at a folder holding mnist/"
+            );
+        }
         return Ok(());
     };
     let out = tempfile::tempdir()?;

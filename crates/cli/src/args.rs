@@ -491,7 +491,8 @@ impl TrainArgs {
 /// then a config beside it.
 #[derive(Args, Debug, Clone)]
 pub struct WeightsArgs {
-    /// The weights (safetensors with PyTorch parameter names, or a convnets checkpoint).
+    /// The weights: a safetensors file with PyTorch parameter names, a convnets checkpoint,
+    /// or the name of weights shipped in `weights/` (e.g. lenet5-bn-fashion-mnist).
     #[arg(long)]
     pub weights: PathBuf,
     /// Model name; default: from the weights' metadata (or the run's config beside them).
@@ -512,6 +513,47 @@ pub struct WeightsArgs {
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+}
+
+/// The file `--weights` names: the path itself, or for the name of weights shipped in the
+/// repository (`lenet5-bn-fashion-mnist`, see `convnets models`), their file, checked against
+/// its SHA-256.
+pub fn weights_file(arg: &Path) -> Result<PathBuf> {
+    if arg.exists() {
+        return Ok(arg.to_path_buf());
+    }
+    let Some(known) = arg
+        .to_str()
+        .and_then(convnets::zoo::KnownWeights::from_name)
+    else {
+        let names: Vec<&str> = convnets::zoo::KnownWeights::ALL
+            .iter()
+            .map(|w| w.name())
+            .collect();
+        bail!(
+            "--weights {}: no such file, and not the name of shipped weights ({})",
+            arg.display(),
+            names.join(", ")
+        )
+    };
+    let path = known.path();
+    let bytes = std::fs::read(&path).with_context(|| {
+        format!(
+            "--weights {}: the shipped weights are read from a checkout of convnets ({})",
+            known.name(),
+            path.display()
+        )
+    })?;
+    let sha = convnets::data::sha256_hex(&bytes);
+    if sha != known.sha256() {
+        bail!(
+            "{}: SHA-256 {sha}, expected {} for the shipped `{}` weights",
+            path.display(),
+            known.sha256(),
+            known.name()
+        )
+    }
+    Ok(path)
 }
 
 /// What a run folder's config says about the weights in it.

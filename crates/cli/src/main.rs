@@ -29,6 +29,17 @@ fn models_help() -> String {
     for r in convnets::train::recipes() {
         s += &format!("  {:<20} {}\n", r.name, r.description);
     }
+    s += "\nShipped weights (--weights NAME; in weights/ of a checkout):\n";
+    for w in convnets::zoo::KnownWeights::ALL {
+        s += &format!(
+            "  {:<24} {} on {}: {:.2}% (--recipe {})\n",
+            w.name(),
+            w.model(),
+            w.dataset(),
+            w.test_accuracy(),
+            w.recipe()
+        );
+    }
     s
 }
 
@@ -139,9 +150,10 @@ fn print_eval(cfg: &EvalConfig, r: &EvalResult) {
 }
 
 fn eval(a: EvalArgs) -> Result<()> {
-    let cfg = a.weights.resolve(&a.weights.weights)?;
-    let r = convnets::train::eval_weights(&cfg, &a.weights.weights)
-        .with_context(|| format!("evaluating {}", a.weights.weights.display()))?;
+    let file = args::weights_file(&a.weights.weights)?;
+    let cfg = a.weights.resolve(&file)?;
+    let r = convnets::train::eval_weights(&cfg, &file)
+        .with_context(|| format!("evaluating {}", file.display()))?;
     print_eval(&cfg, &r);
     if !a.quiet {
         let names = cfg
@@ -160,9 +172,10 @@ fn eval(a: EvalArgs) -> Result<()> {
 }
 
 fn predict(a: PredictArgs) -> Result<()> {
-    let cfg = a.weights.resolve(&a.weights.weights)?;
-    let preds = convnets::train::predict_images(&cfg, &a.weights.weights, &a.images, a.top)
-        .with_context(|| format!("predicting with {}", a.weights.weights.display()))?;
+    let file = args::weights_file(&a.weights.weights)?;
+    let cfg = a.weights.resolve(&file)?;
+    let preds = convnets::train::predict_images(&cfg, &file, &a.images, a.top)
+        .with_context(|| format!("predicting with {}", file.display()))?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&preds)?);
         return Ok(());
@@ -185,13 +198,17 @@ fn ensemble(a: EnsembleArgs) -> Result<()> {
         bail!("--weights needs at least one file")
     }
     let opts: WeightsArgs = a.opts.into();
-    let cfgs = a
+    let files = a
         .members
+        .iter()
+        .map(|w| args::weights_file(w))
+        .collect::<Result<Vec<_>>>()?;
+    let cfgs = files
         .iter()
         .map(|w| opts.resolve(w))
         .collect::<Result<Vec<_>>>()?;
-    let (members, ens) = convnets::train::run::eval_ensemble(&cfgs, &a.members)?;
-    for ((cfg, path), r) in cfgs.iter().zip(&a.members).zip(&members) {
+    let (members, ens) = convnets::train::run::eval_ensemble(&cfgs, &files)?;
+    for ((cfg, path), r) in cfgs.iter().zip(&files).zip(&members) {
         print!("{}: ", path.display());
         print_eval(cfg, r);
     }

@@ -96,3 +96,46 @@ fn png_predictions_equal_the_models_own() -> Result<()> {
     ensure!(right >= n * 3 / 4, "only {right} of {n} right");
     Ok(())
 }
+
+/// `--weights NAME` finds the shipped weights (checked against their SHA-256); an unknown name
+/// that is not a file lists the known ones.
+#[test]
+fn shipped_weights_by_name() -> Result<()> {
+    let out = Command::new(env!("CARGO_BIN_EXE_convnets"))
+        .args(["eval", "--weights", "no-such-weights", "--quiet"])
+        .output()?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    ensure!(out.status.code() == Some(1), "{err}");
+    ensure!(
+        err.contains("not the name of shipped weights") && err.contains("mnist-net-mnist"),
+        "{err}"
+    );
+    let Some(root) = std::env::var_os("CONVNETS_DATA") else {
+        {
+            use std::io::Write as _; // straight to stderr: libtest captures eprintln!, CI must see a skip
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIP shipped_weights_by_name (evaluation): needs CONVNETS_DATA"
+            );
+        }
+        return Ok(());
+    };
+    let out = Command::new(env!("CARGO_BIN_EXE_convnets"))
+        .args([
+            "eval",
+            "--weights",
+            "mnist-net-mnist",
+            "--quiet",
+            "--data-dir",
+        ])
+        .arg(root)
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ensure!(text.contains("9867/10000"), "{text}");
+    Ok(())
+}

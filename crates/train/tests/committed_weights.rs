@@ -1,35 +1,40 @@
-//! The trained weights committed in `weights/` (see `weights/manifest.json`): each file has
-//! its manifest SHA-256, says in its own metadata what it is, and evaluates on the real test
-//! set to exactly the accuracy the manifest (and the run that wrote it) reports. Needs the
-//! real data sets (`CONVNETS_DATA`) for the accuracy part.
+//! The trained weights committed in `weights/`: `convnets_zoo::KnownWeights` and
+//! `weights/manifest.json` list the same files; each file has its SHA-256, says in its own
+//! metadata what it is, and evaluates on the real test set to exactly the accuracy listed (the
+//! one the run that wrote it printed). The accuracy part needs the real data sets
+//! (`CONVNETS_DATA`).
 
 use anyhow::{ensure, Context, Result};
 use convnets_train::checkpoint::read_metadata;
 use convnets_train::{eval_weights, EvalConfig};
-use std::path::{Path, PathBuf};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../weights")
-}
+use convnets_zoo::KnownWeights;
+use std::path::PathBuf;
 
 #[test]
 fn committed_weights_match_their_manifest() -> Result<()> {
-    let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(root().join("manifest.json"))?)?;
+    let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
+        KnownWeights::ALL[0].path().with_file_name("manifest.json"),
+    )?)?;
     let entries = manifest["weights"].as_array().context("weights array")?;
-    ensure!(!entries.is_empty());
+    ensure!(
+        entries.len() == KnownWeights::ALL.len(),
+        "{} manifest entries, {} known weights",
+        entries.len(),
+        KnownWeights::ALL.len()
+    );
     let data = std::env::var_os("CONVNETS_DATA").map(PathBuf::from);
-    for e in entries {
-        let file = root().join(e["file"].as_str().context("file")?);
+    for (e, w) in entries.iter().zip(KnownWeights::ALL) {
+        ensure!(e["name"] == w.name(), "{}: manifest order", w.name());
+        ensure!(e["sha256"] == w.sha256() && e["model"] == w.model());
+        ensure!(e["dataset"] == w.dataset() && e["test_accuracy"] == w.test_accuracy());
+        let file = w.path();
         let bytes = std::fs::read(&file).with_context(|| format!("{}", file.display()))?;
         let sha = convnets_data::sha256_hex(&bytes);
-        ensure!(sha == e["sha256"], "{}: SHA-256 {sha}", file.display());
+        ensure!(sha == w.sha256(), "{}: SHA-256 {sha}", file.display());
         let meta = read_metadata(&file)?;
-        let model = e["model"].as_str().context("model")?;
-        let dataset = e["dataset"].as_str().context("dataset")?;
-        ensure!(meta["convnets.model"] == model && meta["convnets.dataset"] == dataset);
-        let want = e["test_accuracy"].as_f64().context("test_accuracy")?;
-        ensure!(meta["convnets.test_accuracy"] == format!("{want:.2}"));
+        ensure!(meta["convnets.model"] == w.model() && meta["convnets.dataset"] == w.dataset());
+        let want = format!("{:.2}", w.test_accuracy());
+        ensure!(meta["convnets.test_accuracy"] == want, "{}", w.name());
         let Some(data) = &data else {
             {
                 use std::io::Write as _; // straight to stderr: libtest captures eprintln!, CI must see a skip
@@ -46,8 +51,8 @@ fn committed_weights_match_their_manifest() -> Result<()> {
             [v[0], v[1]]
         });
         let cfg = EvalConfig {
-            model: model.into(),
-            dataset: dataset.into(),
+            model: w.model().into(),
+            dataset: w.dataset().into(),
             batch_size: 1000,
             normalize,
             data_dir: Some(data.clone()),
@@ -55,8 +60,8 @@ fn committed_weights_match_their_manifest() -> Result<()> {
         };
         let r = eval_weights(&cfg, &file)?;
         ensure!(
-            format!("{:.2}", r.accuracy()) == format!("{want:.2}"),
-            "{}: {:.2}% on the test set, manifest {want:.2}%",
+            format!("{:.2}", r.accuracy()) == want,
+            "{}: {:.2}% on the test set, listed {want}%",
             file.display(),
             r.accuracy()
         );

@@ -42,6 +42,7 @@ pub mod registry;
 pub mod residual;
 pub mod resnet;
 pub mod simple_cnn;
+pub mod weights;
 pub mod zfnet;
 
 pub use alexnet::{AlexNet, AlexNetConfig, AlexNetTorchvision, AlexNetTorchvisionConfig};
@@ -53,6 +54,7 @@ pub use registry::{build, find, models, unknown_model_message, ModelInfo};
 pub use residual::{ResidualBlock, ResidualNet};
 pub use resnet::{BlockKind, ResNet, ResNetConfig, Stem};
 pub use simple_cnn::SimpleCnn;
+pub use weights::KnownWeights;
 pub use zfnet::{ZfNet, ZfNetConfig};
 
 use candle_core::Result;

@@ -50,6 +50,36 @@ fn cargo() -> Command {
     c
 }
 
+/// The address-space limit the tests run under, in KiB (8 GiB).
+const TEST_ADDRESS_SPACE_KIB: u64 = 8 << 20;
+
+/// `cargo test --workspace` (everything already built).
+fn cargo_test_all() -> Command {
+    let mut c = cargo();
+    c.args(["test", "--workspace"]);
+    c
+}
+
+/// `cmd` run by bash after `ulimit -v KIB`, with the same working directory and environment.
+fn limited(cmd: Command, kib: u64) -> Command {
+    let mut b = Command::new("bash");
+    b.arg("-c")
+        .arg(format!("ulimit -v {kib} && exec \"$@\""))
+        .arg("bash")
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    if let Some(dir) = cmd.get_current_dir() {
+        b.current_dir(dir);
+    }
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => b.env(k, v),
+            None => b.env_remove(k),
+        };
+    }
+    b
+}
+
 fn run(mut cmd: Command) -> Result<()> {
     eprintln!("$ {cmd:?}");
     let status = cmd.status().with_context(|| format!("running {cmd:?}"))?;
@@ -148,9 +178,13 @@ fn ci() -> Result<()> {
         "warnings",
     ]);
     run(c)?;
+    // Build everything first, then run the tests (doc-tests included) under an 8 GiB limit on
+    // the address space: no test may need more (a test that does is a bug, not a machine
+    // problem). The build itself is not limited.
     let mut c = cargo();
-    c.args(["test", "--workspace"]);
+    c.args(["test", "--workspace", "--no-run"]);
     run(c)?;
+    run(limited(cargo_test_all(), TEST_ADDRESS_SPACE_KIB))?;
     // The examples, as a user runs them (the custom CNN on a subset of MNIST). `cargo test
     // --workspace` built them with the workspace's features; `cargo run -p convnets` would
     // resolve features for that one package and rebuild candle and the rest a second time.

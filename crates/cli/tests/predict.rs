@@ -136,6 +136,13 @@ fn shipped_weights_by_name() -> Result<()> {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    ensure!(text.contains("9867/10000"), "{text}");
+    // 98.67 % when it was trained (AVX-512 kernels); other kernels may flip a near-tie or two.
+    let correct: i64 = text
+        .split('(')
+        .nth(1)
+        .and_then(|t| t.split('/').next())
+        .and_then(|n| n.parse().ok())
+        .context("no correct/total count")?;
+    ensure!((correct - 9867).abs() <= 5, "{text}");
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! The trained weights committed in `weights/`: `convnets_zoo::KnownWeights` and
 //! `weights/manifest.json` list the same files; each file has its SHA-256, says in its own
-//! metadata what it is, and evaluates on the real test set to exactly the accuracy listed (the
-//! one the run that wrote it printed). The accuracy part needs the real data sets
+//! metadata what it is, and evaluates on the real test set to the accuracy listed (the one the
+//! run that wrote it printed; within 5 images of 10,000 on other kernels). The accuracy part needs the real data sets
 //! (`CONVNETS_DATA`).
 
 use anyhow::{ensure, Context, Result};
@@ -59,8 +59,11 @@ fn committed_weights_match_their_manifest() -> Result<()> {
             device: "cpu".into(),
         };
         let r = eval_weights(&cfg, &file)?;
+        // Equal on the kernels that trained them (AVX-512); CPUs without AVX-512 take other
+        // kernels whose float rounding may flip a near-tie or two: at most 5 of 10,000.
+        let listed = (w.test_accuracy() * 100.0).round() as i64; // correct images
         ensure!(
-            format!("{:.2}", r.accuracy()) == want,
+            (r.correct as i64 - listed).abs() <= 5,
             "{}: {:.2}% on the test set, listed {want}%",
             file.display(),
             r.accuracy()

@@ -227,6 +227,10 @@ pub struct TrainArgs {
     /// RandomHorizontalFlip (probability 0.5) of the training images.
     #[arg(long)]
     pub hflip: bool,
+    /// Threads that build the training batches ahead of the loop (0: the loop builds them;
+    /// results are the same with any number).
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
     /// No augmentation, even if the recipe or --config has one.
     #[arg(long, conflicts_with_all = ["augment", "random_crop", "hflip"])]
     pub no_augment: bool,
@@ -273,7 +277,7 @@ impl TrainArgs {
             ($($flag:ident => $field:ident),*) => {$(if let Some(v) = self.$flag.clone() { c.$field = v; })*};
         }
         set!(epochs => epochs, batch_size => batch_size, seed => seed, out => out,
-             device => device, log_every => log_every);
+             device => device, log_every => log_every, workers => workers);
         if self.normalize.is_some() {
             c.normalize = self.normalize;
         }

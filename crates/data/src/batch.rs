@@ -35,6 +35,7 @@ pub struct Batcher {
     device: Device,
     augment: Option<(Augment, u64)>,
     pad_value: f32,
+    workers: usize,
 }
 
 impl Batcher {
@@ -75,6 +76,7 @@ impl Batcher {
             device: Device::Cpu,
             augment: None,
             pad_value: 0.0,
+            workers: 0,
         })
     }
 
@@ -112,6 +114,55 @@ impl Batcher {
     pub fn with_pad_value(mut self, value: f32) -> Batcher {
         self.pad_value = value;
         self
+    }
+
+    /// Builds batches on `n` worker threads ahead of the training loop (0: on the caller's
+    /// thread, as [`Batcher::epoch`] does); see [`Batcher::prefetch`].
+    pub fn with_workers(mut self, n: usize) -> Batcher {
+        self.workers = n;
+        self
+    }
+
+    /// The number of worker threads set by [`Batcher::with_workers`].
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+
+    /// The batches of epoch `epoch` from batch `skip` on, built by [`Batcher::workers`] threads
+    /// (at least one) while the caller consumes them, and handed out in order. Each batch is
+    /// exactly what [`Batcher::epoch`] builds (augmentation draws depend on the sample, not on
+    /// the thread), so a run gives the same result with any number of workers. At most
+    /// `2 * workers` finished batches wait in memory.
+    pub fn prefetch(&self, epoch: usize, skip: usize) -> Prefetch {
+        let order = self.order(epoch);
+        let bs = self.batch_size;
+        let chunks: Vec<Vec<usize>> = order
+            .chunks(bs)
+            .filter(|c| !self.drop_last || c.len() == bs)
+            .skip(skip)
+            .map(<[usize]>::to_vec)
+            .collect();
+        let total = chunks.len();
+        let workers = self.workers.max(1).min(total.max(1));
+        let (tx, rx) = std::sync::mpsc::sync_channel(2 * workers);
+        let chunks = Arc::new(chunks);
+        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        for _ in 0..workers {
+            let (me, chunks, next, tx) = (self.clone(), chunks.clone(), next.clone(), tx.clone());
+            std::thread::spawn(move || loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(chunk) = chunks.get(i) else { break };
+                if tx.send((i, me.batch_in_epoch(epoch, chunk))).is_err() {
+                    break; // the consumer stopped early
+                }
+            });
+        }
+        Prefetch {
+            rx,
+            ready: std::collections::BTreeMap::new(),
+            next: 0,
+            total,
+        }
     }
 
     /// The augmentation and its seed, if any.
@@ -256,6 +307,51 @@ impl Batcher {
         })
     }
 }
+
+/// The batches of one epoch built ahead on worker threads; see [`Batcher::prefetch`].
+#[derive(Debug)]
+pub struct Prefetch {
+    rx: std::sync::mpsc::Receiver<(usize, Result<Batch>)>,
+    ready: std::collections::BTreeMap<usize, Result<Batch>>,
+    next: usize,
+    total: usize,
+}
+
+impl Iterator for Prefetch {
+    type Item = Result<Batch>;
+
+    fn next(&mut self) -> Option<Result<Batch>> {
+        if self.next >= self.total {
+            return None;
+        }
+        loop {
+            if let Some(b) = self.ready.remove(&self.next) {
+                self.next += 1;
+                return Some(b);
+            }
+            match self.rx.recv() {
+                Ok((i, b)) => {
+                    self.ready.insert(i, b);
+                }
+                Err(_) => {
+                    // Every worker is gone and batch `next` never came: a worker panicked.
+                    let i = self.next;
+                    self.next = self.total;
+                    return Some(Err(DataError::InvalidArgument(format!(
+                        "the worker building batch {i} stopped without a result"
+                    ))));
+                }
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.total - self.next;
+        (n, Some(n))
+    }
+}
+
+impl ExactSizeIterator for Prefetch {}
 
 /// The batches of one epoch; see [`Batcher::epoch`].
 #[derive(Debug)]
@@ -406,6 +502,58 @@ mod tests {
         };
         let b = Batcher::from_split(&split, Some(norm), 1, None, false).unwrap();
         assert_eq!(b.pad_value, -2.0);
+    }
+
+    /// Prefetched batches equal the ones built in the loop, with any number of workers, from
+    /// any starting batch, with and without `drop_last` and augmentation.
+    #[test]
+    fn prefetch_gives_the_same_batches() {
+        let n = 23;
+        let images: Vec<f32> = (0..n * 16).map(|v| v as f32).collect();
+        let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
+        for drop_last in [false, true] {
+            let b = Batcher::new(
+                Arc::new(images.clone()),
+                Arc::new(labels.clone()),
+                [1, 4, 4],
+                4,
+                Some(9),
+                drop_last,
+            )
+            .unwrap()
+            .with_augment(
+                Augment {
+                    crop_padding: 1,
+                    hflip: true,
+                },
+                5,
+            );
+            let flat = |it: &mut dyn Iterator<Item = Result<Batch>>| -> Vec<(Vec<f32>, Vec<u32>)> {
+                it.map(|r| {
+                    let r = r.unwrap();
+                    (
+                        r.images.flatten_all().unwrap().to_vec1().unwrap(),
+                        r.labels.to_vec1().unwrap(),
+                    )
+                })
+                .collect()
+            };
+            for epoch in 0..2 {
+                let want = flat(&mut b.epoch(epoch));
+                assert_eq!(want.len(), b.len());
+                for workers in [0, 1, 2, 5] {
+                    let b = b.clone().with_workers(workers);
+                    for skip in [0, 2] {
+                        let got = flat(&mut b.prefetch(epoch, skip));
+                        assert_eq!(got, want[skip..], "workers {workers}, skip {skip}");
+                    }
+                }
+            }
+            // Stopping early leaves no worker blocked forever (they exit on the closed channel).
+            let mut it = b.clone().with_workers(2).prefetch(0, 0);
+            assert!(it.next().is_some());
+            drop(it);
+        }
     }
 
     #[test]

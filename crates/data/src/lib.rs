@@ -34,7 +34,7 @@ pub mod transform;
 
 mod split;
 
-pub use batch::{Batch, Batcher, Epoch};
+pub use batch::{Batch, Batcher, Epoch, Prefetch};
 pub use dataset::{
     default_root, default_root_from, find_file, load, load_dir, load_or_download,
     load_or_download_in, load_test, locate, locate_in, DataFile, Dataset, DatasetKind, Split,

@@ -45,6 +45,7 @@ pub fn lenet5_fashion_mnist() -> TrainConfig {
         schedule: None,
         loss: Loss::default(),
         augment: None,
+        workers: 0,
     }
 }
 

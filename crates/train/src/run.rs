@@ -90,6 +90,10 @@ pub struct TrainConfig {
     /// validation and test images are never augmented.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub augment: Option<Augment>,
+    /// Threads that build the training batches ahead of the loop (0: the loop builds them);
+    /// the batches, and so the run, are the same with any number.
+    #[serde(default)]
+    pub workers: usize,
 }
 
 impl TrainConfig {
@@ -381,6 +385,7 @@ fn run_data(cfg: &TrainConfig, kind: DatasetKind, device: &Device) -> Result<Run
     if let Some(a) = cfg.augment {
         train = train.with_augment(a, cfg.seed);
     }
+    train = train.with_workers(cfg.workers);
     let val = match &val_split {
         Some(v) => Some(batcher(v, cfg.normalize, cfg.batch_size, None, device)?),
         None => None,

@@ -70,7 +70,11 @@ impl BatchSource for Batcher {
         epoch: usize,
         skip: usize,
     ) -> Box<dyn Iterator<Item = convnets_data::Result<Batch>> + '_> {
-        Box::new(self.epoch(epoch).skip(skip))
+        if self.workers() > 0 {
+            Box::new(self.prefetch(epoch, skip))
+        } else {
+            Box::new(self.epoch(epoch).skip(skip))
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Resuming from a checkpoint gives bit for bit the weights of an uninterrupted run: at an
 //! epoch boundary and mid-epoch (the stop flag, as Ctrl-C raises it), with momentum SGD and with
-//! Adam under a per-batch schedule, dropout and batch norm in the model.
+//! Adam under a per-batch schedule, dropout and batch norm in the model — and so do batches
+//! prefetched on worker threads.
 
 use anyhow::Result;
 use candle_core::{Device, ModuleT, Tensor};
@@ -114,8 +115,9 @@ fn run(
     opt: &OptimizerConfig,
     sched: Option<&ScheduleConfig>,
     stop_at: Option<usize>,
+    workers: usize,
 ) -> Result<Vec<(String, Vec<u32>)>> {
-    let train = data()?;
+    let train = data()?.with_workers(workers);
     let build = |store: &ParamStore| -> Result<(Net, Params)> {
         convnets_layers::set_seed(5);
         Ok((Net::new(store)?, Params::from(store)))
@@ -174,10 +176,13 @@ fn resume_is_bit_exact_at_epoch_boundaries_and_mid_epoch() -> Result<()> {
         weight_decay: 1e-4,
         ..Default::default()
     });
-    let straight = run(&sgd, None, None)?;
+    let straight = run(&sgd, None, None, 0)?;
     // 10 batches per epoch: stop at the end of epoch 1, and in the middle of epoch 2.
-    assert_eq!(run(&sgd, None, Some(10))?, straight);
-    assert_eq!(run(&sgd, None, Some(14))?, straight);
+    assert_eq!(run(&sgd, None, Some(10), 0)?, straight);
+    assert_eq!(run(&sgd, None, Some(14), 0)?, straight);
+    // Batches built ahead on worker threads change nothing, resumed mid-epoch or not.
+    assert_eq!(run(&sgd, None, None, 2)?, straight);
+    assert_eq!(run(&sgd, None, Some(14), 3)?, straight);
 
     let adam = OptimizerConfig::Adam(AdamConfig {
         lr: 0.01,
@@ -189,7 +194,8 @@ fn resume_is_bit_exact_at_epoch_boundaries_and_mid_epoch() -> Result<()> {
         }))?,
         ..Default::default()
     };
-    let straight = run(&adam, Some(&sched), None)?;
-    assert_eq!(run(&adam, Some(&sched), Some(17))?, straight);
+    let straight = run(&adam, Some(&sched), None, 0)?;
+    assert_eq!(run(&adam, Some(&sched), Some(17), 0)?, straight);
+    assert_eq!(run(&adam, Some(&sched), Some(17), 2)?, straight);
     Ok(())
 }

@@ -36,6 +36,9 @@ pub struct PartialEpoch {
     pub correct: usize,
     /// Seconds spent training on them.
     pub seconds: f64,
+    /// Seconds the loop waited for those batches (not in `seconds`).
+    #[serde(default)]
+    pub data_seconds: f64,
 }
 
 /// Where a run stands.

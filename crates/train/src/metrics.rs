@@ -30,6 +30,10 @@ pub struct EpochMetrics {
     pub epoch_seconds: f64,
     /// Training images per second.
     pub images_per_second: f64,
+    /// Seconds the training loop waited for its batches — building them itself, or for the
+    /// prefetching workers (`--workers`); not part of `epoch_seconds`.
+    #[serde(default)]
+    pub data_seconds: f64,
 }
 
 impl EpochMetrics {
@@ -41,7 +45,7 @@ impl EpochMetrics {
 }
 
 /// The header of `metrics.csv`.
-pub const CSV_HEADER: &str = "epoch,lr,train_loss,train_accuracy,val_loss,val_accuracy,test_loss,test_accuracy,test_top5,epoch_seconds,images_per_second";
+pub const CSV_HEADER: &str = "epoch,lr,train_loss,train_accuracy,val_loss,val_accuracy,test_loss,test_accuracy,test_top5,epoch_seconds,images_per_second,data_seconds";
 
 fn opt(v: Option<f64>, digits: usize) -> String {
     v.map(|v| format!("{v:.digits$}")).unwrap_or_default()
@@ -53,7 +57,7 @@ pub fn to_csv(history: &[EpochMetrics]) -> String {
     let mut s = format!("{CSV_HEADER}\n");
     for m in history {
         s += &format!(
-            "{},{:e},{:.6},{:.2},{},{},{},{},{},{:.3},{:.1}\n",
+            "{},{:e},{:.6},{:.2},{},{},{},{},{},{:.3},{:.1},{:.3}\n",
             m.epoch,
             m.lr,
             m.train_loss,
@@ -64,7 +68,8 @@ pub fn to_csv(history: &[EpochMetrics]) -> String {
             opt(m.test_accuracy, 2),
             opt(m.test_top5, 2),
             m.epoch_seconds,
-            m.images_per_second
+            m.images_per_second,
+            m.data_seconds
         );
     }
     s
@@ -103,6 +108,7 @@ mod tests {
             test_top5: Some(99.0),
             epoch_seconds: 1.5,
             images_per_second: 40000.0,
+            data_seconds: 0.25,
         }
     }
 
@@ -115,8 +121,8 @@ mod tests {
             csv.lines().collect::<Vec<_>>(),
             [
                 CSV_HEADER,
-                "1,1e-2,1.000000,60.00,,,0.900000,71.00,99.00,1.500,40000.0",
-                "2,1e-2,0.500000,60.00,,,0.450000,72.00,99.00,1.500,40000.0"
+                "1,1e-2,1.000000,60.00,,,0.900000,71.00,99.00,1.500,40000.0,0.250",
+                "2,1e-2,0.500000,60.00,,,0.450000,72.00,99.00,1.500,40000.0,0.250"
             ]
         );
         let jsonl = std::fs::read_to_string(dir.path().join("metrics.jsonl"))?;

@@ -170,6 +170,7 @@ mod tests {
                 test_top5: None,
                 epoch_seconds: 1.0,
                 images_per_second: 1.0,
+                data_seconds: 0.0,
             })
             .collect();
         plot_all(dir.path(), &history)?;

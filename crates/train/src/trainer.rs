@@ -629,8 +629,10 @@ impl<'a> Trainer<'a> {
             let mut partial = self.position.partial;
             let mut stop_requested = false;
             let mut lr = self.optimizer.learning_rate();
+            let mut waiting = Instant::now();
             for (i, batch) in train.batches(epoch, skip).enumerate() {
                 let index = skip + i;
+                partial.data_seconds += waiting.elapsed().as_secs_f64();
                 let t0 = Instant::now();
                 let batch = batch?;
                 let b = batch.labels.dims1()?;
@@ -670,6 +672,7 @@ impl<'a> Trainer<'a> {
                 if stop_requested || interrupted {
                     break;
                 }
+                waiting = Instant::now();
             }
             let val = match self.val {
                 Some(v) => Some(evaluate_with(self.model, v, &self.loss)?),
@@ -692,6 +695,7 @@ impl<'a> Trainer<'a> {
                 test_top5: test.as_ref().map(|r| r.top5_accuracy()),
                 epoch_seconds: partial.seconds,
                 images_per_second: partial.samples as f64 / partial.seconds.max(1e-9),
+                data_seconds: partial.data_seconds,
             };
             let monitored = metrics.monitored_loss();
             let is_best = self.best.is_none_or(|(_, b)| monitored < b);

@@ -243,12 +243,7 @@ impl Batcher {
             return self.batch(indices);
         };
         let per: usize = self.image_shape.iter().product();
-        let n = self.num_samples();
-        if let Some(&bad) = indices.iter().find(|&&i| i >= n) {
-            return Err(DataError::InvalidArgument(format!(
-                "sample index {bad} out of range: expected < {n}"
-            )));
-        }
+        self.check_indices(indices)?;
         let mut images = Vec::with_capacity(indices.len() * per);
         let mut one = Vec::with_capacity(per);
         for &i in indices {
@@ -267,6 +262,22 @@ impl Batcher {
             );
             images.extend_from_slice(&one);
         }
+        self.assemble(images, indices)
+    }
+
+    /// An error for an index past the last sample.
+    fn check_indices(&self, indices: &[usize]) -> Result<()> {
+        let n = self.num_samples();
+        match indices.iter().find(|&&i| i >= n) {
+            Some(&bad) => Err(DataError::InvalidArgument(format!(
+                "sample index {bad} out of range: expected < {n}"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// The batch of `images` (the samples `indices`, in order) with their labels.
+    fn assemble(&self, images: Vec<f32>, indices: &[usize]) -> Result<Batch> {
         let labels: Vec<u32> = indices.iter().map(|&i| u32::from(self.labels[i])).collect();
         let [c, h, w] = self.image_shape;
         let b = indices.len();
@@ -279,12 +290,7 @@ impl Batcher {
     /// Builds the batch of the samples `indices` (never augmented).
     pub fn batch(&self, indices: &[usize]) -> Result<Batch> {
         let per: usize = self.image_shape.iter().product();
-        let n = self.num_samples();
-        if let Some(&bad) = indices.iter().find(|&&i| i >= n) {
-            return Err(DataError::InvalidArgument(format!(
-                "sample index {bad} out of range: expected < {n}"
-            )));
-        }
+        self.check_indices(indices)?;
         let contiguous = indices.windows(2).all(|w| w[1] == w[0] + 1);
         let images: Vec<f32> = match (contiguous, indices.first()) {
             (true, Some(&first)) => {
@@ -298,13 +304,7 @@ impl Batcher {
                 buf
             }
         };
-        let labels: Vec<u32> = indices.iter().map(|&i| u32::from(self.labels[i])).collect();
-        let [c, h, w] = self.image_shape;
-        let b = indices.len();
-        Ok(Batch {
-            images: Tensor::from_vec(images, (b, c, h, w), &self.device)?,
-            labels: Tensor::from_vec(labels, b, &self.device)?,
-        })
+        self.assemble(images, indices)
     }
 }
 

@@ -156,11 +156,6 @@ impl TrainConfig {
                 kind.name()
             ));
         }
-        let batch = self
-            .batch_size
-            .min(self.train_limit.unwrap_or(usize::MAX))
-            .min(kind.train_len());
-        check_batch_memory(info, batch, available_memory())?;
         // The optimizer validates its hyper-parameters when built: build it on nothing.
         self.optimizer
             .build(Vec::new())
@@ -507,7 +502,16 @@ pub fn train(cfg: &TrainConfig) -> Result<RunSummary> {
 /// [`train`] with a stop flag (see [`crate::interrupt`]): once raised, the run writes a
 /// checkpoint after the current batch and returns; [`resume`] continues it.
 pub fn train_with_stop(cfg: &TrainConfig, stop: Option<Arc<AtomicBool>>) -> Result<RunSummary> {
-    cfg.validate()?;
+    let kind = cfg.validate()?;
+    // Once per run (it builds the model): the largest batch the run forms against the memory
+    // available, before the run folder exists.
+    if let Some(info) = convnets_zoo::find(&cfg.model) {
+        let batch = cfg
+            .batch_size
+            .min(cfg.train_limit.unwrap_or(usize::MAX))
+            .min(kind.train_len());
+        check_batch_memory(info, batch, available_memory())?;
+    }
     let dir = new_run_dir(cfg)?;
     write_atomic(&dir.join("config.toml"), cfg.to_toml()?.as_bytes())?;
     run(cfg, &dir, None, stop)

@@ -91,7 +91,7 @@ fn from_train(name: &'static str, cfg: convnets::train::TrainConfig) -> Recipe {
         name,
         model,
         dataset: Some(dataset),
-        normalize: cfg.normalize.map(|[mean, std]| Normalize { mean, std }),
+        normalize: cfg.normalize,
         batch_size: cfg.batch_size,
         sgd,
     }
@@ -270,7 +270,7 @@ fn data(r: &Recipe, data_dir: Option<&Path>) -> Result<Data> {
             let n = 10_000;
             let mut rng = convnets::layers::Rng::new(0);
             let images = rng.normal(n * 3 * 32 * 32, 0.0, 1.0);
-            let labels: Vec<u8> = (0..n).map(|i| (i * 7 % 10) as u8).collect();
+            let labels: Vec<u32> = (0..n).map(|i| (i * 7 % 10) as u32).collect();
             let test = Tensor::from_vec(
                 images[..INFER * 3 * 32 * 32].to_vec(),
                 (INFER, 3, 32, 32),

@@ -6,7 +6,8 @@
 //! cargo xtask eval ARGS           evaluate saved weights (per-class accuracy, confusion matrix)
 //! cargo xtask ensemble ARGS       evaluate several weights and their softmax-averaged ensemble
 //! cargo xtask predict ARGS        classify image files (top-5 classes with probabilities)
-//! cargo xtask download DATASET    download mnist | fashion-mnist into datasets/
+//! cargo xtask download DATASET    download mnist | fashion-mnist | cifar10 into datasets/
+//! cargo xtask synthesize cifar10 --root DIR   a small synthetic CIFAR-format data set
 //! cargo xtask models              list models and data sets
 //! cargo xtask bench [ARGS]        speed table: convnets vs plain candle vs PyTorch
 //! cargo xtask golden              regenerate the PyTorch golden files (needs torch)
@@ -288,9 +289,8 @@ fn main() -> Result<()> {
     }
     let task = args.remove(0);
     match task.as_str() {
-        "train" | "eval" | "ensemble" | "predict" | "download" | "models" | "summary" => {
-            cli(&task, &args)
-        }
+        "train" | "eval" | "ensemble" | "predict" | "download" | "synthesize" | "models"
+        | "summary" => cli(&task, &args),
         "bench" => {
             let mut c = cargo();
             c.args([

@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
-use convnets::data::Augment;
+use convnets::data::{Augment, Normalize};
 use convnets::train::optim::{AdamConfig, AdamWConfig, OptimizerConfig, RmsPropConfig, SgdConfig};
 use convnets::train::schedule::{ScheduleConfig, ScheduleKind};
 use convnets::train::{EvalConfig, Loss, TrainConfig};
@@ -44,6 +44,11 @@ pub fn parse_pair(s: &str) -> Result<[f32; 2], String> {
         [a, b] => Ok([num(a)?, num(b)?]),
         _ => Err(format!("expected MEAN,STD, got `{s}`")),
     }
+}
+
+/// Parses `--normalize`: `MEAN,STD` or per channel `M1,M2,M3/S1,S2,S3`.
+pub fn parse_normalize(s: &str) -> Result<Normalize, String> {
+    s.parse()
 }
 
 /// Parses a finite, non-negative number.
@@ -196,9 +201,10 @@ pub struct TrainArgs {
     /// Seed of initialisation, shuffling, validation split and dropout.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Normalize(mean, std) after ToTensor, e.g. 0.1307,0.3081.
-    #[arg(long, value_parser = parse_pair)]
-    pub normalize: Option<[f32; 2]>,
+    /// Normalize(mean, std) after ToTensor: MEAN,STD (e.g. 0.1307,0.3081) or per channel
+    /// M1,M2,M3/S1,S2,S3.
+    #[arg(long, value_parser = parse_normalize)]
+    pub normalize: Option<Normalize>,
     /// Folder holding the data set (its files, or a subfolder named after it).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -508,9 +514,10 @@ pub struct WeightsArgs {
     /// Batch size (default 1000).
     #[arg(long)]
     pub batch_size: Option<usize>,
-    /// Normalize(mean, std); default: from the weights' metadata (or the run's config).
-    #[arg(long, value_parser = parse_pair)]
-    pub normalize: Option<[f32; 2]>,
+    /// Normalize: MEAN,STD or M1,M2,M3/S1,S2,S3; default: from the weights' metadata (or
+    /// the run's config).
+    #[arg(long, value_parser = parse_normalize)]
+    pub normalize: Option<Normalize>,
     /// Folder holding the data set.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -564,14 +571,14 @@ pub fn weights_file(arg: &Path) -> Result<PathBuf> {
 struct Saved {
     model: Option<String>,
     dataset: Option<String>,
-    normalize: Option<[f32; 2]>,
+    normalize: Option<Normalize>,
     data_dir: Option<PathBuf>,
 }
 
 fn saved_from_metadata(path: &Path) -> Result<Saved> {
     let meta: HashMap<String, String> = convnets::train::checkpoint::read_metadata(path)?;
     let normalize = match meta.get("convnets.normalize") {
-        Some(s) => Some(parse_pair(s).map_err(|e| {
+        Some(s) => Some(parse_normalize(s).map_err(|e| {
             anyhow::anyhow!("{}: metadata convnets.normalize: {e}", path.display())
         })?),
         None => None,
@@ -710,9 +717,9 @@ pub struct EnsembleOpts {
     /// Batch size (default 1000).
     #[arg(long)]
     pub batch_size: Option<usize>,
-    /// Normalize(mean, std); default: from the files' metadata.
-    #[arg(long, value_parser = parse_pair)]
-    pub normalize: Option<[f32; 2]>,
+    /// Normalize: MEAN,STD or M1,M2,M3/S1,S2,S3; default: from the files' metadata.
+    #[arg(long, value_parser = parse_normalize)]
+    pub normalize: Option<Normalize>,
     /// Folder holding the data set.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,

@@ -70,11 +70,33 @@ enum Cmd {
     Predict(PredictArgs),
     /// Download a data set into the default data root (or --root), verifying checksums.
     Download {
-        /// mnist or fashion-mnist.
+        /// mnist, fashion-mnist or cifar10.
         dataset: String,
         /// The data root (default: the repository's datasets/ or ~/.cache/convnets).
         #[arg(long)]
         root: Option<PathBuf>,
+        /// Base URL to download from instead of the data set's own mirrors (repeatable, tried
+        /// in order), e.g. a local copy.
+        #[arg(long = "mirror", value_name = "URL")]
+        mirrors: Vec<String>,
+    },
+    /// Write a small synthetic data set in CIFAR-10's binary format into ROOT/cifar10/, to try
+    /// the CIFAR-10 path without the real data (numbers on it say nothing about CIFAR-10).
+    Synthesize {
+        /// cifar10 (the only format synthesized).
+        dataset: String,
+        /// The data root to write into (then `--data-dir ROOT`).
+        #[arg(long)]
+        root: PathBuf,
+        /// Records in each of the five training batches.
+        #[arg(long, default_value_t = 1000)]
+        train_per_batch: usize,
+        /// Records in the test batch.
+        #[arg(long, default_value_t = 1000)]
+        test: usize,
+        /// Seed of the draws.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
     },
     /// Print a model's layers: output shapes, parameter shapes and counts, MACs, totals.
     #[command(after_help = models_help())]
@@ -261,12 +283,42 @@ fn run() -> Result<()> {
         Cmd::Eval(a) => eval(a)?,
         Cmd::Ensemble(a) => ensemble(a)?,
         Cmd::Predict(a) => predict(a)?,
-        Cmd::Download { dataset, root } => {
+        Cmd::Download {
+            dataset,
+            root,
+            mirrors,
+        } => {
             let kind: DatasetKind = dataset.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
             let root = root.unwrap_or_else(convnets::data::default_root);
-            let dir = convnets::data::download(kind, &root, kind.mirrors())
+            let mirrors: Vec<&str> = mirrors.iter().map(String::as_str).collect();
+            let dir = convnets::data::download(kind, &root, &mirrors)
                 .with_context(|| format!("downloading {}", kind.name()))?;
             println!("{} is in {}", kind.name(), dir.display());
+        }
+        Cmd::Synthesize {
+            dataset,
+            root,
+            train_per_batch,
+            test,
+            seed,
+        } => {
+            let kind: DatasetKind = dataset.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+            if kind != DatasetKind::Cifar10 {
+                bail!("synthesize writes cifar10 only, not {kind}: the real {kind} is small and downloadable (`convnets download {kind}`)");
+            }
+            let spec = convnets::data::synthetic::SyntheticCifar {
+                train_per_batch,
+                test,
+                seed,
+            };
+            let dir = convnets::data::synthetic::write_cifar10(&root, &spec)
+                .with_context(|| format!("writing a synthetic cifar10 into {}", root.display()))?;
+            println!(
+                "synthetic cifar10 ({} training, {test} test images; NOT the real CIFAR-10) is in {}\ntrain on it with --dataset cifar10 --data-dir {}",
+                5 * train_per_batch,
+                dir.display(),
+                root.display()
+            );
         }
         Cmd::Summary { model, input } => summary(&model, input)?,
         Cmd::Models => print!("{}", models_help()),

@@ -51,7 +51,7 @@ fn bad_numbers_are_refused_before_anything_is_written() -> Result<()> {
         (
             vec!["train", "--normalize", "nan,1"],
             2,
-            "`nan` is not a finite number",
+            "normalization needs a finite mean and a finite std > 0",
         ),
         (vec!["train", "--lr", "inf"], 2, "expected a finite number"),
         (
@@ -61,8 +61,13 @@ fn bad_numbers_are_refused_before_anything_is_written() -> Result<()> {
         ),
         (
             vec!["train", "--normalize", "0.5,0"],
+            2,
+            "normalization needs a finite mean and a finite std > 0",
+        ),
+        (
+            vec!["train", "--normalize", "0.5,0.5,0.5/0.2,0.2,0.2"],
             1,
-            "--normalize needs a finite mean and a finite std > 0",
+            "--normalize 0.5,0.5,0.5/0.2,0.2,0.2 gives statistics for 3 channels but data set `fashion-mnist` has 1-channel images",
         ),
         (
             vec!["train", "--limit", "0"],

@@ -45,10 +45,7 @@ fn png_predictions_equal_the_models_own() -> Result<()> {
     let store = ParamStore::new(0, &Device::Cpu);
     let model = convnets::zoo::build("lenet5-bn", store.vb())?;
     convnets::train::load_weights(&store, &weights())?;
-    let norm = Normalize {
-        mean: 0.286,
-        std: 0.353,
-    };
+    let norm = Normalize::new(0.286, 0.353).unwrap();
     let batch = Batcher::from_split(&test, Some(norm), n, None, false)?
         .batch(&(0..n).collect::<Vec<_>>())?;
     let probs = softmax(&model.forward_t(&batch.images, false)?, 1)?

@@ -27,14 +27,14 @@ pub struct Batch {
 #[derive(Clone, Debug)]
 pub struct Batcher {
     images: Arc<Vec<f32>>,
-    labels: Arc<Vec<u8>>,
+    labels: Arc<Vec<u32>>,
     image_shape: [usize; 3],
     batch_size: usize,
     shuffle: Option<u64>,
     drop_last: bool,
     device: Device,
     augment: Option<(Augment, u64)>,
-    pad_value: f32,
+    pad_value: Vec<f32>,
     workers: usize,
 }
 
@@ -45,7 +45,7 @@ impl Batcher {
     /// [`Batcher::with_device`].
     pub fn new(
         images: Arc<Vec<f32>>,
-        labels: Arc<Vec<u8>>,
+        labels: Arc<Vec<u32>>,
         image_shape: [usize; 3],
         batch_size: usize,
         shuffle: Option<u64>,
@@ -75,13 +75,14 @@ impl Batcher {
             drop_last,
             device: Device::Cpu,
             augment: None,
-            pad_value: 0.0,
+            pad_value: vec![0.0],
             workers: 0,
         })
     }
 
-    /// A batcher over a split of `[1, rows, cols]` images, converted with
-    /// [`Split::to_f32`] (ToTensor, then `normalize` when given).
+    /// A batcher over a split of `[channels, rows, cols]` images, converted with
+    /// [`Split::to_f32`] (ToTensor, then `normalize` when given; an error when its channel
+    /// count does not fit the images').
     pub fn from_split(
         split: &Split,
         normalize: Option<Normalize>,
@@ -89,15 +90,22 @@ impl Batcher {
         shuffle: Option<u64>,
         drop_last: bool,
     ) -> Result<Batcher> {
+        if let Some(n) = normalize {
+            n.check_channels(split.channels)
+                .map_err(DataError::InvalidArgument)?;
+        }
+        let black: Vec<f32> = (0..split.channels)
+            .map(|c| normalize.map_or(0.0, |n| n.apply(c, 0.0)))
+            .collect();
         Ok(Batcher::new(
             Arc::new(split.to_f32(normalize)),
             Arc::new(split.labels.clone()),
-            [1, split.rows, split.cols],
+            [split.channels, split.rows, split.cols],
             batch_size,
             shuffle,
             drop_last,
         )?
-        .with_pad_value(normalize.map_or(0.0, |n| n.apply(0.0))))
+        .with_pad_value(&black))
     }
 
     /// Augments every sample of the batches [`Batcher::epoch`] builds (not those of
@@ -109,10 +117,11 @@ impl Batcher {
         self
     }
 
-    /// The value of a black pixel, which a random crop's padding takes: 0 for `ToTensor`
-    /// images, `-mean / std` after `Normalize` ([`Batcher::from_split`] sets it).
-    pub fn with_pad_value(mut self, value: f32) -> Batcher {
-        self.pad_value = value;
+    /// The value of a black pixel per channel (one value: every channel), which a random
+    /// crop's padding takes: 0 for `ToTensor` images, `-mean[c] / std[c]` after `Normalize`
+    /// ([`Batcher::from_split`] sets it).
+    pub fn with_pad_value(mut self, value: &[f32]) -> Batcher {
+        self.pad_value = value.to_vec();
         self
     }
 
@@ -256,7 +265,7 @@ impl Batcher {
             augment.apply(
                 &self.images[i * per..(i + 1) * per],
                 self.image_shape,
-                self.pad_value,
+                &self.pad_value,
                 &mut rng,
                 &mut one,
             );
@@ -278,7 +287,7 @@ impl Batcher {
 
     /// The batch of `images` (the samples `indices`, in order) with their labels.
     fn assemble(&self, images: Vec<f32>, indices: &[usize]) -> Result<Batch> {
-        let labels: Vec<u32> = indices.iter().map(|&i| u32::from(self.labels[i])).collect();
+        let labels: Vec<u32> = indices.iter().map(|&i| self.labels[i]).collect();
         let [c, h, w] = self.image_shape;
         let b = indices.len();
         Ok(Batch {
@@ -407,7 +416,7 @@ mod tests {
 
     fn batcher(n: usize, bs: usize, shuffle: Option<u64>, drop_last: bool) -> Batcher {
         let images: Vec<f32> = (0..n * 4).map(|v| v as f32).collect();
-        let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
+        let labels: Vec<u32> = (0..n).map(|i| (i % 10) as u32).collect();
         Batcher::new(
             Arc::new(images),
             Arc::new(labels),
@@ -439,7 +448,7 @@ mod tests {
     fn augmentation_is_per_sample_and_reproducible() {
         let n = 12;
         let images: Vec<f32> = (0..n * 16).map(|v| v as f32 + 1.0).collect();
-        let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
+        let labels: Vec<u32> = (0..n).map(|i| (i % 10) as u32).collect();
         let make = |bs: usize| {
             Batcher::new(
                 Arc::new(images.clone()),
@@ -450,7 +459,7 @@ mod tests {
                 false,
             )
             .unwrap()
-            .with_pad_value(-0.5)
+            .with_pad_value(&[-0.5])
             .with_augment(
                 Augment {
                     crop_padding: 2,
@@ -493,15 +502,31 @@ mod tests {
             images: vec![0; 16],
             labels: vec![0],
             len: 1,
+            channels: 1,
             rows: 4,
             cols: 4,
         };
-        let norm = Normalize {
-            mean: 0.5,
-            std: 0.25,
-        };
+        let norm = Normalize::new(0.5, 0.25).unwrap();
         let b = Batcher::from_split(&split, Some(norm), 1, None, false).unwrap();
-        assert_eq!(b.pad_value, -2.0);
+        assert_eq!(b.pad_value, [-2.0]);
+        // Per channel: each channel's own black; a normalization for another channel count
+        // is refused.
+        let rgb = Split {
+            images: vec![0; 48],
+            channels: 3,
+            ..split.clone()
+        };
+        let norm = Normalize::per_channel(&[0.5, 0.0, 0.2], &[0.25, 1.0, 0.1]).unwrap();
+        let b = Batcher::from_split(&rgb, Some(norm), 1, None, false).unwrap();
+        assert_eq!(b.image_shape(), [3, 4, 4]);
+        assert!((b.pad_value[0] + 2.0).abs() < 1e-6 && b.pad_value[1] == 0.0);
+        assert!((b.pad_value[2] + 2.0).abs() < 1e-5);
+        let two = Normalize::per_channel(&[0.5, 0.5], &[1.0, 1.0]).unwrap();
+        let e = Batcher::from_split(&rgb, Some(two), 1, None, false).unwrap_err();
+        assert!(
+            e.to_string().contains("2 channels but the images have 3"),
+            "{e}"
+        );
     }
 
     /// Prefetched batches equal the ones built in the loop, with any number of workers, from
@@ -510,7 +535,7 @@ mod tests {
     fn prefetch_gives_the_same_batches() {
         let n = 23;
         let images: Vec<f32> = (0..n * 16).map(|v| v as f32).collect();
-        let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
+        let labels: Vec<u32> = (0..n).map(|i| (i % 10) as u32).collect();
         for drop_last in [false, true] {
             let b = Batcher::new(
                 Arc::new(images.clone()),

@@ -1,4 +1,5 @@
-//! MNIST and Fashion-MNIST: which files, where to find them, and loading them validated.
+//! MNIST, Fashion-MNIST and CIFAR-10: which files, where to find them, and loading them
+//! validated.
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
@@ -6,7 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{DataError, Result};
 use crate::idx::{read_idx, IdxArray};
 
-/// Environment variable naming a folder that holds `mnist/` and `fashion-mnist/`.
+/// Environment variable naming a folder that holds `mnist/`, `fashion-mnist/`, `cifar10/`.
 pub const DATA_ENV: &str = "CONVNETS_DATA";
 
 /// Where Debian's package `dataset-fashion-mnist` installs Fashion-MNIST.
@@ -24,6 +25,28 @@ pub struct DataFile {
     pub sha256: &'static str,
 }
 
+/// A data set distributed as one archive (CIFAR-10's `cifar-10-binary.tar.gz`): downloaded,
+/// checked against its published MD5 and size, and unpacked into the data set's folder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Archive {
+    /// The archive's file name, e.g. `cifar-10-binary.tar.gz`.
+    pub name: &'static str,
+    /// Its published MD5 (lower-case hex).
+    pub md5: &'static str,
+    /// Its size in bytes.
+    pub size: u64,
+    /// The folder the archive unpacks to, which holds the data files.
+    pub folder: &'static str,
+}
+
+/// The CIFAR-10 binary version, as published on <https://www.cs.toronto.edu/~kriz/cifar.html>.
+pub const CIFAR10_ARCHIVE: Archive = Archive {
+    name: "cifar-10-binary.tar.gz",
+    md5: "c32a1d4ab5d03f1284b67883e8d87530",
+    size: 170_052_171,
+    folder: "cifar-10-batches-bin",
+};
+
 /// The data sets this crate knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DatasetKind {
@@ -31,6 +54,9 @@ pub enum DatasetKind {
     Mnist,
     /// Zalando's Fashion-MNIST, 60,000 + 10,000 grey 28x28 images of clothes.
     FashionMnist,
+    /// Krizhevsky's CIFAR-10, 50,000 + 10,000 colour 32x32 images of 10 classes (the binary
+    /// version: `data_batch_1.bin` .. `data_batch_5.bin`, `test_batch.bin`).
+    Cifar10,
 }
 
 const MNIST_CLASSES: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
@@ -47,23 +73,51 @@ const FASHION_CLASSES: [&str; 10] = [
     "Ankle boot",
 ];
 
+const CIFAR10_CLASSES: [&str; 10] = [
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+];
+
+/// CIFAR-10's training batches, in order, then its test batch.
+pub const CIFAR10_FILES: [&str; 6] = [
+    "data_batch_1.bin",
+    "data_batch_2.bin",
+    "data_batch_3.bin",
+    "data_batch_4.bin",
+    "data_batch_5.bin",
+    "test_batch.bin",
+];
+
 const TRAIN_IMAGES: &str = "train-images-idx3-ubyte";
 const TRAIN_LABELS: &str = "train-labels-idx1-ubyte";
 const TEST_IMAGES: &str = "t10k-images-idx3-ubyte";
 const TEST_LABELS: &str = "t10k-labels-idx1-ubyte";
 
 impl DatasetKind {
-    /// The data set's name, also its folder name: `mnist` or `fashion-mnist`.
+    /// The data set's name, also its folder name: `mnist`, `fashion-mnist` or `cifar10`.
     pub fn name(&self) -> &'static str {
         match self {
             DatasetKind::Mnist => "mnist",
             DatasetKind::FashionMnist => "fashion-mnist",
+            DatasetKind::Cifar10 => "cifar10",
         }
     }
 
     /// Every known data set.
     pub fn all() -> &'static [DatasetKind] {
-        &[DatasetKind::Mnist, DatasetKind::FashionMnist]
+        &[
+            DatasetKind::Mnist,
+            DatasetKind::FashionMnist,
+            DatasetKind::Cifar10,
+        ]
     }
 
     /// Class names, indexed by label.
@@ -71,6 +125,7 @@ impl DatasetKind {
         match self {
             DatasetKind::Mnist => &MNIST_CLASSES,
             DatasetKind::FashionMnist => &FASHION_CLASSES,
+            DatasetKind::Cifar10 => &CIFAR10_CLASSES,
         }
     }
 
@@ -79,15 +134,17 @@ impl DatasetKind {
         self.classes().len()
     }
 
-    /// Number of training images of the official files (60,000 for both), the largest batch
-    /// a run on the full data set can form.
+    /// Number of training images of the official files (60,000 for the MNIST sets, 50,000
+    /// for CIFAR-10), the largest batch a run on the full data set can form.
     pub fn train_len(&self) -> usize {
         match self {
             DatasetKind::Mnist | DatasetKind::FashionMnist => 60_000,
+            DatasetKind::Cifar10 => 50_000,
         }
     }
 
-    /// Base URLs (ending in `/`) serving `NAME.gz` for each file, tried in order.
+    /// Base URLs (ending in `/`) serving `NAME.gz` for each file (or the
+    /// [`DatasetKind::archive`]), tried in order.
     pub fn mirrors(&self) -> &'static [&'static str] {
         match self {
             DatasetKind::Mnist => &[
@@ -98,14 +155,37 @@ impl DatasetKind {
                 "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
                 "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
             ],
+            DatasetKind::Cifar10 => &["https://www.cs.toronto.edu/~kriz/"],
         }
     }
 
-    /// The four files: train images, train labels, test images, test labels.
-    pub fn files(&self) -> [DataFile; 4] {
+    /// The archive the data set is distributed as (CIFAR-10), or `None` when its files are
+    /// downloaded one by one ([`DatasetKind::files`]).
+    pub fn archive(&self) -> Option<Archive> {
+        match self {
+            DatasetKind::Mnist | DatasetKind::FashionMnist => None,
+            DatasetKind::Cifar10 => Some(CIFAR10_ARCHIVE),
+        }
+    }
+
+    /// The names of the files a folder must hold for the data set to be there (each may also
+    /// be gzipped, `NAME.gz`): the four IDX files, or CIFAR-10's six batches.
+    pub fn required_files(&self) -> Vec<&'static str> {
+        match self {
+            DatasetKind::Mnist | DatasetKind::FashionMnist => {
+                self.files().iter().map(|f| f.name).collect()
+            }
+            DatasetKind::Cifar10 => CIFAR10_FILES.to_vec(),
+        }
+    }
+
+    /// The files downloaded one by one, with their checksums: train images, train labels, test
+    /// images, test labels for the IDX sets; none for CIFAR-10 (see [`DatasetKind::archive`]).
+    pub fn files(&self) -> Vec<DataFile> {
         let f = |name, sha256| DataFile { name, sha256 };
         match self {
-            DatasetKind::Mnist => [
+            DatasetKind::Cifar10 => Vec::new(),
+            DatasetKind::Mnist => vec![
                 f(
                     TRAIN_IMAGES,
                     "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
@@ -123,7 +203,7 @@ impl DatasetKind {
                     "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
                 ),
             ],
-            DatasetKind::FashionMnist => [
+            DatasetKind::FashionMnist => vec![
                 f(
                     TRAIN_IMAGES,
                     "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
@@ -148,23 +228,36 @@ impl DatasetKind {
     pub fn image_shape(&self) -> (usize, usize, usize) {
         match self {
             DatasetKind::Mnist | DatasetKind::FashionMnist => (1, MNIST_SIDE, MNIST_SIDE),
+            DatasetKind::Cifar10 => crate::cifar::IMAGE_SHAPE,
         }
     }
 
-    /// Mean and standard deviation of the training pixels after scaling to `[0, 1]`.
+    /// Mean and standard deviation of the training pixels after scaling to `[0, 1]` (per
+    /// channel for CIFAR-10).
     pub fn normalize(&self) -> crate::Normalize {
         match self {
             DatasetKind::Mnist => crate::Normalize::MNIST,
             DatasetKind::FashionMnist => crate::Normalize::FASHION_MNIST,
+            DatasetKind::Cifar10 => crate::Normalize::CIFAR10,
         }
     }
 
     /// System folders searched last (Debian's `dataset-fashion-mnist` for Fashion-MNIST).
     pub fn system_dirs(&self) -> Vec<PathBuf> {
         match self {
-            DatasetKind::Mnist => Vec::new(),
+            DatasetKind::Mnist | DatasetKind::Cifar10 => Vec::new(),
             DatasetKind::FashionMnist => vec![PathBuf::from(DEBIAN_FASHION_MNIST)],
         }
+    }
+
+    /// The folders a data set's files may sit in below a candidate folder: the folder itself,
+    /// and for CIFAR-10 also the `cifar-10-batches-bin/` its archive unpacks to.
+    fn subfolders(&self, dir: &Path) -> Vec<PathBuf> {
+        let mut v = vec![dir.to_path_buf()];
+        if let Some(a) = self.archive() {
+            v.push(dir.join(a.folder));
+        }
+        v
     }
 }
 
@@ -177,13 +270,15 @@ impl std::fmt::Display for DatasetKind {
 impl std::str::FromStr for DatasetKind {
     type Err = DataError;
 
-    /// Accepts `mnist`, `fashion-mnist`, `fashion_mnist`, `fashionmnist` (any case).
+    /// Accepts `mnist`, `fashion-mnist`, `fashion_mnist`, `fashionmnist`, `cifar10`,
+    /// `cifar-10`, `cifar_10` (any case).
     fn from_str(s: &str) -> Result<Self> {
         match s.trim().to_ascii_lowercase().as_str() {
             "mnist" => Ok(DatasetKind::Mnist),
             "fashion-mnist" | "fashion_mnist" | "fashionmnist" => Ok(DatasetKind::FashionMnist),
+            "cifar10" | "cifar-10" | "cifar_10" => Ok(DatasetKind::Cifar10),
             _ => Err(DataError::InvalidArgument(format!(
-                "unknown data set {s:?}, expected one of: mnist, fashion-mnist"
+                "unknown data set {s:?}, expected one of: mnist, fashion-mnist, cifar10"
             ))),
         }
     }
@@ -192,12 +287,15 @@ impl std::str::FromStr for DatasetKind {
 /// One split (train or test) of an image data set, as bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Split {
-    /// `len * rows * cols` pixels, row-major, one byte each.
+    /// `len * channels * rows * cols` bytes: each image `[channels, rows, cols]` (channel
+    /// planes one after the other, each row-major), one byte per value.
     pub images: Vec<u8>,
-    /// `len` labels.
-    pub labels: Vec<u8>,
+    /// `len` labels, class indices.
+    pub labels: Vec<u32>,
     /// Number of images.
     pub len: usize,
+    /// Channels per image: 1 (grey) or 3 (RGB).
+    pub channels: usize,
     /// Image height.
     pub rows: usize,
     /// Image width.
@@ -205,9 +303,9 @@ pub struct Split {
 }
 
 impl Split {
-    /// Pixels per image.
+    /// Bytes per image (`channels * rows * cols`).
     pub fn image_len(&self) -> usize {
-        self.rows * self.cols
+        self.channels * self.rows * self.cols
     }
 
     /// The pixels of image `i`, or `None` when `i >= len`.
@@ -259,14 +357,15 @@ impl Split {
                 path: labels_path.to_path_buf(),
                 index,
                 offset: (labels.header_len() + index) as u64,
-                label,
+                label: u32::from(label),
                 classes,
             });
         }
         Ok(Split {
             images: images.data,
-            labels: labels.data,
+            labels: labels.data.iter().map(|&l| u32::from(l)).collect(),
             len: n,
+            channels: 1,
             rows,
             cols,
         })
@@ -352,8 +451,15 @@ pub fn find_file(dir: &Path, file: &DataFile) -> Option<PathBuf> {
     raw.is_file().then_some(raw)
 }
 
+/// Path of the file `name` in `dir`, preferring `NAME.gz` over the raw `NAME`.
+fn find_name(dir: &Path, name: &'static str) -> Option<PathBuf> {
+    find_file(dir, &DataFile { name, sha256: "" })
+}
+
 fn holds_all(kind: DatasetKind, dir: &Path) -> bool {
-    kind.files().iter().all(|f| find_file(dir, f).is_some())
+    kind.required_files()
+        .iter()
+        .all(|f| find_name(dir, f).is_some())
 }
 
 /// Finds the folder holding the four files of `kind`.
@@ -361,6 +467,8 @@ fn holds_all(kind: DatasetKind, dir: &Path) -> bool {
 /// Search order: (1) `data_dir` itself or `data_dir/<name>/` (when given, nothing else is
 /// searched); (2) `$CONVNETS_DATA/<name>/`; (3) `default_root()/<name>/`; (4) for
 /// Fashion-MNIST, `/usr/share/datasets/fashion-mnist/`. Each file may be `NAME.gz` or `NAME`.
+/// CIFAR-10's files may also sit in a `cifar-10-batches-bin/` below each of these folders (as
+/// its archive unpacks).
 pub fn locate(kind: DatasetKind, data_dir: Option<&Path>) -> Result<PathBuf> {
     locate_in(
         kind,
@@ -381,7 +489,7 @@ pub fn locate_in(
     system_dirs: &[PathBuf],
 ) -> Result<PathBuf> {
     let name = kind.name();
-    let candidates: Vec<PathBuf> = match data_dir {
+    let bases: Vec<PathBuf> = match data_dir {
         Some(d) => vec![d.to_path_buf(), d.join(name)],
         None => {
             let mut c = Vec::new();
@@ -393,6 +501,7 @@ pub fn locate_in(
             c
         }
     };
+    let candidates: Vec<PathBuf> = bases.iter().flat_map(|b| kind.subfolders(b)).collect();
     if let Some(found) = candidates.iter().find(|d| holds_all(kind, d)) {
         return Ok(found.clone());
     }
@@ -419,20 +528,20 @@ pub fn describe_folder(kind: DatasetKind, dir: &Path) -> String {
         Ok(m) if !m.is_dir() => return "not a folder".into(),
         Ok(_) => {}
     }
-    let files = kind.files();
+    let files = kind.required_files();
     let mut missing = Vec::new();
     let mut broken = Vec::new();
-    for f in &files {
-        if find_file(dir, f).is_some() {
+    for &f in &files {
+        if find_name(dir, f).is_some() {
             continue;
         }
-        let gz = dir.join(format!("{}.gz", f.name));
-        let raw = dir.join(f.name);
+        let gz = dir.join(format!("{f}.gz"));
+        let raw = dir.join(f);
         if let Some(link) = [gz, raw].into_iter().find(|p| dangling(p)) {
             let name = link.file_name().unwrap_or_default().to_string_lossy();
             broken.push(format!("{name} is a dangling symbolic link"));
         } else {
-            missing.push(format!("{}[.gz]", f.name));
+            missing.push(format!("{f}[.gz]"));
         }
     }
     let have = files.len() - missing.len() - broken.len();
@@ -447,9 +556,9 @@ pub fn describe_folder(kind: DatasetKind, dir: &Path) -> String {
 fn not_found_hint(kind: DatasetKind, default_root: &Path) -> String {
     let name = kind.name();
     let files: Vec<String> = kind
-        .files()
+        .required_files()
         .iter()
-        .map(|f| format!("{}[.gz]", f.name))
+        .map(|f| format!("{f}[.gz]"))
         .collect();
     let mut hint = format!(
         "Run `convnets download {name}` (`cargo xtask download {name}` in a checkout of \
@@ -534,8 +643,8 @@ pub fn load_or_download_in(
     }
 }
 
-/// Loads a data set from a folder holding its four files, checking that image and label
-/// counts match, that labels are valid classes and that images are 28x28.
+/// Loads a data set from a folder holding its files, checking that image and label counts
+/// match, that labels are valid classes and that images have the data set's shape.
 pub fn load_dir(kind: DatasetKind, dir: &Path) -> Result<Dataset> {
     let (train, test) = read_dir_splits(kind, dir, true)?;
     let Some(train) = train else {
@@ -562,18 +671,34 @@ fn read_dir_splits(
     dir: &Path,
     with_train: bool,
 ) -> Result<(Option<Split>, Split)> {
-    let [train_images, train_labels, test_images, test_labels] = kind.files();
-    let path = |f: &DataFile| {
-        find_file(dir, f).ok_or_else(|| DataError::NotFound {
+    let path = |f: &'static str| {
+        find_name(dir, f).ok_or_else(|| DataError::NotFound {
             dataset: kind.name().to_string(),
             searched: vec![dir.to_path_buf()],
             found: vec![describe_folder(kind, dir)],
-            hint: format!("{} is missing: expected {0}.gz or {0}", f.name),
+            hint: format!("{f} is missing: expected {f}.gz or {f}"),
         })
     };
     let classes = kind.classes().len();
+    if kind == DatasetKind::Cifar10 {
+        let train = if with_train {
+            let paths = CIFAR10_FILES[..5]
+                .iter()
+                .map(|f| path(f))
+                .collect::<Result<Vec<_>>>()?;
+            Some(crate::cifar::read_batches(&paths, classes)?)
+        } else {
+            None
+        };
+        let test = crate::cifar::read_batches(&[path(CIFAR10_FILES[5])?], classes)?;
+        return Ok((train, test));
+    }
+    let files = kind.files();
+    let [train_images, train_labels, test_images, test_labels] = files.as_slice() else {
+        unreachable!("the IDX data sets have four files")
+    };
     let read = |images: &DataFile, labels: &DataFile| -> Result<Split> {
-        let (ip, lp) = (path(images)?, path(labels)?);
+        let (ip, lp) = (path(images.name)?, path(labels.name)?);
         let split = Split::read(&ip, &lp, classes)?;
         if (split.rows, split.cols) != (MNIST_SIDE, MNIST_SIDE) {
             return Err(DataError::BadShape {
@@ -585,11 +710,11 @@ fn read_dir_splits(
         Ok(split)
     };
     let train = if with_train {
-        Some(read(&train_images, &train_labels)?)
+        Some(read(train_images, train_labels)?)
     } else {
         None
     };
-    let test = read(&test_images, &test_labels)?;
+    let test = read(test_images, test_labels)?;
     Ok((train, test))
 }
 
@@ -600,12 +725,8 @@ mod tests {
 
     fn touch_all(kind: DatasetKind, dir: &Path, gz: bool) {
         std::fs::create_dir_all(dir).unwrap();
-        for f in kind.files() {
-            let name = if gz {
-                format!("{}.gz", f.name)
-            } else {
-                f.name.to_string()
-            };
+        for f in kind.required_files() {
+            let name = if gz { format!("{f}.gz") } else { f.to_string() };
             std::fs::write(dir.join(name), b"x").unwrap();
         }
     }
@@ -615,7 +736,7 @@ mod tests {
         for &k in DatasetKind::all() {
             assert_eq!(DatasetKind::from_str(k.name()).unwrap(), k);
             assert_eq!(k.classes().len(), 10);
-            assert_eq!(k.files().len(), 4);
+            assert_eq!(k.files().len(), if k.archive().is_some() { 0 } else { 4 });
             for f in k.files() {
                 assert_eq!(f.sha256.len(), 64);
                 assert!(f.sha256.bytes().all(|b| b.is_ascii_hexdigit()));
@@ -627,8 +748,16 @@ mod tests {
         for s in ["fashion_mnist", "FashionMNIST", "fashion-mnist"] {
             assert_eq!(s.parse::<DatasetKind>().unwrap(), DatasetKind::FashionMnist);
         }
+        for s in ["cifar10", "CIFAR-10", "cifar_10"] {
+            assert_eq!(s.parse::<DatasetKind>().unwrap(), DatasetKind::Cifar10);
+        }
         let e = "cifar".parse::<DatasetKind>().unwrap_err();
         assert!(e.to_string().contains("\"cifar\""), "{e}");
+        assert!(e.to_string().contains("cifar10"), "{e}");
+        let a = DatasetKind::Cifar10.archive().unwrap();
+        assert_eq!((a.md5.len(), a.size), (32, 170_052_171));
+        assert_eq!(DatasetKind::Cifar10.image_shape(), (3, 32, 32));
+        assert_eq!(DatasetKind::Cifar10.normalize().channels(), 3);
     }
 
     #[test]
@@ -656,6 +785,7 @@ mod tests {
             images: Vec::new(),
             labels: Vec::new(),
             len: 0,
+            channels: 1,
             rows: 28,
             cols: 28,
         };
@@ -736,6 +866,36 @@ mod tests {
             .to_string();
         assert!(e.contains("cargo xtask download mnist"), "{e}");
         assert!(!e.contains("dataset-fashion-mnist"), "{e}");
+    }
+
+    /// CIFAR-10 is found in `<dir>/cifar10/` or in the `cifar-10-batches-bin/` its archive
+    /// unpacks to, below an explicit folder or the default root.
+    #[test]
+    fn cifar10_is_found_in_its_archive_folder() {
+        let t = tempfile::tempdir().unwrap();
+        let k = DatasetKind::Cifar10;
+        let root = t.path().join("root");
+        let unpacked = root.join("cifar10").join("cifar-10-batches-bin");
+        let e = locate_in(k, None, None, &root, &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("data_batch_1.bin[.gz]") && e.contains("cifar10"),
+            "{e}"
+        );
+        touch_all(k, &unpacked, false);
+        assert_eq!(locate_in(k, None, None, &root, &[]).unwrap(), unpacked);
+        assert_eq!(
+            locate_in(k, Some(&root), None, t.path(), &[]).unwrap(),
+            unpacked
+        );
+        std::fs::remove_file(unpacked.join("test_batch.bin")).unwrap();
+        let e = locate_in(k, Some(&root), None, t.path(), &[]).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("5 of 6 files; missing test_batch.bin[.gz]"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -5,6 +5,11 @@
 //! only when the SHA-256 matches is it renamed to `NAME.gz` (or `NAME` when the server sent
 //! it uncompressed). Otherwise the temporary file is deleted and the next mirror tried.
 //!
+//! A data set distributed as one archive (CIFAR-10, [`DatasetKind::archive`]) is streamed to a
+//! temporary `.NAME.part-<pid>`, checked against its published MD5 and size, and unpacked
+//! (the `tar` crate) into a temporary folder; only when every expected file is there is that
+//! folder renamed into place, so a half-extracted folder never looks complete.
+//!
 //! The HTTP client is compiled only with the (default) cargo feature `download`. Without
 //! it, every function here still exists: checksums work as usual, files already present
 //! and verified are accepted, and anything that would need fetching is reported as
@@ -18,7 +23,7 @@ use std::time::Duration;
 use flate2::read::MultiGzDecoder;
 use sha2::{Digest, Sha256};
 
-use crate::dataset::{DataFile, DatasetKind};
+use crate::dataset::{Archive, DataFile, DatasetKind};
 use crate::error::{DataError, Result};
 use crate::idx::GZIP_MAGIC;
 
@@ -30,7 +35,8 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// Read timeout of the HTTP agent (per read, not for the whole body).
 pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Downloads the four files of `kind` into `root/<name>/` and returns that folder.
+/// Downloads the files of `kind` into `root/<name>/` and returns the folder holding them
+/// (`root/cifar10/cifar-10-batches-bin/` for CIFAR-10, as its archive unpacks).
 ///
 /// `mirrors` are base URLs tried in order for each file; an empty slice means
 /// [`DatasetKind::mirrors`]. Files already present with the right checksum are kept.
@@ -42,8 +48,186 @@ pub fn download(kind: DatasetKind, root: &Path, mirrors: &[&str]) -> Result<Path
     } else {
         mirrors
     };
+    if let Some(archive) = kind.archive() {
+        return download_archive(&archive, &kind.required_files(), &dest, mirrors);
+    }
     download_files(&kind.files(), &dest, mirrors)?;
     Ok(dest)
+}
+
+/// Downloads `archive` from the first of `mirrors` that serves it intact (its MD5 and size),
+/// unpacks it into `dest` and returns `dest/<archive.folder>`, which then holds every file of
+/// `required`. A folder already holding them is returned without a download.
+///
+/// The archive is streamed to `dest/.NAME.part-<pid>` and unpacked into
+/// `dest/.unpack-<pid>/`; only entries below `archive.folder` that are regular files (or
+/// folders) are extracted — links, devices and paths leaving the folder are refused. The
+/// unpacked folder replaces `dest/<archive.folder>` by a rename once every required file is
+/// in it; on any failure the temporary files are removed and nothing else is touched. The
+/// archive itself is not kept.
+pub fn download_archive(
+    archive: &Archive,
+    required: &[&str],
+    dest: &Path,
+    mirrors: &[&str],
+) -> Result<PathBuf> {
+    let target = dest.join(archive.folder);
+    if required.iter().all(|f| target.join(f).is_file()) {
+        return Ok(target);
+    }
+    if mirrors.is_empty() {
+        return Err(DataError::InvalidArgument(
+            "no mirror to download from".into(),
+        ));
+    }
+    #[cfg(feature = "download")]
+    {
+        std::fs::create_dir_all(dest).map_err(|e| DataError::io(dest, e))?;
+        let agent = http::agent();
+        let part = dest.join(format!(".{}.part-{}", archive.name, std::process::id()));
+        let mut attempts = Vec::new();
+        for base in mirrors {
+            let url = if base.ends_with('/') {
+                format!("{base}{}", archive.name)
+            } else {
+                format!("{base}/{}", archive.name)
+            };
+            let _guard = PartFile(part.clone());
+            let fetched = http::fetch(&agent, &url, &part, archive.name).and_then(|()| {
+                check_archive(&part, archive).map_err(|e| match e {
+                    DataError::Archive { reason, .. } => reason,
+                    other => other.to_string(),
+                })
+            });
+            match fetched {
+                Ok(()) => {
+                    unpack_archive(&part, archive, required, dest)?;
+                    return Ok(target);
+                }
+                Err(reason) => attempts.push((url, reason)),
+            }
+        }
+        Err(DataError::AllMirrorsFailed {
+            file: archive.name.to_string(),
+            dest: dest.to_path_buf(),
+            attempts,
+        })
+    }
+    #[cfg(not(feature = "download"))]
+    {
+        Err(DataError::DownloadDisabled {
+            files: vec![archive.name.to_string()],
+            dest: dest.to_path_buf(),
+        })
+    }
+}
+
+/// MD5 (lower-case hex) and size of a file.
+pub fn md5_file(path: &Path) -> Result<(String, u64)> {
+    use md5::{Digest as _, Md5};
+    let mut f = File::open(path).map_err(|e| DataError::io(path, e))?;
+    let mut h = Md5::new();
+    let n = std::io::copy(&mut f, &mut h).map_err(|e| DataError::io(path, e))?;
+    Ok((hex(&h.finalize()), n))
+}
+
+/// An error unless `path` has the size and MD5 `archive` publishes.
+pub fn check_archive(path: &Path, archive: &Archive) -> Result<()> {
+    let (md5, size) = md5_file(path)?;
+    let bad = |reason: String| DataError::Archive {
+        path: path.to_path_buf(),
+        reason,
+    };
+    if size != archive.size {
+        return Err(bad(format!(
+            "{size} bytes, expected {} for {}",
+            archive.size, archive.name
+        )));
+    }
+    if !md5.eq_ignore_ascii_case(archive.md5) {
+        return Err(bad(format!(
+            "MD5 mismatch: expected {}, found {md5}",
+            archive.md5
+        )));
+    }
+    Ok(())
+}
+
+/// Unpacks the `.tar.gz` at `path` into `dest` as [`download_archive`] describes: into a
+/// temporary folder first, then `dest/<archive.folder>` by a rename once every file of
+/// `required` is in it. Returns that folder.
+pub fn unpack_archive(
+    path: &Path,
+    archive: &Archive,
+    required: &[&str],
+    dest: &Path,
+) -> Result<PathBuf> {
+    let bad = |reason: String| DataError::Archive {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let staging = dest.join(format!(".unpack-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir_all(&staging).map_err(|e| DataError::io(&staging, e))?;
+    struct Cleanup(PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _cleanup = Cleanup(staging.clone());
+    let f = File::open(path).map_err(|e| DataError::io(path, e))?;
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(BufReader::new(f)));
+    let entries = tar
+        .entries()
+        .map_err(|e| bad(format!("not a tar.gz archive: {e}")))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| bad(format!("corrupt archive: {e}")))?;
+        let name = entry
+            .path()
+            .map_err(|e| bad(format!("corrupt entry name: {e}")))?
+            .into_owned();
+        let kind = entry.header().entry_type();
+        let below = name.starts_with(archive.folder)
+            && name
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)));
+        if !below || !(kind.is_file() || kind.is_dir()) {
+            return Err(bad(format!(
+                "unexpected entry {} ({kind:?}): expected regular files below {}/",
+                name.display(),
+                archive.folder
+            )));
+        }
+        entry
+            .unpack_in(&staging)
+            .map_err(|e| bad(format!("cannot unpack {}: {e}", name.display())))?;
+    }
+    let unpacked = staging.join(archive.folder);
+    let missing: Vec<&str> = required
+        .iter()
+        .copied()
+        .filter(|f| !unpacked.join(f).is_file())
+        .collect();
+    if !missing.is_empty() {
+        return Err(bad(format!(
+            "the archive lacks {} (expected in {}/)",
+            missing.join(", "),
+            archive.folder
+        )));
+    }
+    let target = dest.join(archive.folder);
+    // An earlier, incomplete copy is moved aside, and removed once the new one is in place.
+    let old = dest.join(format!(".old-{}-{}", archive.folder, std::process::id()));
+    let had_old = target.exists();
+    if had_old {
+        std::fs::rename(&target, &old).map_err(|e| DataError::io(&target, e))?;
+    }
+    std::fs::rename(&unpacked, &target).map_err(|e| DataError::io(&target, e))?;
+    if had_old {
+        let _ = std::fs::remove_dir_all(&old);
+    }
+    Ok(target)
 }
 
 /// Downloads `files` into `dest` (created when missing), each tried over `mirrors` in order.

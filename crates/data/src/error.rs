@@ -147,9 +147,32 @@ pub enum DataError {
         /// Offset of the label in the decompressed file.
         offset: u64,
         /// The label found.
-        label: u8,
+        label: u32,
         /// Number of classes.
         classes: usize,
+    },
+
+    /// A file of fixed-size records (CIFAR-10's batches) is not a whole number of records.
+    #[error(
+        "{path}: {len} bytes is not a whole number of {record}-byte records ({} records and {} bytes left over from byte offset {})",
+        len / record, len % record, len - len % record
+    )]
+    RecordLength {
+        /// The file.
+        path: PathBuf,
+        /// Its length in bytes.
+        len: u64,
+        /// The record size in bytes.
+        record: u64,
+    },
+
+    /// A downloaded archive could not be unpacked, or does not hold what it should.
+    #[error("{path}: {reason}")]
+    Archive {
+        /// The archive.
+        path: PathBuf,
+        /// What was wrong.
+        reason: String,
     },
 
     /// A data set could not be found in any of the searched folders.
@@ -320,5 +343,14 @@ mod tests {
             code: 0x0d,
         };
         assert!(e.to_string().contains("0x0d (f32)"), "{e}");
+        let e = DataError::RecordLength {
+            path: "c/data_batch_1.bin".into(),
+            len: 3073 * 2 + 5,
+            record: 3073,
+        };
+        assert_eq!(
+            e.to_string(),
+            "c/data_batch_1.bin: 6151 bytes is not a whole number of 3073-byte records (2 records and 5 bytes left over from byte offset 6146)"
+        );
     }
 }

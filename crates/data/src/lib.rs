@@ -1,6 +1,8 @@
-//! Data sets for convnets: an IDX reader, MNIST / Fashion-MNIST discovery, download with
-//! SHA-256 verification, ToTensor / Normalize transforms, random augmentation, seeded
-//! mini-batching, and image files (PNG, JPEG) as model inputs ([`load_image`]).
+//! Data sets for convnets: IDX and CIFAR-10 readers, MNIST / Fashion-MNIST / CIFAR-10
+//! discovery, download with checksum verification (and safe unpacking of CIFAR-10's archive),
+//! ToTensor / per-channel Normalize transforms, random augmentation, seeded mini-batching with
+//! prefetching threads, image files (PNG, JPEG) as model inputs ([`load_image`]), and a
+//! synthetic CIFAR-format data set for demonstrations ([`synthetic`]).
 //!
 //! [`load_or_download`] finds a data set as [`load`] does and, when asked, downloads it when
 //! it is nowhere. [`Split::split_off_validation`] carves a seeded held-out validation set.
@@ -25,11 +27,13 @@
 //! ```
 
 pub mod batch;
+pub mod cifar;
 pub mod dataset;
 pub mod download;
 pub mod error;
 pub mod idx;
 pub mod picture;
+pub mod synthetic;
 pub mod transform;
 
 mod split;
@@ -37,12 +41,13 @@ mod split;
 pub use batch::{Batch, Batcher, Epoch, Prefetch};
 pub use dataset::{
     default_root, default_root_from, find_file, load, load_dir, load_or_download,
-    load_or_download_in, load_test, locate, locate_in, DataFile, Dataset, DatasetKind, Split,
-    DATA_ENV, DEBIAN_FASHION_MNIST,
+    load_or_download_in, load_test, locate, locate_in, Archive, DataFile, Dataset, DatasetKind,
+    Split, CIFAR10_ARCHIVE, CIFAR10_FILES, DATA_ENV, DEBIAN_FASHION_MNIST,
 };
 pub use download::{
-    download, download_files, payload_sha256, sha256_hex, verify_file, DOWNLOAD_ENABLED,
+    check_archive, download, download_archive, download_files, md5_file, payload_sha256,
+    sha256_hex, unpack_archive, verify_file, DOWNLOAD_ENABLED,
 };
 pub use error::{DataError, Result};
 pub use picture::load_image;
-pub use transform::{Augment, Normalize};
+pub use transform::{Augment, Normalize, MAX_CHANNELS};

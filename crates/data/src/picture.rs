@@ -64,21 +64,26 @@ pub fn load_image(
     } else {
         img.resize_to_fill(tw, th, FilterType::Triangle)
     };
-    let lut = crate::transform::byte_lut(normalize);
+    if let Some(n) = normalize {
+        n.check_channels(c).map_err(bad)?;
+    }
+    let luts: Vec<[f32; 256]> = (0..c)
+        .map(|ch| crate::transform::byte_lut(normalize, ch))
+        .collect();
     Ok(match c {
-        1 => planes(&DynamicImage::ImageLuma8(img.to_luma8()), 1, &lut),
-        _ => planes(&DynamicImage::ImageRgb8(img.to_rgb8()), 3, &lut),
+        1 => planes(&DynamicImage::ImageLuma8(img.to_luma8()), 1, &luts),
+        _ => planes(&DynamicImage::ImageRgb8(img.to_rgb8()), 3, &luts),
     })
 }
 
-/// The pixels of an 8-bit grey or RGB image as `[c, h, w]` values through `lut`.
-fn planes(img: &DynamicImage, c: usize, lut: &[f32; 256]) -> Vec<f32> {
+/// The pixels of an 8-bit grey or RGB image as `[c, h, w]` values through each channel's lut.
+fn planes(img: &DynamicImage, c: usize, luts: &[[f32; 256]]) -> Vec<f32> {
     let bytes = img.as_bytes();
     let n = bytes.len() / c;
     let mut out = vec![0f32; bytes.len()];
     for (i, px) in bytes.chunks_exact(c).enumerate() {
         for (ch, &v) in px.iter().enumerate() {
-            out[ch * n + i] = lut[v as usize];
+            out[ch * n + i] = luts[ch][v as usize];
         }
     }
     out
@@ -103,10 +108,7 @@ mod tests {
         );
         // Grey: the luma of each pixel; a different size is scaled.
         assert_eq!(load_image(&path, [1, 5, 5], None).unwrap().len(), 25);
-        let norm = Normalize {
-            mean: 0.2,
-            std: 0.5,
-        };
+        let norm = Normalize::new(0.2, 0.5).unwrap();
         let x = load_image(&path, [3, 2, 2], Some(norm)).unwrap();
         assert!(
             (x[8] - 0.0).abs() < 1e-6 && (x[1] - 1.6).abs() < 1e-6,
@@ -127,5 +129,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("2 channels"), "{e}");
+        // Per-channel statistics: each plane its own; the wrong count is an error.
+        let norm = Normalize::per_channel(&[0.0, 0.5, 0.2], &[1.0, 0.5, 0.1]).unwrap();
+        let x = load_image(&path, [3, 2, 2], Some(norm)).unwrap();
+        assert_eq!(&x[..4], [0., 1., 0., 1.]);
+        assert_eq!(&x[4..8], [-1., -1., 1., 1.]);
+        assert!(x[8..].iter().all(|v| v.abs() < 1e-5), "{x:?}");
+        let e = load_image(&path, [1, 2, 2], Some(norm)).unwrap_err();
+        assert!(
+            e.to_string().contains("3 channels but the images have 1"),
+            "{e}"
+        );
     }
 }

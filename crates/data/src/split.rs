@@ -35,6 +35,7 @@ impl Split {
             images: Vec::with_capacity(len * self.image_len()),
             labels: Vec::with_capacity(len),
             len,
+            channels: self.channels,
             rows: self.rows,
             cols: self.cols,
         };
@@ -57,23 +58,24 @@ impl Split {
             return;
         }
         self.len = n;
-        self.images
-            .truncate(n.saturating_mul(self.rows.saturating_mul(self.cols)));
+        self.images.truncate(n.saturating_mul(self.image_len()));
         self.labels.truncate(n);
     }
 
-    /// An error unless the images and labels hold `len` items of `rows x cols` pixels.
+    /// An error unless the images and labels hold `len` items of `channels x rows x cols`.
     fn check_consistent(&self) -> Result<()> {
         let want = self
             .len
-            .checked_mul(self.rows)
+            .checked_mul(self.channels)
+            .and_then(|x| x.checked_mul(self.rows))
             .and_then(|x| x.checked_mul(self.cols));
         if want != Some(self.images.len()) || self.labels.len() != self.len {
             return Err(DataError::InvalidArgument(format!(
-                "inconsistent split: {} pixels and {} labels for len {} of {}x{} images: expected {} pixels and {} labels",
+                "inconsistent split: {} pixels and {} labels for len {} of {}x{}x{} images: expected {} pixels and {} labels",
                 self.images.len(),
                 self.labels.len(),
                 self.len,
+                self.channels,
                 self.rows,
                 self.cols,
                 want.map_or("an overflowing count of".to_string(), |w| w.to_string()),
@@ -92,19 +94,20 @@ mod tests {
     fn ids(len: usize) -> Split {
         Split {
             images: (0..len).flat_map(|i| [i as u8, 255 - i as u8]).collect(),
-            labels: (0..len).map(|i| i as u8).collect(),
+            labels: (0..len).map(|i| i as u32).collect(),
             len,
+            channels: 1,
             rows: 1,
             cols: 2,
         }
     }
 
     /// The part's ids, checking that each image still sits with its label.
-    fn members(s: &Split) -> Vec<u8> {
+    fn members(s: &Split) -> Vec<u32> {
         assert_eq!(s.labels.len(), s.len);
         assert_eq!(s.images.len(), 2 * s.len);
         for (i, &l) in s.labels.iter().enumerate() {
-            assert_eq!(s.image(i), Some(&[l, 255 - l][..]), "image {i}");
+            assert_eq!(s.image(i), Some(&[l as u8, 255 - l as u8][..]), "image {i}");
         }
         s.labels.clone()
     }
@@ -143,7 +146,7 @@ mod tests {
         assert_eq!(val.labels, PINNED_SEED0_10_3);
     }
 
-    const PINNED_SEED0_10_3: [u8; 3] = [5, 6, 7];
+    const PINNED_SEED0_10_3: [u32; 3] = [5, 6, 7];
 
     #[test]
     fn bad_sizes_name_the_numbers() {

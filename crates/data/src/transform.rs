@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 /// let aug = Augment { crop_padding: 1, hflip: false };
 /// let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
 /// let mut out = Vec::new();
-/// aug.apply(&img, [1, 2, 3], 0.0, &mut rng, &mut out);
+/// aug.apply(&img, [1, 2, 3], &[0.0], &mut rng, &mut out);
 /// assert_eq!(out.len(), 6);
 /// assert!(out.iter().all(|v| *v == 0.0 || img.contains(v)));
 /// ```
@@ -44,7 +44,8 @@ impl Augment {
 
     /// The usual augmentation for a data set's images: a random crop with 2 pixels of padding
     /// for the 28x28 sets, plus horizontal flips for Fashion-MNIST (a flipped digit is another
-    /// symbol, a flipped shoe is a shoe).
+    /// symbol, a flipped shoe is a shoe); for CIFAR-10 the standard pad 4, crop 32 and flips
+    /// (He et al. 2016, section 4.2).
     pub fn default_for(kind: crate::DatasetKind) -> Augment {
         match kind {
             crate::DatasetKind::Mnist => Augment {
@@ -55,18 +56,23 @@ impl Augment {
                 crop_padding: 2,
                 hflip: true,
             },
+            crate::DatasetKind::Cifar10 => Augment {
+                crop_padding: 4,
+                hflip: true,
+            },
         }
     }
 
     /// Writes the augmented copy of `src` (one `[c, h, w]` image) to `out` (cleared first),
     /// drawing from `rng`: the crop's top and left offsets in `0..=2 * crop_padding` when
-    /// cropping, then one flip decision when flipping. Pixels from the padding get `fill` (the
-    /// value a black pixel has after normalisation, as torchvision pads before `ToTensor`).
+    /// cropping, then one flip decision when flipping. Pixels from the padding of channel `c`
+    /// get `fill[c]` (one value for all channels when `fill` has one; the value a black pixel
+    /// has after normalisation, as torchvision pads before `ToTensor`; 0 when empty).
     pub fn apply<R: Rng + ?Sized>(
         &self,
         src: &[f32],
         shape: [usize; 3],
-        fill: f32,
+        fill: &[f32],
         rng: &mut R,
         out: &mut Vec<f32>,
     ) {
@@ -81,6 +87,11 @@ impl Augment {
         out.clear();
         out.reserve(c * h * w);
         for ch in 0..c {
+            let fill = match fill {
+                [] => 0.0,
+                [one] => *one,
+                many => many[ch.min(many.len() - 1)],
+            };
             let plane = &src[ch * h * w..(ch + 1) * h * w];
             for y in 0..h {
                 // Source row of output row y: y + top - p, when inside the image.
@@ -98,73 +109,277 @@ impl Augment {
     }
 }
 
-/// Per-channel normalisation `(x - mean) / std`, applied after scaling pixels to `[0, 1]`.
+/// The most channels a [`Normalize`] holds statistics for (grey, RGB, RGBA).
+pub const MAX_CHANNELS: usize = 4;
+
+/// torchvision's `Normalize(mean, std)`: `(x - mean[c]) / std[c]` for channel `c`, applied
+/// after `ToTensor` scaled the pixels to `[0, 1]`.
+///
+/// One mean and one standard deviation ([`Normalize::new`]) apply to every channel; per-channel
+/// statistics ([`Normalize::per_channel`]) give one pair per channel (up to [`MAX_CHANNELS`]).
+/// Both constructors check that every value is finite and every std above 0. On the command
+/// line and in a weights file's metadata it is written `MEAN,STD` or `M1,M2,M3/S1,S2,S3`
+/// ([`std::str::FromStr`] / [`std::fmt::Display`]); in a run's JSON/TOML configuration as
+/// `[MEAN, STD]` or `{ mean = [..], std = [..] }`.
+///
+/// ```
+/// use convnets_data::Normalize;
+/// let grey = Normalize::new(0.5, 0.25).unwrap();
+/// assert_eq!(grey.apply(0, 1.0), 2.0);
+/// let rgb: Normalize = "0.5,0.4,0.3/0.1,0.2,0.5".parse().unwrap();
+/// assert_eq!(rgb.channels(), 3);
+/// assert!((rgb.apply(2, 0.8) - 1.0).abs() < 1e-6);
+/// assert_eq!(rgb.to_string(), "0.5,0.4,0.3/0.1,0.2,0.5");
+/// assert!("0.5,0".parse::<Normalize>().is_err()); // std 0
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Normalize {
-    /// Mean subtracted.
-    pub mean: f32,
-    /// Standard deviation divided by.
-    pub std: f32,
+    mean: [f32; MAX_CHANNELS],
+    std: [f32; MAX_CHANNELS],
+    channels: usize,
 }
 
 impl Normalize {
     /// MNIST's training-set statistics (the values of PyTorch's MNIST example).
-    pub const MNIST: Normalize = Normalize {
-        mean: 0.1307,
-        std: 0.3081,
-    };
+    pub const MNIST: Normalize = Normalize::constant(&[0.1307], &[0.3081]);
     /// Fashion-MNIST's training-set statistics.
-    pub const FASHION_MNIST: Normalize = Normalize {
-        mean: 0.2860,
-        std: 0.3530,
-    };
+    pub const FASHION_MNIST: Normalize = Normalize::constant(&[0.2860], &[0.3530]);
+    /// CIFAR-10's per-channel training-set statistics (R, G, B), computed over the 50,000
+    /// training images.
+    pub const CIFAR10: Normalize =
+        Normalize::constant(&[0.4914, 0.4822, 0.4465], &[0.2470, 0.2435, 0.2616]);
+    /// ImageNet's per-channel statistics, as torchvision's and timm's models use them.
+    pub const IMAGENET: Normalize =
+        Normalize::constant(&[0.485, 0.456, 0.406], &[0.229, 0.224, 0.225]);
 
-    /// Applies the normalisation to one value.
-    pub fn apply(&self, x: f32) -> f32 {
-        (x - self.mean) / self.std
+    const fn constant(mean: &[f32], std: &[f32]) -> Normalize {
+        let mut m = [0.0; MAX_CHANNELS];
+        let mut s = [1.0; MAX_CHANNELS];
+        let mut i = 0;
+        while i < mean.len() {
+            m[i] = mean[i];
+            s[i] = std[i];
+            i += 1;
+        }
+        Normalize {
+            mean: m,
+            std: s,
+            channels: mean.len(),
+        }
+    }
+
+    /// One mean and standard deviation for every channel; an error unless both are finite
+    /// and `std > 0`.
+    pub fn new(mean: f32, std: f32) -> Result<Normalize, String> {
+        Normalize::per_channel(&[mean], &[std])
+    }
+
+    /// Per-channel statistics: `mean[c]` and `std[c]` for channel `c`. An error unless both
+    /// have the same length, 1 to [`MAX_CHANNELS`], with finite values and every std > 0.
+    pub fn per_channel(mean: &[f32], std: &[f32]) -> Result<Normalize, String> {
+        if mean.len() != std.len() || mean.is_empty() || mean.len() > MAX_CHANNELS {
+            return Err(format!(
+                "normalization needs as many means as stds, 1 to {MAX_CHANNELS}: got {} and {}",
+                mean.len(),
+                std.len()
+            ));
+        }
+        if let Some((m, s)) = mean
+            .iter()
+            .zip(std)
+            .find(|(m, s)| !m.is_finite() || !s.is_finite() || **s <= 0.0)
+        {
+            return Err(format!(
+                "normalization needs a finite mean and a finite std > 0 in every channel, got mean {m}, std {s}"
+            ));
+        }
+        Ok(Normalize::constant(mean, std))
+    }
+
+    /// How many (mean, std) pairs it holds: 1 (the same for every channel) or one per channel.
+    pub fn channels(&self) -> usize {
+        self.channels
+    }
+
+    /// The means, one per [`Normalize::channels`].
+    pub fn means(&self) -> &[f32] {
+        &self.mean[..self.channels]
+    }
+
+    /// The standard deviations, one per [`Normalize::channels`].
+    pub fn stds(&self) -> &[f32] {
+        &self.std[..self.channels]
+    }
+
+    /// `(mean, std)` of channel `c` (the single pair when there is one).
+    pub fn of(&self, c: usize) -> (f32, f32) {
+        let i = if self.channels == 1 { 0 } else { c };
+        (self.mean[i], self.std[i])
+    }
+
+    /// Whether it can normalise images of `c` channels: one pair for all, or one per channel.
+    pub fn fits(&self, c: usize) -> bool {
+        self.channels == 1 || self.channels == c
+    }
+
+    /// An error naming both counts unless it [`fits`](Normalize::fits) `c`-channel images.
+    pub fn check_channels(&self, c: usize) -> Result<(), String> {
+        if self.fits(c) {
+            Ok(())
+        } else {
+            Err(format!(
+                "normalization {self} has {} channels but the images have {c}",
+                self.channels
+            ))
+        }
+    }
+
+    /// Normalises one value of channel `c`.
+    pub fn apply(&self, c: usize, x: f32) -> f32 {
+        let (m, s) = self.of(c);
+        (x - m) / s
     }
 }
 
-/// The 256 values a byte maps to: `x / 255`, then normalised when asked.
-pub fn byte_lut(normalize: Option<Normalize>) -> [f32; 256] {
+impl std::fmt::Display for Normalize {
+    /// `MEAN,STD` for one pair, `M1,M2,M3/S1,S2,S3` per channel.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let list = |v: &[f32]| v.iter().map(f32::to_string).collect::<Vec<_>>().join(",");
+        if self.channels == 1 {
+            write!(f, "{},{}", self.mean[0], self.std[0])
+        } else {
+            write!(f, "{}/{}", list(self.means()), list(self.stds()))
+        }
+    }
+}
+
+impl std::str::FromStr for Normalize {
+    type Err = String;
+
+    /// `MEAN,STD` (one pair for every channel) or `M1,...,Mc/S1,...,Sc` (per channel).
+    fn from_str(s: &str) -> Result<Normalize, String> {
+        let nums = |part: &str| -> Result<Vec<f32>, String> {
+            part.split(',')
+                .map(|v| {
+                    v.trim()
+                        .parse::<f32>()
+                        .map_err(|e| format!("normalization {s:?}: {v:?} is not a number: {e}"))
+                })
+                .collect()
+        };
+        let (mean, std) = match s.split_once('/') {
+            Some((m, sd)) => (nums(m)?, nums(sd)?),
+            None => match nums(s)?.as_slice() {
+                &[m, sd] => (vec![m], vec![sd]),
+                _ => {
+                    return Err(format!(
+                        "normalization {s:?}: expected MEAN,STD or M1,M2,M3/S1,S2,S3"
+                    ))
+                }
+            },
+        };
+        Normalize::per_channel(&mean, &std)
+    }
+}
+
+/// How a [`Normalize`] is written in configurations: `[mean, std]` for one pair, else
+/// `{ mean = [...], std = [...] }`.
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum NormalizeRepr {
+    Pair([f32; 2]),
+    PerChannel { mean: Vec<f32>, std: Vec<f32> },
+}
+
+impl Serialize for Normalize {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.channels == 1 {
+            NormalizeRepr::Pair([self.mean[0], self.std[0]]).serialize(s)
+        } else {
+            NormalizeRepr::PerChannel {
+                mean: self.means().to_vec(),
+                std: self.stds().to_vec(),
+            }
+            .serialize(s)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Normalize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Normalize, D::Error> {
+        match NormalizeRepr::deserialize(d)? {
+            NormalizeRepr::Pair([m, s]) => Normalize::new(m, s),
+            NormalizeRepr::PerChannel { mean, std } => Normalize::per_channel(&mean, &std),
+        }
+        .map_err(serde::de::Error::custom)
+    }
+}
+
+/// The 256 values a byte of channel `c` maps to: `x / 255`, then normalised when asked.
+pub fn byte_lut(normalize: Option<Normalize>, c: usize) -> [f32; 256] {
     let mut lut = [0f32; 256];
     for (i, v) in lut.iter_mut().enumerate() {
         let x = i as f32 / 255.0;
         *v = match normalize {
-            Some(n) => n.apply(x),
+            Some(n) => n.apply(c, x),
             None => x,
         };
     }
     lut
 }
 
-/// Converts bytes with ToTensor (`x / 255`) then, when given, Normalize.
-pub fn bytes_to_f32(bytes: &[u8], normalize: Option<Normalize>) -> Vec<f32> {
-    let lut = byte_lut(normalize);
-    bytes.iter().map(|&b| lut[usize::from(b)]).collect()
+/// Converts the bytes of images laid out `[.., channels, plane]` (each channel's `plane`
+/// values contiguous, as CHW images are) with ToTensor (`x / 255`) then, when given, each
+/// channel's Normalize.
+pub fn bytes_to_f32(
+    bytes: &[u8],
+    channels: usize,
+    plane: usize,
+    normalize: Option<Normalize>,
+) -> Vec<f32> {
+    let luts: Vec<[f32; 256]> = (0..channels.max(1))
+        .map(|c| byte_lut(normalize, c))
+        .collect();
+    let plane = plane.max(1);
+    bytes
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| luts[(i / plane) % luts.len()][usize::from(b)])
+        .collect()
 }
 
 impl Split {
-    /// The images as `f32`: ToTensor (`x / 255`) then, when given, Normalize.
+    /// The images as `f32`: ToTensor (`x / 255`) then, when given, Normalize (per channel).
     pub fn to_f32(&self, normalize: Option<Normalize>) -> Vec<f32> {
-        bytes_to_f32(&self.images, normalize)
+        bytes_to_f32(
+            &self.images,
+            self.channels,
+            self.rows * self.cols,
+            normalize,
+        )
     }
 
-    /// Mean and standard deviation of the pixels after scaling to `[0, 1]`.
-    pub fn stats(&self) -> Normalize {
-        let n = self.images.len().max(1) as f64;
-        let (mut s, mut s2) = (0f64, 0f64);
-        for &b in &self.images {
+    /// Mean and standard deviation of each channel's pixels after scaling to `[0, 1]`, as
+    /// `(mean, std)` per channel: the statistics to normalise this split with.
+    pub fn stats(&self) -> Vec<(f32, f32)> {
+        let plane = (self.rows * self.cols).max(1);
+        let c = self.channels.max(1);
+        let mut sums = vec![(0f64, 0f64, 0u64); c];
+        for (i, &b) in self.images.iter().enumerate() {
             let x = f64::from(b) / 255.0;
-            s += x;
-            s2 += x * x;
+            let e = &mut sums[(i / plane) % c];
+            e.0 += x;
+            e.1 += x * x;
+            e.2 += 1;
         }
-        let mean = s / n;
-        let var = (s2 / n - mean * mean).max(0.0);
-        Normalize {
-            mean: mean as f32,
-            std: var.sqrt() as f32,
-        }
+        sums.into_iter()
+            .map(|(s, s2, n)| {
+                let n = n.max(1) as f64;
+                let mean = s / n;
+                let var = (s2 / n - mean * mean).max(0.0);
+                (mean as f32, var.sqrt() as f32)
+            })
+            .collect()
     }
 }
 
@@ -178,21 +393,93 @@ mod tests {
             images: vec![0, 255, 51, 128],
             labels: vec![0],
             len: 1,
+            channels: 1,
             rows: 2,
             cols: 2,
         };
         assert_eq!(s.to_f32(None), vec![0.0, 1.0, 0.2, 128.0 / 255.0]);
-        let n = Normalize {
-            mean: 0.5,
-            std: 0.25,
-        };
+        let n = Normalize::new(0.5, 0.25).unwrap();
         let v = s.to_f32(Some(n));
         assert_eq!(v[0], -2.0);
         assert_eq!(v[1], 2.0);
         assert!((v[2] - (-1.2)).abs() < 1e-6);
         let st = s.stats();
         let want = (0.0 + 1.0 + 0.2 + 128.0 / 255.0) / 4.0;
-        assert!((st.mean - want).abs() < 1e-6, "{st:?}");
+        assert!(st.len() == 1 && (st[0].0 - want).abs() < 1e-6, "{st:?}");
+    }
+
+    /// Two 2-channel 1x2 images: each channel gets its own statistics and normalisation.
+    #[test]
+    fn per_channel_statistics_and_normalization() {
+        let s = Split {
+            images: vec![0, 255, 51, 51, 0, 255, 51, 51],
+            labels: vec![0, 1],
+            len: 2,
+            channels: 2,
+            rows: 1,
+            cols: 2,
+        };
+        let st = s.stats();
+        assert!(
+            (st[0].0 - 0.5).abs() < 1e-6 && (st[0].1 - 0.5).abs() < 1e-6,
+            "{st:?}"
+        );
+        assert!(
+            (st[1].0 - 0.2).abs() < 1e-6 && st[1].1.abs() < 1e-6,
+            "{st:?}"
+        );
+        let n = Normalize::per_channel(&[0.5, 0.2], &[0.5, 0.1]).unwrap();
+        let v = s.to_f32(Some(n));
+        let want = [-1.0, 1.0, 0.0, 0.0, -1.0, 1.0, 0.0, 0.0];
+        assert!(
+            v.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-5),
+            "{v:?}"
+        );
+        assert!(n.fits(2) && n.fits(2) && !n.fits(3));
+        assert!(n.check_channels(3).unwrap_err().contains("2 channels"));
+    }
+
+    #[test]
+    fn normalize_parses_prints_and_serializes() {
+        for (text, ch) in [
+            ("0.1307,0.3081", 1),
+            ("0.4914,0.4822,0.4465/0.247,0.2435,0.2616", 3),
+        ] {
+            let n: Normalize = text.parse().unwrap();
+            assert_eq!(n.channels(), ch);
+            assert_eq!(n.to_string(), text);
+            let json = serde_json::to_string(&n).unwrap();
+            assert_eq!(
+                serde_json::from_str::<Normalize>(&json).unwrap(),
+                n,
+                "{json}"
+            );
+        }
+        assert_eq!(
+            serde_json::to_string(&Normalize::MNIST).unwrap(),
+            "[0.1307,0.3081]",
+            "one pair keeps the old [mean, std] form"
+        );
+        assert_eq!(
+            "0.4914,0.4822,0.4465/0.247,0.2435,0.2616"
+                .parse::<Normalize>()
+                .unwrap(),
+            Normalize::per_channel(&[0.4914, 0.4822, 0.4465], &[0.247, 0.2435, 0.2616]).unwrap()
+        );
+        for bad in [
+            "",
+            "1",
+            "1,2,3",
+            "a,1",
+            "0.5,0",
+            "nan,1",
+            "1,2/3",
+            "1,2,3,4,5/1,1,1,1,1",
+        ] {
+            assert!(bad.parse::<Normalize>().is_err(), "{bad:?}");
+        }
+        assert!(serde_json::from_str::<Normalize>("[0.5, -1]").is_err());
+        assert!(serde_json::from_str::<Normalize>(r#"{"mean":[0.5],"std":[1,2]}"#).is_err());
     }
 }
 
@@ -208,7 +495,7 @@ mod augment_tests {
         let run = |aug: Augment, seed: u64| {
             let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed);
             let mut out = Vec::new();
-            aug.apply(&img, shape, -1.0, &mut rng, &mut out);
+            aug.apply(&img, shape, &[-1.0], &mut rng, &mut out);
             out
         };
         let none = Augment::default();

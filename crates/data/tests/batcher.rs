@@ -12,7 +12,7 @@ fn indexed(n: usize, bs: usize, shuffle: Option<u64>, drop_last: bool) -> Result
     let images: Vec<f32> = (0..n)
         .flat_map(|i| std::iter::repeat_n(i as f32, 6))
         .collect();
-    let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
+    let labels: Vec<u32> = (0..n).map(|i| (i % 10) as u32).collect();
     Ok(Batcher::new(
         Arc::new(images),
         Arc::new(labels),
@@ -88,13 +88,11 @@ fn shapes_dtypes_and_normalized_values() -> Result<()> {
         images: images.clone(),
         labels: vec![3, 1, 4, 1, 5],
         len: 5,
+        channels: 1,
         rows: 2,
         cols: 2,
     };
-    let norm = Normalize {
-        mean: 0.1307,
-        std: 0.3081,
-    };
+    let norm = Normalize::new(0.1307, 0.3081).unwrap();
     let b = Batcher::from_split(&split, Some(norm), 2, None, false)?.with_device(Device::Cpu);
     assert_eq!(b.image_shape(), [1, 2, 2]);
     let batches: Vec<Batch> = b.epoch(0).collect::<Result<_, _>>()?;

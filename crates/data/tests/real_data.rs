@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use convnets_data::{find_file, load, locate_in, DatasetKind};
 use sha2::{Digest, Sha256};
 
-fn check(kind: DatasetKind, train_first: &[u8], test_first: &[u8]) -> Result<()> {
+fn check(kind: DatasetKind, train_first: &[u32], test_first: &[u32]) -> Result<()> {
     let Some(root) = common::real_data_dir(kind.name()) else {
         return Ok(());
     };
@@ -98,6 +98,7 @@ fn sha256sums_file_matches_the_code() -> Result<()> {
         .iter()
         .flat_map(|k| {
             k.files()
+                .into_iter()
                 .map(|f| (format!("{}/{}", k.name(), f.name), f.sha256.to_string()))
         })
         .collect();
@@ -130,7 +131,7 @@ fn real_validation_split() -> Result<()> {
         "{counts:?}"
     );
     // Label histograms of the parts add up to the whole's.
-    let hist = |labels: &[u8]| {
+    let hist = |labels: &[u32]| {
         let mut h = [0usize; 10];
         for &l in labels {
             h[l as usize] += 1;

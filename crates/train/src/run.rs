@@ -54,8 +54,9 @@ pub struct TrainConfig {
     /// Seed of the initialisation, the shuffling, the validation split and dropout: the same
     /// seed repeats a CPU run exactly (on the same number of threads).
     pub seed: u64,
-    /// `Normalize(mean, std)` after `ToTensor`, if any.
-    pub normalize: Option<[f32; 2]>,
+    /// `Normalize(mean, std)` after `ToTensor` (one pair, or one per channel), if any.
+    /// Written `[mean, std]` or `{ mean = [..], std = [..] }`.
+    pub normalize: Option<Normalize>,
     /// Hold out this many training images (seeded) as the validation set.
     #[serde(default)]
     pub val_split: Option<usize>,
@@ -117,10 +118,13 @@ impl TrainConfig {
         if self.train_limit == Some(0) {
             return bad("--limit 0 leaves no training image".into());
         }
-        if let Some([mean, std]) = self.normalize {
-            if !mean.is_finite() || !std.is_finite() || std <= 0.0 {
+        if let Some(n) = self.normalize {
+            let (c, _, _) = self.dataset_kind()?.image_shape();
+            if !n.fits(c) {
                 return bad(format!(
-                    "--normalize needs a finite mean and a finite std > 0, got {mean},{std}"
+                    "--normalize {n} gives statistics for {} channels but data set `{}` has {c}-channel images",
+                    n.channels(),
+                    self.dataset
                 ));
             }
         }
@@ -339,13 +343,12 @@ fn new_run_dir(cfg: &TrainConfig) -> Result<PathBuf> {
 
 fn batcher(
     split: &Split,
-    normalize: Option<[f32; 2]>,
+    normalize: Option<Normalize>,
     batch: usize,
     shuffle: Option<u64>,
     dev: &Device,
 ) -> Result<Batcher> {
-    let norm = normalize.map(|[mean, std]| Normalize { mean, std });
-    Ok(Batcher::from_split(split, norm, batch, shuffle, false)?.with_device(dev.clone()))
+    Ok(Batcher::from_split(split, normalize, batch, shuffle, false)?.with_device(dev.clone()))
 }
 
 /// The data of a run: training, optional validation, test.
@@ -406,8 +409,8 @@ fn weights_meta(cfg: &TrainConfig, classes: &[String]) -> HashMap<String, String
             serde_json::to_string(classes).unwrap_or_default(),
         ),
     ]);
-    if let Some([mean, std]) = cfg.normalize {
-        m.insert("convnets.normalize".into(), format!("{mean},{std}"));
+    if let Some(n) = cfg.normalize {
+        m.insert("convnets.normalize".into(), n.to_string());
     }
     m
 }
@@ -579,8 +582,8 @@ pub struct EvalConfig {
     pub dataset: String,
     /// Batch size.
     pub batch_size: usize,
-    /// `Normalize(mean, std)`, if the model was trained with it.
-    pub normalize: Option<[f32; 2]>,
+    /// `Normalize(mean, std)` (one pair, or one per channel), if the model was trained with it.
+    pub normalize: Option<Normalize>,
     /// Where the data set is.
     pub data_dir: Option<PathBuf>,
     /// `cpu`, `cuda` or `cuda:N`.
@@ -598,10 +601,12 @@ pub fn eval_weights(cfg: &EvalConfig, weights: &Path) -> Result<EvalResult> {
     if cfg.batch_size == 0 {
         return Err(TrainError::Config("--batch-size must be at least 1".into()));
     }
-    if let Some([mean, std]) = cfg.normalize {
-        if !mean.is_finite() || !std.is_finite() || std <= 0.0 {
+    if let Some(n) = cfg.normalize {
+        let c = kind.image_shape().0;
+        if !n.fits(c) {
             return Err(TrainError::Config(format!(
-                "--normalize needs a finite mean and a finite std > 0, got {mean},{std}"
+                "--normalize {n} gives statistics for {} channels but data set `{kind}` has {c}-channel images",
+                n.channels()
             )));
         }
     }
@@ -639,17 +644,7 @@ pub fn predict_images(
             &cfg.model,
         )));
     };
-    let norm = match cfg.normalize {
-        Some([mean, std]) if mean.is_finite() && std.is_finite() && std > 0.0 => {
-            Some(Normalize { mean, std })
-        }
-        Some([mean, std]) => {
-            return Err(TrainError::Config(format!(
-                "--normalize needs a finite mean and a finite std > 0, got {mean},{std}"
-            )))
-        }
-        None => None,
-    };
+    let norm = cfg.normalize;
     let device = parse_device(&cfg.device)?;
     let store = ParamStore::new(0, &device);
     let model = convnets_zoo::build(&cfg.model, store.vb())?;

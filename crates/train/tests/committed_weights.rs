@@ -46,10 +46,11 @@ fn committed_weights_match_their_manifest() -> Result<()> {
             }
             continue;
         };
-        let normalize = meta.get("convnets.normalize").map(|s| {
-            let v: Vec<f32> = s.split(',').map(|x| x.parse().unwrap()).collect();
-            [v[0], v[1]]
-        });
+        let normalize = meta
+            .get("convnets.normalize")
+            .map(|s| s.parse::<convnets_data::Normalize>())
+            .transpose()
+            .map_err(anyhow::Error::msg)?;
         let cfg = EvalConfig {
             model: w.model().into(),
             dataset: w.dataset().into(),

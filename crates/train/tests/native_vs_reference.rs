@@ -29,7 +29,7 @@ fn batches(
         None => {
             let mut rng = convnets_layers::Rng::new(7);
             let images = rng.normal(n * 28 * 28, 0.0, 1.0);
-            let labels = (0..n).map(|i| (i * 7 % 10) as u8).collect();
+            let labels = (0..n).map(|i| (i * 7 % 10) as u32).collect();
             Batcher::new(
                 Arc::new(images),
                 Arc::new(labels),
@@ -108,10 +108,7 @@ fn native_kernels_follow_the_reference_loss_curve() -> Result<()> {
             ..Default::default()
         },
     )?;
-    let mnist = Normalize {
-        mean: 0.1307,
-        std: 0.3081,
-    };
+    let mnist = Normalize::new(0.1307, 0.3081).unwrap();
     check(
         "mnist-net",
         DatasetKind::Mnist,

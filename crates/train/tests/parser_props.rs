@@ -29,7 +29,7 @@ fn config() -> ProptestConfig {
 fn data() -> Batcher {
     let n = 20;
     let images: Vec<f32> = (0..n * 16).map(|i| (i % 7) as f32 / 7.0).collect();
-    let labels: Vec<u8> = (0..n).map(|i| (i % 3) as u8).collect();
+    let labels: Vec<u32> = (0..n).map(|i| (i % 3) as u32).collect();
     Batcher::new(
         Arc::new(images),
         Arc::new(labels),

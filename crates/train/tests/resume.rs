@@ -48,7 +48,7 @@ fn data() -> Result<Batcher> {
     let images: Vec<f32> = (0..n * 64)
         .map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0)
         .collect();
-    let labels: Vec<u8> = (0..n).map(|i| (i * 7 % 3) as u8).collect();
+    let labels: Vec<u32> = (0..n).map(|i| (i * 7 % 3) as u32).collect();
     Ok(Batcher::new(
         Arc::new(images),
         Arc::new(labels),

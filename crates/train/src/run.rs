@@ -118,16 +118,6 @@ impl TrainConfig {
         if self.train_limit == Some(0) {
             return bad("--limit 0 leaves no training image".into());
         }
-        if let Some(n) = self.normalize {
-            let (c, _, _) = self.dataset_kind()?.image_shape();
-            if !n.fits(c) {
-                return bad(format!(
-                    "--normalize {n} gives statistics for {} channels but data set `{}` has {c}-channel images",
-                    n.channels(),
-                    self.dataset
-                ));
-            }
-        }
         if let Some(c) = self.clip_grad_norm {
             if !c.is_finite() || c <= 0.0 {
                 return bad(format!("--clip-grad-norm must be finite and > 0, got {c}"));
@@ -159,6 +149,16 @@ impl TrainConfig {
                 info.input[2],
                 kind.name()
             ));
+        }
+        if let Some(n) = self.normalize {
+            let (c, _, _) = kind.image_shape();
+            if !n.fits(c) {
+                return bad(format!(
+                    "--normalize {n} gives statistics for {} channels but data set `{}` has {c}-channel images",
+                    n.channels(),
+                    self.dataset
+                ));
+            }
         }
         // The optimizer validates its hyper-parameters when built: build it on nothing.
         self.optimizer

@@ -702,7 +702,7 @@ pub struct PredictArgs {
 /// `convnets ensemble`.
 #[derive(Args, Debug)]
 pub struct EnsembleArgs {
-    /// The members' weights.
+    /// The members' weights (files, shipped names or hub:OWNER/REPO[@REVISION][:FILE]).
     #[arg(long = "weights", num_args = 1.., required = true)]
     pub members: Vec<PathBuf>,
     /// Options shared by every member (model, data set, …: default from each file).

@@ -70,29 +70,21 @@ pub enum HubError {
     NoCacheDir,
     /// Offline, and the file is not in the cache.
     #[error(
-        "offline (--offline or HF_HUB_OFFLINE=1): `{file}` of the model repository `{repo}` at revision `{revision}` is not in the Hugging Face cache {cache} (looked in {repo_dir}); fetch it once online, or set HF_HOME to the cache that holds it"
+        "offline (--offline or HF_HUB_OFFLINE=1): `{}` of the model repository `{}` at revision `{}` is not in the Hugging Face cache {cache} (looked in {repo_dir}); fetch it once online, or set HF_HOME to the cache that holds it", .weights.file, .weights.repo, .weights.revision()
     )]
     NotCached {
-        /// `OWNER/REPO`.
-        repo: String,
-        /// The revision looked for.
-        revision: String,
-        /// The file looked for.
-        file: String,
+        /// The repository, revision and file.
+        weights: Box<HubWeights>,
         /// The cache folder (`$HF_HOME/hub`).
         cache: PathBuf,
         /// The repository's folder in it.
         repo_dir: PathBuf,
     },
     /// The download failed: network, HTTP status, missing headers, I/O.
-    #[error("downloading `{file}` of the model repository `{repo}` at revision `{revision}` from {url} (hub endpoint {endpoint}) failed: {source}{hint}")]
+    #[error("downloading `{}` of the model repository `{}` at revision `{}` from {url} (hub endpoint {endpoint}) failed: {source}{hint}", .weights.file, .weights.repo, .weights.revision())]
     Download {
-        /// `OWNER/REPO`.
-        repo: String,
-        /// The revision asked for.
-        revision: String,
-        /// The file asked for.
-        file: String,
+        /// The repository, revision and file.
+        weights: Box<HubWeights>,
         /// The URL fetched.
         url: String,
         /// The hub endpoint (`HF_ENDPOINT`).
@@ -104,14 +96,10 @@ pub enum HubError {
         hint: &'static str,
     },
     /// hf-hub stopped on a reply it did not expect (it panicked); nothing was returned.
-    #[error("downloading `{file}` of the model repository `{repo}` at revision `{revision}` from {url} (hub endpoint {endpoint}) failed: the server's reply broke hf-hub ({message})")]
+    #[error("downloading `{}` of the model repository `{}` at revision `{}` from {url} (hub endpoint {endpoint}) failed: the server's reply broke hf-hub ({message})", .weights.file, .weights.repo, .weights.revision())]
     Broken {
-        /// `OWNER/REPO`.
-        repo: String,
-        /// The revision asked for.
-        revision: String,
-        /// The file asked for.
-        file: String,
+        /// The repository, revision and file.
+        weights: Box<HubWeights>,
         /// The URL fetched.
         url: String,
         /// The hub endpoint (`HF_ENDPOINT`).
@@ -120,16 +108,12 @@ pub enum HubError {
         message: String,
     },
     /// A cached `.safetensors` file shorter or longer than its header says.
-    #[error("{path}: `{file}` of `{repo}` at revision `{revision}` is not a whole safetensors file: {reason}; {action}")]
+    #[error("{path}: `{}` of `{}` at revision `{}` is not a whole safetensors file: {reason}; {action}", .weights.file, .weights.repo, .weights.revision())]
     Incomplete {
         /// The file in the cache.
         path: PathBuf,
-        /// `OWNER/REPO`.
-        repo: String,
-        /// The revision.
-        revision: String,
-        /// The file's name in the repository.
-        file: String,
+        /// The repository, revision and file.
+        weights: Box<HubWeights>,
         /// What was expected and what was found.
         reason: String,
         /// What became of it.
@@ -365,9 +349,7 @@ pub fn fetch(w: &HubWeights, offline: bool) -> Result<PathBuf, HubError> {
 pub fn fetch_with(w: &HubWeights, cfg: &HubConfig) -> Result<PathBuf, HubError> {
     if cfg.offline {
         let path = cached(w, &cfg.cache_dir).ok_or_else(|| HubError::NotCached {
-            repo: w.repo.clone(),
-            revision: w.revision().to_string(),
-            file: w.file.clone(),
+            weights: Box::new(w.clone()),
             cache: cfg.cache_dir.clone(),
             repo_dir: cfg.cache_dir.join(w.hf_repo().folder_name()),
         })?;
@@ -387,9 +369,7 @@ pub fn fetch_with(w: &HubWeights, cfg: &HubConfig) -> Result<PathBuf, HubError> 
         w.file
     );
     let download_error = |source| HubError::Download {
-        repo: w.repo.clone(),
-        revision: w.revision().to_string(),
-        file: w.file.clone(),
+        weights: Box::new(w.clone()),
         url: url.clone(),
         endpoint: endpoint.clone(),
         hint: hint(&source),
@@ -409,9 +389,7 @@ pub fn fetch_with(w: &HubWeights, cfg: &HubConfig) -> Result<PathBuf, HubError> 
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "no message".to_string());
             return Err(HubError::Broken {
-                repo: w.repo.clone(),
-                revision: w.revision().to_string(),
-                file: w.file.clone(),
+                weights: Box::new(w.clone()),
                 url,
                 endpoint,
                 message,
@@ -458,9 +436,7 @@ fn check_whole(w: &HubWeights, path: &Path, remove: bool) -> Result<(), HubError
     };
     Err(HubError::Incomplete {
         path: path.to_path_buf(),
-        repo: w.repo.clone(),
-        revision: w.revision().to_string(),
-        file: w.file.clone(),
+        weights: Box::new(w.clone()),
         reason,
         action,
     })

@@ -6,6 +6,7 @@ use convnets::data::{Augment, Normalize};
 use convnets::train::optim::{AdamConfig, AdamWConfig, OptimizerConfig, RmsPropConfig, SgdConfig};
 use convnets::train::schedule::{ScheduleConfig, ScheduleKind};
 use convnets::train::{EvalConfig, Loss, TrainConfig};
+use convnets::zoo::HubWeights;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -502,7 +503,9 @@ impl TrainArgs {
 #[derive(Args, Debug, Clone)]
 pub struct WeightsArgs {
     /// The weights: a safetensors file with PyTorch parameter names, a convnets checkpoint,
-    /// or the name of weights shipped in `weights/` (e.g. lenet5-bn-fashion-mnist).
+    /// the name of weights shipped in `weights/` (e.g. lenet5-bn-fashion-mnist), or a file on
+    /// the Hugging Face hub, hub:OWNER/REPO[@REVISION][:FILE] (default model.safetensors),
+    /// downloaded once into the cache of HF_HOME from HF_ENDPOINT.
     #[arg(long)]
     pub weights: PathBuf,
     /// Model name; default: from the weights' metadata (or the run's config beside them).
@@ -524,14 +527,23 @@ pub struct WeightsArgs {
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Never download: hub: weights come from the Hugging Face cache only (as with
+    /// HF_HUB_OFFLINE=1).
+    #[arg(long)]
+    pub offline: bool,
 }
 
-/// The file `--weights` names: the path itself, or for the name of weights shipped in the
-/// repository (`lenet5-bn-fashion-mnist`, see `convnets models`), their file, checked against
-/// its SHA-256.
-pub fn weights_file(arg: &Path) -> Result<PathBuf> {
+/// The file `--weights` names: the path itself; for `hub:OWNER/REPO[@REVISION][:FILE]`, the
+/// file in the Hugging Face cache (downloaded first unless `offline`); or for the name of
+/// weights shipped in the repository (`lenet5-bn-fashion-mnist`, see `convnets models`), their
+/// file, checked against its SHA-256.
+pub fn weights_file(arg: &Path, offline: bool) -> Result<PathBuf> {
     if arg.exists() {
         return Ok(arg.to_path_buf());
+    }
+    if let Some(spec) = arg.to_str().filter(|s| HubWeights::is_spec(s)) {
+        let hub: HubWeights = spec.parse()?;
+        return Ok(convnets::zoo::hub::fetch(&hub, offline)?);
     }
     let Some(known) = arg
         .to_str()
@@ -542,7 +554,7 @@ pub fn weights_file(arg: &Path) -> Result<PathBuf> {
             .map(|w| w.name())
             .collect();
         bail!(
-            "--weights {}: no such file, and not the name of shipped weights ({})",
+            "--weights {}: no such file, not hub:OWNER/REPO[@REVISION][:FILE], and not the name of shipped weights ({})",
             arg.display(),
             names.join(", ")
         )
@@ -697,7 +709,7 @@ pub struct PredictArgs {
 /// `convnets ensemble`.
 #[derive(Args, Debug)]
 pub struct EnsembleArgs {
-    /// The members' weights.
+    /// The members' weights (files, shipped names or hub:OWNER/REPO[@REVISION][:FILE]).
     #[arg(long = "weights", num_args = 1.., required = true)]
     pub members: Vec<PathBuf>,
     /// Options shared by every member (model, data set, …: default from each file).
@@ -726,6 +738,10 @@ pub struct EnsembleOpts {
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Never download: hub: weights come from the Hugging Face cache only (as with
+    /// HF_HUB_OFFLINE=1).
+    #[arg(long)]
+    pub offline: bool,
 }
 
 impl From<EnsembleOpts> for WeightsArgs {
@@ -738,6 +754,7 @@ impl From<EnsembleOpts> for WeightsArgs {
             normalize: o.normalize,
             data_dir: o.data_dir,
             device: o.device,
+            offline: o.offline,
         }
     }
 }

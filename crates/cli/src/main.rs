@@ -172,7 +172,7 @@ fn print_eval(cfg: &EvalConfig, r: &EvalResult) {
 }
 
 fn eval(a: EvalArgs) -> Result<()> {
-    let file = args::weights_file(&a.weights.weights)?;
+    let file = args::weights_file(&a.weights.weights, a.weights.offline)?;
     let cfg = a.weights.resolve(&file)?;
     let r = convnets::train::eval_weights(&cfg, &file)
         .with_context(|| format!("evaluating {}", file.display()))?;
@@ -194,7 +194,7 @@ fn eval(a: EvalArgs) -> Result<()> {
 }
 
 fn predict(a: PredictArgs) -> Result<()> {
-    let file = args::weights_file(&a.weights.weights)?;
+    let file = args::weights_file(&a.weights.weights, a.weights.offline)?;
     let cfg = a.weights.resolve(&file)?;
     let preds = convnets::train::predict_images(&cfg, &file, &a.images, a.top)
         .with_context(|| format!("predicting with {}", file.display()))?;
@@ -223,7 +223,7 @@ fn ensemble(a: EnsembleArgs) -> Result<()> {
     let files = a
         .members
         .iter()
-        .map(|w| args::weights_file(w))
+        .map(|w| args::weights_file(w, opts.offline))
         .collect::<Result<Vec<_>>>()?;
     let cfgs = files
         .iter()

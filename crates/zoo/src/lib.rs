@@ -35,6 +35,8 @@
 
 pub mod alexnet;
 pub mod googlenet;
+#[cfg(feature = "hub")]
+pub mod hub;
 pub mod inception;
 pub mod lenet;
 pub mod mnist_net;
@@ -47,6 +49,8 @@ pub mod zfnet;
 
 pub use alexnet::{AlexNet, AlexNetConfig, AlexNetTorchvision, AlexNetTorchvisionConfig};
 pub use googlenet::{GoogLeNet, GoogLeNetConfig};
+#[cfg(feature = "hub")]
+pub use hub::{HubError, HubWeights};
 pub use inception::{InceptionA, InceptionNet};
 pub use lenet::{LeNet5, LeNet5Bn};
 pub use mnist_net::MnistNet;

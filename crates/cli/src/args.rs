@@ -127,7 +127,8 @@ pub struct TrainArgs {
     /// Model name (see `convnets models`); default: the recipe's (lenet5).
     #[arg(long)]
     pub model: Option<String>,
-    /// Data set: mnist or fashion-mnist; default: the recipe's.
+    /// Data set: mnist, fashion-mnist, cifar10, or folder:PATH (your images: PATH/train/<class>/
+    /// and PATH/val/<class>/, or PATH/<class>/ with --val-split); default: the recipe's.
     #[arg(long)]
     pub dataset: Option<String>,
     /// Number of epochs.
@@ -238,6 +239,10 @@ pub struct TrainArgs {
     /// results are the same with any number).
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
+    /// With --dataset folder:PATH, skip images that cannot be decoded (listed at the start)
+    /// instead of stopping at the first.
+    #[arg(long)]
+    pub skip_bad: bool,
     /// No augmentation, even if the recipe or --config has one.
     #[arg(long, conflicts_with_all = ["augment", "random_crop", "hflip"])]
     pub no_augment: bool,
@@ -305,6 +310,9 @@ impl TrainArgs {
         }
         if self.offline {
             c.download = false;
+        }
+        if self.skip_bad {
+            c.skip_bad = true;
         }
         if self.no_augment {
             c.augment = None;

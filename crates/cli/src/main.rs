@@ -178,16 +178,7 @@ fn eval(a: EvalArgs) -> Result<()> {
         .with_context(|| format!("evaluating {}", file.display()))?;
     print_eval(&cfg, &r);
     if !a.quiet {
-        let names = cfg
-            .dataset
-            .parse::<DatasetKind>()
-            .map(|k| {
-                k.classes()
-                    .iter()
-                    .map(|c| c.to_string())
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default();
+        let names = convnets::train::run::weights_classes(&file, &cfg.dataset);
         print!("{}", r.report(&names));
     }
     Ok(())

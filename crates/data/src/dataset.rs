@@ -284,6 +284,65 @@ impl std::str::FromStr for DatasetKind {
     }
 }
 
+/// What a `--dataset` names: a known data set, or a folder of your own images
+/// (`folder:PATH`, read by [`crate::folder::load_image_folder`]).
+///
+/// ```
+/// use convnets_data::{DatasetKind, DatasetSpec};
+/// assert_eq!("cifar10".parse::<DatasetSpec>().unwrap(), DatasetSpec::Known(DatasetKind::Cifar10));
+/// let f: DatasetSpec = "folder:photos/pets".parse().unwrap();
+/// assert_eq!(f, DatasetSpec::Folder("photos/pets".into()));
+/// assert_eq!(f.to_string(), "folder:photos/pets");
+/// assert!("folder:".parse::<DatasetSpec>().is_err());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum DatasetSpec {
+    /// One of the data sets this crate knows.
+    Known(DatasetKind),
+    /// A folder of images, one subfolder per class.
+    Folder(PathBuf),
+}
+
+impl DatasetSpec {
+    /// The known data set, if it is one.
+    pub fn kind(&self) -> Option<DatasetKind> {
+        match self {
+            DatasetSpec::Known(k) => Some(*k),
+            DatasetSpec::Folder(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for DatasetSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DatasetSpec::Known(k) => f.write_str(k.name()),
+            DatasetSpec::Folder(p) => write!(f, "folder:{}", p.display()),
+        }
+    }
+}
+
+impl std::str::FromStr for DatasetSpec {
+    type Err = DataError;
+
+    /// `folder:PATH`, or a name [`DatasetKind`] accepts.
+    fn from_str(s: &str) -> Result<Self> {
+        if let Some(path) = s.trim().strip_prefix("folder:") {
+            if path.is_empty() {
+                return Err(DataError::InvalidArgument(
+                    "folder: needs a path, e.g. --dataset folder:photos".into(),
+                ));
+            }
+            return Ok(DatasetSpec::Folder(PathBuf::from(path)));
+        }
+        s.parse().map(DatasetSpec::Known).map_err(|_| {
+            DataError::InvalidArgument(format!(
+                "unknown data set {s:?}, expected one of: mnist, fashion-mnist, cifar10, or folder:PATH (a folder of images, one subfolder per class)"
+            ))
+        })
+    }
+}
+
 /// One split (train or test) of an image data set, as bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Split {

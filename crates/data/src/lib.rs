@@ -31,6 +31,7 @@ pub mod cifar;
 pub mod dataset;
 pub mod download;
 pub mod error;
+pub mod folder;
 pub mod idx;
 pub mod picture;
 pub mod synthetic;
@@ -42,7 +43,7 @@ pub use batch::{Batch, Batcher, Epoch, Prefetch};
 pub use dataset::{
     default_root, default_root_from, find_file, load, load_dir, load_or_download,
     load_or_download_in, load_test, locate, locate_in, Archive, DataFile, Dataset, DatasetKind,
-    Split, CIFAR10_ARCHIVE, CIFAR10_FILES, DATA_ENV, DEBIAN_FASHION_MNIST,
+    DatasetSpec, Split, CIFAR10_ARCHIVE, CIFAR10_FILES, DATA_ENV, DEBIAN_FASHION_MNIST,
 };
 pub use download::{
     check_archive, download, download_archive, download_files, md5_file, payload_sha256,

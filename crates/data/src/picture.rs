@@ -36,6 +36,25 @@ pub fn load_image(
     shape: [usize; 3],
     normalize: Option<Normalize>,
 ) -> Result<Vec<f32>> {
+    let bytes = load_image_bytes(path, shape)?;
+    let c = shape[0];
+    if let Some(n) = normalize {
+        n.check_channels(c).map_err(|reason| DataError::Image {
+            path: path.to_path_buf(),
+            reason,
+        })?;
+    }
+    Ok(crate::transform::bytes_to_f32(
+        &bytes,
+        c,
+        shape[1] * shape[2],
+        normalize,
+    ))
+}
+
+/// [`load_image`] before `ToTensor`: the `[c, h, w]` bytes of the image at `path`, converted
+/// to grey (`c = 1`) or RGB (`c = 3`) and fitted to `h x w` (scaled to cover, centre-cropped).
+pub fn load_image_bytes(path: &Path, shape: [usize; 3]) -> Result<Vec<u8>> {
     let bad = |reason: String| DataError::Image {
         path: path.to_path_buf(),
         reason,
@@ -64,26 +83,20 @@ pub fn load_image(
     } else {
         img.resize_to_fill(tw, th, FilterType::Triangle)
     };
-    if let Some(n) = normalize {
-        n.check_channels(c).map_err(bad)?;
-    }
-    let luts: Vec<[f32; 256]> = (0..c)
-        .map(|ch| crate::transform::byte_lut(normalize, ch))
-        .collect();
     Ok(match c {
-        1 => planes(&DynamicImage::ImageLuma8(img.to_luma8()), 1, &luts),
-        _ => planes(&DynamicImage::ImageRgb8(img.to_rgb8()), 3, &luts),
+        1 => planes(&DynamicImage::ImageLuma8(img.to_luma8()), 1),
+        _ => planes(&DynamicImage::ImageRgb8(img.to_rgb8()), 3),
     })
 }
 
-/// The pixels of an 8-bit grey or RGB image as `[c, h, w]` values through each channel's lut.
-fn planes(img: &DynamicImage, c: usize, luts: &[[f32; 256]]) -> Vec<f32> {
+/// The bytes of an 8-bit grey or RGB image as `[c, h, w]` planes.
+fn planes(img: &DynamicImage, c: usize) -> Vec<u8> {
     let bytes = img.as_bytes();
     let n = bytes.len() / c;
-    let mut out = vec![0f32; bytes.len()];
+    let mut out = vec![0u8; bytes.len()];
     for (i, px) in bytes.chunks_exact(c).enumerate() {
         for (ch, &v) in px.iter().enumerate() {
-            out[ch * n + i] = luts[ch][v as usize];
+            out[ch * n + i] = v;
         }
     }
     out

@@ -29,7 +29,7 @@ use crate::schedule::{LrScheduler, ScheduleConfig};
 use crate::trainer::{evaluate_with, EvalResult, Trainer};
 use crate::{parse_device, plot, Result, TrainError};
 use candle_core::{Device, Tensor};
-use convnets_data::{Augment, Batcher, Dataset, DatasetKind, Normalize, Split};
+use convnets_data::{Augment, Batcher, Dataset, DatasetKind, DatasetSpec, Normalize, Split};
 use convnets_layers::ParamStore;
 use convnets_zoo::ModelInfo;
 use serde::{Deserialize, Serialize};
@@ -45,7 +45,8 @@ use std::sync::Arc;
 pub struct TrainConfig {
     /// Registry name of the model (`lenet5`, `mnist-net`, …).
     pub model: String,
-    /// Data set name (`fashion-mnist`, `mnist`).
+    /// Data set: `fashion-mnist`, `mnist`, `cifar10`, or `folder:PATH` (your own images, one
+    /// folder per class; see [`convnets_data::folder`]).
     pub dataset: String,
     /// Number of epochs.
     pub epochs: usize,
@@ -95,19 +96,32 @@ pub struct TrainConfig {
     /// the batches, and so the run, are the same with any number.
     #[serde(default)]
     pub workers: usize,
+    /// With `--dataset folder:PATH`: skip images that cannot be decoded (counted and listed
+    /// on stderr) instead of failing on the first one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skip_bad: bool,
 }
 
 impl TrainConfig {
-    /// The data set kind, or an error listing the known ones.
+    /// The data set kind, or an error listing the known ones (also for `folder:PATH`, which
+    /// is no known data set; see [`TrainConfig::dataset_spec`]).
     pub fn dataset_kind(&self) -> Result<DatasetKind> {
         self.dataset
             .parse::<DatasetKind>()
             .map_err(|e| TrainError::Config(e.to_string()))
     }
 
+    /// What `dataset` names: a known data set or a folder of images.
+    pub fn dataset_spec(&self) -> Result<DatasetSpec> {
+        self.dataset
+            .parse::<DatasetSpec>()
+            .map_err(|e| TrainError::Config(e.to_string()))
+    }
+
     /// Checks every value before anything is loaded or written: the model and data set exist,
-    /// the model's input fits the data set's images, the numbers are in range.
-    pub fn validate(&self) -> Result<DatasetKind> {
+    /// the model's input fits the data set's images, the numbers are in range. Images of a
+    /// `folder:PATH` data set are fitted to the model's input.
+    pub fn validate(&self) -> Result<DatasetSpec> {
         let bad = |m: String| Err(TrainError::Config(m));
         if self.batch_size == 0 {
             return bad("--batch-size must be at least 1".into());
@@ -123,8 +137,32 @@ impl TrainConfig {
                 return bad(format!("--clip-grad-norm must be finite and > 0, got {c}"));
             }
         }
+        if self.early_stop == Some(0) {
+            return bad("--early-stop needs a patience of at least 1 epoch".into());
+        }
+        let Some(info) = convnets_zoo::find(&self.model) else {
+            return bad(convnets_zoo::unknown_model_message(&self.model));
+        };
+        let spec = self.dataset_spec()?;
+        let [c, h, w] = input_shape(&spec, info);
+        if info.input != [c, h, w] {
+            return bad(format!(
+                "model `{}` takes {}x{}x{} inputs but data set `{spec}` has {c}x{h}x{w} images",
+                self.model, info.input[0], info.input[1], info.input[2],
+            ));
+        }
+        if let DatasetSpec::Folder(p) = &spec {
+            if !p.is_dir() {
+                return bad(format!(
+                    "--dataset {spec}: no such folder (expected PATH/<class>/*.png, or PATH/train/<class>/ and PATH/val/<class>/)"
+                ));
+            }
+        } else if self.skip_bad {
+            return bad(format!(
+                "--skip-bad is for --dataset folder:PATH; data set `{spec}` is read whole or not at all"
+            ));
+        }
         if let Some(a) = &self.augment {
-            let (_, h, w) = self.dataset_kind()?.image_shape();
             if a.crop_padding > h.min(w) {
                 return bad(format!(
                     "random crop padding {} is larger than the {h}x{w} images",
@@ -132,26 +170,7 @@ impl TrainConfig {
                 ));
             }
         }
-        if self.early_stop == Some(0) {
-            return bad("--early-stop needs a patience of at least 1 epoch".into());
-        }
-        let Some(info) = convnets_zoo::find(&self.model) else {
-            return bad(convnets_zoo::unknown_model_message(&self.model));
-        };
-        let kind = self.dataset_kind()?;
-        let (c, h, w) = kind.image_shape();
-        if info.input != [c, h, w] {
-            return bad(format!(
-                "model `{}` takes {}x{}x{} inputs but data set `{}` has {c}x{h}x{w} images",
-                self.model,
-                info.input[0],
-                info.input[1],
-                info.input[2],
-                kind.name()
-            ));
-        }
         if let Some(n) = self.normalize {
-            let (c, _, _) = kind.image_shape();
             if !n.fits(c) {
                 return bad(format!(
                     "--normalize {n} gives statistics for {} channels but data set `{}` has {c}-channel images",
@@ -168,7 +187,7 @@ impl TrainConfig {
             LrScheduler::new(s, self.optimizer.lr(), self.epochs, 1)
                 .map_err(|e| TrainError::Config(format!("schedule: {e}")))?;
         }
-        Ok(kind)
+        Ok(spec)
     }
 
     /// The configuration as TOML (what `config.toml` holds).
@@ -323,7 +342,30 @@ impl Observer for RunDir {
 /// A new run folder `out/<model>-<dataset>-<UTC time>` (suffixed when it exists).
 fn new_run_dir(cfg: &TrainConfig) -> Result<PathBuf> {
     let stamp = jiff::Timestamp::now().strftime("%Y%m%d-%H%M%S").to_string();
-    let base = format!("{}-{}-{stamp}", cfg.model, cfg.dataset);
+    // A folder data set is named by its last component, kept to characters safe in a name.
+    let dataset = match cfg.dataset_spec() {
+        Ok(DatasetSpec::Folder(p)) => {
+            let name = p
+                .canonicalize()
+                .unwrap_or(p)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let safe: String = name
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            format!("folder-{safe}")
+        }
+        _ => cfg.dataset.clone(),
+    };
+    let base = format!("{}-{dataset}-{stamp}", cfg.model);
     std::fs::create_dir_all(&cfg.out).map_err(TrainError::io(&cfg.out))?;
     for i in 0usize.. {
         let name = if i == 0 {
@@ -351,6 +393,77 @@ fn batcher(
     Ok(Batcher::from_split(split, normalize, batch, shuffle, false)?.with_device(dev.clone()))
 }
 
+/// The shape `[c, h, w]` of the images a data set gives a model: a known data set's own, a
+/// folder's fitted to the model's input.
+fn input_shape(spec: &DatasetSpec, info: &ModelInfo) -> [usize; 3] {
+    match spec {
+        DatasetSpec::Known(kind) => {
+            let (c, h, w) = kind.image_shape();
+            [c, h, w]
+        }
+        DatasetSpec::Folder(_) => info.input,
+    }
+}
+
+/// Reports the images a `folder:` data set skipped as unreadable.
+fn report_skipped(skipped: &[(PathBuf, String)]) {
+    if skipped.is_empty() {
+        return;
+    }
+    eprintln!("skipped {} unreadable images (--skip-bad):", skipped.len());
+    for (_, why) in skipped.iter().take(10) {
+        eprintln!("  {why}");
+    }
+    if skipped.len() > 10 {
+        eprintln!("  … and {} more", skipped.len() - 10);
+    }
+}
+
+/// The model's description, or the error naming the unknown model.
+fn model_info(name: &str) -> Result<&'static ModelInfo> {
+    convnets_zoo::find(name)
+        .ok_or_else(|| TrainError::Config(convnets_zoo::unknown_model_message(name)))
+}
+
+/// An error unless the model has an output for each of the data set's `classes`.
+fn check_classes(spec: &DatasetSpec, info: &ModelInfo, classes: usize) -> Result<()> {
+    if classes > info.classes {
+        return Err(TrainError::Config(format!(
+            "data set `{spec}` has {classes} classes but model `{}` has {} outputs",
+            info.name, info.classes
+        )));
+    }
+    Ok(())
+}
+
+/// The class names of a data set (read from the folder for `folder:PATH`).
+fn class_names(spec: &DatasetSpec) -> Result<Vec<String>> {
+    Ok(match spec {
+        DatasetSpec::Known(kind) => kind.classes().iter().map(|c| c.to_string()).collect(),
+        DatasetSpec::Folder(root) => {
+            convnets_data::folder::class_names(&convnets_data::folder::train_dir(root))?
+        }
+    })
+}
+
+/// The held-out split a data set is evaluated on (the test split; a folder's `val/` or
+/// `test/`), for `model`'s input.
+fn eval_split(spec: &DatasetSpec, data_dir: Option<&Path>, info: &ModelInfo) -> Result<Split> {
+    match spec {
+        DatasetSpec::Known(kind) => Ok(convnets_data::load_test(*kind, data_dir)?),
+        DatasetSpec::Folder(root) => {
+            let (classes, split, skipped) = convnets_data::folder::load_held_out(
+                root,
+                info.input,
+                &convnets_data::folder::FolderOptions::default(),
+            )?;
+            report_skipped(&skipped);
+            check_classes(spec, info, classes.len())?;
+            Ok(split)
+        }
+    }
+}
+
 /// The data of a run: training, optional validation, test.
 struct RunData {
     train: Batcher,
@@ -359,14 +472,43 @@ struct RunData {
     classes: Vec<String>,
 }
 
-fn run_data(cfg: &TrainConfig, kind: DatasetKind, device: &Device) -> Result<RunData> {
-    let data: Dataset =
-        convnets_data::load_or_download(kind, cfg.data_dir.as_deref(), cfg.download)?;
-    let mut train_split = data.train.clone();
+fn run_data(cfg: &TrainConfig, spec: &DatasetSpec, device: &Device) -> Result<RunData> {
+    // (training split, test split, class names, whether --val-split is still to be applied)
+    let (mut train_split, test_split, classes, val_pending) = match spec {
+        DatasetSpec::Known(kind) => {
+            let data: Dataset =
+                convnets_data::load_or_download(*kind, cfg.data_dir.as_deref(), cfg.download)?;
+            let classes = data.class_names().iter().map(|c| c.to_string()).collect();
+            (data.train, data.test, classes, true)
+        }
+        DatasetSpec::Folder(root) => {
+            let info = model_info(&cfg.model)?;
+            let opts = convnets_data::folder::FolderOptions {
+                skip_bad: cfg.skip_bad,
+            };
+            let ds = convnets_data::folder::load_image_folder(root, info.input, &opts)?;
+            report_skipped(&ds.skipped);
+            check_classes(spec, info, ds.classes.len())?;
+            match ds.eval {
+                Some(eval) => (ds.train, eval, ds.classes, true),
+                None => {
+                    // One set of images: --val-split holds out the images evaluated on.
+                    let Some(n) = cfg.val_split else {
+                        return Err(TrainError::Config(format!(
+                            "--dataset {spec}: no PATH/train/ + PATH/val/ (or test/) folders, so nothing to evaluate on: give --val-split N to hold out N of its {} images",
+                            ds.train.len
+                        )));
+                    };
+                    let (t, v) = ds.train.split_off_validation(n, cfg.seed)?;
+                    (t, v, ds.classes, false)
+                }
+            }
+        }
+    };
     if let Some(n) = cfg.train_limit {
         train_split.truncate(n);
     }
-    let (train_split, val_split) = match cfg.val_split {
+    let (train_split, val_split) = match cfg.val_split.filter(|_| val_pending) {
         Some(n) => {
             let (t, v) = train_split.split_off_validation(n, cfg.seed)?;
             (t, Some(v))
@@ -388,12 +530,12 @@ fn run_data(cfg: &TrainConfig, kind: DatasetKind, device: &Device) -> Result<Run
         Some(v) => Some(batcher(v, cfg.normalize, cfg.batch_size, None, device)?),
         None => None,
     };
-    let test = batcher(&data.test, cfg.normalize, cfg.batch_size, None, device)?;
+    let test = batcher(&test_split, cfg.normalize, cfg.batch_size, None, device)?;
     Ok(RunData {
         train,
         val,
         test,
-        classes: data.class_names().iter().map(|c| c.to_string()).collect(),
+        classes,
     })
 }
 
@@ -422,9 +564,9 @@ fn run(
     ckpt: Option<&Checkpoint>,
     stop: Option<Arc<AtomicBool>>,
 ) -> Result<RunSummary> {
-    let kind = cfg.validate()?;
+    let spec = cfg.validate()?;
     let device = parse_device(&cfg.device)?;
-    let data = run_data(cfg, kind, &device)?;
+    let data = run_data(cfg, &spec, &device)?;
     let store = ParamStore::new(cfg.seed, &device);
     convnets_layers::set_seed(cfg.seed); // dropout masks
     let model = convnets_zoo::build(&cfg.model, store.vb())?;
@@ -464,7 +606,7 @@ fn run(
     println!(
         "{} on {} ({} trainable parameters, {} train{} / {} test images) -> {}",
         cfg.model,
-        kind.name(),
+        spec,
         params.num_trainable(),
         data.train.num_samples(),
         data.val
@@ -505,14 +647,14 @@ pub fn train(cfg: &TrainConfig) -> Result<RunSummary> {
 /// [`train`] with a stop flag (see [`crate::interrupt`]): once raised, the run writes a
 /// checkpoint after the current batch and returns; [`resume`] continues it.
 pub fn train_with_stop(cfg: &TrainConfig, stop: Option<Arc<AtomicBool>>) -> Result<RunSummary> {
-    let kind = cfg.validate()?;
+    let spec = cfg.validate()?;
     // Once per run (it builds the model): the largest batch the run forms against the memory
     // available, before the run folder exists.
     if let Some(info) = convnets_zoo::find(&cfg.model) {
         let batch = cfg
             .batch_size
             .min(cfg.train_limit.unwrap_or(usize::MAX))
-            .min(kind.train_len());
+            .min(spec.kind().map_or(usize::MAX, |k| k.train_len()));
         check_batch_memory(info, batch, available_memory())?;
     }
     let dir = new_run_dir(cfg)?;
@@ -555,8 +697,8 @@ pub fn resume(
         write_atomic(&dir.join("config.toml"), cfg.to_toml()?.as_bytes())?;
     }
     // The checkpoint is the commit point: bring the other files back to what it says.
-    let kind = cfg.validate()?;
-    let classes: Vec<String> = kind.classes().iter().map(|s| s.to_string()).collect();
+    let spec = cfg.validate()?;
+    let classes = class_names(&spec)?;
     let run_dir = RunDir::new(dir, weights_meta(&cfg, &classes));
     run_dir.write_history(&ckpt.meta.history)?;
     run_dir.write_weights(&ckpt)?;
@@ -594,18 +736,19 @@ pub struct EvalConfig {
 /// convnets checkpoint) into the model and evaluates it on the test split: loss, top-1 and
 /// top-5 accuracy, per-class accuracy and confusion matrix.
 pub fn eval_weights(cfg: &EvalConfig, weights: &Path) -> Result<EvalResult> {
-    let kind: DatasetKind = cfg
+    let spec: DatasetSpec = cfg
         .dataset
         .parse()
         .map_err(|e: convnets_data::DataError| TrainError::Config(e.to_string()))?;
     if cfg.batch_size == 0 {
         return Err(TrainError::Config("--batch-size must be at least 1".into()));
     }
+    let info = model_info(&cfg.model)?;
     if let Some(n) = cfg.normalize {
-        let c = kind.image_shape().0;
+        let c = input_shape(&spec, info)[0];
         if !n.fits(c) {
             return Err(TrainError::Config(format!(
-                "--normalize {n} gives statistics for {} channels but data set `{kind}` has {c}-channel images",
+                "--normalize {n} gives statistics for {} channels but data set `{spec}` has {c}-channel images",
                 n.channels()
             )));
         }
@@ -614,9 +757,25 @@ pub fn eval_weights(cfg: &EvalConfig, weights: &Path) -> Result<EvalResult> {
     let store = ParamStore::new(0, &device);
     let model = convnets_zoo::build(&cfg.model, store.vb())?;
     load_weights(&store, weights)?;
-    let test = convnets_data::load_test(kind, cfg.data_dir.as_deref())?;
+    let test = eval_split(&spec, cfg.data_dir.as_deref(), info)?;
     let test_b = batcher(&test, cfg.normalize, cfg.batch_size, None, &device)?;
     evaluate_with(model.as_ref(), &test_b, &Loss::default())
+}
+
+/// The class names of `weights`: those its metadata carries (`convnets.classes`), else those
+/// of the data set `dataset` names (read from the folder for `folder:PATH`), else none.
+pub fn weights_classes(weights: &Path, dataset: &str) -> Vec<String> {
+    crate::checkpoint::read_metadata(weights)
+        .ok()
+        .and_then(|m| m.get("convnets.classes").cloned())
+        .and_then(|c| serde_json::from_str(&c).ok())
+        .or_else(|| {
+            dataset
+                .parse::<DatasetSpec>()
+                .ok()
+                .and_then(|s| class_names(&s).ok())
+        })
+        .unwrap_or_default()
 }
 
 /// One image's most likely classes, as [`predict_images`] returns them.
@@ -649,17 +808,7 @@ pub fn predict_images(
     let store = ParamStore::new(0, &device);
     let model = convnets_zoo::build(&cfg.model, store.vb())?;
     load_weights(&store, weights)?;
-    let classes: Vec<String> = crate::checkpoint::read_metadata(weights)
-        .ok()
-        .and_then(|m| m.get("convnets.classes").cloned())
-        .and_then(|c| serde_json::from_str(&c).ok())
-        .or_else(|| {
-            cfg.dataset
-                .parse::<DatasetKind>()
-                .ok()
-                .map(|k| k.classes().iter().map(|c| c.to_string()).collect())
-        })
-        .unwrap_or_default();
+    let classes = weights_classes(weights, &cfg.dataset);
     let [c, h, w] = info.input;
     let mut out = Vec::with_capacity(images.len());
     for chunk in images.chunks(cfg.batch_size.max(1)) {
@@ -750,10 +899,11 @@ pub fn eval_ensemble(
             )));
         }
     }
-    let kind: DatasetKind = first
+    let spec: DatasetSpec = first
         .dataset
         .parse()
         .map_err(|e: convnets_data::DataError| TrainError::Config(e.to_string()))?;
+    let info = model_info(&first.model)?;
     let device = parse_device(&first.device)?;
     let mut models = Vec::new();
     for (c, p) in cfgs.iter().zip(paths) {
@@ -762,7 +912,7 @@ pub fn eval_ensemble(
         load_weights(&store, p)?;
         models.push(model);
     }
-    let test = convnets_data::load_test(kind, first.data_dir.as_deref())?;
+    let test = eval_split(&spec, first.data_dir.as_deref(), info)?;
     let test_b = batcher(
         &test,
         first.normalize,

@@ -24,8 +24,11 @@ fn ok(o: &Output) -> Result<String> {
     Ok(text)
 }
 
-/// Every tensor of a safetensors file: name, shape and bytes (the header's metadata aside).
-fn tensors(path: &Path) -> Result<Vec<(String, Vec<usize>, Vec<u8>)>> {
+/// A tensor's name, shape and bytes.
+type Named = (String, Vec<usize>, Vec<u8>);
+
+/// Every tensor of a safetensors file (the header's metadata aside).
+fn tensors(path: &Path) -> Result<Vec<Named>> {
     let bytes = std::fs::read(path)?;
     let st = safetensors::SafeTensors::deserialize(&bytes)?;
     let mut v: Vec<_> = st

@@ -225,14 +225,20 @@ pub fn load_image_folder(
     })
 }
 
+/// The held-out part of an image folder, as [`load_held_out`] reads it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeldOut {
+    /// The training classes' names, sorted (label `i` is `classes[i]`).
+    pub classes: Vec<String>,
+    /// The held-out images.
+    pub split: Split,
+    /// Images skipped with [`FolderOptions::skip_bad`], with why.
+    pub skipped: Vec<(PathBuf, String)>,
+}
+
 /// Reads only the held-out part of the image folder `root` (`PATH/val/` or `PATH/test/`) as
 /// [`load_image_folder`] would, with the training classes' names: what evaluating needs.
-/// Returns the class names, the split and the skipped images.
-pub fn load_held_out(
-    root: &Path,
-    shape: [usize; 3],
-    opts: &FolderOptions,
-) -> Result<(Vec<String>, Split, Vec<(PathBuf, String)>)> {
+pub fn load_held_out(root: &Path, shape: [usize; 3], opts: &FolderOptions) -> Result<HeldOut> {
     let Some(dir) = eval_dir(root) else {
         return Err(DataError::Image {
             path: root.to_path_buf(),
@@ -254,7 +260,11 @@ pub fn load_held_out(
             ),
         });
     }
-    Ok((classes, split, skipped))
+    Ok(HeldOut {
+        classes,
+        split,
+        skipped,
+    })
 }
 
 #[cfg(test)]
@@ -287,8 +297,11 @@ mod tests {
         assert_eq!(&green[4..8], [255, 255, 255, 255]);
         let eval = ds.eval.unwrap();
         assert_eq!((eval.len, eval.labels.clone()), (1, vec![1]));
-        let (classes, held, _) = load_held_out(r, [3, 2, 2], &FolderOptions::default()).unwrap();
-        assert_eq!((classes, held), (vec!["a".to_string(), "b".into()], eval));
+        let held = load_held_out(r, [3, 2, 2], &FolderOptions::default()).unwrap();
+        assert_eq!(
+            (held.classes, held.split),
+            (vec!["a".to_string(), "b".into()], eval)
+        );
         // Grey: one channel.
         let grey = load_image_folder(r, [1, 3, 3], &FolderOptions::default()).unwrap();
         assert_eq!(grey.train.image_len(), 9);

@@ -452,14 +452,14 @@ fn eval_split(spec: &DatasetSpec, data_dir: Option<&Path>, info: &ModelInfo) -> 
     match spec {
         DatasetSpec::Known(kind) => Ok(convnets_data::load_test(*kind, data_dir)?),
         DatasetSpec::Folder(root) => {
-            let (classes, split, skipped) = convnets_data::folder::load_held_out(
+            let held = convnets_data::folder::load_held_out(
                 root,
                 info.input,
                 &convnets_data::folder::FolderOptions::default(),
             )?;
-            report_skipped(&skipped);
-            check_classes(spec, info, classes.len())?;
-            Ok(split)
+            report_skipped(&held.skipped);
+            check_classes(spec, info, held.classes.len())?;
+            Ok(held.split)
         }
     }
 }

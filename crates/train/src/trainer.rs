@@ -301,6 +301,10 @@ pub fn clip_grad_norm(grads: &mut GradStore, vars: &[Var], max_norm: f64) -> Res
     Ok(norm)
 }
 
+/// The default of [`Trainer::divergence_factor`]: a loss 1,000 times the first batch's is an
+/// explosion (cross-entropy starts near `ln(classes)`, 2.3 for 10 classes).
+pub const DEFAULT_EXPLODE_FACTOR: f32 = 1000.0;
+
 /// Trains any model: a [`ModuleT`] and its [`Params`], with an optimizer ([`Optim`]), an
 /// optional schedule, a loss, observers, and optional validation and test sets. See the
 /// module documentation for an example.
@@ -313,6 +317,8 @@ pub struct Trainer<'a> {
     loss: Loss,
     epochs: usize,
     clip: Option<f64>,
+    explode: Option<f32>,
+    first_loss: Option<f32>,
     val: Option<&'a dyn BatchSource>,
     test: Option<&'a dyn BatchSource>,
     observers: Vec<Box<dyn Observer + 'a>>,
@@ -342,6 +348,8 @@ impl<'a> Trainer<'a> {
             loss: Loss::default(),
             epochs: 1,
             clip: None,
+            explode: Some(DEFAULT_EXPLODE_FACTOR),
+            first_loss: None,
             val: None,
             test: None,
             observers: Vec::new(),
@@ -375,6 +383,15 @@ impl<'a> Trainer<'a> {
     /// Clips the gradients' global norm to `max_norm` before every step.
     pub fn clip_grad_norm(mut self, max_norm: f64) -> Self {
         self.clip = Some(max_norm);
+        self
+    }
+
+    /// Stops the run with [`TrainError::Diverged`] when a batch's loss exceeds `factor` times
+    /// the first batch's loss of this [`Trainer::fit`] (an exploding loss, which a too-high
+    /// learning rate gives before it gives NaN); `None` turns the check off. Default:
+    /// [`DEFAULT_EXPLODE_FACTOR`]. A NaN or infinite loss always stops the run.
+    pub fn divergence_factor(mut self, factor: Option<f32>) -> Self {
+        self.explode = factor;
         self
     }
 
@@ -530,6 +547,23 @@ impl<'a> Trainer<'a> {
         let l = loss.to_dtype(DType::F32)?.to_scalar::<f32>()?;
         if !l.is_finite() {
             return Err(self.diverged(batch, epoch, index, l));
+        }
+        match (self.first_loss, self.explode) {
+            (None, _) => self.first_loss = Some(l),
+            (Some(l0), Some(f)) if l > f * l0.max(1e-3) => {
+                return Err(TrainError::Diverged {
+                    epoch,
+                    batch: index,
+                    what: format!(
+                        "the loss exploded to {l}, more than {f} times the first batch's {l0}"
+                    ),
+                    hint: format!(
+                        "the learning rate {:e} is likely too high (or the momentum too close to 1); lower it, clip the gradients (--clip-grad-norm), or raise the limit (Trainer::divergence_factor)",
+                        self.optimizer.learning_rate()
+                    ),
+                })
+            }
+            _ => {}
         }
         let mut grads = loss.backward()?;
         if let Some(max) = self.clip {

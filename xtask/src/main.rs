@@ -11,6 +11,7 @@
 //! cargo xtask models              list models and data sets
 //! cargo xtask bench [ARGS]        speed table: convnets vs plain candle vs PyTorch
 //! cargo xtask golden              regenerate the PyTorch golden files (needs torch)
+//! cargo xtask fuzz [--cases N]   the property tests of every parser with N cases each (default 100,000)
 //! cargo xtask ci                  what CI runs: fmt, clippy, tests (kernels also without AVX-512), cuda type-check
 //! ```
 
@@ -214,6 +215,51 @@ fn ci() -> Result<()> {
 
 /// The test executables of `packages` (and each one's package folder, the working directory
 /// `cargo test` gives it), from the artifacts of `cargo test --workspace --no-run`.
+/// The property-test binaries: every reader of outside bytes (IDX, images, CIFAR records,
+/// safetensors, run configs and checkpoints).
+const PROPERTY_TESTS: [&str; 5] = [
+    "idx_props",
+    "image_props",
+    "cifar",
+    "store_props",
+    "parser_props",
+];
+
+/// `cargo xtask fuzz [--cases N]`: runs each property-test binary with `PROPTEST_CASES=N`
+/// (CI runs them with 256) and reports the cases and the time per binary.
+fn fuzz(args: &[String]) -> Result<()> {
+    let cases: u64 = match args {
+        [] => 100_000,
+        [flag, n] if flag == "--cases" => n
+            .parse()
+            .with_context(|| format!("--cases {n}: expected a count"))?,
+        _ => bail!("usage: cargo xtask fuzz [--cases N]"),
+    };
+    let bins = test_binaries(&["convnets-data", "convnets-layers", "convnets-train"])?;
+    let mut report = Vec::new();
+    for target in PROPERTY_TESTS {
+        let Some((exe, dir)) = bins.iter().find(|(exe, _)| {
+            exe.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.rsplit_once('-').is_some_and(|(base, _)| base == target))
+        }) else {
+            bail!("no test binary `{target}` was built")
+        };
+        let start = std::time::Instant::now();
+        let mut c = Command::new(exe);
+        c.current_dir(dir)
+            .env("PROPTEST_CASES", cases.to_string())
+            .args(["--test-threads", "2"]);
+        run(c).with_context(|| format!("property tests {target} with {cases} cases each"))?;
+        report.push(format!(
+            "{target}: {cases} cases per property, 0 failures, {:.0} s",
+            start.elapsed().as_secs_f64()
+        ));
+    }
+    println!("{}", report.join("\n"));
+    Ok(())
+}
+
 fn test_binaries(packages: &[&str]) -> Result<Vec<(PathBuf, PathBuf)>> {
     let mut c = cargo();
     c.args(["test", "--workspace", "--no-run", "--message-format=json"])
@@ -321,6 +367,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         "ci" => ci(),
+        "fuzz" => fuzz(&args),
         "cuda-check" => cuda_check(),
         _ => {
             eprintln!(

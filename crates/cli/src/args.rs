@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
-use convnets::data::{Augment, Normalize};
+use convnets::data::{Augment, DatasetSpec, Normalize, ResizedCrop};
 use convnets::train::optim::{AdamConfig, AdamWConfig, OptimizerConfig, RmsPropConfig, SgdConfig};
 use convnets::train::schedule::{ScheduleConfig, ScheduleKind};
 use convnets::train::{EvalConfig, Loss, TrainConfig};
@@ -50,6 +50,11 @@ pub fn parse_pair(s: &str) -> Result<[f32; 2], String> {
 /// Parses `--normalize`: `MEAN,STD` or per channel `M1,M2,M3/S1,S2,S3`.
 pub fn parse_normalize(s: &str) -> Result<Normalize, String> {
     s.parse()
+}
+
+/// Parses a finite, non-negative `f32`.
+fn parse_nonneg_f32(s: &str) -> Result<f32, String> {
+    parse_nonneg(s).map(|x| x as f32)
 }
 
 /// Parses a finite, non-negative number.
@@ -235,6 +240,10 @@ pub struct TrainArgs {
     /// RandomHorizontalFlip (probability 0.5) of the training images.
     #[arg(long)]
     pub hflip: bool,
+    /// RandomResizedCrop: crop a random part (area MIN_SCALE..1 of the image, aspect ratio
+    /// 3/4..4/3) and scale it back to the image's size, e.g. 0.08 (torchvision's default).
+    #[arg(long, value_name = "MIN_SCALE", value_parser = parse_nonneg_f32)]
+    pub random_resized_crop: Option<f32>,
     /// Threads that build the training batches ahead of the loop (0: the loop builds them;
     /// results are the same with any number).
     #[arg(long, value_name = "N")]
@@ -244,7 +253,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub skip_bad: bool,
     /// No augmentation, even if the recipe or --config has one.
-    #[arg(long, conflicts_with_all = ["augment", "random_crop", "hflip"])]
+    #[arg(long, conflicts_with_all = ["augment", "random_crop", "hflip", "random_resized_crop"])]
     pub no_augment: bool,
 }
 
@@ -316,14 +325,36 @@ impl TrainArgs {
         }
         if self.no_augment {
             c.augment = None;
-        } else if self.augment || self.random_crop.is_some() || self.hflip {
+        } else if self.augment
+            || self.random_crop.is_some()
+            || self.hflip
+            || self.random_resized_crop.is_some()
+        {
             let mut a = if self.augment {
-                Augment::default_for(c.dataset.parse().map_err(|e| anyhow::anyhow!("{e}"))?)
+                match c
+                    .dataset
+                    .parse::<DatasetSpec>()
+                    .map_err(|e| anyhow::anyhow!("{e}"))?
+                {
+                    DatasetSpec::Known(kind) => Augment::default_for(kind),
+                    // Photos: torchvision's usual RandomResizedCrop + flips.
+                    DatasetSpec::Folder(_) => Augment {
+                        crop_padding: 0,
+                        hflip: true,
+                        resized_crop: Some(ResizedCrop::default()),
+                    },
+                }
             } else {
                 c.augment.unwrap_or_default()
             };
             if let Some(p) = self.random_crop {
                 a.crop_padding = p;
+            }
+            if let Some(min) = self.random_resized_crop {
+                a.resized_crop = Some(ResizedCrop {
+                    scale: [min, 1.0],
+                    ..ResizedCrop::default()
+                });
             }
             a.hflip |= self.hflip;
             c.augment = Some(a);
@@ -831,27 +862,31 @@ mod tests {
         let fashion = Augment {
             crop_padding: 2,
             hflip: true,
+            resized_crop: None,
         };
         assert_eq!(aug(&["--augment"])?, Some(fashion));
         assert_eq!(
             aug(&["--augment", "--model", "mnist-net"])?,
             Some(Augment {
                 crop_padding: 2,
-                hflip: false
+                hflip: false,
+                resized_crop: None,
             })
         );
         assert_eq!(
             aug(&["--random-crop", "4"])?,
             Some(Augment {
                 crop_padding: 4,
-                hflip: false
+                hflip: false,
+                resized_crop: None,
             })
         );
         assert_eq!(
             aug(&["--hflip"])?,
             Some(Augment {
                 crop_padding: 0,
-                hflip: true
+                hflip: true,
+                resized_crop: None,
             })
         );
         assert_eq!(aug(&[])?, None);

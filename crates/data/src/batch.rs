@@ -464,6 +464,7 @@ mod tests {
                 Augment {
                     crop_padding: 2,
                     hflip: true,
+                    resized_crop: None,
                 },
                 3,
             )
@@ -550,6 +551,7 @@ mod tests {
                 Augment {
                     crop_padding: 1,
                     hflip: true,
+                    resized_crop: None,
                 },
                 5,
             );

@@ -51,4 +51,4 @@ pub use download::{
 };
 pub use error::{DataError, Result};
 pub use picture::load_image;
-pub use transform::{Augment, Normalize, MAX_CHANNELS};
+pub use transform::{Augment, Normalize, ResizedCrop, MAX_CHANNELS};

@@ -6,8 +6,9 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 /// Random augmentation of a training image, drawn anew for every sample in every epoch:
-/// torchvision's `RandomCrop(size, padding=crop_padding)` (pad each side, crop the original
-/// size at a random offset) followed by `RandomHorizontalFlip(p=0.5)`.
+/// torchvision's `RandomResizedCrop(size, scale, ratio)` when set, then
+/// `RandomCrop(size, padding=crop_padding)` (pad each side, crop the original size at a random
+/// offset), then `RandomHorizontalFlip(p=0.5)`.
 ///
 /// The draws of sample `i` in epoch `e` depend only on `(seed, e, i)` (see
 /// [`crate::Batcher::with_augment`]), so a run repeats exactly however its batches are built.
@@ -17,14 +18,14 @@ use serde::{Deserialize, Serialize};
 /// use rand::SeedableRng;
 /// // A 1x2x3 image; pad 1, crop 2x3: some shifted window, zeros where it leaves the image.
 /// let img = [1., 2., 3., 4., 5., 6.];
-/// let aug = Augment { crop_padding: 1, hflip: false };
+/// let aug = Augment { crop_padding: 1, hflip: false, resized_crop: None };
 /// let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
 /// let mut out = Vec::new();
 /// aug.apply(&img, [1, 2, 3], &[0.0], &mut rng, &mut out);
 /// assert_eq!(out.len(), 6);
 /// assert!(out.iter().all(|v| *v == 0.0 || img.contains(v)));
 /// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Augment {
     /// RandomCrop: pixels of padding on each side before cropping back to the original size
@@ -34,12 +35,111 @@ pub struct Augment {
     /// RandomHorizontalFlip with probability 0.5 (not for digits).
     #[serde(default)]
     pub hflip: bool,
+    /// RandomResizedCrop: a random part of the image (its area and aspect ratio drawn from
+    /// the ranges) scaled back to the image's size, bilinearly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resized_crop: Option<ResizedCrop>,
+}
+
+/// The ranges of torchvision's `RandomResizedCrop`: the crop's area as a fraction of the
+/// image's, and its aspect ratio (width / height).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResizedCrop {
+    /// Smallest and largest area fraction, in `(0, 1]` (torchvision: 0.08, 1).
+    pub scale: [f32; 2],
+    /// Smallest and largest aspect ratio (torchvision: 3/4, 4/3).
+    pub ratio: [f32; 2],
+}
+
+impl Default for ResizedCrop {
+    /// torchvision's defaults: scale (0.08, 1), ratio (3/4, 4/3).
+    fn default() -> Self {
+        ResizedCrop {
+            scale: [0.08, 1.0],
+            ratio: [3.0 / 4.0, 4.0 / 3.0],
+        }
+    }
+}
+
+impl ResizedCrop {
+    /// An error unless `0 < scale[0] <= scale[1] <= 1` and `0 < ratio[0] <= ratio[1]`, all
+    /// finite.
+    pub fn check(&self) -> Result<(), String> {
+        let [s0, s1] = self.scale;
+        let [r0, r1] = self.ratio;
+        let finite = [s0, s1, r0, r1].iter().all(|v| v.is_finite());
+        let ok = finite && 0.0 < s0 && s0 <= s1 && s1 <= 1.0 && 0.0 < r0 && r0 <= r1;
+        if !ok {
+            return Err(format!(
+                "random resized crop needs 0 < min scale <= max scale <= 1 and 0 < min ratio <= max ratio, got scale {s0}..{s1}, ratio {r0}..{r1}"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The crop `(top, left, height, width)` of an `h x w` image, drawn as torchvision's
+    /// `RandomResizedCrop.get_params`: up to 10 draws of an area and a log-uniform aspect
+    /// ratio that fit, else the centre crop with the ratio clamped into range.
+    pub fn draw<R: Rng + ?Sized>(&self, h: usize, w: usize, rng: &mut R) -> [usize; 4] {
+        let area = (h * w) as f32;
+        let (lr0, lr1) = (self.ratio[0].ln(), self.ratio[1].ln());
+        for _ in 0..10 {
+            let target = area * rng.random_range(self.scale[0]..=self.scale[1]);
+            let aspect = rng.random_range(lr0..=lr1).exp();
+            let cw = (target * aspect).sqrt().round() as usize;
+            let ch = (target / aspect).sqrt().round() as usize;
+            if cw > 0 && cw <= w && ch > 0 && ch <= h {
+                let top = rng.random_range(0..=h - ch);
+                let left = rng.random_range(0..=w - cw);
+                return [top, left, ch, cw];
+            }
+        }
+        let in_ratio = w as f32 / h as f32;
+        let (ch, cw) = if in_ratio < self.ratio[0] {
+            (((w as f32 / self.ratio[0]).round() as usize).clamp(1, h), w)
+        } else if in_ratio > self.ratio[1] {
+            (h, ((h as f32 * self.ratio[1]).round() as usize).clamp(1, w))
+        } else {
+            (h, w)
+        };
+        [(h - ch) / 2, (w - cw) / 2, ch, cw]
+    }
+}
+
+/// Bilinear resampling of the `[c, h, w]` image `src`'s window `(top, left, ch, cw)` to
+/// `[c, h, w]` (half-pixel centres, as PyTorch's `interpolate(align_corners=False)`).
+fn resize_window(src: &[f32], shape: [usize; 3], window: [usize; 4], out: &mut Vec<f32>) {
+    let [c, h, w] = shape;
+    let [top, left, ch, cw] = window;
+    let (sy, sx) = (ch as f32 / h as f32, cw as f32 / w as f32);
+    out.clear();
+    out.reserve(c * h * w);
+    for p in 0..c {
+        let plane = &src[p * h * w..(p + 1) * h * w];
+        for y in 0..h {
+            let fy = ((y as f32 + 0.5) * sy - 0.5).clamp(0.0, (ch - 1) as f32);
+            let y0 = fy.floor() as usize;
+            let y1 = (y0 + 1).min(ch - 1);
+            let wy = fy - y0 as f32;
+            for x in 0..w {
+                let fx = ((x as f32 + 0.5) * sx - 0.5).clamp(0.0, (cw - 1) as f32);
+                let x0 = fx.floor() as usize;
+                let x1 = (x0 + 1).min(cw - 1);
+                let wx = fx - x0 as f32;
+                let at = |yy: usize, xx: usize| plane[(top + yy) * w + left + xx];
+                let v = (1.0 - wy) * ((1.0 - wx) * at(y0, x0) + wx * at(y0, x1))
+                    + wy * ((1.0 - wx) * at(y1, x0) + wx * at(y1, x1));
+                out.push(v);
+            }
+        }
+    }
 }
 
 impl Augment {
     /// True when this changes nothing.
     pub fn is_identity(&self) -> bool {
-        self.crop_padding == 0 && !self.hflip
+        self.crop_padding == 0 && !self.hflip && self.resized_crop.is_none()
     }
 
     /// The usual augmentation for a data set's images: a random crop with 2 pixels of padding
@@ -51,21 +151,25 @@ impl Augment {
             crate::DatasetKind::Mnist => Augment {
                 crop_padding: 2,
                 hflip: false,
+                resized_crop: None,
             },
             crate::DatasetKind::FashionMnist => Augment {
                 crop_padding: 2,
                 hflip: true,
+                resized_crop: None,
             },
             crate::DatasetKind::Cifar10 => Augment {
                 crop_padding: 4,
                 hflip: true,
+                resized_crop: None,
             },
         }
     }
 
     /// Writes the augmented copy of `src` (one `[c, h, w]` image) to `out` (cleared first),
-    /// drawing from `rng`: the crop's top and left offsets in `0..=2 * crop_padding` when
-    /// cropping, then one flip decision when flipping. Pixels from the padding of channel `c`
+    /// drawing from `rng`: the resized crop's window when set ([`ResizedCrop::draw`]), the
+    /// crop's top and left offsets in `0..=2 * crop_padding` when cropping, then one flip
+    /// decision when flipping. Pixels from the padding of channel `c`
     /// get `fill[c]` (one value for all channels when `fill` has one; the value a black pixel
     /// has after normalisation, as torchvision pads before `ToTensor`; 0 when empty).
     pub fn apply<R: Rng + ?Sized>(
@@ -77,6 +181,17 @@ impl Augment {
         out: &mut Vec<f32>,
     ) {
         let [c, h, w] = shape;
+        let resized;
+        let src = match self.resized_crop {
+            Some(rc) if h > 0 && w > 0 => {
+                let window = rc.draw(h, w, rng);
+                let mut v = Vec::new();
+                resize_window(src, shape, window, &mut v);
+                resized = v;
+                &resized[..]
+            }
+            _ => src,
+        };
         let p = self.crop_padding;
         let (top, left) = if p > 0 {
             (rng.random_range(0..=2 * p), rng.random_range(0..=2 * p))
@@ -522,6 +637,7 @@ mod augment_tests {
         let aug = Augment {
             crop_padding: 1,
             hflip: true,
+            resized_crop: None,
         };
         let mut seen = std::collections::HashSet::new();
         for seed in 0..400 {
@@ -544,5 +660,74 @@ mod augment_tests {
             window(0, 0, false),
             [-1., -1., -1., -1., 1., 2., -1., -1., -1., -1., 7., 8.]
         );
+    }
+}
+
+#[cfg(test)]
+mod resized_crop_tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    /// Windows fit the image and cover the drawn range; the identity window reproduces the
+    /// image; a 2x upscale of a 2x2 window matches hand-computed bilinear values.
+    #[test]
+    fn windows_and_bilinear_values() {
+        let rc = ResizedCrop::default();
+        rc.check().unwrap();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let mut areas = Vec::new();
+        for _ in 0..2000 {
+            let [t, l, ch, cw] = rc.draw(32, 32, &mut rng);
+            assert!(ch >= 1 && cw >= 1 && t + ch <= 32 && l + cw <= 32);
+            areas.push((ch * cw) as f32 / 1024.0);
+        }
+        let (lo, hi) = areas
+            .iter()
+            .fold((1f32, 0f32), |(a, b), &x| (a.min(x), b.max(x)));
+        assert!(lo < 0.15 && hi > 0.9, "{lo} {hi}");
+        // Impossible ratios fall back to the centre crop, clamped.
+        let tall = ResizedCrop {
+            scale: [1.0, 1.0],
+            ratio: [2.0, 3.0],
+        };
+        assert_eq!(tall.draw(8, 8, &mut rng), [2, 0, 4, 8]);
+        assert!(ResizedCrop {
+            scale: [0.5, 0.2],
+            ratio: [1.0, 1.0]
+        }
+        .check()
+        .is_err());
+        assert!(ResizedCrop {
+            scale: [0.5, 1.0],
+            ratio: [0.0, 1.0]
+        }
+        .check()
+        .is_err());
+
+        let img: Vec<f32> = (0..16).map(|v| v as f32).collect(); // 1x4x4
+        let mut out = Vec::new();
+        resize_window(&img, [1, 4, 4], [0, 0, 4, 4], &mut out);
+        assert_eq!(out, img);
+        // Window rows 1..3, cols 1..3 ([[5, 6], [9, 10]]) to 4x4: half-pixel centres.
+        resize_window(&img, [1, 4, 4], [1, 1, 2, 2], &mut out);
+        let want = [
+            5.0, 5.25, 5.75, 6.0, 6.0, 6.25, 6.75, 7.0, 8.0, 8.25, 8.75, 9.0, 9.0, 9.25, 9.75, 10.0,
+        ];
+        assert_eq!(out, want);
+        // Through `apply`: deterministic per seed, the shape kept.
+        let aug = Augment {
+            crop_padding: 0,
+            hflip: false,
+            resized_crop: Some(rc),
+        };
+        assert!(!aug.is_identity());
+        let run = |seed| {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            let mut o = Vec::new();
+            aug.apply(&img, [1, 4, 4], &[0.0], &mut rng, &mut o);
+            o
+        };
+        assert_eq!(run(3), run(3));
+        assert_eq!(run(3).len(), 16);
     }
 }

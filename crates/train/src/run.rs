@@ -163,6 +163,9 @@ impl TrainConfig {
             ));
         }
         if let Some(a) = &self.augment {
+            if let Some(rc) = &a.resized_crop {
+                rc.check().map_err(TrainError::Config)?;
+            }
             if a.crop_padding > h.min(w) {
                 return bad(format!(
                     "random crop padding {} is larger than the {h}x{w} images",

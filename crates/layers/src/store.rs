@@ -319,9 +319,12 @@ impl std::fmt::Display for Mismatch {
         list(f, "missing (the model's shape)", &self.missing, |(n, s)| {
             format!("{n} {s:?}")
         })?;
-        list(f, "unexpected (the file's shape)", &self.unexpected, |(n, s)| {
-            format!("{n} {s:?}")
-        })?;
+        list(
+            f,
+            "unexpected (the file's shape)",
+            &self.unexpected,
+            |(n, s)| format!("{n} {s:?}"),
+        )?;
         list(f, "other shapes", &self.shapes, |(n, e, g)| {
             format!("{n}: expected {e:?}, found {g:?}")
         })
@@ -522,16 +525,15 @@ mod tests {
         let c = ParamStore::new(2, &Device::Cpu);
         c.vb().get_with_hints((2, 4), "w", Init::Const(0.0))?;
         let err = c.load(&path, true).unwrap_err().to_string();
-        assert!(
-            err.contains("`w` has shape [4, 2]") && err.contains("[2, 4]"),
-            "{err}"
-        );
+        assert!(err.contains("w: expected [2, 4], found [4, 2]"), "{err}");
 
         let d = ParamStore::new(2, &Device::Cpu);
         d.vb().get_with_hints(3, "other", Init::Const(0.0))?;
         let err = d.load(&path, true).unwrap_err().to_string();
         assert!(
-            err.contains("missing tensor `other`") && err.contains("w.safetensors"),
+            err.contains("missing (the model's shape): other [3]")
+                && err.contains("unexpected (the file's shape): w [4, 2]")
+                && err.contains("w.safetensors"),
             "{err}"
         );
 

@@ -77,7 +77,10 @@ fn refused(model_name: &str, path: &Path, needles: &[&str]) -> Result<String> {
     }
     // Nothing was half-loaded.
     for (v, b) in store.vars().iter().zip(&before) {
-        ensure!(&v.flatten_all()?.to_vec1::<f32>()? == b, "{msg}: store changed");
+        ensure!(
+            &v.flatten_all()?.to_vec1::<f32>()? == b,
+            "{msg}: store changed"
+        );
     }
     Ok(msg)
 }
@@ -90,11 +93,17 @@ fn truncated_files_are_refused() -> Result<()> {
     let n = u64::from_le_bytes(bytes[..8].try_into()?) as usize;
     // Cut in the data, in the header, in the length prefix, and empty.
     let data = bytes.len() - 8 - n;
-    let last = format!("the file holds {} bytes after its header (truncated?)", data - 1);
+    let last = format!(
+        "the file holds {} bytes after its header (truncated?)",
+        data - 1
+    );
     let half = format!("says {n} bytes, but only {} bytes follow", n / 2);
     for (cut, needle) in [
         (bytes.len() - 1, last.as_str()),
-        (8 + n + 100, "the file holds 100 bytes after its header (truncated?)"),
+        (
+            8 + n + 100,
+            "the file holds 100 bytes after its header (truncated?)",
+        ),
         (8 + n / 2, half.as_str()),
         (5, "5 bytes, too short for the 8-byte header length"),
         (0, "0 bytes, too short"),
@@ -120,7 +129,9 @@ fn header_length_beyond_the_file_is_refused_without_allocating_it() -> Result<()
         let msg = refused(
             "mnist-net",
             &path,
-            &[&format!("the header length (first 8 bytes) says {n} bytes, but only")],
+            &[&format!(
+                "the header length (first 8 bytes) says {n} bytes, but only"
+            )],
         )?;
         eprintln!("header length {n}: {msg}");
     }
@@ -192,7 +203,11 @@ fn overlapping_or_outside_offsets_are_refused() -> Result<()> {
     ];
     for (name, entries, data, needle) in cases {
         let path = raw(dir.path(), &format!("{name}.safetensors"), &entries, data)?;
-        let msg = refused("mnist-net", &path, &["not a valid safetensors file", needle])?;
+        let msg = refused(
+            "mnist-net",
+            &path,
+            &["not a valid safetensors file", needle],
+        )?;
         eprintln!("{name}: {msg}");
     }
     Ok(())

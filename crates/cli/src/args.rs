@@ -7,7 +7,6 @@ use convnets::train::optim::{AdamConfig, AdamWConfig, OptimizerConfig, RmsPropCo
 use convnets::train::schedule::{ScheduleConfig, ScheduleKind};
 use convnets::train::{EvalConfig, Loss, TrainConfig};
 use convnets::zoo::HubWeights;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// An input shape given on the command line (`1,3,227,227`).
@@ -626,20 +625,22 @@ struct Saved {
     data_dir: Option<PathBuf>,
 }
 
+/// What the file's own metadata says ([`convnets::zoo::WeightsInfo`]), or for a checkpoint,
+/// its run configuration.
 fn saved_from_metadata(path: &Path) -> Result<Saved> {
-    let meta: HashMap<String, String> = convnets::train::checkpoint::read_metadata(path)?;
-    let normalize = match meta.get("convnets.normalize") {
-        Some(s) => Some(parse_normalize(s).map_err(|e| {
-            anyhow::anyhow!("{}: metadata convnets.normalize: {e}", path.display())
-        })?),
-        None => None,
-    };
+    let meta = convnets::zoo::read_metadata(path)?;
     let mut saved = Saved {
-        model: meta.get("convnets.model").cloned(),
-        dataset: meta.get("convnets.dataset").cloned(),
-        normalize,
+        model: None,
+        dataset: None,
+        normalize: None,
         data_dir: None,
     };
+    if meta.contains_key("convnets.model") {
+        let info = convnets::zoo::WeightsInfo::from_metadata(path, &meta, None)?;
+        saved.model = Some(info.model);
+        saved.dataset = info.dataset;
+        saved.normalize = info.normalize;
+    }
     if let Some(cfg) = meta.get(convnets::train::checkpoint::META_KEY) {
         // A checkpoint: its run configuration is inside.
         let m: convnets::train::checkpoint::CheckpointMeta = serde_json::from_str(cfg)
@@ -699,6 +700,14 @@ impl WeightsArgs {
                 weights.display()
             )
         };
+        // A PyTorch state_dict file: what the model's registry entry says (an ImageNet model
+        // takes ImageNet's classes and normalization).
+        if let Some(info) = convnets::zoo::find(&model) {
+            if self.normalize.is_none() && normalize.is_none() && dataset.is_none() {
+                normalize = info.default_normalize();
+            }
+            dataset = dataset.or_else(|| Some(info.dataset.to_string()));
+        }
         let Some(dataset) = dataset else {
             bail!(
                 "--dataset is required: {} does not say which data set it was trained on",

@@ -33,6 +33,7 @@ pub mod download;
 pub mod error;
 pub mod folder;
 pub mod idx;
+pub mod imagenet;
 pub mod picture;
 pub mod synthetic;
 pub mod transform;
@@ -50,5 +51,6 @@ pub use download::{
     sha256_hex, unpack_archive, verify_file, DOWNLOAD_ENABLED,
 };
 pub use error::{DataError, Result};
-pub use picture::load_image;
+pub use imagenet::{imagenet_classes, IMAGENET_CLASSES};
+pub use picture::{load_image, load_image_bytes, load_image_with, Preprocess};
 pub use transform::{Augment, Normalize, ResizedCrop, MAX_CHANNELS};

@@ -44,7 +44,7 @@ pub use layer::{named_children, named_modules, Layer, Named};
 pub use linear::{linear, linear_b, Linear};
 pub use norm::{batch_norm2d, BatchNorm2d, BatchNormConfig, LocalResponseNorm};
 pub use pool::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d};
-pub use store::{atomic_write, is_buffer, ParamStore, StoreError};
+pub use store::{atomic_write, is_buffer, Mismatch, ParamStore, StoreError};
 pub use summary::{summary, summary_on, LayerRow, Summary};
 
 /// `max(x, 0)` elementwise (`torch.relu`), through [`ops::relu`]: the function form of

@@ -33,39 +33,15 @@ pub enum StoreError {
         /// What the parser said.
         reason: String,
     },
-    /// The model has a parameter that the file lacks.
-    #[error(
-        "{path}: missing tensor `{name}` (expected shape {expected:?}); the file has: {found}"
-    )]
-    Missing {
+    /// The file does not hold this model's parameters: names the model has that the file
+    /// lacks, names the file has that the model does not know, and common names whose shapes
+    /// differ (the wrong architecture, or another variant of it).
+    #[error("{path}: not the weights of this model ({}){}", .mismatch.counts(), .mismatch)]
+    Mismatch {
         /// The file.
         path: PathBuf,
-        /// The parameter name.
-        name: String,
-        /// Its shape in the model.
-        expected: Vec<usize>,
-        /// The names the file does have.
-        found: String,
-    },
-    /// The file has tensors the model does not know.
-    #[error("{path}: unexpected tensors {names:?} (not parameters of this model)")]
-    Unexpected {
-        /// The file.
-        path: PathBuf,
-        /// The extra names.
-        names: Vec<String>,
-    },
-    /// A tensor has the wrong shape.
-    #[error("{path}: tensor `{name}` has shape {found:?}, the model expects {expected:?}")]
-    Shape {
-        /// The file.
-        path: PathBuf,
-        /// The parameter name.
-        name: String,
-        /// The shape the model expects.
-        expected: Vec<usize>,
-        /// The shape in the file.
-        found: Vec<usize>,
+        /// What differs.
+        mismatch: Box<Mismatch>,
     },
     /// A tensor has an integer type where the model has floats (batch norm's
     /// `num_batches_tracked`, an int64 counter in PyTorch, is the one exception).
@@ -219,7 +195,7 @@ impl ParamStore {
         let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).map_err(|e| {
             StoreError::Format {
                 path: path.into(),
-                reason: e.to_string(),
+                reason: layout_problem(&bytes).unwrap_or_else(|| e.to_string()),
             }
         })?;
         self.load_tensors(&tensors, path, strict)
@@ -234,19 +210,12 @@ impl ParamStore {
         strict: bool,
     ) -> Result<(), StoreError> {
         let named = self.named_vars();
-        let mut found: Vec<&String> = tensors.keys().collect();
-        found.sort();
+        let mut mismatch = Mismatch::default();
         for (name, var) in &named {
-            let t = tensors.get(name).ok_or_else(|| StoreError::Missing {
-                path: origin.into(),
-                name: name.clone(),
-                expected: var.dims().to_vec(),
-                found: found
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })?;
+            let Some(t) = tensors.get(name) else {
+                mismatch.missing.push((name.clone(), var.dims().to_vec()));
+                continue;
+            };
             // PyTorch stores batch-norm's step counter as int64; every other integer tensor
             // where the model has floats is a wrong or hostile file, not a parameter.
             let counter = name == "num_batches_tracked" || name.ends_with(".num_batches_tracked");
@@ -259,28 +228,27 @@ impl ParamStore {
                 });
             }
             if t.dims() != var.dims() {
-                return Err(StoreError::Shape {
-                    path: origin.into(),
-                    name: name.clone(),
-                    expected: var.dims().to_vec(),
-                    found: t.dims().to_vec(),
-                });
+                mismatch
+                    .shapes
+                    .push((name.clone(), var.dims().to_vec(), t.dims().to_vec()));
             }
         }
         if strict {
             let known: std::collections::HashSet<&str> =
                 named.iter().map(|(n, _)| n.as_str()).collect();
-            let extra: Vec<String> = found
+            let mut extra: Vec<(String, Vec<usize>)> = tensors
                 .iter()
-                .filter(|n| !known.contains(n.as_str()))
-                .map(|n| n.to_string())
+                .filter(|(n, _)| !known.contains(n.as_str()))
+                .map(|(n, t)| (n.clone(), t.dims().to_vec()))
                 .collect();
-            if !extra.is_empty() {
-                return Err(StoreError::Unexpected {
-                    path: origin.into(),
-                    names: extra,
-                });
-            }
+            extra.sort();
+            mismatch.unexpected = extra;
+        }
+        if !mismatch.is_empty() {
+            return Err(StoreError::Mismatch {
+                path: origin.into(),
+                mismatch: Box::new(mismatch),
+            });
         }
         for (name, var) in &named {
             let t = tensors[name]
@@ -290,6 +258,142 @@ impl ParamStore {
         }
         Ok(())
     }
+}
+
+/// How a weights file differs from a model's parameters ([`StoreError::Mismatch`]). Its
+/// `Display` lists up to [`Mismatch::SHOWN`] names of each kind, with shapes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Mismatch {
+    /// Parameters of the model the file lacks: name, the model's shape.
+    pub missing: Vec<(String, Vec<usize>)>,
+    /// Tensors of the file the model does not have: name, the file's shape (only checked in
+    /// strict loading).
+    pub unexpected: Vec<(String, Vec<usize>)>,
+    /// Common names with other shapes: name, the model's (expected) shape, the file's (found).
+    pub shapes: Vec<(String, Vec<usize>, Vec<usize>)>,
+}
+
+impl Mismatch {
+    /// How many names of each kind [`Mismatch`]'s `Display` lists before "… and N more".
+    pub const SHOWN: usize = 8;
+
+    /// Whether nothing differs.
+    pub fn is_empty(&self) -> bool {
+        self.missing.is_empty() && self.unexpected.is_empty() && self.shapes.is_empty()
+    }
+
+    /// "3 missing, 2 unexpected, 1 with another shape" (only the non-zero parts).
+    pub fn counts(&self) -> String {
+        let parts: Vec<String> = [
+            (self.missing.len(), "missing"),
+            (self.unexpected.len(), "unexpected"),
+            (self.shapes.len(), "with another shape"),
+        ]
+        .into_iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
+        parts.join(", ")
+    }
+}
+
+impl std::fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        fn list<T>(
+            f: &mut std::fmt::Formatter<'_>,
+            title: &str,
+            items: &[T],
+            show: impl Fn(&T) -> String,
+        ) -> std::fmt::Result {
+            if items.is_empty() {
+                return Ok(());
+            }
+            write!(f, "; {title}: ")?;
+            let shown: Vec<String> = items.iter().take(Mismatch::SHOWN).map(show).collect();
+            write!(f, "{}", shown.join(", "))?;
+            if items.len() > Mismatch::SHOWN {
+                write!(f, " … and {} more", items.len() - Mismatch::SHOWN)?;
+            }
+            Ok(())
+        }
+        list(f, "missing (the model's shape)", &self.missing, |(n, s)| {
+            format!("{n} {s:?}")
+        })?;
+        list(
+            f,
+            "unexpected (the file's shape)",
+            &self.unexpected,
+            |(n, s)| format!("{n} {s:?}"),
+        )?;
+        list(f, "other shapes", &self.shapes, |(n, e, g)| {
+            format!("{n}: expected {e:?}, found {g:?}")
+        })
+    }
+}
+
+/// What is wrong with the layout of a safetensors file, in numbers (the header length against
+/// the file's size, tensors' byte ranges against each other and the data's size), when the
+/// header itself can be read; `None` leaves the parser's own words.
+fn layout_problem(bytes: &[u8]) -> Option<String> {
+    let size = bytes.len();
+    let Some(prefix) = bytes.get(..8) else {
+        return Some(format!(
+            "{size} bytes, too short for the 8-byte header length"
+        ));
+    };
+    let n = u64::from_le_bytes(prefix.try_into().ok()?);
+    let rest = (size - 8) as u64;
+    if n > rest {
+        return Some(format!(
+            "the header length (first 8 bytes) says {n} bytes, but only {rest} bytes follow (file of {size} bytes; truncated, or not safetensors)"
+        ));
+    }
+    let header = &bytes[8..8 + n as usize];
+    let data = rest - n;
+    let map: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(header).ok()?;
+    let mut ranges: Vec<(u64, u64, &str)> = Vec::new();
+    for (name, v) in &map {
+        if name == "__metadata__" {
+            continue;
+        }
+        let off = v.get("data_offsets")?.as_array()?;
+        let (s, e) = (off.first()?.as_u64()?, off.get(1)?.as_u64()?);
+        if s > e {
+            return Some(format!(
+                "tensor `{name}` has data offsets [{s}, {e}]: the end is before the start"
+            ));
+        }
+        if e > data {
+            return Some(format!(
+                "tensor `{name}` has data offsets [{s}, {e}], past the end of the data: the file holds {data} bytes after its header (truncated?)"
+            ));
+        }
+        ranges.push((s, e, name));
+    }
+    ranges.sort();
+    let mut end = 0;
+    for w in ranges.windows(2) {
+        let ((s0, e0, a), (s1, e1, b)) = (w[0], w[1]);
+        if s1 < e0 {
+            return Some(format!(
+                "tensors `{a}` (bytes [{s0}, {e0}]) and `{b}` (bytes [{s1}, {e1}]) overlap"
+            ));
+        }
+    }
+    for &(s, e, name) in &ranges {
+        if s != end {
+            return Some(format!(
+                "tensor `{name}` starts at data byte {s}, expected {end} (tensors must cover the data without gaps)"
+            ));
+        }
+        end = e;
+    }
+    if end != data {
+        return Some(format!(
+            "the tensors cover {end} bytes of data, the file holds {data} after its header"
+        ));
+    }
+    None
 }
 
 /// Whether a state-dict entry is a buffer rather than a trainable parameter: PyTorch's batch
@@ -421,16 +525,15 @@ mod tests {
         let c = ParamStore::new(2, &Device::Cpu);
         c.vb().get_with_hints((2, 4), "w", Init::Const(0.0))?;
         let err = c.load(&path, true).unwrap_err().to_string();
-        assert!(
-            err.contains("`w` has shape [4, 2]") && err.contains("[2, 4]"),
-            "{err}"
-        );
+        assert!(err.contains("w: expected [2, 4], found [4, 2]"), "{err}");
 
         let d = ParamStore::new(2, &Device::Cpu);
         d.vb().get_with_hints(3, "other", Init::Const(0.0))?;
         let err = d.load(&path, true).unwrap_err().to_string();
         assert!(
-            err.contains("missing tensor `other`") && err.contains("w.safetensors"),
+            err.contains("missing (the model's shape): other [3]")
+                && err.contains("unexpected (the file's shape): w [4, 2]")
+                && err.contains("w.safetensors"),
             "{err}"
         );
 

@@ -791,10 +791,12 @@ pub struct Prediction {
 }
 
 /// Classifies image files with the weights `weights` (see [`load_weights`]): each image is
-/// decoded and prepared as the model's training data was (`convnets_data::load_image`: the
-/// model's channels and size, `ToTensor`, `cfg.normalize`), run through the model in eval
-/// mode, and its `top` most likely classes are returned with their softmax probabilities and
-/// the class names of the weights' metadata (`convnets.classes`), else of `cfg.dataset`.
+/// decoded and prepared as the model's training data was (`convnets_data::load_image_with`:
+/// the model's channels and size fitted by the weights' [`convnets_data::Preprocess`] —
+/// torchvision's `Resize(256)` + `CenterCrop(224)` for the ImageNet models — then `ToTensor`
+/// and `cfg.normalize`), run through the model in eval mode, and its `top` most likely classes
+/// are returned with their softmax probabilities and the class names of the weights' metadata
+/// (`convnets.classes`), else of `cfg.dataset` (ImageNet's 1000 for `imagenet`).
 pub fn predict_images(
     cfg: &EvalConfig,
     weights: &Path,
@@ -811,13 +813,28 @@ pub fn predict_images(
     let store = ParamStore::new(0, &device);
     let model = convnets_zoo::build(&cfg.model, store.vb())?;
     load_weights(&store, weights)?;
-    let classes = weights_classes(weights, &cfg.dataset);
+    let meta = crate::checkpoint::read_metadata(weights).unwrap_or_default();
+    let described = convnets_zoo::WeightsInfo::from_metadata(weights, &meta, Some(&cfg.model))
+        .map_err(|e| TrainError::Config(e.to_string()))?;
+    let classes: Vec<String> = if meta.contains_key("convnets.classes") {
+        described.classes
+    } else if let Ok(DatasetSpec::Folder(_)) = cfg.dataset.parse::<DatasetSpec>() {
+        weights_classes(weights, &cfg.dataset)
+    } else {
+        convnets_zoo::saved::classes_of(&cfg.dataset)
+    };
+    let preprocess = described.preprocess;
     let [c, h, w] = info.input;
     let mut out = Vec::with_capacity(images.len());
     for chunk in images.chunks(cfg.batch_size.max(1)) {
         let mut pixels = Vec::with_capacity(chunk.len() * c * h * w);
         for path in chunk {
-            pixels.extend(convnets_data::load_image(path, [c, h, w], norm)?);
+            pixels.extend(convnets_data::load_image_with(
+                path,
+                [c, h, w],
+                preprocess,
+                norm,
+            )?);
         }
         let x = Tensor::from_vec(pixels, (chunk.len(), c, h, w), &device)?;
         let probs = convnets_layers::no_grad(|| {

@@ -166,11 +166,13 @@ impl WeightsInfo {
             })?,
             None => dataset.as_deref().map(classes_of).unwrap_or_default(),
         };
-        if !classes.is_empty() && classes.len() != info.classes {
+        // Fewer names than outputs is a data set with fewer classes than the model's head (a
+        // folder of images); more cannot be predicted.
+        if classes.len() > info.classes {
             return Err(bad(
                 "convnets.classes",
                 format!(
-                    "{} class names, but model `{name}` has {} outputs",
+                    "{} class names, but model `{name}` has only {} outputs",
                     classes.len(),
                     info.classes
                 ),

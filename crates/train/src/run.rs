@@ -557,6 +557,16 @@ fn weights_meta(cfg: &TrainConfig, classes: &[String]) -> HashMap<String, String
     if let Some(n) = cfg.normalize {
         m.insert("convnets.normalize".into(), n.to_string());
     }
+    if let Some(info) = convnets_zoo::find(&cfg.model) {
+        // How image files are fitted to the input: the data set's own images are (or, for a
+        // folder, were made) the model's input size, so `predict` fits photos the same way.
+        m.insert(
+            "convnets.preprocess".into(),
+            convnets_data::Preprocess::Fill.to_string(),
+        );
+        let [c, h, w] = info.input;
+        m.insert("convnets.input".into(), format!("{c}x{h}x{w}"));
+    }
     m
 }
 

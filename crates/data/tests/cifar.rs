@@ -45,7 +45,10 @@ fn reader_names_the_file_record_and_offset() -> Result<()> {
     bad[3 * RECORD_LEN] = 10;
     std::fs::write(&b2, &bad)?;
     let e = load_dir(DatasetKind::Cifar10, &dir).unwrap_err();
-    assert!(matches!(e, DataError::LabelOutOfRange { index: 3, .. }), "{e}");
+    assert!(
+        matches!(e, DataError::LabelOutOfRange { index: 3, .. }),
+        "{e}"
+    );
     let msg = e.to_string();
     assert!(
         msg.contains("data_batch_2.bin")
@@ -56,7 +59,9 @@ fn reader_names_the_file_record_and_offset() -> Result<()> {
 
     // Truncated in the middle of a record.
     std::fs::write(&b2, &good[..good.len() - 1000])?;
-    let e = load_dir(DatasetKind::Cifar10, &dir).unwrap_err().to_string();
+    let e = load_dir(DatasetKind::Cifar10, &dir)
+        .unwrap_err()
+        .to_string();
     assert!(
         e.contains("data_batch_2.bin") && e.contains("not a whole number of 3073-byte records"),
         "{e}"
@@ -66,7 +71,9 @@ fn reader_names_the_file_record_and_offset() -> Result<()> {
 
     // A missing batch: the folder is no longer a match, and the error lists what is missing.
     std::fs::remove_file(dir.join("data_batch_4.bin"))?;
-    let e = load_dir(DatasetKind::Cifar10, &dir).unwrap_err().to_string();
+    let e = load_dir(DatasetKind::Cifar10, &dir)
+        .unwrap_err()
+        .to_string();
     assert!(
         e.contains("data_batch_4.bin is missing") && e.contains("5 of 6 files"),
         "{e}"
@@ -122,7 +129,11 @@ fn download_unpacks_a_good_archive_and_rejects_corrupt_or_cut_ones() -> Result<(
     assert!(msg.contains(&format!("{bad}{name}: MD5 mismatch")), "{msg}");
     assert!(msg.contains(&format!("{cut}{name}:")), "{msg}");
     assert!(msg.contains("404"), "{msg}");
-    assert_eq!(listing(&dest), Vec::<String>::new(), "no part file, no folder");
+    assert_eq!(
+        listing(&dest),
+        Vec::<String>::new(),
+        "no part file, no folder"
+    );
 
     // The good one, after the bad: unpacked into cifar-10-batches-bin/, the archive not kept.
     let good_base = server.base("good");
@@ -185,7 +196,10 @@ fn unpacking_refuses_archives_without_the_files_or_with_escaping_paths() -> Resu
     let e = convnets_data::unpack_archive(&p, &convnets_data::CIFAR10_ARCHIVE, &required, &dest)
         .unwrap_err()
         .to_string();
-    assert!(e.contains("unexpected entry") && e.contains("evil.bin"), "{e}");
+    assert!(
+        e.contains("unexpected entry") && e.contains("evil.bin"),
+        "{e}"
+    );
     assert!(!work.path().join("evil.bin").exists() && !dest.join("evil.bin").exists());
     let p = work.path().join("junk.tar.gz");
     std::fs::write(&p, b"not an archive at all")?;
@@ -195,7 +209,10 @@ fn unpacking_refuses_archives_without_the_files_or_with_escaping_paths() -> Resu
     );
     // Only the earlier copy remains, untouched; no staging folder.
     assert_eq!(listing(&dest), [folder]);
-    assert_eq!(std::fs::read(dest.join(folder).join("data_batch_1.bin"))?, b"old");
+    assert_eq!(
+        std::fs::read(dest.join(folder).join("data_batch_1.bin"))?,
+        b"old"
+    );
     Ok(())
 }
 

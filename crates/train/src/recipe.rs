@@ -47,6 +47,7 @@ pub fn lenet5_fashion_mnist() -> TrainConfig {
         loss: Loss::default(),
         augment: None,
         workers: 0,
+        ranks: None,
     }
 }
 

@@ -292,7 +292,9 @@ fn train_distributed(nproc: usize, args: &[String]) -> Result<()> {
         .arg(root().join("target/release/convnets"))
         .args(["train", "--distributed"])
         .args(args);
-    run(m).context("mpirun (is Open MPI installed? apt-get install openmpi-bin libopenmpi-dev libclang-dev)")
+    run(m).context(
+        "mpirun (is Open MPI installed? apt-get install openmpi-bin libopenmpi-dev libclang-dev)",
+    )
 }
 
 /// `--nproc N` (or `--nproc=N`) taken out of `args`.
@@ -338,9 +340,7 @@ fn mpi_check() -> Result<()> {
         "--workspace",
         "--features",
         "convnets-cli/mpi",
-        "--lib",
-        "--bins",
-        "--tests",
+        "--all-targets",
         "--",
         "-D",
         "warnings",

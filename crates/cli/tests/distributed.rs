@@ -24,8 +24,9 @@ use std::time::{Duration, Instant};
 /// One MPI job at a time: they share the machine's cores.
 static SERIAL: Mutex<()> = Mutex::new(());
 
-fn skip(test: &str, why: &str) {
-    let _ = writeln!(std::io::stderr(), "SKIP {test}: {why}");
+fn skip(test: &str, why: &str) -> Result<()> {
+    writeln!(std::io::stderr(), "SKIP {test}: {why}")?;
+    Ok(())
 }
 
 /// The Fashion-MNIST folder's parent, or why the test cannot run.
@@ -53,10 +54,15 @@ fn prerequisites() -> std::result::Result<PathBuf, String> {
 /// need be, more ranks than cores allowed.
 fn mpirun(n: usize) -> Command {
     let mut c = Command::new("mpirun");
-    c.args(["--allow-run-as-root", "--oversubscribe", "--bind-to", "none"])
-        .args(["-np", &n.to_string()])
-        .args(["-x", "RAYON_NUM_THREADS=1", "-x", "CANDLE_NUM_THREADS=1"])
-        .arg(env!("CARGO_BIN_EXE_convnets"));
+    c.args([
+        "--allow-run-as-root",
+        "--oversubscribe",
+        "--bind-to",
+        "none",
+    ])
+    .args(["-np", &n.to_string()])
+    .args(["-x", "RAYON_NUM_THREADS=1", "-x", "CANDLE_NUM_THREADS=1"])
+    .arg(env!("CARGO_BIN_EXE_convnets"));
     c
 }
 
@@ -134,7 +140,7 @@ fn two_ranks_of_128_equal_one_process_of_256() -> Result<()> {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let data = match prerequisites() {
         Ok(d) => d,
-        Err(why) => return Ok(skip("two_ranks_of_128_equal_one_process_of_256", &why)),
+        Err(why) => return skip("two_ranks_of_128_equal_one_process_of_256", &why),
     };
     let tmp = tempfile::tempdir()?;
     // 1283 images: 5 global batches of 256 and one of 3 (rank 0 gets 1 image, rank 1 gets 2);
@@ -221,7 +227,9 @@ fn rank_pids(mpirun: u32, rank: usize) -> Vec<u32> {
 }
 
 fn signal(pid: u32, sig: &str) -> Result<()> {
-    let s = Command::new("kill").args([sig, &pid.to_string()]).status()?;
+    let s = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()?;
     if !s.success() {
         bail!("kill {sig} {pid}: {s}");
     }
@@ -249,7 +257,10 @@ fn wait_for_checkpoint(child: &mut Child, out: &Path) -> Result<PathBuf> {
 }
 
 /// Waits at most `limit` for `child` to end; its status, stderr and how long it took.
-fn wait_bounded(child: &mut Child, limit: Duration) -> Result<(std::process::ExitStatus, String, Duration)> {
+fn wait_bounded(
+    child: &mut Child,
+    limit: Duration,
+) -> Result<(std::process::ExitStatus, String, Duration)> {
     let start = Instant::now();
     loop {
         if let Some(status) = child.try_wait()? {
@@ -272,7 +283,7 @@ fn a_killed_rank_ends_the_job_and_resume_finishes_it() -> Result<()> {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let data = match prerequisites() {
         Ok(d) => d,
-        Err(why) => return Ok(skip("a_killed_rank_ends_the_job_and_resume_finishes_it", &why)),
+        Err(why) => return skip("a_killed_rank_ends_the_job_and_resume_finishes_it", &why),
     };
     let tmp = tempfile::tempdir()?;
     let (limit, epochs, batch) = (3000, 3, 32);
@@ -307,7 +318,10 @@ fn a_killed_rank_ends_the_job_and_resume_finishes_it() -> Result<()> {
         stderr.contains("exited on signal 9"),
         "no message naming the killed rank:\n{stderr}"
     );
-    assert!(rank_pids(child.id(), 0).is_empty(), "rank 0 outlived mpirun");
+    assert!(
+        rank_pids(child.id(), 0).is_empty(),
+        "rank 0 outlived mpirun"
+    );
     // Resume on 2 ranks.
     let mut c = mpirun(2);
     c.args(["train", "--distributed", "--resume"]).arg(&dir);
@@ -317,14 +331,22 @@ fn a_killed_rank_ends_the_job_and_resume_finishes_it() -> Result<()> {
     assert_eq!(summary["epochs"].as_array().map(Vec::len), Some(epochs));
     let resumed = tensors(&dir.join("model.safetensors"))?;
     let whole = tensors(&run_dir(&whole_out)?.join("model.safetensors"))?;
-    assert!(resumed == whole, "the resumed run's weights differ from the uninterrupted run's");
+    assert!(
+        resumed == whole,
+        "the resumed run's weights differ from the uninterrupted run's"
+    );
     // Resuming on another number of ranks is refused, naming both.
     let mut c = Command::new(env!("CARGO_BIN_EXE_convnets"));
-    c.args(["train", "--resume"]).arg(&dir).args(["--epochs", "4"]);
+    c.args(["train", "--resume"])
+        .arg(&dir)
+        .args(["--epochs", "4"]);
     let o = c.output()?;
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("trained on 2 rank(s) but this job has 1"), "{err}");
+    assert!(
+        err.contains("trained on 2 rank(s) but this job has 1"),
+        "{err}"
+    );
     Ok(())
 }
 
@@ -333,7 +355,7 @@ fn a_hung_rank_trips_the_watchdog() -> Result<()> {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let data = match prerequisites() {
         Ok(d) => d,
-        Err(why) => return Ok(skip("a_hung_rank_trips_the_watchdog", &why)),
+        Err(why) => return skip("a_hung_rank_trips_the_watchdog", &why),
     };
     let tmp = tempfile::tempdir()?;
     let out = tmp.path().join("hung");
@@ -352,7 +374,9 @@ fn a_hung_rank_trips_the_watchdog() -> Result<()> {
     // Stopped, not dead: mpirun does not notice; rank 0 waits in the all-reduce.
     signal(victims[0], "-STOP")?;
     let r = wait_bounded(&mut child, Duration::from_secs(60));
-    let _ = Command::new("kill").args(["-KILL", &victims[0].to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-KILL", &victims[0].to_string()])
+        .status();
     let (status, stderr, took) = r?;
     let _ = writeln!(
         std::io::stderr(),
@@ -373,16 +397,21 @@ fn ranks_with_different_configurations_stop_at_the_start() -> Result<()> {
     let data = match prerequisites() {
         Ok(d) => d,
         Err(why) => {
-            return Ok(skip(
+            return skip(
                 "ranks_with_different_configurations_stop_at_the_start",
                 &why,
-            ))
+            )
         }
     };
     let tmp = tempfile::tempdir()?;
     // MPMD: rank 0 and rank 1 get different learning rates.
     let mut c = Command::new("mpirun");
-    c.args(["--allow-run-as-root", "--oversubscribe", "--bind-to", "none"]);
+    c.args([
+        "--allow-run-as-root",
+        "--oversubscribe",
+        "--bind-to",
+        "none",
+    ]);
     for (i, lr) in ["0.01", "0.02"].iter().enumerate() {
         if i > 0 {
             c.arg(":");

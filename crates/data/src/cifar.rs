@@ -62,7 +62,7 @@ fn append_records(split: &mut Split, bytes: &[u8], path: &Path, classes: usize) 
             reason: format!("empty: expected {RECORD_LEN}-byte CIFAR records"),
         });
     }
-    if bytes.len() % RECORD_LEN != 0 {
+    if !bytes.len().is_multiple_of(RECORD_LEN) {
         return Err(DataError::RecordLength {
             path: path.to_path_buf(),
             len: bytes.len() as u64,

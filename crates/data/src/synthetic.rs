@@ -76,7 +76,7 @@ fn inside(class: u32, x: f32, y: f32) -> bool {
         3 => x.abs() <= 0.3 && y.abs() <= 1.0,                              // vertical bar
         4 => (x.abs() <= 0.25 || y.abs() <= 0.25) && r <= 1.0,              // plus
         5 => (0.6..=1.0).contains(&r),                                      // ring
-        6 => y <= 0.8 && y >= -1.0 && x.abs() <= (y + 1.0) * 0.5,           // triangle
+        6 => (-1.0..=0.8).contains(&y) && x.abs() <= (y + 1.0) * 0.5,       // triangle
         7 => (x.abs() - y.abs()).abs() <= 0.3 && r <= 1.1,                  // diagonal cross
         8 => x.abs() + y.abs() <= 1.0,                                      // diamond
         _ => (y.abs() <= 0.25 || (y + 0.7).abs() <= 0.2) && x.abs() <= 1.0, // two bars

@@ -7,7 +7,7 @@
 //! - a rank SIGKILLed mid-epoch ends the job with an error within 60 s, and `--resume` on 2
 //!   ranks finishes the run with the weights of an uninterrupted run, bit for bit;
 //! - a rank that hangs (SIGSTOP) makes the other exit through the watchdog
-//!   (`--collective-timeout`);
+//!   (`--collective-timeout 15`: longer than rank 0's epoch-end writing on a loaded machine);
 //! - ranks launched with different configurations stop at the start with the rank named.
 //!
 //! Needs a build with the `mpi` feature and Open MPI's `mpirun`; each test prints `SKIP …`
@@ -361,7 +361,7 @@ fn a_hung_rank_trips_the_watchdog() -> Result<()> {
     let out = tmp.path().join("hung");
     let mut c = mpirun(2);
     c.args(args(&data, &out, 2000, 3, 32))
-        .args(["--distributed", "--collective-timeout", "5"])
+        .args(["--distributed", "--collective-timeout", "15"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     let mut child = c.spawn()?;
@@ -383,11 +383,14 @@ fn a_hung_rank_trips_the_watchdog() -> Result<()> {
         "rank 1 stopped: mpirun exited with {status} after {took:?}"
     );
     assert!(!status.success());
+    // Rank 0 waits in whichever exchange came next (a step's all-reduce, or the agreement
+    // on stopping at the end of the epoch).
     assert!(
-        stderr.contains("rank 0: the gradient all-reduce of epoch 2")
-            && stderr.contains("has waited more than 5 s for the other ranks"),
+        stderr.contains("Error: rank 0: the ")
+            && stderr.contains("has waited more than 15 s for the other ranks"),
         "{stderr}"
     );
+    assert!(took < Duration::from_secs(45), "took {took:?}");
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! cargo xtask train [ARGS]        train (default: LeNet-5 on Fashion-MNIST, seed 000's recipe)
+//!   --nproc N                     data-parallel on N local MPI ranks (builds with --features mpi)
 //! cargo xtask eval ARGS           evaluate saved weights (per-class accuracy, confusion matrix)
 //! cargo xtask ensemble ARGS       evaluate several weights and their softmax-averaged ensemble
 //! cargo xtask predict ARGS        classify image files (top-5 classes with probabilities)
@@ -12,7 +13,7 @@
 //! cargo xtask bench [ARGS]        speed table: convnets vs plain candle vs PyTorch
 //! cargo xtask golden              regenerate the PyTorch golden files (needs torch)
 //! cargo xtask fuzz [--cases N]   the property tests of every parser with N cases each (default 100,000)
-//! cargo xtask ci                  what CI runs: fmt, clippy, tests (kernels also without AVX-512), cuda type-check
+//! cargo xtask ci                  what CI runs: fmt, clippy, tests (kernels also without AVX-512), mpi feature, cuda type-check
 //! ```
 
 use anyhow::{bail, Context, Result};
@@ -208,6 +209,7 @@ fn ci() -> Result<()> {
         c.current_dir(dir).env("CONVNETS_NO_AVX512", "1");
         run(c)?;
     }
+    mpi_check()?;
     cuda_check()?;
     eprintln!("{}", kernel_paths());
     Ok(())
@@ -302,6 +304,115 @@ fn test_binaries(packages: &[&str]) -> Result<Vec<(PathBuf, PathBuf)>> {
     Ok(found)
 }
 
+/// `cargo xtask train --nproc N ARGS`: builds the CLI with the `mpi` feature and runs
+/// `mpirun -np N … convnets train --distributed ARGS` on this machine, each rank with its share
+/// of the cores (`RAYON_NUM_THREADS`), unbound, allowed to run as root and to oversubscribe.
+fn train_distributed(nproc: usize, args: &[String]) -> Result<()> {
+    if nproc == 0 {
+        bail!("--nproc must be at least 1");
+    }
+    let mut c = cargo();
+    c.args([
+        "build",
+        "--quiet",
+        "--release",
+        "-p",
+        "convnets-cli",
+        "--features",
+        "mpi",
+    ]);
+    run(c)?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = (cores / nproc).max(1);
+    let mut m = Command::new("mpirun");
+    m.current_dir(root())
+        .args(["-np", &nproc.to_string(), "--bind-to", "none"])
+        // Open MPI refuses root without these (harmless otherwise).
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
+    if nproc > cores {
+        m.arg("--oversubscribe");
+    }
+    m.args(["-x", &format!("RAYON_NUM_THREADS={threads}")])
+        .args(["-x", "CANDLE_NUM_THREADS=1"])
+        .arg(root().join("target/release/convnets"))
+        .args(["train", "--distributed"])
+        .args(args);
+    run(m).context(
+        "mpirun (is Open MPI installed? apt-get install openmpi-bin libopenmpi-dev libclang-dev)",
+    )
+}
+
+/// `--nproc N` (or `--nproc=N`) taken out of `args`.
+fn take_nproc(args: &mut Vec<String>) -> Result<Option<usize>> {
+    let Some(i) = args
+        .iter()
+        .position(|a| a == "--nproc" || a.starts_with("--nproc="))
+    else {
+        return Ok(None);
+    };
+    let a = args.remove(i);
+    let v = match a.strip_prefix("--nproc=") {
+        Some(v) => v.to_string(),
+        None if i < args.len() => args.remove(i),
+        None => bail!("--nproc needs a number of ranks"),
+    };
+    v.parse()
+        .map(Some)
+        .with_context(|| format!("--nproc {v}: expected a number of ranks"))
+}
+
+/// The `mpi` feature: clippy on the code it adds, then the MPI launch tests (`mpirun -np 2` on
+/// loopback). Workspace-wide with `--features convnets-cli/mpi`, so every dependency keeps the
+/// feature set the main build compiled it with: only convnets-train, convnets and convnets-cli
+/// (and mpi-sys) are compiled again. Skipped, saying so, where there is no MPI.
+fn mpi_check() -> Result<()> {
+    let has_mpi = Command::new("mpicc")
+        .arg("--showme:version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+        && Command::new("mpirun")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if !has_mpi {
+        eprintln!("SKIP mpi feature: no MPI (mpicc, mpirun) on this machine; .ci/run installs libopenmpi-dev openmpi-bin libclang-dev");
+        return Ok(());
+    }
+    let t0 = std::time::Instant::now();
+    let mut c = cargo();
+    c.args([
+        "clippy",
+        "--workspace",
+        "--features",
+        "convnets-cli/mpi",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    run(c)?;
+    let mut c = cargo();
+    c.args([
+        "test",
+        "--workspace",
+        "--features",
+        "convnets-cli/mpi",
+        "--test",
+        "distributed",
+        "--test",
+        "data_parallel",
+    ])
+    .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+    .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
+    run(c)?;
+    eprintln!(
+        "mpi feature: clippy, build and tests took {:.0} s",
+        t0.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
 fn cuda_check() -> Result<()> {
     let bin = root().join("target/fake-nvcc");
     fake_nvcc(&bin)?;
@@ -335,8 +446,13 @@ fn main() -> Result<()> {
     }
     let task = args.remove(0);
     match task.as_str() {
-        "train" | "eval" | "ensemble" | "predict" | "download" | "synthesize" | "models"
-        | "summary" => cli(&task, &args),
+        "train" => match take_nproc(&mut args)? {
+            Some(n) => train_distributed(n, &args),
+            None => cli(&task, &args),
+        },
+        "eval" | "ensemble" | "predict" | "download" | "synthesize" | "models" | "summary" => {
+            cli(&task, &args)
+        }
         "bench" => {
             let mut c = cargo();
             c.args([
@@ -368,6 +484,7 @@ fn main() -> Result<()> {
         }
         "ci" => ci(),
         "fuzz" => fuzz(&args),
+        "mpi-check" => mpi_check(),
         "cuda-check" => cuda_check(),
         _ => {
             eprintln!(
@@ -375,7 +492,7 @@ fn main() -> Result<()> {
                 include_str!("main.rs")
                     .lines()
                     .skip(4)
-                    .take(9)
+                    .take(10)
                     .map(|l| l.trim_start_matches("//! "))
                     .collect::<Vec<_>>()
                     .join("\n")

@@ -128,6 +128,15 @@ pub struct TrainArgs {
     /// Continue the run in this folder from its last checkpoint (only --epochs may change).
     #[arg(long, conflicts_with_all = ["recipe", "config"])]
     pub resume: Option<PathBuf>,
+    /// Train data-parallel with the other ranks of an MPI job (`mpirun -np N convnets train
+    /// --distributed …`; needs a build with the `mpi` feature): --batch-size images per rank,
+    /// a global batch of N times that; rank 0 prints and writes the run folder.
+    #[arg(long)]
+    pub distributed: bool,
+    /// With --distributed: end with an error when one exchange with the other ranks waits
+    /// longer than SECS (a rank that hangs without dying) [default: 300].
+    #[arg(long, value_name = "SECS", requires = "distributed")]
+    pub collective_timeout: Option<f64>,
     /// Model name (see `convnets models`); default: the recipe's (lenet5).
     #[arg(long)]
     pub model: Option<String>,
@@ -268,10 +277,12 @@ impl TrainArgs {
         let mine = TrainArgs {
             resume: None,
             epochs: None,
+            distributed: false,
+            collective_timeout: None,
             ..self.clone()
         };
         if format!("{mine:?}") != format!("{rest:?}") {
-            bail!("--resume continues a run with the configuration in its folder: only --epochs may be given with it")
+            bail!("--resume continues a run with the configuration in its folder: only --epochs (and --distributed, --collective-timeout) may be given with it")
         }
         Ok(())
     }

@@ -5,6 +5,7 @@
 static GLOBAL: convnets::allocator::MiMalloc = convnets::allocator::MiMalloc;
 
 mod args;
+mod dist;
 
 use anyhow::{bail, Context, Result};
 use args::{EnsembleArgs, EvalArgs, PredictArgs, TrainArgs, WeightsArgs};
@@ -132,18 +133,45 @@ fn summary(model: &str, input: Option<args::Shape>) -> Result<()> {
 }
 
 fn train(a: TrainArgs) -> Result<()> {
+    if !a.distributed {
+        return train_run(&a, None);
+    }
+    let (session, dp) = dist::start(a.collective_timeout)?;
+    match train_run(&a, Some(dp)) {
+        // Every rank got here: MPI is finalised when the session is dropped.
+        Ok(()) => Ok(()),
+        // This rank alone may have failed: the others would wait for it forever.
+        Err(e) => {
+            eprintln!("{}", render_error(&e));
+            session.abort(1)
+        }
+    }
+}
+
+fn train_run(
+    a: &TrainArgs,
+    parallel: Option<convnets::train::distributed::DataParallel>,
+) -> Result<()> {
     let stop = convnets::train::interrupt::ctrl_c().context("installing the Ctrl-C handler")?;
+    let root = parallel.as_ref().is_none_or(|p| p.is_root());
+    let opts = convnets::train::RunOptions {
+        stop: Some(stop),
+        parallel,
+    };
     let s = match &a.resume {
         Some(dir) => {
             a.check_resume()?;
-            convnets::train::resume(dir, a.epochs, Some(stop))
+            convnets::train::resume_with(dir, a.epochs, opts)
                 .with_context(|| format!("resuming {}", dir.display()))?
         }
         None => {
             let cfg = a.config()?;
-            convnets::train::train_with_stop(&cfg, Some(stop)).context("training failed")?
+            convnets::train::train_with(&cfg, opts).context("training failed")?
         }
     };
+    if !root {
+        return Ok(());
+    }
     match s.stop {
         convnets::train::StopReason::Interrupted { .. } => println!(
             "interrupted: continue with `convnets train --resume {}`",
@@ -244,7 +272,10 @@ fn ensemble(a: EnsembleArgs) -> Result<()> {
 /// An error and its causes, one line each, without repeating a cause the message above it
 /// already quotes (our typed errors put their I/O cause into their own message).
 fn render_error(e: &anyhow::Error) -> String {
-    let mut out = format!("Error: {e}");
+    let mut out = match dist::RANK.get() {
+        Some((rank, world)) => format!("Error (rank {rank} of {world}): {e}"),
+        None => format!("Error: {e}"),
+    };
     let mut shown = e.to_string();
     for cause in e.chain().skip(1) {
         let c = cause.to_string();
@@ -270,7 +301,13 @@ fn run() -> Result<()> {
     convnets::allocator::keep_freed_memory();
     convnets::runtime::tune_threads();
     match Cli::parse().cmd {
-        Cmd::Train(a) => train(*a)?,
+        Cmd::Train(a) => {
+            if a.distributed {
+                // Before MPI and rayon start threads: each rank its share of the cores.
+                convnets::runtime::tune_threads_for_local_ranks();
+            }
+            train(*a)?
+        }
         Cmd::Eval(a) => eval(a)?,
         Cmd::Ensemble(a) => ensemble(a)?,
         Cmd::Predict(a) => predict(a)?,

@@ -34,6 +34,9 @@ pub enum TrainError {
     /// A plot could not be drawn.
     #[error("plot: {0}")]
     Plot(String),
+    /// Data-parallel ranks disagree, or their communication failed.
+    #[error("distributed training: {0}")]
+    Distributed(Box<crate::distributed::DistributedError>),
     /// Training diverged: the loss (or the gradient norm) became NaN or infinite.
     #[error("training diverged at epoch {epoch}, batch {batch}: {what}; {hint}. The last checkpoint (if any) is intact")]
     Diverged {

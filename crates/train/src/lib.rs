@@ -2,10 +2,12 @@
 //! learning-rate schedules, losses, gradient clipping, observers for printing, early stopping
 //! and run folders), evaluation with top-1/top-5 accuracy and the confusion matrix,
 //! checkpoints that resume bit for bit, and the registry-name layer the command line uses
-//! ([`train`], [`resume`], [`eval_weights`], the [`recipe`]s).
+//! ([`train`], [`resume`], [`eval_weights`], the [`recipe`]s), and synchronous data-parallel
+//! training over MPI ([`distributed`]; the MPI part needs the feature `mpi`).
 
 pub mod checkpoint;
 pub mod device;
+pub mod distributed;
 pub mod error;
 pub mod fsutil;
 pub mod interrupt;
@@ -38,8 +40,8 @@ pub use optim::{
 pub use params::Params;
 pub use recipe::{recipe, recipes, Recipe};
 pub use run::{
-    eval_weights, load_weights, predict_images, resume, train, train_with_stop, EvalConfig,
-    Prediction, RunDir, RunSummary, TrainConfig,
+    eval_weights, load_weights, predict_images, resume, resume_with, train, train_with,
+    train_with_stop, EvalConfig, Prediction, RunDir, RunOptions, RunSummary, TrainConfig,
 };
 pub use schedule::{LrScheduler, ScheduleConfig, ScheduleError, ScheduleKind};
 pub use trainer::{

@@ -48,6 +48,7 @@ pub fn lenet5_fashion_mnist() -> TrainConfig {
         augment: None,
         workers: 0,
         skip_bad: false,
+        ranks: None,
     }
 }
 

@@ -20,13 +20,14 @@
 //! rewrites the metrics, plots and weights from it and trusts nothing else.
 
 use crate::checkpoint::Checkpoint;
+use crate::distributed::{DataParallel, DistributedError, ShardedBatches};
 use crate::fsutil::{clean_temp_files, write_atomic};
 use crate::loss::Loss;
 use crate::metrics::{write_metrics, EpochMetrics};
 use crate::observer::{ArticlePrinter, EarlyStopping, EpochEnd, Observer, StopReason};
 use crate::optim::OptimizerConfig;
 use crate::schedule::{LrScheduler, ScheduleConfig};
-use crate::trainer::{evaluate_with, EvalResult, Trainer};
+use crate::trainer::{evaluate_with, BatchSource, EvalResult, Trainer};
 use crate::{parse_device, plot, Result, TrainError};
 use candle_core::{Device, Tensor};
 use convnets_data::{Augment, Batcher, Dataset, DatasetKind, DatasetSpec, Normalize, Split};
@@ -100,6 +101,11 @@ pub struct TrainConfig {
     /// on stderr) instead of failing on the first one.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub skip_bad: bool,
+    /// The number of data-parallel ranks the run trains on (`None`: one process); each rank
+    /// takes `batch_size` images of every global batch of `batch_size × ranks`. Set by
+    /// [`train_with`] from the launch, checked by [`resume_with`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ranks: Option<usize>,
 }
 
 impl TrainConfig {
@@ -475,6 +481,7 @@ struct RunData {
     classes: Vec<String>,
 }
 
+/// The run's data; the training batches are global batches of `batch_size × ranks`.
 fn run_data(cfg: &TrainConfig, spec: &DatasetSpec, device: &Device) -> Result<RunData> {
     // (training split, test split, class names, whether --val-split is still to be applied)
     let (mut train_split, test_split, classes, val_pending) = match spec {
@@ -521,7 +528,7 @@ fn run_data(cfg: &TrainConfig, spec: &DatasetSpec, device: &Device) -> Result<Ru
     let mut train = batcher(
         &train_split,
         cfg.normalize,
-        cfg.batch_size,
+        cfg.batch_size * cfg.ranks.unwrap_or(1).max(1),
         Some(cfg.seed),
         device,
     )?;
@@ -571,12 +578,25 @@ fn weights_meta(cfg: &TrainConfig, classes: &[String]) -> HashMap<String, String
 }
 
 /// Where the run stands and the pieces to continue it, for [`train`] and [`resume`].
+/// How a run is launched, for [`train_with`] and [`resume_with`].
+#[derive(Debug, Default)]
+pub struct RunOptions {
+    /// A stop flag (see [`crate::interrupt`]): once raised, the run writes a checkpoint after
+    /// the current batch and returns.
+    pub stop: Option<Arc<AtomicBool>>,
+    /// Train data-parallel with other ranks (see [`crate::distributed`]): rank 0 alone prints
+    /// and writes the run folder; every rank returns the same summary.
+    pub parallel: Option<DataParallel>,
+}
+
 fn run(
     cfg: &TrainConfig,
     dir: &Path,
     ckpt: Option<&Checkpoint>,
-    stop: Option<Arc<AtomicBool>>,
+    opts: RunOptions,
 ) -> Result<RunSummary> {
+    let RunOptions { stop, parallel } = opts;
+    let root = parallel.as_ref().is_none_or(DataParallel::is_root);
     let spec = cfg.validate()?;
     let device = parse_device(&cfg.device)?;
     let data = run_data(cfg, &spec, &device)?;
@@ -593,8 +613,10 @@ fn run(
         .epochs(cfg.epochs)
         .loss(cfg.loss.clone())
         .test(&data.test)
-        .config(cfg_json)
-        .observer(ArticlePrinter::new(cfg.log_every).progress(true));
+        .config(cfg_json);
+    if root {
+        trainer = trainer.observer(ArticlePrinter::new(cfg.log_every).progress(true));
+    }
     if let Some(s) = &cfg.schedule {
         let sched = LrScheduler::new(s, cfg.optimizer.lr(), cfg.epochs, steps)
             .map_err(|e| TrainError::Config(format!("schedule: {e}")))?;
@@ -612,24 +634,60 @@ fn run(
     if let Some(flag) = stop {
         trainer = trainer.stop_flag(flag);
     }
-    trainer = trainer.observer(run_dir);
+    if root {
+        trainer = trainer.observer(run_dir);
+    }
+    let shard = match &parallel {
+        Some(dp) => Some(ShardedBatches::new(
+            &data.train,
+            dp.rank(),
+            dp.world_size(),
+        )?),
+        None => None,
+    };
+    let world = parallel.as_ref().map_or(1, DataParallel::world_size);
+    if let Some(dp) = parallel {
+        trainer = trainer.data_parallel(dp);
+    }
     if let Some(ckpt) = ckpt {
         trainer.resume(ckpt)?;
     }
-    println!(
-        "{} on {} ({} trainable parameters, {} train{} / {} test images) -> {}",
-        cfg.model,
-        spec,
-        params.num_trainable(),
-        data.train.num_samples(),
-        data.val
-            .as_ref()
-            .map(|v| format!(" / {} validation", v.num_samples()))
-            .unwrap_or_default(),
-        data.test.num_samples(),
-        dir.display()
-    );
-    let report = trainer.fit(&data.train)?;
+    let train_src: &dyn BatchSource = match &shard {
+        Some(s) => s,
+        None => &data.train,
+    };
+    if root && world > 1 {
+        println!(
+            "data-parallel on {world} ranks: {} images per rank, global batch {}",
+            cfg.batch_size,
+            cfg.batch_size * world
+        );
+    }
+    if root {
+        println!(
+            "{} on {} ({} trainable parameters, {} train{} / {} test images) -> {}",
+            cfg.model,
+            spec,
+            params.num_trainable(),
+            data.train.num_samples(),
+            data.val
+                .as_ref()
+                .map(|v| format!(" / {} validation", v.num_samples()))
+                .unwrap_or_default(),
+            data.test.num_samples(),
+            dir.display()
+        );
+    }
+    let report = trainer.fit(train_src)?;
+    if let Some(dp) = trainer.parallel().filter(|_| root && world > 1) {
+        let t = dp.reduce_times();
+        println!(
+            "gradient all-reduce: {:.3} MB per step, mean {:.2} ms over {} steps (waiting for the slowest rank included); parameters identical on all {world} ranks",
+            t.floats as f64 * 4.0 / 1e6,
+            t.mean_ms(),
+            t.calls
+        );
+    }
     let final_accuracy = report
         .history
         .last()
@@ -644,9 +702,11 @@ fn run(
         stop: report.stop,
         best: report.best,
     };
-    let json = serde_json::to_string_pretty(&summary)
-        .map_err(|e| TrainError::Config(format!("summary: {e}")))?;
-    write_atomic(&dir.join("summary.json"), (json + "\n").as_bytes())?;
+    if root {
+        let json = serde_json::to_string_pretty(&summary)
+            .map_err(|e| TrainError::Config(format!("summary: {e}")))?;
+        write_atomic(&dir.join("summary.json"), (json + "\n").as_bytes())?;
+    }
     Ok(summary)
 }
 
@@ -660,6 +720,22 @@ pub fn train(cfg: &TrainConfig) -> Result<RunSummary> {
 /// [`train`] with a stop flag (see [`crate::interrupt`]): once raised, the run writes a
 /// checkpoint after the current batch and returns; [`resume`] continues it.
 pub fn train_with_stop(cfg: &TrainConfig, stop: Option<Arc<AtomicBool>>) -> Result<RunSummary> {
+    train_with(
+        cfg,
+        RunOptions {
+            stop,
+            parallel: None,
+        },
+    )
+}
+
+/// [`train`] with a stop flag and, optionally, data parallelism ([`RunOptions`]). A
+/// data-parallel run records its number of ranks in the configuration (`ranks`); rank 0
+/// creates the run folder and tells the others its name.
+pub fn train_with(cfg: &TrainConfig, mut opts: RunOptions) -> Result<RunSummary> {
+    let mut cfg = cfg.clone();
+    cfg.ranks = opts.parallel.as_ref().map(DataParallel::world_size);
+    let cfg = &cfg;
     let spec = cfg.validate()?;
     // Once per run (it builds the model): the largest batch the run forms against the memory
     // available, before the run folder exists.
@@ -670,9 +746,24 @@ pub fn train_with_stop(cfg: &TrainConfig, stop: Option<Arc<AtomicBool>>) -> Resu
             .min(spec.kind().map_or(usize::MAX, |k| k.train_len()));
         check_batch_memory(info, batch, available_memory())?;
     }
-    let dir = new_run_dir(cfg)?;
-    write_atomic(&dir.join("config.toml"), cfg.to_toml()?.as_bytes())?;
-    run(cfg, &dir, None, stop)
+    let dir = match &mut opts.parallel {
+        Some(dp) => {
+            let name = if dp.is_root() {
+                let dir = new_run_dir(cfg)?;
+                write_atomic(&dir.join("config.toml"), cfg.to_toml()?.as_bytes())?;
+                dir.to_string_lossy().into_owned().into_bytes()
+            } else {
+                Vec::new()
+            };
+            PathBuf::from(String::from_utf8_lossy(&dp.broadcast_bytes(name)?).into_owned())
+        }
+        None => {
+            let dir = new_run_dir(cfg)?;
+            write_atomic(&dir.join("config.toml"), cfg.to_toml()?.as_bytes())?;
+            dir
+        }
+    };
+    run(cfg, &dir, None, opts)
 }
 
 /// Continues the run in folder `dir` from its last checkpoint: removes what a crash left
@@ -685,13 +776,30 @@ pub fn resume(
     epochs: Option<usize>,
     stop: Option<Arc<AtomicBool>>,
 ) -> Result<RunSummary> {
+    resume_with(
+        dir,
+        epochs,
+        RunOptions {
+            stop,
+            parallel: None,
+        },
+    )
+}
+
+/// [`resume`] with a stop flag and, optionally, data parallelism ([`RunOptions`]): a run
+/// trained on N ranks resumes on N ranks (every rank reads the run folder's checkpoint; rank
+/// 0 alone repairs and writes the folder).
+pub fn resume_with(dir: &Path, epochs: Option<usize>, opts: RunOptions) -> Result<RunSummary> {
+    let root = opts.parallel.as_ref().is_none_or(DataParallel::is_root);
     if !dir.is_dir() {
         return Err(TrainError::Config(format!(
             "--resume {}: not a run folder",
             dir.display()
         )));
     }
-    clean_temp_files(dir)?;
+    if root {
+        clean_temp_files(dir)?;
+    }
     let last = dir.join("last.safetensors");
     if !last.is_file() {
         return Err(TrainError::Config(format!(
@@ -705,12 +813,25 @@ pub fn resume(
             .map_err(|e| TrainError::Checkpoint(format!("{}: config: {e}", last.display())))?,
         None => TrainConfig::from_toml_file(&dir.join("config.toml"))?,
     };
+    let now = opts.parallel.as_ref().map_or(1, DataParallel::world_size);
+    if cfg.ranks.unwrap_or(1) != now {
+        return Err(DistributedError::WorldSize {
+            run: cfg.ranks.unwrap_or(1),
+            now,
+        }
+        .into());
+    }
     if let Some(e) = epochs {
         cfg.epochs = e;
-        write_atomic(&dir.join("config.toml"), cfg.to_toml()?.as_bytes())?;
+        if root {
+            write_atomic(&dir.join("config.toml"), cfg.to_toml()?.as_bytes())?;
+        }
     }
     // The checkpoint is the commit point: bring the other files back to what it says.
     let spec = cfg.validate()?;
+    if !root {
+        return run(&cfg, dir, Some(&ckpt), opts);
+    }
     let classes = class_names(&spec)?;
     let run_dir = RunDir::new(dir, weights_meta(&cfg, &classes));
     run_dir.write_history(&ckpt.meta.history)?;
@@ -725,7 +846,7 @@ pub fn resume(
             ckpt.save(&best)?;
         }
     }
-    run(&cfg, dir, Some(&ckpt), stop)
+    run(&cfg, dir, Some(&ckpt), opts)
 }
 
 /// Evaluation options for [`eval_weights`].

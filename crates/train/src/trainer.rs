@@ -26,6 +26,7 @@
 //! ```
 
 use crate::checkpoint::{Checkpoint, CheckpointMeta, PartialEpoch, Position, FORMAT};
+use crate::distributed::{DataParallel, Fingerprint, StepStats};
 use crate::loss::Loss;
 use crate::metrics::EpochMetrics;
 use crate::observer::{BatchEnd, Control, EpochEnd, Observer, StopReason, TrainStart};
@@ -327,6 +328,20 @@ pub struct Trainer<'a> {
     position: Position,
     history: Vec<EpochMetrics>,
     best: Option<(usize, f64)>,
+    parallel: Option<DataParallel>,
+}
+
+/// What one training step gives the loop: the global batch's numbers (the sums over the ranks
+/// when training data-parallel).
+struct StepOutcome {
+    /// Mean loss over the batch.
+    loss: f32,
+    /// Correctly classified samples.
+    correct: usize,
+    /// Samples in the batch.
+    samples: usize,
+    /// A stop was asked for (on any rank).
+    stop: bool,
 }
 
 impl<'a> Trainer<'a> {
@@ -358,7 +373,27 @@ impl<'a> Trainer<'a> {
             position: Position::default(),
             history: Vec::new(),
             best: None,
+            parallel: None,
         }
+    }
+
+    /// Trains data-parallel with the other ranks of `dp` (see [`crate::distributed`]): the
+    /// training data passed to [`Trainer::fit`] must be this rank's share of every global
+    /// batch ([`ShardedBatches`](crate::distributed::ShardedBatches)). `fit` first checks that
+    /// every rank runs the same configuration, parameters and position and copies rank 0's
+    /// parameters to the others; every step averages the gradients over all ranks' samples
+    /// before clipping and the optimizer step, so every rank makes the same update; after
+    /// every epoch rank 0's buffers (batch norm's running statistics) are copied to the
+    /// others and the parameters are checked to be identical. Observers should be the same
+    /// on every rank except for output (printing, files: give those to rank 0 only).
+    pub fn data_parallel(mut self, dp: DataParallel) -> Self {
+        self.parallel = Some(dp);
+        self
+    }
+
+    /// The data parallelism, if any (its timings: [`DataParallel::reduce_times`]).
+    pub fn parallel(&self) -> Option<&DataParallel> {
+        self.parallel.as_ref()
     }
 
     /// Trains until epoch `n` (counting the epochs a resumed run already did).
@@ -540,14 +575,59 @@ impl<'a> Trainer<'a> {
         })
     }
 
-    /// One optimizer step on `batch`; returns the batch's mean loss and its correct count.
-    fn step(&mut self, batch: &Batch, epoch: usize, index: usize) -> Result<(f32, usize)> {
-        let logits = self.model.forward_t(&batch.images, true)?;
-        let loss = self.loss.compute(&logits, &batch.labels)?;
-        let l = loss.to_dtype(DType::F32)?.to_scalar::<f32>()?;
-        if !l.is_finite() {
-            return Err(self.diverged(batch, epoch, index, l));
-        }
+    /// One optimizer step on `batch`: the batch's mean loss, its correct count and size (over
+    /// every rank when data-parallel).
+    fn step(&mut self, batch: &Batch, epoch: usize, index: usize) -> Result<StepOutcome> {
+        let b = batch.labels.dims1()?;
+        let stop_local = self.stop.as_ref().is_some_and(|f| f.load(Ordering::SeqCst));
+        // A rank whose share of a short last batch is empty contributes no gradient.
+        let (mut grads, l, correct) = if b > 0 || self.parallel.is_none() {
+            let logits = self.model.forward_t(&batch.images, true)?;
+            let loss = self.loss.compute(&logits, &batch.labels)?;
+            let l = loss.to_dtype(DType::F32)?.to_scalar::<f32>()?;
+            if !l.is_finite() && self.parallel.is_none() {
+                return Err(self.diverged(batch, epoch, index, l));
+            }
+            let grads = loss.backward()?;
+            let pred = logits.argmax(1)?;
+            let correct = pred
+                .eq(&batch.labels.to_dtype(pred.dtype())?)?
+                .to_dtype(DType::U32)?
+                .sum_all()?
+                .to_scalar::<u32>()? as usize;
+            (grads, l, correct)
+        } else {
+            (GradStore::default(), 0.0, 0)
+        };
+        let out = match &mut self.parallel {
+            Some(dp) => {
+                let local = StepStats {
+                    samples: b,
+                    loss_sum: if b > 0 { f64::from(l) * b as f64 } else { 0.0 },
+                    correct,
+                    stop: stop_local,
+                };
+                let total = dp.reduce_step(&mut grads, &self.trainable, local, (epoch, index))?;
+                let loss = (total.loss_sum / total.samples.max(1) as f64) as f32;
+                if !loss.is_finite() {
+                    return Err(self.diverged(batch, epoch, index, loss));
+                }
+                StepOutcome {
+                    loss,
+                    correct: total.correct,
+                    samples: total.samples,
+                    stop: total.stop,
+                }
+            }
+            None => StepOutcome {
+                loss: l,
+                correct,
+                samples: b,
+                stop: stop_local,
+            },
+        };
+        // The same (global) loss on every rank: all stop together on an explosion.
+        let l = out.loss;
         match (self.first_loss, self.explode) {
             (None, _) => self.first_loss = Some(l),
             (Some(l0), Some(f)) if l > f * l0.max(1e-3) => {
@@ -565,7 +645,6 @@ impl<'a> Trainer<'a> {
             }
             _ => {}
         }
-        let mut grads = loss.backward()?;
         if let Some(max) = self.clip {
             let norm = clip_grad_norm(&mut grads, &self.trainable, max)?;
             if !norm.is_finite() {
@@ -578,13 +657,48 @@ impl<'a> Trainer<'a> {
             }
         }
         self.optimizer.step(&grads)?;
-        let pred = logits.argmax(1)?;
-        let correct = pred
-            .eq(&batch.labels.to_dtype(pred.dtype())?)?
-            .to_dtype(DType::U32)?
-            .sum_all()?
-            .to_scalar::<u32>()? as usize;
-        Ok((l, correct))
+        Ok(out)
+    }
+
+    /// The hash the ranks of a data-parallel run compare before training: the configuration
+    /// (less what may differ between machines: paths, workers, printing), the parameters'
+    /// names, shapes and types, the optimizer, the position and the data's size.
+    fn fingerprint(&self, train: &dyn BatchSource) -> u64 {
+        let mut h = Fingerprint::default();
+        if let Some(cfg) = &self.config {
+            let mut cfg = cfg.clone();
+            if let Some(o) = cfg.as_object_mut() {
+                for k in ["out", "data_dir", "workers", "log_every", "download"] {
+                    o.remove(k);
+                }
+            }
+            h.write(cfg.to_string().as_bytes());
+        }
+        for (name, v) in self.params.named() {
+            h.write(name.as_bytes())
+                .write(format!("{:?} {:?}", v.dims(), v.dtype()).as_bytes());
+        }
+        h.write(self.optimizer.name().as_bytes());
+        for n in [
+            self.position.epochs_done,
+            self.position.batch,
+            self.epochs,
+            train.num_batches(),
+            train.num_samples(),
+        ] {
+            h.write(&(n as u64).to_le_bytes());
+        }
+        h.finish()
+    }
+
+    /// The buffers (non-trainable tensors: batch norm's running statistics).
+    fn buffers(&self) -> Vec<Var> {
+        self.params
+            .named()
+            .iter()
+            .filter(|(n, _)| convnets_layers::is_buffer(n))
+            .map(|(_, v)| v.clone())
+            .collect()
     }
 
     /// The error for a non-finite loss, naming its likely cause.
@@ -649,6 +763,15 @@ impl<'a> Trainer<'a> {
             optimizer: self.optimizer.name(),
             lr: self.optimizer.learning_rate(),
         };
+        let hash = self.fingerprint(train);
+        if let Some(dp) = &mut self.parallel {
+            dp.agree(
+                "the configuration, parameter shapes, position and data size",
+                hash,
+            )?;
+            let all: Vec<Var> = self.params.named().iter().map(|(_, v)| v.clone()).collect();
+            dp.broadcast_vars(&all)?;
+        }
         for o in &mut self.observers {
             o.on_train_start(&start)?;
         }
@@ -669,9 +792,13 @@ impl<'a> Trainer<'a> {
                 partial.data_seconds += waiting.elapsed().as_secs_f64();
                 let t0 = Instant::now();
                 let batch = batch?;
-                let b = batch.labels.dims1()?;
                 lr = self.optimizer.learning_rate();
-                let (l, correct) = self.step(&batch, epoch, index)?;
+                let StepOutcome {
+                    loss: l,
+                    correct,
+                    samples: b,
+                    stop: stop_flag,
+                } = self.step(&batch, epoch, index)?;
                 if let Some(s) = &mut self.scheduler {
                     let next = s.step_batch();
                     self.optimizer.set_learning_rate(next);
@@ -695,7 +822,8 @@ impl<'a> Trainer<'a> {
                 for o in &mut self.observers {
                     stop_requested |= o.on_batch_end(&ev)? == Control::Stop;
                 }
-                let interrupted = self.stop.as_ref().is_some_and(|f| f.load(Ordering::SeqCst));
+                // Data-parallel: the flag as the ranks agreed on it in the step's all-reduce.
+                let interrupted = stop_flag;
                 if interrupted && index + 1 < batches {
                     self.emit_checkpoint(false)?;
                     return self.finish(StopReason::Interrupted {
@@ -707,6 +835,12 @@ impl<'a> Trainer<'a> {
                     break;
                 }
                 waiting = Instant::now();
+            }
+            let buffers = self.buffers();
+            if let Some(dp) = &mut self.parallel {
+                dp.broadcast_vars(&buffers)?;
+                let all: Vec<Var> = self.params.named().iter().map(|(_, v)| v.clone()).collect();
+                dp.check_identical(&all, &format!("after epoch {epoch}"))?;
             }
             let val = match self.val {
                 Some(v) => Some(evaluate_with(self.model, v, &self.loss)?),
@@ -757,7 +891,13 @@ impl<'a> Trainer<'a> {
                 stop_requested |= o.on_epoch_end(&ev)? == Control::Stop;
             }
             self.emit_checkpoint(is_best)?;
-            let interrupted = self.stop.as_ref().is_some_and(|f| f.load(Ordering::SeqCst));
+            let mut interrupted = self.stop.as_ref().is_some_and(|f| f.load(Ordering::SeqCst));
+            if let Some(dp) = &mut self.parallel {
+                // Every rank stops, or none: a flag raised on one rank stops them all, and an
+                // observer's stop on one rank too.
+                interrupted = dp.any(interrupted)?;
+                stop_requested = dp.any(stop_requested)?;
+            }
             if interrupted && epoch < self.epochs {
                 return self.finish(StopReason::Interrupted {
                     epoch: epoch + 1,

@@ -1,0 +1,211 @@
+//! Data parallelism without MPI: ranks as threads of one process (`local_group`), each with
+//! its own model, optimizer and share of every batch. N ranks × batch B end with the weights of
+//! one process × batch N·B — uneven last batches and a rank with an empty share included — and
+//! every rank with the same weights. Runs everywhere (the MPI launch is tested in
+//! `crates/cli/tests/distributed.rs`).
+
+use anyhow::Result;
+use candle_core::{Device, ModuleT, Tensor};
+use convnets_data::Batcher;
+use convnets_layers::{conv2d, linear, Conv2dConfig, ParamStore};
+use convnets_train::distributed::{local_group, DataParallel, DistributedError, ShardedBatches};
+use convnets_train::optim::{OptimizerConfig, SgdConfig};
+use convnets_train::{Params, TrainError, Trainer};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+struct Net {
+    conv: convnets_layers::Conv2d,
+    fc: convnets_layers::Linear,
+}
+
+impl Net {
+    fn new(store: &ParamStore) -> Result<Self> {
+        let vb = store.vb();
+        Ok(Self {
+            conv: conv2d(1, 4, 3, Conv2dConfig::default(), vb.pp("conv"))?,
+            fc: linear(4 * 6 * 6, 3, vb.pp("fc"))?,
+        })
+    }
+}
+
+impl ModuleT for Net {
+    fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+        let x = self.conv.forward_t(x, train)?.tanh()?;
+        self.fc.forward_t(&x.flatten_from(1)?, train)
+    }
+}
+
+/// `n` samples of 8x8 images in 3 classes, batches of `batch`, shuffled with seed 3.
+fn data(n: usize, batch: usize) -> Result<Batcher> {
+    let images: Vec<f32> = (0..n * 64)
+        .map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0)
+        .collect();
+    let labels: Vec<u32> = (0..n).map(|i| (i * 7 % 3) as u32).collect();
+    Ok(Batcher::new(
+        Arc::new(images),
+        Arc::new(labels),
+        [1, 8, 8],
+        batch,
+        Some(3),
+        false,
+    )?)
+}
+
+fn sgd(params: &Params) -> Result<Box<dyn convnets_train::Optim>> {
+    Ok(OptimizerConfig::Sgd(SgdConfig {
+        lr: 0.1,
+        momentum: 0.9,
+        ..Default::default()
+    })
+    .build(params.trainable())?)
+}
+
+/// The weights after `epochs` epochs of one process with batch `batch`.
+fn single(n: usize, batch: usize, epochs: usize) -> Result<BTreeMap<String, Vec<f32>>> {
+    let store = ParamStore::new(0, &Device::Cpu);
+    let net = Net::new(&store)?;
+    let params = Params::from(&store);
+    let optim = sgd(&params)?;
+    Trainer::new(&net, params.clone(), optim)
+        .epochs(epochs)
+        .fit(&data(n, batch)?)?;
+    weights(&params)
+}
+
+fn weights(params: &Params) -> Result<BTreeMap<String, Vec<f32>>> {
+    params
+        .named()
+        .iter()
+        .map(|(n, v)| Ok((n.clone(), v.flatten_all()?.to_vec1::<f32>()?)))
+        .collect()
+}
+
+/// Each rank's weights after `epochs` epochs on `world` threads with `batch` images per rank.
+/// Rank r > 0 starts from another seed: rank 0's broadcast must overwrite its weights.
+fn parallel(
+    n: usize,
+    batch: usize,
+    epochs: usize,
+    world: usize,
+) -> Result<Vec<BTreeMap<String, Vec<f32>>>> {
+    let group = local_group(world);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = group
+            .into_iter()
+            .enumerate()
+            .map(|(rank, comm)| {
+                s.spawn(move || -> Result<BTreeMap<String, Vec<f32>>> {
+                    let store = ParamStore::new(rank as u64, &Device::Cpu);
+                    let net = Net::new(&store)?;
+                    let params = Params::from(&store);
+                    let optim = sgd(&params)?;
+                    let global = data(n, batch * world)?;
+                    let shard = ShardedBatches::new(&global, rank, world)?;
+                    let report = Trainer::new(&net, params.clone(), optim)
+                        .epochs(epochs)
+                        .data_parallel(DataParallel::new(Box::new(comm)))
+                        .fit(&shard)?;
+                    // The loop counts the global batches' samples.
+                    let m = &report.history[epochs - 1];
+                    assert!(m.images_per_second > 0.0);
+                    weights(&params)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().map_err(|_| anyhow::anyhow!("a rank panicked"))?)
+            .collect()
+    })
+}
+
+fn max_diff(a: &BTreeMap<String, Vec<f32>>, b: &BTreeMap<String, Vec<f32>>) -> f32 {
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    a.iter()
+        .flat_map(|(k, x)| x.iter().zip(&b[k]).map(|(x, y)| (x - y).abs()))
+        .fold(0.0, f32::max)
+}
+
+/// The tolerance: the ranks sum their share's per-sample gradients, scale by their sample
+/// count and the all-reduce adds the ranks' sums, where one process sums all samples at once:
+/// the same terms in another order, a relative rounding difference of a few 2^-24 per step,
+/// which the updates carry forward. 1e-5 on weights of order 0.1–1 after a dozen steps leaves
+/// a margin of ten over what we measure (~1e-6) and is far below any real difference (a wrong
+/// weighting or a missed sample changes weights by 1e-3 and more).
+const TOL: f32 = 1e-5;
+
+#[test]
+fn two_ranks_equal_one_process_with_the_double_batch() -> Result<()> {
+    // 37 samples, global batch 16: 16, 16, 5 (the last split 2 / 3); 2 epochs, 6 steps.
+    let one = single(37, 16, 2)?;
+    let ranks = parallel(37, 8, 2, 2)?;
+    let d = max_diff(&one, &ranks[0]);
+    assert!(d <= TOL, "2 ranks vs 1 process: max |Δw| = {d}");
+    assert_eq!(ranks[0], ranks[1], "the ranks' weights differ");
+    // And training changed the weights (not a vacuous comparison).
+    let init = {
+        let store = ParamStore::new(0, &Device::Cpu);
+        Net::new(&store)?;
+        weights(&Params::from(&store))?
+    };
+    assert!(max_diff(&init, &one) > 1e-3);
+    Ok(())
+}
+
+#[test]
+fn three_ranks_with_an_empty_share_equal_one_process() -> Result<()> {
+    // 31 samples, global batch 15: 15, 15, 1 — the last batch gives ranks 0 and 1 nothing.
+    let one = single(31, 15, 1)?;
+    let ranks = parallel(31, 5, 1, 3)?;
+    for (r, w) in ranks.iter().enumerate() {
+        let d = max_diff(&one, w);
+        assert!(d <= TOL, "rank {r} vs 1 process: max |Δw| = {d}");
+    }
+    assert_eq!(ranks[0], ranks[2]);
+    Ok(())
+}
+
+#[test]
+fn ranks_that_disagree_stop_with_the_rank_named() -> Result<()> {
+    // Rank 1 trains a different number of epochs: the start-up check catches it on both.
+    let group = local_group(2);
+    let errors: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = group
+            .into_iter()
+            .enumerate()
+            .map(|(rank, comm)| {
+                s.spawn(move || -> Result<String> {
+                    let store = ParamStore::new(0, &Device::Cpu);
+                    let net = Net::new(&store)?;
+                    let params = Params::from(&store);
+                    let optim = sgd(&params)?;
+                    let global = data(20, 8)?;
+                    let shard = ShardedBatches::new(&global, rank, 2)?;
+                    let r = Trainer::new(&net, params, optim)
+                        .epochs(1 + rank)
+                        .data_parallel(DataParallel::new(Box::new(comm)))
+                        .fit(&shard);
+                    match r {
+                        Err(TrainError::Distributed(e)) => {
+                            assert!(matches!(*e, DistributedError::Mismatch { rank: 1, .. }));
+                            Ok(e.to_string())
+                        }
+                        other => anyhow::bail!("expected a mismatch, got {other:?}"),
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().map_err(|_| anyhow::anyhow!("a rank panicked"))?)
+            .collect::<Result<Vec<_>>>()
+    })?;
+    for e in errors {
+        assert!(
+            e.starts_with("rank 1 disagrees with rank 0 on the configuration"),
+            "{e}"
+        );
+    }
+    Ok(())
+}

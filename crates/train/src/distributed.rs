@@ -171,7 +171,7 @@ pub fn shard_range(len: usize, rank: usize, world: usize) -> Range<usize> {
 /// let b = Batcher::new(Arc::new(vec![0.0; 5]), Arc::new(vec![0, 1, 2, 3, 4]), [1, 1, 1], 4, None, false)?;
 /// let rank1 = ShardedBatches::new(&b, 1, 2)?;
 /// let labels: Vec<Vec<u32>> = rank1.batches(1, 0).map(|b| b.unwrap().labels.to_vec1().unwrap()).collect();
-/// assert_eq!(labels, vec![vec![2, 3], vec![]]); // batches [0, 1 | 2, 3] and [4 | ]
+/// assert_eq!(labels, vec![vec![2, 3], vec![4]]); // batches [0, 1 | 2, 3] and [ | 4]
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Copy, Debug)]

@@ -39,7 +39,7 @@ const L: usize = 8;
 /// CNNs (16, 32, 64, ...: multiples of 4), where 6 rows would leave a thin 2- or 4-row block
 /// at the end; LeNet-5's 6 channels (and 18, 30, ...) fit 6 x 16 exactly instead.
 pub(crate) fn panel_rows(m: usize) -> usize {
-    if m % 4 != 0 && m % 6 == 0 {
+    if !m.is_multiple_of(4) && m.is_multiple_of(6) {
         6
     } else {
         4
@@ -613,7 +613,9 @@ mod tests {
         for m in 1..100 {
             let mr = panel_rows(m);
             let nv = if mr == 6 { 2 } else { 3 };
-            assert!(mr * nv + nv + 1 <= 16, "m {m}: {mr} x {nv} spills");
+            // Accumulators, the row of b and the broadcast element of a: 16 registers.
+            let registers = mr * nv + nv + 1;
+            assert!(registers <= 16, "m {m}: {mr} x {nv} spills");
         }
         assert_eq!([6, 16, 32, 64, 18, 10].map(panel_rows), [6, 4, 4, 4, 6, 4]);
     }

@@ -188,7 +188,11 @@ fn main() -> Result<()> {
     } else {
         "AVX2 (ATEN_CPU_CAPABILITY, ONEDNN_MAX_CPU_ISA, MKL_ENABLE_INSTRUCTIONS)"
     };
-    eprintln!("bench: convnets kernel path {isa} (CONVNETS_ISA); PyTorch: {torch_isa}");
+    let forced = match std::env::var("CONVNETS_ISA") {
+        Ok(v) if !v.is_empty() => format!(" (CONVNETS_ISA={v})"),
+        _ => String::new(),
+    };
+    eprintln!("bench: convnets kernel path {isa}{forced}; PyTorch: {torch_isa}");
     let mut results: BTreeMap<String, BTreeMap<&str, CaseResult>> = BTreeMap::new();
     for case in &a.cases {
         for kernels in ["native", "reference"] {
@@ -213,7 +217,7 @@ fn main() -> Result<()> {
         torch.as_ref()?.get("cases")?.get(case)?.get(key)?.as_f64()
     };
 
-    println!("\nconvnets kernel path: {isa}; PyTorch: {torch_isa}");
+    println!("\nconvnets kernel path: {isa}{forced}; PyTorch: {torch_isa}");
     println!(
         "{:<10} | {:>10} {:>10} {:>10} {:>8} {:>8} | {:>10} {:>10} {:>10} {:>8} | {:>8} {:>8}",
         "train/s",

@@ -123,15 +123,17 @@ pub fn train_flops_per_image(model: &str) -> Result<f64> {
 }
 
 /// The machine's `f32` FMA peak in GFLOP/s on `threads` threads, measured: each thread runs
-/// a register-only loop of independent 512-bit (or, without AVX-512, 256-bit) fused
-/// multiply-adds for about 0.3 s. Returns the peak and the instruction set, or `None` on a
+/// a register-only loop of independent 512-bit (or, when the kernels run another path than
+/// AVX-512, see `convnets::layers::ops::isa`, 256-bit) fused multiply-adds for about 0.3 s. Returns the peak and the instruction set, or `None` on a
 /// CPU with neither (or not x86-64). Measuring rather than multiplying out the nominal clock
 /// matters: this EPYC reports 2.6 GHz but runs its FMA units at turbo clocks.
 pub fn fma_peak_gflops(threads: usize) -> Option<(f64, &'static str)> {
     #[cfg(target_arch = "x86_64")]
     {
-        let (lanes, isa): (usize, &'static str) = if std::arch::is_x86_feature_detected!("avx512f")
-        {
+        // The vector width of the kernel path in use (`CONVNETS_ISA=avx2` on an AVX-512 CPU
+        // measures the 256-bit peak that path can reach).
+        let avx512 = convnets::layers::ops::isa() == "avx512";
+        let (lanes, isa): (usize, &'static str) = if avx512 {
             (16, "AVX-512")
         } else if std::arch::is_x86_feature_detected!("fma") {
             (8, "AVX2")

@@ -13,7 +13,7 @@
 //! cargo xtask bench [ARGS]        speed table: convnets vs plain candle vs PyTorch
 //! cargo xtask golden              regenerate the PyTorch golden files (needs torch)
 //! cargo xtask fuzz [--cases N]   the property tests of every parser with N cases each (default 100,000)
-//! cargo xtask ci                  what CI runs: fmt, clippy, tests (kernels also without AVX-512), mpi feature, cuda type-check
+//! cargo xtask ci                  what CI runs: fmt, clippy, tests (kernels on each CPU path: avx512, avx2, portable), mpi feature, cuda type-check
 //! ```
 
 use anyhow::{bail, Context, Result};
@@ -148,26 +148,84 @@ exit 0
     Ok(())
 }
 
-/// Which kernel paths the tests exercise on this CPU (printed at the start and the end of
-/// `cargo xtask ci`, so that a log says what ran and what did not).
-fn kernel_paths() -> String {
+/// The CPU kernel paths of `convnets-layers` (`CONVNETS_ISA` values), best first, each with
+/// the CPU features it needs. xtask depends on none of the project's crates, so it checks
+/// the features itself, the way `convnets_layers::ops::isa()` does; the layer test
+/// `isa_is_the_requested_one` (run on every path) checks that the two agree.
+const KERNEL_PATHS: [(&str, &str); 3] = [
+    ("avx512", "AVX-512F"),
+    ("avx2", "AVX2 + FMA"),
+    ("portable", "nothing"),
+];
+
+/// Whether this CPU runs the kernel path `isa` (a `CONVNETS_ISA` value).
+fn cpu_runs(isa: &str) -> bool {
     #[cfg(target_arch = "x86_64")]
-    let avx512 = std::arch::is_x86_feature_detected!("avx512f");
+    {
+        match isa {
+            "avx512" => std::arch::is_x86_feature_detected!("avx512f"),
+            "avx2" => {
+                std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+            }
+            _ => true,
+        }
+    }
     #[cfg(not(target_arch = "x86_64"))]
-    let avx512 = false;
-    if avx512 {
-        "kernel paths: this CPU has AVX-512F: the tests run the AVX-512 kernels, then the layer \
-         and zoo tests again on the portable paths (CONVNETS_NO_AVX512=1)"
-            .into()
-    } else {
-        "kernel paths: SKIP AVX-512 kernels (this CPU has no AVX-512F): every test runs the \
-         portable paths (gemm, scalar loops); the AVX-512 ones are tested only on CPUs with it"
-            .into()
+    {
+        isa == "portable"
     }
 }
 
+/// The best kernel path this CPU runs: the one the plain `cargo test --workspace` tests.
+fn best_kernel_path() -> &'static str {
+    KERNEL_PATHS
+        .iter()
+        .map(|(isa, _)| *isa)
+        .find(|isa| cpu_runs(isa))
+        .unwrap_or("portable")
+}
+
+/// What `cargo xtask ci` will test on each kernel path on this CPU (printed at its start).
+fn kernel_plan() -> String {
+    let best = best_kernel_path();
+    let lines: Vec<String> = KERNEL_PATHS
+        .iter()
+        .map(|&(isa, needs)| {
+            if isa == best {
+                format!("  {isa}: every test (the default path on this CPU)")
+            } else if cpu_runs(isa) {
+                format!("  {isa}: the kernel tests again with CONVNETS_ISA={isa}")
+            } else {
+                format!("  {isa}: NOT RUN (this CPU lacks {needs})")
+            }
+        })
+        .collect();
+    format!("kernel paths:\n{}", lines.join("\n"))
+}
+
+/// The test binaries run once more per kernel path: every test of the layers (the kernels
+/// against the reference ops) and the zoo (whole models), and the trainer's native-against-
+/// reference parity.
+fn kernel_test_binaries() -> Result<Vec<(PathBuf, PathBuf)>> {
+    let mut bins = test_binaries(&["convnets-layers", "convnets-zoo"])?;
+    bins.extend(
+        test_binaries(&["convnets-train"])?
+            .into_iter()
+            .filter(|(exe, _)| test_binary_is(exe, "native_vs_reference")),
+    );
+    Ok(bins)
+}
+
+/// Whether `exe` is cargo's build of the test target `name` (`NAME-HASH`).
+fn test_binary_is(exe: &Path, name: &str) -> bool {
+    exe.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.rsplit_once('-').is_some_and(|(base, _)| base == name))
+}
+
 fn ci() -> Result<()> {
-    eprintln!("{}", kernel_paths());
+    eprintln!("{}", kernel_plan());
     let mut c = cargo();
     c.args(["fmt", "--all", "--", "--check"]);
     run(c)?;
@@ -187,7 +245,13 @@ fn ci() -> Result<()> {
     let mut c = cargo();
     c.args(["test", "--workspace", "--no-run"]);
     run(c)?;
-    run(limited(cargo_test_all(), TEST_ADDRESS_SPACE_KIB))?;
+    // On the best kernel path this CPU has, whatever the caller's environment says.
+    let mut all = cargo_test_all();
+    all.env_remove("CONVNETS_ISA")
+        .env_remove("CONVNETS_NO_AVX512");
+    run(limited(all, TEST_ADDRESS_SPACE_KIB))?;
+    let best = best_kernel_path();
+    let mut report = vec![format!("  {best}: passed, every test")];
     // The examples, as a user runs them (the custom CNN on a subset of MNIST). `cargo test
     // --workspace` built them with the workspace's features; `cargo run -p convnets` would
     // resolve features for that one package and rebuild candle and the rest a second time.
@@ -201,17 +265,30 @@ fn ci() -> Result<()> {
         c.current_dir(root()).args(args);
         run(c)?;
     }
-    // The kernels again on the portable paths that CPUs without AVX-512 take: the layer and
-    // zoo test binaries already built, run again with CONVNETS_NO_AVX512=1 (a `cargo test -p`
-    // of the two crates would rebuild dependencies with a different feature set).
-    for (exe, dir) in test_binaries(&["convnets-layers", "convnets-zoo"])? {
-        let mut c = Command::new(exe);
-        c.current_dir(dir).env("CONVNETS_NO_AVX512", "1");
-        run(c)?;
+    // The kernels again on each other path this CPU runs (CPUs without AVX-512 take the
+    // AVX2 one, CPUs without AVX2 the portable one): the test binaries already built, run
+    // with CONVNETS_ISA (a `cargo test -p` would rebuild dependencies with other features).
+    let bins = kernel_test_binaries()?;
+    for (isa, needs) in KERNEL_PATHS.into_iter().filter(|(isa, _)| *isa != best) {
+        if !cpu_runs(isa) {
+            report.push(format!("  {isa}: NOT RUN (this CPU lacks {needs})"));
+            continue;
+        }
+        for (exe, dir) in &bins {
+            let mut c = Command::new(exe);
+            c.current_dir(dir)
+                .env("CONVNETS_ISA", isa)
+                .env_remove("CONVNETS_NO_AVX512");
+            run(limited(c, TEST_ADDRESS_SPACE_KIB))
+                .with_context(|| format!("kernel tests with CONVNETS_ISA={isa}"))?;
+        }
+        report.push(format!(
+            "  {isa}: passed, the layer and zoo tests and native_vs_reference"
+        ));
     }
     mpi_check()?;
     cuda_check()?;
-    eprintln!("{}", kernel_paths());
+    eprintln!("kernel paths:\n{}", report.join("\n"));
     Ok(())
 }
 
@@ -240,11 +317,7 @@ fn fuzz(args: &[String]) -> Result<()> {
     let bins = test_binaries(&["convnets-data", "convnets-layers", "convnets-train"])?;
     let mut report = Vec::new();
     for target in PROPERTY_TESTS {
-        let Some((exe, dir)) = bins.iter().find(|(exe, _)| {
-            exe.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.rsplit_once('-').is_some_and(|(base, _)| base == target))
-        }) else {
+        let Some((exe, dir)) = bins.iter().find(|(exe, _)| test_binary_is(exe, target)) else {
             bail!("no test binary `{target}` was built")
         };
         let start = std::time::Instant::now();

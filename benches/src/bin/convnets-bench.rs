@@ -8,6 +8,12 @@
 //!                   [--json FILE] [--data-dir DIR] [--no-torch]
 //! ```
 //!
+//! The kernel path (`convnets::layers::ops::isa()`: `avx512`, `avx2` or `portable`, forced
+//! with `CONVNETS_ISA`) is printed and recorded. When it is not `avx512`, PyTorch is held to
+//! AVX2 as well (`ATEN_CPU_CAPABILITY=avx2`, `ONEDNN_MAX_CPU_ISA=AVX2`,
+//! `MKL_ENABLE_INSTRUCTIONS=AVX2`, unless already set), so that `CONVNETS_ISA=avx2` on an
+//! AVX-512 machine compares the two libraries as an AVX2-only CPU would run them.
+//!
 //! A second table gives the training GFLOP/s each implementation achieves (convolution and
 //! linear FLOPs per image from the layer shapes, see `train_flops_per_image`) against the
 //! machine's `f32` FMA peak measured on the threads used (see `fma_peak_gflops`).
@@ -118,12 +124,26 @@ fn spawn(spec: &str, a: &Args) -> Result<CaseResult> {
     serde_json::from_str(last).with_context(|| format!("worker {spec} printed {text}"))
 }
 
+/// The variables that hold PyTorch (ATen's kernels, oneDNN, MKL) to AVX2.
+const TORCH_AVX2: [(&str, &str); 3] = [
+    ("ATEN_CPU_CAPABILITY", "avx2"),
+    ("ONEDNN_MAX_CPU_ISA", "AVX2"),
+    ("MKL_ENABLE_INSTRUCTIONS", "AVX2"),
+];
+
 fn torch(a: &Args) -> Result<Value> {
     let python = std::env::var("CONVNETS_PYTHON").unwrap_or_else(|_| "python3".into());
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("torch/bench.py");
     let tmp =
         std::env::temp_dir().join(format!("convnets-torch-bench-{}.json", std::process::id()));
     let mut c = Command::new(&python);
+    if convnets::layers::ops::isa() != "avx512" {
+        for (k, v) in TORCH_AVX2 {
+            if std::env::var_os(k).is_none() {
+                c.env(k, v);
+            }
+        }
+    }
     c.arg(&script)
         .args([
             "--threads",
@@ -162,6 +182,17 @@ fn main() -> Result<()> {
     if let Some(spec) = a.worker.clone() {
         return worker(&spec, &a);
     }
+    let isa = convnets::layers::ops::isa();
+    let torch_isa = if isa == "avx512" {
+        "its own choice"
+    } else {
+        "AVX2 (ATEN_CPU_CAPABILITY, ONEDNN_MAX_CPU_ISA, MKL_ENABLE_INSTRUCTIONS)"
+    };
+    let forced = match std::env::var("CONVNETS_ISA") {
+        Ok(v) if !v.is_empty() => format!(" (CONVNETS_ISA={v})"),
+        _ => String::new(),
+    };
+    eprintln!("bench: convnets kernel path {isa}{forced}; PyTorch: {torch_isa}");
     let mut results: BTreeMap<String, BTreeMap<&str, CaseResult>> = BTreeMap::new();
     for case in &a.cases {
         for kernels in ["native", "reference"] {
@@ -186,8 +217,9 @@ fn main() -> Result<()> {
         torch.as_ref()?.get("cases")?.get(case)?.get(key)?.as_f64()
     };
 
+    println!("\nconvnets kernel path: {isa}{forced}; PyTorch: {torch_isa}");
     println!(
-        "\n{:<10} | {:>10} {:>10} {:>10} {:>8} {:>8} | {:>10} {:>10} {:>10} {:>8} | {:>8} {:>8}",
+        "{:<10} | {:>10} {:>10} {:>10} {:>8} {:>8} | {:>10} {:>10} {:>10} {:>8} | {:>8} {:>8}",
         "train/s",
         "convnets",
         "candle",
@@ -292,7 +324,7 @@ fn main() -> Result<()> {
         }
     }
     let doc = json!({
-        "threads": a.threads, "seconds": a.seconds,
+        "threads": a.threads, "seconds": a.seconds, "isa": isa, "torch_isa": torch_isa,
         "fma_peak_gflops": peak.map(|p| p.0),
         "torch_version": torch.as_ref().and_then(|v| v.get("torch_version").cloned()),
         "cases": table,

@@ -61,3 +61,35 @@ fn switch_selects_the_implementation() -> Result<()> {
     set_kernels(default);
     Ok(())
 }
+
+/// The kernel path is the one the environment asked for when the CPU has it (so that `cargo
+/// xtask ci`'s runs with `CONVNETS_ISA=avx2` and `=portable` really test those paths), the
+/// best one below it otherwise, and the best one the CPU has when nothing is asked.
+#[test]
+fn isa_is_the_requested_one() {
+    use convnets_layers::ops::Isa;
+    let best_at_most = |cap: Isa| {
+        [Isa::Avx512, Isa::Avx2, Isa::Portable]
+            .into_iter()
+            .find(|i| *i <= cap && i.supported())
+            .unwrap_or(Isa::Portable)
+    };
+    let requested = std::env::var("CONVNETS_ISA")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .and_then(|v| Isa::parse(&v));
+    let want = match requested {
+        Some(isa) => best_at_most(isa),
+        None if std::env::var_os("CONVNETS_NO_AVX512").is_some() => best_at_most(Isa::Avx2),
+        None => best_at_most(Isa::Avx512),
+    };
+    eprintln!("kernel path: {} (requested {requested:?})", ops::isa());
+    assert_eq!(ops::isa(), want.name());
+    if let Some(isa) = requested.filter(|i| i.supported()) {
+        assert_eq!(
+            ops::isa(),
+            isa.name(),
+            "CONVNETS_ISA={isa} was not honoured"
+        );
+    }
+}

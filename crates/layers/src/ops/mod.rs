@@ -8,9 +8,10 @@
 //!
 //! Two implementations sit behind each op:
 //! - [`native`]: our own CPU kernels as candle custom ops with their own backward, used for
-//!   `f32` tensors on the CPU: convolutions as matrix products in AVX-512 register-blocked
-//!   kernels that read the input in place (stride 1: shifted windows of the padded image;
-//!   otherwise im2col), `gemm` on CPUs without AVX-512; pooling, batch norm (with an optional
+//!   `f32` tensors on the CPU: convolutions as matrix products in AVX-512 or AVX2 + FMA
+//!   register-blocked kernels that read the input in place (stride 1: shifted windows of the
+//!   padded image; otherwise im2col), `gemm` on CPUs with neither ([`isa`] says which path
+//!   runs, `CONVNETS_ISA=avx512|avx2|portable` forces one); pooling, batch norm (with an optional
 //!   fused ReLU), ReLU, the residual `relu(a + b)`, linear and cross-entropy; all parallel
 //!   over the batch with rayon.
 //! - [`reference`]: a composition of differentiable candle ops that runs on every device and
@@ -24,6 +25,23 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 pub mod native;
 pub mod reference;
+
+pub use native::Isa;
+
+/// The CPU kernel path the native ops run in this process: `"avx512"`, `"avx2"` or
+/// `"portable"` (the `gemm` crate and plain loops).
+///
+/// Chosen on first use from the CPU's features; `CONVNETS_ISA=avx512|avx2|portable` forces a
+/// path (one the CPU lacks falls back to the best below it, with a warning on stderr), and
+/// `CONVNETS_NO_AVX512` (any value) means the best path other than AVX-512.
+///
+/// ```
+/// let isa = convnets_layers::ops::isa();
+/// assert!(["avx512", "avx2", "portable"].contains(&isa));
+/// ```
+pub fn isa() -> &'static str {
+    native::isa().name()
+}
 
 /// Arguments of a 2-D convolution, as `torch.nn.functional.conv2d` takes them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -2,7 +2,8 @@
 //! operand (the unfolded input or the output gradient) in place instead of repacking it on
 //! every call the way a general GEMM does.
 //!
-//! - [`gemm_nn`]: `c[m, n] (=|+=) a[m, k] @ b[k, n]` with `a` packed by [`pack_a`] (the small
+//! - [`gemm_nn`]: `c[m, n] (=|+=) a[m, k] @ b[k, n]` with `a` packed by `gemm::pack_a` in
+//!   panels of [`MR`] rows (the small
 //!   weight) and `b` row-major (the unfolded input, or the output gradient). Blocks of
 //!   [`MR`] rows x 48 columns live in 24 registers; `b`'s rows are read with masked loads, so
 //!   any `n` works without padding.
@@ -10,44 +11,23 @@
 //!   `dy[og, N] @ col[K, N]^T` becomes a [`gemm_nn`] with `col^T` read in place (a kernel of
 //!   dot products along rows, reduced horizontally, ran at less than half the speed).
 //!
-//! Only compiled on x86-64; the callers check [`available`] and use the `gemm` crate
-//! otherwise.
+//! Only compiled on x86-64; the callers dispatch on [`super::isa::isa`] (`avx2.rs` has the
+//! same kernels on 256-bit vectors; the portable path uses the `gemm` crate).
 
 use super::gemm::Init;
 use std::arch::x86_64::*;
 
-/// Rows of `a` per register block of [`gemm_nn`] (and per panel of [`pack_a`]).
+/// Rows of `a` per register block of [`gemm_nn`] (and per packed panel).
 pub(crate) const MR: usize = 8;
 /// 16-float vectors per row of a [`gemm_nn`] register block.
 const NV: usize = 3;
 /// Columns per register block of [`gemm_nn`].
 const NR: usize = NV * 16;
 
-/// Whether the kernels run: the CPU has AVX-512F (checked once by the standard library) and
-/// `CONVNETS_NO_AVX512` is not set — that variable forces the portable paths (`gemm`, scalar
-/// loops) that CPUs without AVX-512 take, so that they are tested here too
-/// (`cargo xtask ci` runs the layer tests both ways).
+/// Whether this CPU runs these kernels (AVX-512F), whatever path was selected: the
+/// selection (`CONVNETS_ISA`, `CONVNETS_NO_AVX512`) is [`super::isa::isa`].
 pub(crate) fn available() -> bool {
-    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ENABLED.get_or_init(|| {
-        std::arch::is_x86_feature_detected!("avx512f")
-            && std::env::var_os("CONVNETS_NO_AVX512").is_none()
-    })
-}
-
-/// Packs `a[m, k]` (element `(i, j)` at `data[i * rs + j * cs]`) into panels of [`MR`] rows:
-/// panel `p` starts at `p * MR * k` and holds `[k][rows]`, with `rows = min(MR, m - p * MR)`.
-/// `out` has at least `m * k` elements.
-pub(crate) fn pack_a(m: usize, k: usize, data: &[f32], rs: usize, cs: usize, out: &mut [f32]) {
-    let mut o = out[..m * k].iter_mut();
-    for m0 in (0..m).step_by(MR) {
-        let rows = (m - m0).min(MR);
-        for kk in 0..k {
-            for (i, o) in (&mut o).take(rows).enumerate() {
-                *o = data[(m0 + i) * rs + kk * cs];
-            }
-        }
-    }
+    super::isa::Isa::Avx512.supported()
 }
 
 #[inline(always)]
@@ -159,7 +139,8 @@ macro_rules! dispatch_nn {
     };
 }
 
-/// `c[m, n] (=|+=) a[m, k] @ b[k, n]`: `ap` is `a` packed by [`pack_a`], row `kk` of `b` is
+/// `c[m, n] (=|+=) a[m, k] @ b[k, n]`: `ap` is `a` packed by `gemm::pack_a` in panels of
+/// [`MR`] rows, row `kk` of `b` is
 /// `b[offs[kk]..offs[kk] + n]` (a strided matrix, or shifted windows of one image for an
 /// implicit convolution), `c` has row stride `ldc`; `init` says what `c` starts from.
 ///
@@ -557,6 +538,10 @@ unsafe fn avg2x2_bwd_row_imp(dy: *const f32, d0: *mut f32, d1: *mut f32, ow: usi
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pack_a(m: usize, k: usize, data: &[f32], rs: usize, cs: usize, out: &mut [f32]) {
+        super::super::gemm::pack_a(MR, m, k, data, rs, cs, out)
+    }
 
     fn data(len: usize, seed: u32) -> Vec<f32> {
         (0..len)

@@ -4,11 +4,9 @@ use gemm::Parallelism;
 use rayon::prelude::*;
 use std::cell::RefCell;
 
-/// Rows per packed panel of an [`Lhs`] (a row range of the product must start at a multiple).
+use super::isa::{isa, Isa};
 #[cfg(target_arch = "x86_64")]
-const PANEL: usize = super::avx512::MR;
-#[cfg(not(target_arch = "x86_64"))]
-const PANEL: usize = 8;
+use super::{avx2, avx512};
 
 /// A row-major-or-strided matrix view: `data[i * rs + j * cs]` is element `(i, j)`.
 #[derive(Clone, Copy)]
@@ -109,40 +107,96 @@ pub(crate) enum Init<'a> {
     Accumulate,
 }
 
+/// Packs `a[m, k]` (element `(i, j)` at `data[i * rs + j * cs]`) into panels of `mr` rows
+/// for the register-blocked kernels: panel `p` starts at `p * mr * k` and holds
+/// `[k][rows]`, with `rows = min(mr, m - p * mr)`. `out` has at least `m * k` elements.
+pub(crate) fn pack_a(
+    mr: usize,
+    m: usize,
+    k: usize,
+    data: &[f32],
+    rs: usize,
+    cs: usize,
+    out: &mut [f32],
+) {
+    let mut o = out[..m * k].iter_mut();
+    for m0 in (0..m).step_by(mr) {
+        let rows = (m - m0).min(mr);
+        for kk in 0..k {
+            for (i, o) in (&mut o).take(rows).enumerate() {
+                *o = data[(m0 + i) * rs + kk * cs];
+            }
+        }
+    }
+}
+
+/// The matrix-product kernel an [`Lhs`] is prepared for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kernel {
+    /// `gemm` on a row-major copy.
+    Portable,
+    /// `avx512::gemm_nn` on panels of `avx512::MR` rows.
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+    /// `avx2::gemm_nn` on panels of `mr` rows (`avx2::panel_rows`).
+    #[cfg(target_arch = "x86_64")]
+    Avx2 { mr: usize },
+}
+
+impl Kernel {
+    /// The kernel of the selected instruction set for a product with `m` rows.
+    fn for_rows(m: usize) -> Self {
+        match isa() {
+            Isa::Portable => Kernel::Portable,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => Kernel::Avx512,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => Kernel::Avx2 {
+                mr: avx2::panel_rows(m),
+            },
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => Kernel::Portable,
+        }
+    }
+
+    /// Rows per packed panel: a row range of the product must start at a multiple.
+    fn panel(self) -> usize {
+        match self {
+            Kernel::Portable => 8,
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => avx512::MR,
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 { mr } => mr,
+        }
+    }
+}
+
 /// A small left operand `[m, k]` (a convolution weight, or its transpose) prepared once for
-/// many products with large right operands read in place: packed for the AVX-512 kernels
-/// when the CPU has them, a row-major copy for `gemm` otherwise.
+/// many products with large right operands read in place: packed in panels for the AVX-512
+/// or AVX2 kernels when those run ([`isa`]), a row-major copy for `gemm` otherwise.
 pub(crate) struct Lhs {
     m: usize,
     k: usize,
     data: Vec<f32>,
-    packed: bool,
+    kernel: Kernel,
 }
 
 impl Lhs {
     /// Prepares `a` `[m, k]`.
     pub(crate) fn new(m: usize, k: usize, a: Mat<'_>) -> Self {
-        #[cfg(target_arch = "x86_64")]
-        if super::avx512::available() {
+        let kernel = Kernel::for_rows(m);
+        let data = if kernel == Kernel::Portable {
+            let mut data = Vec::with_capacity(m * k);
+            for i in 0..m {
+                data.extend((0..k).map(|j| a.data[i * a.rs + j * a.cs]));
+            }
+            data
+        } else {
             let mut data = vec![0.0; m * k];
-            super::avx512::pack_a(m, k, a.data, a.rs, a.cs, &mut data);
-            return Self {
-                m,
-                k,
-                data,
-                packed: true,
-            };
-        }
-        let mut data = Vec::with_capacity(m * k);
-        for i in 0..m {
-            data.extend((0..k).map(|j| a.data[i * a.rs + j * a.cs]));
-        }
-        Self {
-            m,
-            k,
-            data,
-            packed: false,
-        }
+            pack_a(kernel.panel(), m, k, a.data, a.rs, a.cs, &mut data);
+            data
+        };
+        Self { m, k, data, kernel }
     }
 
     /// The inner dimension `k`.
@@ -168,11 +222,12 @@ impl Lhs {
         } else {
             1
         };
-        if threads < 2 || self.m <= PANEL || n == 0 {
+        let panel = self.kernel.panel();
+        if threads < 2 || self.m <= panel || n == 0 {
             return self.mul_rows(0, self.m, n, b, offs, c, ldc, init);
         }
         // Row blocks start at multiples of the panel height, where packed panels start.
-        let per = self.m.div_ceil(threads).div_ceil(PANEL) * PANEL;
+        let per = self.m.div_ceil(threads).div_ceil(panel) * panel;
         let c = &mut c[..(self.m - 1) * ldc + n];
         c.par_chunks_mut(per * ldc).enumerate().for_each(|(i, c)| {
             let m0 = i * per;
@@ -181,7 +236,7 @@ impl Lhs {
     }
 
     /// Rows `m0..m0 + rows` of the product into `c` (whose row 0 is row `m0`); `m0` is a
-    /// multiple of [`PANEL`].
+    /// multiple of the panel height.
     #[allow(clippy::too_many_arguments)]
     fn mul_rows(
         &self,
@@ -200,9 +255,12 @@ impl Lhs {
             Init::RowBias(bias) => Init::RowBias(&bias[m0..m0 + rows]),
             other => other,
         };
-        #[cfg(target_arch = "x86_64")]
-        if self.packed {
-            return super::avx512::gemm_nn(rows, n, k, a, b, offs, c, ldc, init);
+        match self.kernel {
+            Kernel::Portable => {}
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => return avx512::gemm_nn(rows, n, k, a, b, offs, c, ldc, init),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 { mr } => return avx2::gemm_nn(mr, rows, n, k, a, b, offs, c, ldc, init),
         }
         if rows == 0 || n == 0 {
             return;
@@ -282,10 +340,11 @@ pub(crate) fn gemm_nt(
     sgemm(m, n, len, c, ldc, true, lhs, rhs, Parallelism::None);
 }
 
-/// With AVX-512 only: `c[m, n] += a[m, len] @ b[n, len]^T` (`a` with row stride `lda`) where
-/// row `j` of `b` is `b[offs[j]..][..len]` (shifted windows of a padded image: the weight
-/// gradient of an implicit convolution, no im2col). Returns `false`, doing nothing, when the
-/// CPU lacks AVX-512 or the product is too small for the transpose to pay off.
+/// With the AVX-512 or AVX2 kernels only: `c[m, n] += a[m, len] @ b[n, len]^T` (`a` with
+/// row stride `lda`) where row `j` of `b` is `b[offs[j]..][..len]` (shifted windows of a
+/// padded image: the weight gradient of an implicit convolution, no im2col). Returns
+/// `false`, doing nothing, on the portable path or when the product is too small for the
+/// transpose to pay off.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm_nt_gather(
     m: usize,
@@ -298,21 +357,30 @@ pub(crate) fn gemm_nt_gather(
     c: &mut [f32],
     ldc: usize,
 ) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    if super::avx512::available() && transpose_pays(n, len) {
-        use super::avx512;
-        with_scratch(m * len, |ap| {
-            with_scratch(len * n, |bt| {
-                avx512::pack_a(m, len, a, lda, 1, ap);
-                avx512::transpose_rows(n, len, b, offs, bt, n);
-                let rows: Vec<usize> = (0..len).map(|l| l * n).collect();
-                avx512::gemm_nn(m, n, len, ap, bt, &rows, c, ldc, Init::Accumulate);
-            })
-        });
-        return true;
+    let kernel = Kernel::for_rows(m);
+    if kernel == Kernel::Portable || !transpose_pays(n, len) {
+        return false;
     }
-    let _ = (m, n, len, a, lda, b, offs, c, ldc);
-    false
+    with_scratch(m * len, |ap| {
+        with_scratch(len * n, |bt| {
+            pack_a(kernel.panel(), m, len, a, lda, 1, ap);
+            let rows: Vec<usize> = (0..len).map(|l| l * n).collect();
+            match kernel {
+                Kernel::Portable => {}
+                #[cfg(target_arch = "x86_64")]
+                Kernel::Avx512 => {
+                    avx512::transpose_rows(n, len, b, offs, bt, n);
+                    avx512::gemm_nn(m, n, len, ap, bt, &rows, c, ldc, Init::Accumulate);
+                }
+                #[cfg(target_arch = "x86_64")]
+                Kernel::Avx2 { mr } => {
+                    avx2::transpose_rows(n, len, b, offs, bt, n);
+                    avx2::gemm_nn(mr, m, n, len, ap, bt, &rows, c, ldc, Init::Accumulate);
+                }
+            }
+        })
+    });
+    true
 }
 
 /// Whether a product `[m, len] @ [n, len]^T` runs faster transposed into the register-blocked

@@ -10,14 +10,19 @@
 //! is not computed at all.
 
 #[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
 mod avx512;
 mod conv;
 mod gemm;
+mod isa;
 mod linear;
 mod loss;
 mod norm;
 mod pool;
 mod relu;
+
+pub use isa::{isa, Isa};
 
 use super::{pool_output_hw, Conv2dParams, ConvGeometry, Pool2dParams};
 use candle_core::backend::BackendStorage;

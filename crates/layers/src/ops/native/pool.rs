@@ -4,6 +4,83 @@ use crate::ops::reference::avg_divisors;
 use crate::ops::Pool2dParams;
 use rayon::prelude::*;
 
+#[cfg(target_arch = "x86_64")]
+use super::{avx2, avx512, isa::isa, isa::Isa};
+
+/// 2x2 max pooling of one row pair through the selected SIMD kernels; `false` (nothing done)
+/// on the portable path.
+fn simd_max2x2_row(r0: &[f32], r1: &[f32], out: &mut [f32]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    match isa() {
+        Isa::Avx512 => {
+            avx512::max2x2_row(r0, r1, out);
+            return true;
+        }
+        Isa::Avx2 => {
+            avx2::max2x2_row(r0, r1, out);
+            return true;
+        }
+        Isa::Portable => {}
+    }
+    let _ = (r0, r1, out);
+    false
+}
+
+/// Backward of [`simd_max2x2_row`]; `false` (nothing done) on the portable path.
+fn simd_max2x2_bwd_row(r0: &[f32], r1: &[f32], dy: &[f32], d0: &mut [f32], d1: &mut [f32]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    match isa() {
+        Isa::Avx512 => {
+            avx512::max2x2_bwd_row(r0, r1, dy, d0, d1);
+            return true;
+        }
+        Isa::Avx2 => {
+            avx2::max2x2_bwd_row(r0, r1, dy, d0, d1);
+            return true;
+        }
+        Isa::Portable => {}
+    }
+    let _ = (r0, r1, dy, d0, d1);
+    false
+}
+
+/// 2x2 average pooling of one row pair through the selected SIMD kernels; `false` (nothing
+/// done) on the portable path.
+fn simd_avg2x2_row(r0: &[f32], r1: &[f32], out: &mut [f32]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    match isa() {
+        Isa::Avx512 => {
+            avx512::avg2x2_row(r0, r1, out);
+            return true;
+        }
+        Isa::Avx2 => {
+            avx2::avg2x2_row(r0, r1, out);
+            return true;
+        }
+        Isa::Portable => {}
+    }
+    let _ = (r0, r1, out);
+    false
+}
+
+/// Backward of [`simd_avg2x2_row`]; `false` (nothing done) on the portable path.
+fn simd_avg2x2_bwd_row(dy: &[f32], d0: &mut [f32], d1: &mut [f32]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    match isa() {
+        Isa::Avx512 => {
+            avx512::avg2x2_bwd_row(dy, d0, d1);
+            return true;
+        }
+        Isa::Avx2 => {
+            avx2::avg2x2_bwd_row(dy, d0, d1);
+            return true;
+        }
+        Isa::Portable => {}
+    }
+    let _ = (dy, d0, d1);
+    false
+}
+
 /// Sizes of a pooling: `planes = b * c` planes of `h x w` pooled to `oh x ow`.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct PoolDims {
@@ -101,9 +178,7 @@ fn max2x2(plane: &[f32], d: &PoolDims, out: &mut [f32]) {
     for (oy, out) in out.chunks_exact_mut(d.ow).enumerate() {
         let r0 = &plane[2 * oy * d.w..][..2 * d.ow];
         let r1 = &plane[(2 * oy + 1) * d.w..][..2 * d.ow];
-        #[cfg(target_arch = "x86_64")]
-        if super::avx512::available() {
-            super::avx512::max2x2_row(r0, r1, out);
+        if simd_max2x2_row(r0, r1, out) {
             continue;
         }
         for ((o, p0), p1) in out
@@ -127,9 +202,7 @@ fn max2x2_bwd(plane: &[f32], dy: &[f32], d: &PoolDims, dx: &mut [f32]) {
         let r1 = &plane[(2 * oy + 1) * d.w..][..2 * d.ow];
         let (d0, rest) = dx[2 * oy * d.w..].split_at_mut(d.w);
         let (d0, d1) = (&mut d0[..2 * d.ow], &mut rest[..2 * d.ow]);
-        #[cfg(target_arch = "x86_64")]
-        if super::avx512::available() {
-            super::avx512::max2x2_bwd_row(r0, r1, dy, d0, d1);
+        if simd_max2x2_bwd_row(r0, r1, dy, d0, d1) {
             continue;
         }
         for ((((&g, p0), p1), q0), q1) in dy
@@ -194,12 +267,12 @@ pub(crate) fn avg_fwd(x: &[f32], d: &PoolDims, p: &Pool2dParams) -> Vec<f32> {
             .with_min_len(min_planes(d))
             .for_each(|(out, plane)| {
                 for (oy, out) in out.chunks_exact_mut(d.ow).enumerate() {
-                    #[cfg(target_arch = "x86_64")]
-                    if p.kernel == [2, 2] && super::avx512::available() {
+                    if p.kernel == [2, 2] {
                         let r0 = &plane[2 * oy * d.w..][..2 * d.ow];
                         let r1 = &plane[(2 * oy + 1) * d.w..][..2 * d.ow];
-                        super::avx512::avg2x2_row(r0, r1, out);
-                        continue;
+                        if simd_avg2x2_row(r0, r1, out) {
+                            continue;
+                        }
                     }
                     for ky in 0..kh {
                         let row = &plane[(oy * kh + ky) * d.w..][..d.ow * kw];
@@ -252,15 +325,11 @@ pub(crate) fn avg_bwd(dy: &[f32], d: &PoolDims, p: &Pool2dParams) -> Vec<f32> {
             .with_min_len(min_planes(d))
             .for_each(|(dx, dy)| {
                 for (oy, dy) in dy.chunks_exact(d.ow).enumerate() {
-                    #[cfg(target_arch = "x86_64")]
-                    if p.kernel == [2, 2] && super::avx512::available() {
+                    if p.kernel == [2, 2] {
                         let (d0, rest) = dx[2 * oy * d.w..].split_at_mut(d.w);
-                        super::avx512::avg2x2_bwd_row(
-                            dy,
-                            &mut d0[..2 * d.ow],
-                            &mut rest[..2 * d.ow],
-                        );
-                        continue;
+                        if simd_avg2x2_bwd_row(dy, &mut d0[..2 * d.ow], &mut rest[..2 * d.ow]) {
+                            continue;
+                        }
                     }
                     for ky in 0..kh {
                         let row = &mut dx[(oy * kh + ky) * d.w..][..d.ow * kw];

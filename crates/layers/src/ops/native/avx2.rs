@@ -1,0 +1,796 @@
+//! AVX2 + FMA micro-kernels: the algorithms of `avx512.rs` on 256-bit vectors, for the CPUs
+//! without AVX-512 (Zen 1-3, Intel client cores before and after Ice Lake).
+//!
+//! - [`gemm_nn`]: `c[m, n] (=|+=) a[m, k] @ b[k, n]` with `a` packed in panels of `mr` rows
+//!   (`gemm::pack_a`) and `b` read in place, row `kk` at `b[offs[kk]..]`. The register block
+//!   is `mr x (nv * 8)` with `(mr, nv)` = `(4, 3)` or `(6, 2)`, see [`panel_rows`].
+//! - [`transpose_rows`]: 8 x 8 tiles in registers (unpack, shuffle, lane permute), so that
+//!   the weight gradient `dy @ col^T` runs as a [`gemm_nn`] too.
+//! - 2x2 stride-2 max and average pooling rows, forward and backward, with PyTorch's scan
+//!   rule for the maximum (first maximum; NaN wins).
+//!
+//! AVX2 has no mask registers: partial vectors at the right edge are read and written with
+//! `vmaskmovps` (`_mm256_maskload_ps` / `_mm256_maskstore_ps`, which never touch the lanes
+//! outside the mask), full vectors with plain unaligned loads and stores.
+//!
+//! Only compiled on x86-64; the callers dispatch on [`super::isa::isa`].
+
+use super::gemm::Init;
+use super::isa::Isa;
+use std::arch::x86_64::*;
+
+/// Whether this CPU runs these kernels (AVX2 and FMA), whatever path was selected.
+pub(crate) fn available() -> bool {
+    Isa::Avx2.supported()
+}
+
+/// Floats per vector.
+const L: usize = 8;
+
+/// Rows per panel of `a` for a product with `m` rows: 4 (register block 4 x 24) unless `m`
+/// is a multiple of 6 but not of 4 (then 6, block 6 x 16).
+///
+/// Why these two: AVX2 has 16 `ymm` registers. A block of `mr x nv` vectors needs
+/// `mr * nv` accumulators, `nv` registers for the row of `b` and one for the broadcast
+/// element of `a`, so `mr * nv + nv + 1 <= 16`: 4 x 3 (16 registers) and 6 x 2 (15) both fit
+/// with 12 accumulators, which is what keeps two FMA pipes with a 4-cycle latency busy
+/// (at least 8 independent chains). 4 x 3 loads a little less per FMA (3 vectors of `b` +
+/// 4 broadcasts for 12 FMAs, against 2 + 6) and wastes nothing on the channel counts of
+/// CNNs (16, 32, 64, ...: multiples of 4), where 6 rows would leave a thin 2- or 4-row block
+/// at the end; LeNet-5's 6 channels (and 18, 30, ...) fit 6 x 16 exactly instead.
+pub(crate) fn panel_rows(m: usize) -> usize {
+    if !m.is_multiple_of(4) && m.is_multiple_of(6) {
+        6
+    } else {
+        4
+    }
+}
+
+/// A mask of the first `valid` (at most 8) lanes, for `vmaskmovps`.
+///
+/// # Safety
+/// AVX must be available.
+#[inline(always)]
+unsafe fn mask(valid: usize) -> __m256i {
+    const WINDOW: [i32; 16] = [-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0];
+    // SAFETY: 8 - min(valid, 8) + 8 <= 16 elements of WINDOW are read.
+    unsafe { _mm256_loadu_si256(WINDOW.as_ptr().add(L - valid.min(L)).cast()) }
+}
+
+/// The first `valid` floats at `p` (the other lanes zero).
+///
+/// # Safety
+/// AVX must be available and `valid` (at most 8) floats readable at `p`.
+#[inline(always)]
+unsafe fn load(p: *const f32, valid: usize) -> __m256 {
+    // SAFETY: a full load reads the 8 floats the caller vouches for; a masked one only the
+    // `valid` first.
+    unsafe {
+        if valid >= L {
+            _mm256_loadu_ps(p)
+        } else {
+            _mm256_maskload_ps(p, mask(valid))
+        }
+    }
+}
+
+/// Writes the first `valid` lanes of `v` to `p`.
+///
+/// # Safety
+/// AVX must be available and `valid` (at most 8) floats writable at `p`.
+#[inline(always)]
+unsafe fn store(p: *mut f32, v: __m256, valid: usize) {
+    // SAFETY: as for `load`.
+    unsafe {
+        if valid >= L {
+            _mm256_storeu_ps(p, v)
+        } else {
+            _mm256_maskstore_ps(p, mask(valid), v)
+        }
+    }
+}
+
+/// One `R x (V * 8)` block of [`gemm_nn`]; the last vector of each row covers `last`
+/// (1..=8) columns.
+///
+/// # Safety
+/// AVX2 and FMA must be available; `ap` holds `k * R` floats; rows `0..k` of `b` (row `kk`
+/// at `b + offs[kk]`) and rows `0..R` of `c` (stride `ldc`) are readable (and `c` writable)
+/// for the `(V - 1) * 8 + last` columns; for `RowBias`, `bias[row0 + R - 1]` exists.
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn nn_block<const R: usize, const V: usize>(
+    k: usize,
+    ap: *const f32,
+    b: *const f32,
+    offs: *const usize,
+    c: *mut f32,
+    ldc: usize,
+    last: usize,
+    init: Init<'_>,
+    row0: usize,
+) {
+    let mut acc = [[_mm256_setzero_ps(); V]; R];
+    let width = |j: usize| if j + 1 == V { last } else { L };
+    // SAFETY (whole body): every pointer offset stays inside the ranges the caller vouches for.
+    unsafe {
+        match init {
+            Init::Zero => {}
+            Init::RowBias(bias) => {
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let v = _mm256_set1_ps(*bias.get_unchecked(row0 + r));
+                    for a in row.iter_mut() {
+                        *a = v;
+                    }
+                }
+            }
+            Init::Accumulate => {
+                for (r, row) in acc.iter_mut().enumerate() {
+                    for (j, a) in row.iter_mut().enumerate() {
+                        *a = load(c.add(r * ldc + j * L), width(j));
+                    }
+                }
+            }
+        }
+        if last == L {
+            for kk in 0..k {
+                let brow = b.add(*offs.add(kk));
+                let mut bv = [_mm256_setzero_ps(); V];
+                for (j, v) in bv.iter_mut().enumerate() {
+                    *v = _mm256_loadu_ps(brow.add(j * L));
+                }
+                let arow = ap.add(kk * R);
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let a = _mm256_broadcast_ss(&*arow.add(r));
+                    for (acc, b) in row.iter_mut().zip(&bv) {
+                        *acc = _mm256_fmadd_ps(a, *b, *acc);
+                    }
+                }
+            }
+        } else {
+            let tail = mask(last);
+            for kk in 0..k {
+                let brow = b.add(*offs.add(kk));
+                let mut bv = [_mm256_setzero_ps(); V];
+                for (j, v) in bv.iter_mut().enumerate() {
+                    *v = if j + 1 == V {
+                        _mm256_maskload_ps(brow.add(j * L), tail)
+                    } else {
+                        _mm256_loadu_ps(brow.add(j * L))
+                    };
+                }
+                let arow = ap.add(kk * R);
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let a = _mm256_broadcast_ss(&*arow.add(r));
+                    for (acc, b) in row.iter_mut().zip(&bv) {
+                        *acc = _mm256_fmadd_ps(a, *b, *acc);
+                    }
+                }
+            }
+        }
+        for (r, row) in acc.iter().enumerate() {
+            for (j, a) in row.iter().enumerate() {
+                store(c.add(r * ldc + j * L), *a, width(j));
+            }
+        }
+    }
+}
+
+/// Calls `nn_block::<rows, vectors>(args)` for a runtime block: `rows` in `1..=6` with
+/// `vectors` in `1..=2`, or `rows` in `1..=4` with `vectors` = 3.
+macro_rules! dispatch_nn {
+    ($rows:expr, $v:expr, $args:tt) => {
+        match $v {
+            1 => dispatch_nn!(@rows6 $rows, 1, $args),
+            2 => dispatch_nn!(@rows6 $rows, 2, $args),
+            _ => match $rows {
+                1 => dispatch_nn!(@call 1, 3, $args),
+                2 => dispatch_nn!(@call 2, 3, $args),
+                3 => dispatch_nn!(@call 3, 3, $args),
+                _ => dispatch_nn!(@call 4, 3, $args),
+            },
+        }
+    };
+    (@rows6 $rows:expr, $V:literal, $args:tt) => {
+        match $rows {
+            1 => dispatch_nn!(@call 1, $V, $args),
+            2 => dispatch_nn!(@call 2, $V, $args),
+            3 => dispatch_nn!(@call 3, $V, $args),
+            4 => dispatch_nn!(@call 4, $V, $args),
+            5 => dispatch_nn!(@call 5, $V, $args),
+            _ => dispatch_nn!(@call 6, $V, $args),
+        }
+    };
+    (@call $R:literal, $V:literal, ($($a:expr),*)) => {
+        nn_block::<$R, $V>($($a),*)
+    };
+}
+
+/// `c[m, n] (=|+=) a[m, k] @ b[k, n]`: `ap` is `a` packed by `gemm::pack_a` in panels of
+/// `mr` rows (4 or 6, from [`panel_rows`]), row `kk` of `b` is `b[offs[kk]..offs[kk] + n]`,
+/// `c` has row stride `ldc`; `init` says what `c` starts from.
+///
+/// # Panics
+/// If AVX2 or FMA is not available, `mr` is not 4 or 6, or a slice is too short.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_nn(
+    mr: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+    ap: &[f32],
+    b: &[f32],
+    offs: &[usize],
+    c: &mut [f32],
+    ldc: usize,
+    init: Init<'_>,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(available(), "gemm_nn: AVX2 and FMA are not available");
+    assert!(mr == 4 || mr == 6, "gemm_nn: panels of {mr} rows");
+    assert!(ap.len() >= m * k, "gemm_nn: packed lhs too small");
+    assert!(offs.len() >= k, "gemm_nn: fewer row offsets than k");
+    assert!(
+        offs[..k].iter().all(|&o| o + n <= b.len()),
+        "gemm_nn: rhs too small"
+    );
+    assert!((m - 1) * ldc + n <= c.len(), "gemm_nn: dst too small");
+    if let Init::RowBias(bias) = init {
+        assert!(bias.len() >= m, "gemm_nn: bias too small");
+    }
+    // 6-row panels take 2 vectors per row, 4-row ones 3 (see `panel_rows`).
+    let nr = if mr == 6 { 2 * L } else { 3 * L };
+    for n0 in (0..n).step_by(nr) {
+        let cols = (n - n0).min(nr);
+        let v = cols.div_ceil(L);
+        let last = cols - (v - 1) * L;
+        for m0 in (0..m).step_by(mr) {
+            let rows = (m - m0).min(mr);
+            // SAFETY: AVX2 and FMA checked above; the panel of rows m0.. holds k * rows
+            // floats from m0 * k (pack_a's layout); b's rows (at offs[kk] + n0) and c's rows
+            // m0..m0 + rows cover columns n0..n0 + cols, inside the slices by the asserts;
+            // (rows, v) is a block the dispatch has: v <= 2, or v = 3 with rows <= mr = 4.
+            unsafe {
+                dispatch_nn!(
+                    rows,
+                    v,
+                    (
+                        k,
+                        ap.as_ptr().add(m0 * k),
+                        b.as_ptr().add(n0),
+                        offs.as_ptr(),
+                        c.as_mut_ptr().add(m0 * ldc + n0),
+                        ldc,
+                        last,
+                        init,
+                        m0
+                    )
+                )
+            }
+        }
+    }
+}
+
+/// `dst[j * ldd + i] = src[offs[i] + j]` for `i < rows`, `j < cols` (row `i` of the source
+/// at `src[offs[i]..][..cols]`): 8 x 8 tiles transposed in registers, masked at the edges.
+///
+/// # Panics
+/// If AVX2 is not available or a slice is too short for the sizes.
+pub(crate) fn transpose_rows(
+    rows: usize,
+    cols: usize,
+    src: &[f32],
+    offs: &[usize],
+    dst: &mut [f32],
+    ldd: usize,
+) {
+    if rows == 0 || cols == 0 {
+        return;
+    }
+    assert!(available(), "transpose: AVX2 is not available");
+    assert!(offs.len() >= rows, "transpose: fewer row offsets than rows");
+    assert!(
+        offs[..rows].iter().all(|&o| o + cols <= src.len()),
+        "transpose: source too small"
+    );
+    assert!(
+        (cols - 1) * ldd + rows <= dst.len(),
+        "transpose: destination too small"
+    );
+    // SAFETY: AVX2 checked above; each tile reads rows i0..i0 + ri (at their offsets),
+    // columns j0..j0 + cj of src and writes rows j0..j0 + cj, columns i0..i0 + ri of dst,
+    // inside the slices by the asserts.
+    unsafe {
+        for i0 in (0..rows).step_by(L) {
+            for j0 in (0..cols).step_by(L) {
+                let (ri, cj) = ((rows - i0).min(L), (cols - j0).min(L));
+                transpose_tile(
+                    src.as_ptr().add(j0),
+                    offs.as_ptr().add(i0),
+                    ri,
+                    cj,
+                    dst.as_mut_ptr().add(j0 * ldd + i0),
+                    ldd,
+                );
+            }
+        }
+    }
+}
+
+/// Transposes the `ri x cj` tile whose row `i` is at `src + offs[i]` into `dst` (row stride
+/// `ldd`).
+///
+/// # Safety
+/// AVX2 must be available; `offs` has `ri` entries, source rows have `cj` readable floats
+/// and `dst` rows `0..cj` have `ri` writable floats.
+#[target_feature(enable = "avx2")]
+unsafe fn transpose_tile(
+    src: *const f32,
+    offs: *const usize,
+    ri: usize,
+    cj: usize,
+    dst: *mut f32,
+    ldd: usize,
+) {
+    // SAFETY: the loads and stores touch only the elements the caller vouches for.
+    unsafe {
+        let r: [__m256; 8] = std::array::from_fn(|i| {
+            if i < ri {
+                load(src.add(*offs.add(i)), cj)
+            } else {
+                _mm256_setzero_ps()
+            }
+        });
+        // Pairs of rows interleaved: t[2p] = [r(2p)_0 r(2p+1)_0 r(2p)_1 r(2p+1)_1 | _4 _5],
+        // t[2p + 1] the same for columns 2, 3 | 6, 7.
+        let mut t = [_mm256_setzero_ps(); 8];
+        for p in 0..4 {
+            t[2 * p] = _mm256_unpacklo_ps(r[2 * p], r[2 * p + 1]);
+            t[2 * p + 1] = _mm256_unpackhi_ps(r[2 * p], r[2 * p + 1]);
+        }
+        // Four rows per column: u[4h + c] holds column c (low lane) and c + 4 (high lane) of
+        // rows 4h..4h + 4.
+        let mut u = [_mm256_setzero_ps(); 8];
+        for h in 0..2 {
+            let (a, b) = (4 * h, 4 * h + 2);
+            u[4 * h] = _mm256_shuffle_ps::<0x44>(t[a], t[b]);
+            u[4 * h + 1] = _mm256_shuffle_ps::<0xEE>(t[a], t[b]);
+            u[4 * h + 2] = _mm256_shuffle_ps::<0x44>(t[a + 1], t[b + 1]);
+            u[4 * h + 3] = _mm256_shuffle_ps::<0xEE>(t[a + 1], t[b + 1]);
+        }
+        for j in 0..cj {
+            let v = if j < 4 {
+                _mm256_permute2f128_ps::<0x20>(u[j], u[4 + j])
+            } else {
+                _mm256_permute2f128_ps::<0x31>(u[j - 4], u[j])
+            };
+            store(dst.add(j * ldd), v, ri);
+        }
+    }
+}
+
+/// Lanes (all bits set) where PyTorch's max-pool scan takes `v` over `best`: greater, or NaN.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn takes(v: __m256, best: __m256) -> __m256 {
+    _mm256_or_ps(
+        _mm256_cmp_ps::<_CMP_GT_OQ>(v, best),
+        _mm256_cmp_ps::<_CMP_UNORD_Q>(v, v),
+    )
+}
+
+/// Splits `2 * cnt` floats at `p` (`cnt <= 8`) into their even and odd elements.
+///
+/// # Safety
+/// AVX2 must be available and `2 * cnt` floats readable at `p`.
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn deinterleave(p: *const f32, cnt: usize) -> (__m256, __m256) {
+    // SAFETY: loads of the 2 * cnt floats the caller vouches for (the second vector only
+    // when some of them lie past the first eight).
+    unsafe {
+        let lo = load(p, 2 * cnt);
+        let hi = if 2 * cnt > L {
+            load(p.add(L), 2 * cnt - L)
+        } else {
+            _mm256_setzero_ps()
+        };
+        // [lo0 lo2 hi0 hi2 | lo4 lo6 hi4 hi6], then the 64-bit pairs in order 0, 2, 1, 3.
+        let even = _mm256_shuffle_ps::<0x88>(lo, hi);
+        let odd = _mm256_shuffle_ps::<0xDD>(lo, hi);
+        let order =
+            |v: __m256| _mm256_castpd_ps(_mm256_permute4x64_pd::<0xD8>(_mm256_castps_pd(v)));
+        (order(even), order(odd))
+    }
+}
+
+/// Interleaves `cnt` floats of `even` and `odd` into `2 * cnt` floats at `p`.
+///
+/// # Safety
+/// AVX2 must be available and `2 * cnt` floats writable at `p`.
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn interleave(p: *mut f32, even: __m256, odd: __m256, cnt: usize) {
+    // SAFETY: stores of the 2 * cnt floats the caller vouches for.
+    unsafe {
+        // [e0 o0 e1 o1 | e4 o4 e5 o5] and [e2 o2 e3 o3 | e6 o6 e7 o7].
+        let lo = _mm256_unpacklo_ps(even, odd);
+        let hi = _mm256_unpackhi_ps(even, odd);
+        store(p, _mm256_permute2f128_ps::<0x20>(lo, hi), 2 * cnt);
+        if 2 * cnt > L {
+            store(
+                p.add(L),
+                _mm256_permute2f128_ps::<0x31>(lo, hi),
+                2 * cnt - L,
+            );
+        }
+    }
+}
+
+/// One output row of 2x2 stride-2 max pooling: `out[j]` is the maximum of `r0[2j..2j + 2]`
+/// and `r1[2j..2j + 2]` under PyTorch's scan rule (first maximum; NaN wins).
+///
+/// # Panics
+/// If AVX2 is not available or `r0`/`r1` are shorter than `2 * out.len()`.
+pub(crate) fn max2x2_row(r0: &[f32], r1: &[f32], out: &mut [f32]) {
+    let ow = out.len();
+    assert!(available(), "max2x2_row: AVX2 is not available");
+    assert!(
+        r0.len() >= 2 * ow && r1.len() >= 2 * ow,
+        "max2x2_row: input rows too short"
+    );
+    // SAFETY: AVX2 checked; chunk o0..o0 + cnt reads 2 * cnt floats from 2 * o0 of each
+    // input row and writes cnt floats from o0 of `out`, inside the slices.
+    unsafe { max2x2_row_imp(r0.as_ptr(), r1.as_ptr(), out.as_mut_ptr(), ow) }
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn max2x2_row_imp(r0: *const f32, r1: *const f32, out: *mut f32, ow: usize) {
+    // SAFETY: see max2x2_row.
+    unsafe {
+        for o0 in (0..ow).step_by(L) {
+            let cnt = (ow - o0).min(L);
+            let (a, b) = deinterleave(r0.add(2 * o0), cnt);
+            let (c, e) = deinterleave(r1.add(2 * o0), cnt);
+            let mut m = a;
+            for v in [b, c, e] {
+                m = _mm256_blendv_ps(m, v, takes(v, m));
+            }
+            store(out.add(o0), m, cnt);
+        }
+    }
+}
+
+/// Backward of [`max2x2_row`]: each `dy[j]` goes to the element of its window the forward
+/// picked (the last one PyTorch's scan took), zeros elsewhere; writes `2 * dy.len()` floats
+/// of `d0` and `d1`.
+///
+/// # Panics
+/// If AVX2 is not available or a row is shorter than `2 * dy.len()`.
+pub(crate) fn max2x2_bwd_row(r0: &[f32], r1: &[f32], dy: &[f32], d0: &mut [f32], d1: &mut [f32]) {
+    let ow = dy.len();
+    assert!(available(), "max2x2_bwd_row: AVX2 is not available");
+    assert!(
+        r0.len() >= 2 * ow && r1.len() >= 2 * ow && d0.len() >= 2 * ow && d1.len() >= 2 * ow,
+        "max2x2_bwd_row: rows too short"
+    );
+    // SAFETY: AVX2 checked; chunk o0..o0 + cnt touches 2 * cnt floats from 2 * o0 of each
+    // row and cnt floats from o0 of `dy`, inside the slices.
+    unsafe {
+        max2x2_bwd_row_imp(
+            r0.as_ptr(),
+            r1.as_ptr(),
+            dy.as_ptr(),
+            d0.as_mut_ptr(),
+            d1.as_mut_ptr(),
+            ow,
+        )
+    }
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn max2x2_bwd_row_imp(
+    r0: *const f32,
+    r1: *const f32,
+    dy: *const f32,
+    d0: *mut f32,
+    d1: *mut f32,
+    ow: usize,
+) {
+    // SAFETY: see max2x2_bwd_row.
+    unsafe {
+        for o0 in (0..ow).step_by(L) {
+            let cnt = (ow - o0).min(L);
+            let (a, b) = deinterleave(r0.add(2 * o0), cnt);
+            let (c, e) = deinterleave(r1.add(2 * o0), cnt);
+            let tb = takes(b, a);
+            let m = _mm256_blendv_ps(a, b, tb);
+            let tc = takes(c, m);
+            let m = _mm256_blendv_ps(m, c, tc);
+            let te = takes(e, m);
+            // The last element the scan took wins.
+            let g = load(dy.add(o0), cnt);
+            let ga = _mm256_andnot_ps(_mm256_or_ps(_mm256_or_ps(tb, tc), te), g);
+            let gb = _mm256_and_ps(_mm256_andnot_ps(_mm256_or_ps(tc, te), tb), g);
+            let gc = _mm256_and_ps(_mm256_andnot_ps(te, tc), g);
+            let ge = _mm256_and_ps(te, g);
+            interleave(d0.add(2 * o0), ga, gb, cnt);
+            interleave(d1.add(2 * o0), gc, ge, cnt);
+        }
+    }
+}
+
+/// One output row of 2x2 stride-2 average pooling: `out[j] = ((r0[2j] + r0[2j + 1]) +
+/// (r1[2j] + r1[2j + 1])) * 0.25`, the same association as the scalar loop.
+///
+/// # Panics
+/// If AVX2 is not available or `r0`/`r1` are shorter than `2 * out.len()`.
+pub(crate) fn avg2x2_row(r0: &[f32], r1: &[f32], out: &mut [f32]) {
+    let ow = out.len();
+    assert!(available(), "avg2x2_row: AVX2 is not available");
+    assert!(
+        r0.len() >= 2 * ow && r1.len() >= 2 * ow,
+        "avg2x2_row: input rows too short"
+    );
+    // SAFETY: AVX2 checked; chunk o0..o0 + cnt reads 2 * cnt floats from 2 * o0 of each
+    // input row and writes cnt floats from o0 of `out`, inside the slices.
+    unsafe { avg2x2_row_imp(r0.as_ptr(), r1.as_ptr(), out.as_mut_ptr(), ow) }
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn avg2x2_row_imp(r0: *const f32, r1: *const f32, out: *mut f32, ow: usize) {
+    // SAFETY: see avg2x2_row.
+    unsafe {
+        let quarter = _mm256_set1_ps(0.25);
+        for o0 in (0..ow).step_by(L) {
+            let cnt = (ow - o0).min(L);
+            let (a, b) = deinterleave(r0.add(2 * o0), cnt);
+            let (c, e) = deinterleave(r1.add(2 * o0), cnt);
+            let s = _mm256_add_ps(_mm256_add_ps(a, b), _mm256_add_ps(c, e));
+            store(out.add(o0), _mm256_mul_ps(s, quarter), cnt);
+        }
+    }
+}
+
+/// Backward of [`avg2x2_row`]: `dy[j] * 0.25` into the four elements of window `j` (writes
+/// `2 * dy.len()` floats of `d0` and `d1`).
+///
+/// # Panics
+/// If AVX2 is not available or a row is shorter than `2 * dy.len()`.
+pub(crate) fn avg2x2_bwd_row(dy: &[f32], d0: &mut [f32], d1: &mut [f32]) {
+    let ow = dy.len();
+    assert!(available(), "avg2x2_bwd_row: AVX2 is not available");
+    assert!(
+        d0.len() >= 2 * ow && d1.len() >= 2 * ow,
+        "avg2x2_bwd_row: rows too short"
+    );
+    // SAFETY: AVX2 checked; chunk o0..o0 + cnt reads cnt floats from o0 of `dy` and writes
+    // 2 * cnt floats from 2 * o0 of each row, inside the slices.
+    unsafe { avg2x2_bwd_row_imp(dy.as_ptr(), d0.as_mut_ptr(), d1.as_mut_ptr(), ow) }
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn avg2x2_bwd_row_imp(dy: *const f32, d0: *mut f32, d1: *mut f32, ow: usize) {
+    // SAFETY: see avg2x2_bwd_row.
+    unsafe {
+        let quarter = _mm256_set1_ps(0.25);
+        for o0 in (0..ow).step_by(L) {
+            let cnt = (ow - o0).min(L);
+            let g = _mm256_mul_ps(load(dy.add(o0), cnt), quarter);
+            interleave(d0.add(2 * o0), g, g, cnt);
+            interleave(d1.add(2 * o0), g, g, cnt);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::gemm::pack_a;
+    use super::*;
+
+    fn data(len: usize, seed: u32) -> Vec<f32> {
+        (0..len)
+            .map(|i| {
+                ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 20) as f32 / 4096.0
+                    - 0.5
+            })
+            .collect()
+    }
+
+    /// The CPU lacks AVX2 + FMA: say so (the test cannot check anything here).
+    fn skip() -> bool {
+        if available() {
+            return false;
+        }
+        eprintln!("SKIP: this CPU has no AVX2 + FMA; the AVX2 kernels are not tested");
+        true
+    }
+
+    #[test]
+    fn panel_rows_fit_the_registers() {
+        for m in 1..100 {
+            let mr = panel_rows(m);
+            let nv = if mr == 6 { 2 } else { 3 };
+            // Accumulators, the row of b and the broadcast element of a: 16 registers.
+            let registers = mr * nv + nv + 1;
+            assert!(registers <= 16, "m {m}: {mr} x {nv} spills");
+        }
+        assert_eq!([6, 16, 32, 64, 18, 10].map(panel_rows), [6, 4, 4, 4, 6, 4]);
+    }
+
+    /// Every block shape and tail, both panel heights: against a plain triple loop, each
+    /// initialisation, nothing written past `n`.
+    #[test]
+    fn nn_matches_loops() {
+        if skip() {
+            return;
+        }
+        for (m, n, k) in [
+            (1, 1, 1),
+            (4, 24, 5),
+            (6, 16, 7),
+            (6, 784, 25),
+            (9, 17, 3),
+            (16, 100, 150),
+            (25, 49, 0),
+            (13, 97, 33),
+            (12, 23, 4),
+            (30, 41, 9),
+        ] {
+            for mr in [4, 6] {
+                let a = data(m * k, 1);
+                let (ldb, ldc) = (n + 3, n + 1);
+                let bias = data(m, 3);
+                let mut ap = vec![0.0; m * k];
+                pack_a(mr, m, k, &a, k, 1, &mut ap);
+                for init in [Init::Zero, Init::RowBias(&bias), Init::Accumulate] {
+                    let start = data(m * ldc, 4);
+                    let mut c = start.clone();
+                    let bb = data(k * ldb, 2);
+                    let offs: Vec<usize> = (0..k).map(|kk| kk * ldb).collect();
+                    gemm_nn(mr, m, n, k, &ap, &bb, &offs, &mut c, ldc, init);
+                    for i in 0..m {
+                        for j in 0..ldc {
+                            let got = c[i * ldc + j];
+                            if j >= n {
+                                assert_eq!(got, start[i * ldc + j], "column {j} past n written");
+                                continue;
+                            }
+                            let mut want = match init {
+                                Init::Zero => 0.0,
+                                Init::RowBias(bias) => bias[i],
+                                Init::Accumulate => start[i * ldc + j],
+                            };
+                            for kk in 0..k {
+                                want += a[i * k + kk] * bb[kk * ldb + j];
+                            }
+                            assert!(
+                                (got - want).abs() <= 1e-5 * (1.0 + want.abs()),
+                                "mr {mr} ({m},{n},{k}) {init:?} c[{i},{j}] = {got}, want {want}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn transpose_matches_loops() {
+        if skip() {
+            return;
+        }
+        for (rows, cols) in [
+            (1, 1),
+            (8, 8),
+            (16, 16),
+            (25, 576),
+            (17, 33),
+            (3, 100),
+            (150, 7),
+        ] {
+            let (lds, ldd) = (cols + 3, rows + 2);
+            let src = data(rows * lds, 9);
+            let start = data(cols * ldd, 10);
+            let mut dst = start.clone();
+            let offs: Vec<usize> = (0..rows).map(|i| i * lds).collect();
+            transpose_rows(rows, cols, &src, &offs, &mut dst, ldd);
+            for j in 0..cols {
+                for i in 0..ldd {
+                    let want = if i < rows {
+                        src[i * lds + j]
+                    } else {
+                        start[j * ldd + i]
+                    };
+                    assert_eq!(dst[j * ldd + i], want, "({rows}, {cols}) dst[{j}, {i}]");
+                }
+            }
+        }
+    }
+
+    /// Max pooling rows with ties, NaNs and infinities against PyTorch's scan, written out;
+    /// nothing written past the row.
+    #[test]
+    fn max2x2_rows_follow_the_scan() {
+        if skip() {
+            return;
+        }
+        let vals = [
+            0.0,
+            1.0,
+            -1.0,
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            1.0,
+            0.5,
+        ];
+        for ow in [1usize, 3, 4, 5, 8, 9, 16, 17, 33] {
+            let pick = |i: usize, s: usize| vals[(i * 7 + s * 3 + i / 5) % vals.len()];
+            let r0: Vec<f32> = (0..2 * ow).map(|i| pick(i, 1)).collect();
+            let r1: Vec<f32> = (0..2 * ow).map(|i| pick(i, 2)).collect();
+            let dy: Vec<f32> = (0..ow).map(|j| j as f32 + 1.0).collect();
+            let mut out = vec![7.0; ow + 1];
+            max2x2_row(&r0, &r1, &mut out[..ow]);
+            assert_eq!(out[ow], 7.0, "ow {ow}: wrote past the row");
+            let (mut d0, mut d1) = (vec![7.0; 2 * ow + 1], vec![7.0; 2 * ow + 1]);
+            max2x2_bwd_row(&r0, &r1, &dy, &mut d0[..2 * ow], &mut d1[..2 * ow]);
+            assert_eq!((d0[2 * ow], d1[2 * ow]), (7.0, 7.0), "ow {ow}: wrote past");
+            for j in 0..ow {
+                let win = [r0[2 * j], r0[2 * j + 1], r1[2 * j], r1[2 * j + 1]];
+                let (mut best, mut at) = (win[0], 0);
+                for (i, &v) in win.iter().enumerate().skip(1) {
+                    if v > best || v.is_nan() {
+                        (best, at) = (v, i);
+                    }
+                }
+                assert!(
+                    out[j] == best || (out[j].is_nan() && best.is_nan()),
+                    "ow {ow} out[{j}] = {}, want {best}",
+                    out[j]
+                );
+                let got = [d0[2 * j], d0[2 * j + 1], d1[2 * j], d1[2 * j + 1]];
+                for (i, g) in got.iter().enumerate() {
+                    assert_eq!(
+                        *g,
+                        if i == at { dy[j] } else { 0.0 },
+                        "ow {ow} window {j} element {i}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Average pooling rows against the scalar formula, odd widths included.
+    #[test]
+    fn avg2x2_rows() {
+        if skip() {
+            return;
+        }
+        for ow in [1usize, 4, 5, 8, 9, 16, 17, 40] {
+            let r0 = data(2 * ow, 21);
+            let r1 = data(2 * ow, 22);
+            let mut out = vec![7.0; ow + 1];
+            avg2x2_row(&r0, &r1, &mut out[..ow]);
+            assert_eq!(out[ow], 7.0, "wrote past the row");
+            let dy = data(ow, 23);
+            let (mut d0, mut d1) = (vec![7.0; 2 * ow + 1], vec![7.0; 2 * ow + 1]);
+            avg2x2_bwd_row(&dy, &mut d0[..2 * ow], &mut d1[..2 * ow]);
+            for j in 0..ow {
+                let want = ((r0[2 * j] + r0[2 * j + 1]) + (r1[2 * j] + r1[2 * j + 1])) * 0.25;
+                assert_eq!(out[j], want, "ow {ow} out[{j}]");
+                for d in [&d0, &d1] {
+                    assert_eq!(d[2 * j], dy[j] * 0.25);
+                    assert_eq!(d[2 * j + 1], dy[j] * 0.25);
+                }
+            }
+            assert_eq!(
+                (d0[2 * ow], d1[2 * ow]),
+                (7.0, 7.0),
+                "wrote past the window"
+            );
+        }
+    }
+}

@@ -292,8 +292,6 @@ fn ci() -> Result<()> {
     Ok(())
 }
 
-/// The test executables of `packages` (and each one's package folder, the working directory
-/// `cargo test` gives it), from the artifacts of `cargo test --workspace --no-run`.
 /// The property-test binaries: every reader of outside bytes (IDX, images, CIFAR records,
 /// safetensors, run configs and checkpoints).
 const PROPERTY_TESTS: [&str; 5] = [
@@ -335,6 +333,8 @@ fn fuzz(args: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// The test executables of `packages` (and each one's package folder, the working directory
+/// `cargo test` gives it), from the artifacts of `cargo test --workspace --no-run`.
 fn test_binaries(packages: &[&str]) -> Result<Vec<(PathBuf, PathBuf)>> {
     let mut c = cargo();
     c.args(["test", "--workspace", "--no-run", "--message-format=json"])

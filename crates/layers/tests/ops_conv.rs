@@ -349,6 +349,20 @@ fn non_contiguous_input() -> Result<()> {
     Ok(())
 }
 
+/// The geometry that made candle's own conv2d backward underflow (padding 2 around a 1x2
+/// input, kernel 3x2, stride 3: the output does not reach back into the padding): the
+/// reference takes its im2col path, and both paths agree on values and gradients.
+#[test]
+fn padding_wider_than_the_output_reaches() -> Result<()> {
+    let p = Conv2dParams {
+        stride: [3, 3],
+        padding: [2, 2],
+        dilation: [1, 1],
+        groups: 1,
+    };
+    check([1, 1, 1, 3], 1, [3, 2], p, false, 0)
+}
+
 #[test]
 fn errors_name_the_shapes() {
     let dev = Device::Cpu;

@@ -21,7 +21,17 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -
     let rem = |i: usize, k: usize, d: usize| {
         (i + 2 * p.padding[d] - (p.dilation[d] * (k - 1) + 1)) % p.stride[d]
     };
-    let square = square && rem(g.h, g.kh, 0) == rem(g.w, g.kw, 1);
+    // Its backward also computes the transposed conv's size as
+    // `(o - 1) * stride + dilation * (k - 1) + 1 - 2 * padding` in unsigned arithmetic, which
+    // underflows (a panic) when the padding is wider than what the output reaches back into:
+    // those geometries take the im2col path too.
+    let reaches = |o: usize, k: usize, d: usize| {
+        (o - 1) * p.stride[d] + p.dilation[d] * (k - 1) + 1 >= 2 * p.padding[d]
+    };
+    let square = square
+        && rem(g.h, g.kh, 0) == rem(g.w, g.kw, 1)
+        && reaches(g.oh, g.kh, 0)
+        && reaches(g.ow, g.kw, 1);
     let y = if square {
         x.conv2d(w, p.padding[0], p.stride[0], p.dilation[0], p.groups)?
     } else {

@@ -42,16 +42,21 @@ pub const MAX_BATCH_BYTES: u64 = 16 * (RECORDS_PER_BATCH * RECORD_LEN) as u64;
 /// An error when `bytes` is empty, is not a whole number of [`RECORD_LEN`]-byte records, or
 /// holds a label `>= classes`.
 pub fn parse_records(bytes: &[u8], path: &Path, classes: usize) -> Result<Split> {
-    let mut split = Split {
+    let mut split = empty();
+    append_records(&mut split, bytes, path, classes)?;
+    Ok(split)
+}
+
+/// A split of no `[3, 32, 32]` image yet.
+fn empty() -> Split {
+    Split {
         images: Vec::new(),
         labels: Vec::new(),
         len: 0,
         channels: IMAGE_SHAPE.0,
         rows: IMAGE_SHAPE.1,
         cols: IMAGE_SHAPE.2,
-    };
-    append_records(&mut split, bytes, path, classes)?;
-    Ok(split)
+    }
 }
 
 /// Appends the records of `bytes` to `split`, validated as [`parse_records`] does.
@@ -129,14 +134,7 @@ fn read_file(path: &Path) -> Result<Vec<u8>> {
 /// images: the five `data_batch_N.bin` make the training split, `test_batch.bin` the test
 /// split.
 pub fn read_batches(paths: &[PathBuf], classes: usize) -> Result<Split> {
-    let mut split = Split {
-        images: Vec::new(),
-        labels: Vec::new(),
-        len: 0,
-        channels: IMAGE_SHAPE.0,
-        rows: IMAGE_SHAPE.1,
-        cols: IMAGE_SHAPE.2,
-    };
+    let mut split = empty();
     for p in paths {
         let bytes = read_file(p)?;
         append_records(&mut split, &bytes, p, classes)?;

@@ -162,16 +162,7 @@ pub(crate) fn gemm_nn(
         return;
     }
     assert!(available(), "gemm_nn: AVX-512F is not available");
-    assert!(ap.len() >= m * k, "gemm_nn: packed lhs too small");
-    assert!(offs.len() >= k, "gemm_nn: fewer row offsets than k");
-    assert!(
-        offs[..k].iter().all(|&o| o + n <= b.len()),
-        "gemm_nn: rhs too small"
-    );
-    assert!((m - 1) * ldc + n <= c.len(), "gemm_nn: dst too small");
-    if let Init::RowBias(bias) = init {
-        assert!(bias.len() >= m, "gemm_nn: bias too small");
-    }
+    super::gemm::check_gemm_nn(m, n, k, ap, b, offs, c, ldc, &init);
     for n0 in (0..n).step_by(NR) {
         let cols = (n - n0).min(NR);
         let v = cols.div_ceil(16);
@@ -220,15 +211,7 @@ pub(crate) fn transpose_rows(
         return;
     }
     assert!(available(), "transpose: AVX-512F is not available");
-    assert!(offs.len() >= rows, "transpose: fewer row offsets than rows");
-    assert!(
-        offs[..rows].iter().all(|&o| o + cols <= src.len()),
-        "transpose: source too small"
-    );
-    assert!(
-        (cols - 1) * ldd + rows <= dst.len(),
-        "transpose: destination too small"
-    );
+    super::gemm::check_transpose(rows, cols, src, offs, dst, ldd);
     // SAFETY: AVX-512F checked above; each tile reads rows i0..i0 + ri (at their offsets),
     // columns j0..j0 + cj of src and writes rows j0..j0 + cj, columns i0..i0 + ri of dst,
     // inside the slices by the asserts.

@@ -96,6 +96,60 @@ pub(crate) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R 
     r
 }
 
+/// The bounds every `gemm_nn` micro-kernel (AVX2, AVX-512) relies on for its unsafe loads and
+/// stores: the packed lhs holds `m * k` floats, each of the `k` rhs rows (at `offs`) `n`, the
+/// `m` destination rows (stride `ldc`) `n`, and a row bias `m`.
+///
+/// # Panics
+/// When one is violated, naming it.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn check_gemm_nn(
+    m: usize,
+    n: usize,
+    k: usize,
+    ap: &[f32],
+    b: &[f32],
+    offs: &[usize],
+    c: &[f32],
+    ldc: usize,
+    init: &Init<'_>,
+) {
+    assert!(ap.len() >= m * k, "gemm_nn: packed lhs too small");
+    assert!(offs.len() >= k, "gemm_nn: fewer row offsets than k");
+    assert!(
+        offs[..k].iter().all(|&o| o + n <= b.len()),
+        "gemm_nn: rhs too small"
+    );
+    assert!((m - 1) * ldc + n <= c.len(), "gemm_nn: dst too small");
+    if let Init::RowBias(bias) = init {
+        assert!(bias.len() >= m, "gemm_nn: bias too small");
+    }
+}
+
+/// The bounds every `transpose_rows` kernel relies on: `rows` source rows of `cols` floats at
+/// `offs`, and `cols` destination rows (stride `ldd`) of `rows` floats.
+///
+/// # Panics
+/// When one is violated, naming it.
+pub(crate) fn check_transpose(
+    rows: usize,
+    cols: usize,
+    src: &[f32],
+    offs: &[usize],
+    dst: &[f32],
+    ldd: usize,
+) {
+    assert!(offs.len() >= rows, "transpose: fewer row offsets than rows");
+    assert!(
+        offs[..rows].iter().all(|&o| o + cols <= src.len()),
+        "transpose: source too small"
+    );
+    assert!(
+        (cols - 1) * ldd + rows <= dst.len(),
+        "transpose: destination too small"
+    );
+}
+
 /// What the output of [`Lhs::mul`] holds before the product is added.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Init<'a> {

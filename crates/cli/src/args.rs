@@ -232,7 +232,8 @@ pub struct TrainArgs {
     /// Print the loss every N batches (0: never).
     #[arg(long)]
     pub log_every: Option<usize>,
-    /// Never download missing data.
+    /// Never download: missing data is an error, and hub: weights come from the Hugging Face
+    /// cache only.
     #[arg(long)]
     pub offline: bool,
     /// Train on the first N training images only (a quick check).
@@ -260,6 +261,18 @@ pub struct TrainArgs {
     /// instead of stopping at the first.
     #[arg(long)]
     pub skip_bad: bool,
+    /// Start from these weights (fine-tuning): a safetensors file with the model's parameter
+    /// names (torchvision, timm or convnets), a checkpoint, the name of shipped weights, or
+    /// hub:OWNER/REPO[@REVISION][:FILE].
+    #[arg(long, value_name = "WEIGHTS")]
+    pub weights: Option<PathBuf>,
+    /// A new classifier with N outputs (the data set's classes) in place of the model's; the
+    /// rest comes from --weights.
+    #[arg(long, value_name = "N")]
+    pub replace_head: Option<usize>,
+    /// Train the classifier only: every other parameter keeps the values of --weights.
+    #[arg(long, requires = "weights")]
+    pub freeze_backbone: bool,
     /// No augmentation, even if the recipe or --config has one.
     #[arg(long, conflicts_with_all = ["augment", "random_crop", "hflip", "random_resized_crop"])]
     pub no_augment: bool,
@@ -333,6 +346,13 @@ impl TrainArgs {
         if self.skip_bad {
             c.skip_bad = true;
         }
+        if let Some(w) = &self.weights {
+            c.init_weights = Some(weights_file(w, self.offline)?);
+        }
+        if self.replace_head.is_some() {
+            c.replace_head = self.replace_head;
+        }
+        c.freeze_backbone |= self.freeze_backbone;
         if self.no_augment {
             c.augment = None;
         } else if self.augment

@@ -63,11 +63,39 @@ pub enum StoreError {
     Candle(#[from] candle_core::Error),
 }
 
-#[derive(Debug)]
+/// Which parameters are frozen (see [`ParamStore::freeze`]).
+type FrozenFn = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
 struct Inner {
     rng: Rng,
     names: Vec<String>,
     vars: HashMap<String, Var>,
+    frozen: Option<FrozenFn>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inner")
+            .field("names", &self.names)
+            .field("frozen", &self.frozen.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Inner {
+    fn is_frozen(&self, name: &str) -> bool {
+        self.frozen.as_ref().is_some_and(|f| f(name))
+    }
+
+    /// What a layer gets for the parameter `name`: the variable itself, or for a frozen one a
+    /// plain tensor sharing its storage (no gradient is tracked through it).
+    fn handed_out(&self, name: &str, var: &Var) -> Tensor {
+        if self.is_frozen(name) {
+            var.as_tensor().detach()
+        } else {
+            var.as_tensor().clone()
+        }
+    }
 }
 
 /// Named, seeded model parameters. Cheap to clone (shared).
@@ -84,6 +112,7 @@ impl ParamStore {
             rng: Rng::new(seed),
             names: Vec::new(),
             vars: HashMap::new(),
+            frozen: None,
         };
         Self {
             inner: Arc::new(Mutex::new(inner)),
@@ -128,13 +157,47 @@ impl ParamStore {
     }
 
     /// The trainable parameters in creation order (what an optimizer takes): every tensor but
-    /// the buffers (see [`is_buffer`]).
+    /// the buffers (see [`is_buffer`]) and the frozen parameters ([`ParamStore::freeze`]).
     pub fn trainable_vars(&self) -> Vec<Var> {
         self.named_vars()
             .into_iter()
-            .filter(|(n, _)| !is_buffer(n))
+            .filter(|(n, _)| !is_buffer(n) && !self.is_frozen(n))
             .map(|(_, v)| v)
             .collect()
+    }
+
+    /// Freezes every parameter whose name `frozen` accepts (PyTorch's
+    /// `p.requires_grad_(False)`), for fine-tuning: call it **before** building the model.
+    /// Layers then receive a frozen parameter as a plain tensor, not a variable, so backward
+    /// passes compute no gradient for it (and for a frozen backbone under a trainable head, no
+    /// gradient work in the backbone at all); [`ParamStore::trainable_vars`] leaves it out, so
+    /// an optimizer keeps no state for it. The store still holds, saves and loads it (loading
+    /// updates the values the model sees: the tensor shares the variable's storage). Batch
+    /// norm's running statistics are buffers and still follow the data in training mode, as
+    /// in PyTorch.
+    ///
+    /// ```
+    /// use candle_core::{Device, Tensor};
+    /// use candle_nn::Module;
+    /// use convnets_layers::{linear, ParamStore};
+    /// let store = ParamStore::new(0, &Device::Cpu);
+    /// store.freeze(|name| name.starts_with("backbone."));
+    /// let backbone = linear(4, 3, store.vb().pp("backbone"))?;
+    /// let head = linear(3, 2, store.vb().pp("head"))?;
+    /// assert_eq!(store.trainable_vars().len(), 2); // head.weight, head.bias
+    /// let x = Tensor::ones((1, 4), candle_core::DType::F32, &Device::Cpu)?;
+    /// let grads = head.forward(&backbone.forward(&x)?)?.sum_all()?.backward()?;
+    /// assert!(grads.get(store.get("backbone.weight").unwrap().as_tensor()).is_none());
+    /// assert!(grads.get(store.get("head.weight").unwrap().as_tensor()).is_some());
+    /// # Ok::<(), candle_core::Error>(())
+    /// ```
+    pub fn freeze(&self, frozen: impl Fn(&str) -> bool + Send + Sync + 'static) {
+        self.lock().frozen = Some(Arc::new(frozen));
+    }
+
+    /// Whether the parameter `name` is frozen ([`ParamStore::freeze`]).
+    pub fn is_frozen(&self, name: &str) -> bool {
+        self.lock().is_frozen(name)
     }
 
     /// Runs `f` with the store's seeded generator (the one new parameters are drawn from), so
@@ -150,11 +213,12 @@ impl ParamStore {
     }
 
     /// Total number of scalars of the trainable parameters (PyTorch's
-    /// `sum(p.numel() for p in model.parameters())`): every tensor but the buffers.
+    /// `sum(p.numel() for p in model.parameters() if p.requires_grad)`): every tensor but the
+    /// buffers and the frozen parameters.
     pub fn num_trainable_params(&self) -> usize {
         self.named_vars()
             .iter()
-            .filter(|(n, _)| !is_buffer(n))
+            .filter(|(n, _)| !is_buffer(n) && !self.is_frozen(n))
             .map(|(_, v)| v.elem_count())
             .sum()
     }
@@ -188,16 +252,7 @@ impl ParamStore {
     /// `safetensors.torch.save_file(model.state_dict(), ...)`). Every parameter must be in the
     /// file with the right shape; with `strict`, the file may hold nothing else.
     pub fn load(&self, path: &Path, strict: bool) -> Result<(), StoreError> {
-        let bytes = std::fs::read(path).map_err(|source| StoreError::Io {
-            path: path.into(),
-            source,
-        })?;
-        let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).map_err(|e| {
-            StoreError::Format {
-                path: path.into(),
-                reason: layout_problem(&bytes).unwrap_or_else(|| e.to_string()),
-            }
-        })?;
+        let tensors = read_tensors(path)?;
         self.load_tensors(&tensors, path, strict)
     }
 
@@ -209,7 +264,37 @@ impl ParamStore {
         origin: &Path,
         strict: bool,
     ) -> Result<(), StoreError> {
-        let named = self.named_vars();
+        self.load_tensors_where(tensors, origin, strict, &|_| true)
+    }
+
+    /// Loads the parameters `keep` accepts from a safetensors file, as [`ParamStore::load`]
+    /// does for all of them: the others keep their values, and the file's tensors of the same
+    /// names are not read (fine-tuning loads a pretrained backbone and leaves the new
+    /// classifier as initialised: `keep` = not the head). With `strict`, the file may hold
+    /// no tensor the model lacks, apart from those `keep` refuses.
+    pub fn load_where(
+        &self,
+        path: &Path,
+        strict: bool,
+        keep: &dyn Fn(&str) -> bool,
+    ) -> Result<(), StoreError> {
+        let tensors = read_tensors(path)?;
+        self.load_tensors_where(&tensors, path, strict, keep)
+    }
+
+    /// [`ParamStore::load_where`] from tensors already read; `origin` names their source.
+    pub fn load_tensors_where(
+        &self,
+        tensors: &HashMap<String, Tensor>,
+        origin: &Path,
+        strict: bool,
+        keep: &dyn Fn(&str) -> bool,
+    ) -> Result<(), StoreError> {
+        let named: Vec<(String, Var)> = self
+            .named_vars()
+            .into_iter()
+            .filter(|(n, _)| keep(n))
+            .collect();
         let mut mismatch = Mismatch::default();
         for (name, var) in &named {
             let Some(t) = tensors.get(name) else {
@@ -238,7 +323,7 @@ impl ParamStore {
                 named.iter().map(|(n, _)| n.as_str()).collect();
             let mut extra: Vec<(String, Vec<usize>)> = tensors
                 .iter()
-                .filter(|(n, _)| !known.contains(n.as_str()))
+                .filter(|(n, _)| keep(n) && !known.contains(n.as_str()))
                 .map(|(n, t)| (n.clone(), t.dims().to_vec()))
                 .collect();
             extra.sort();
@@ -258,6 +343,19 @@ impl ParamStore {
         }
         Ok(())
     }
+}
+
+/// Every tensor of the safetensors file at `path`, on the CPU; a malformed file is a
+/// [`StoreError::Format`] saying what is wrong with its layout.
+fn read_tensors(path: &Path) -> Result<HashMap<String, Tensor>, StoreError> {
+    let bytes = std::fs::read(path).map_err(|source| StoreError::Io {
+        path: path.into(),
+        source,
+    })?;
+    candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).map_err(|e| StoreError::Format {
+        path: path.into(),
+        reason: layout_problem(&bytes).unwrap_or_else(|| e.to_string()),
+    })
 }
 
 /// How a weights file differs from a model's parameters ([`StoreError::Mismatch`]). Its
@@ -448,14 +546,14 @@ impl SimpleBackend for ParamStore {
                     v.shape()
                 )
             }
-            return Ok(v.as_tensor().clone());
+            return Ok(inner.handed_out(name, v));
         }
         let data = inner.rng.sample(h, s.dims());
         let t = Tensor::from_vec(data, s, dev)?.to_dtype(dtype)?;
         let var = Var::from_tensor(&t)?;
         inner.names.push(name.to_string());
         inner.vars.insert(name.to_string(), var.clone());
-        Ok(var.as_tensor().clone())
+        Ok(inner.handed_out(name, &var))
     }
 
     fn get_unchecked(
@@ -464,8 +562,9 @@ impl SimpleBackend for ParamStore {
         _dtype: DType,
         _dev: &Device,
     ) -> candle_core::Result<Tensor> {
-        match self.lock().vars.get(name) {
-            Some(v) => Ok(v.as_tensor().clone()),
+        let inner = self.lock();
+        match inner.vars.get(name) {
+            Some(v) => Ok(inner.handed_out(name, v)),
             None => candle_core::bail!("parameter `{name}` does not exist in the store"),
         }
     }

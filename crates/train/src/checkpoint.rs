@@ -166,29 +166,7 @@ impl Checkpoint {
 /// Reads only the header, refusing one over 100 MiB or longer than the file, so a hostile
 /// file cannot make it allocate much.
 pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>> {
-    use std::io::Read;
-    let bad = |why: String| TrainError::Checkpoint(format!("{}: {why}", path.display()));
-    let mut f = std::fs::File::open(path).map_err(TrainError::io(path))?;
-    let size = f.metadata().map_err(TrainError::io(path))?.len();
-    let mut len = [0u8; 8];
-    f.read_exact(&mut len)
-        .map_err(|_| bad(format!("{size} bytes: too short for a safetensors header")))?;
-    let n = u64::from_le_bytes(len);
-    if n > 100 << 20 || n > size.saturating_sub(8) {
-        return Err(bad(format!(
-            "header length {n} does not fit the file ({size} bytes): not a safetensors file"
-        )));
-    }
-    let mut header = vec![0u8; n as usize];
-    f.read_exact(&mut header).map_err(TrainError::io(path))?;
-    #[derive(Deserialize)]
-    struct Header {
-        #[serde(rename = "__metadata__", default)]
-        metadata: HashMap<String, String>,
-    }
-    let h: Header = serde_json::from_slice(&header)
-        .map_err(|e| bad(format!("not a valid safetensors header: {e}")))?;
-    Ok(h.metadata)
+    convnets_zoo::read_metadata(path).map_err(|e| TrainError::Checkpoint(e.to_string()))
 }
 
 /// Whether the safetensors file at `path` is a convnets checkpoint (has the checkpoint

@@ -2,7 +2,7 @@
 
 use candle_core::{Tensor, Var};
 use convnets_layers::{is_buffer, ParamStore};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// A model's tensors by name: the trainable parameters and the buffers (batch norm's running
 /// statistics), in a fixed order. The optimizer gets the trainable ones
@@ -25,13 +25,45 @@ use std::collections::HashMap;
 #[derive(Clone, Debug, Default)]
 pub struct Params {
     named: Vec<(String, Var)>,
+    frozen: HashSet<String>,
 }
 
 impl Params {
     /// The parameters `named`, in this order. Names ending in `running_mean`, `running_var`
     /// or `num_batches_tracked` are buffers (see [`is_buffer`]).
     pub fn new(named: Vec<(String, Var)>) -> Self {
-        Self { named }
+        Self {
+            named,
+            frozen: HashSet::new(),
+        }
+    }
+
+    /// These parameters with the ones `frozen` accepts frozen: left out of
+    /// [`Params::trainable`] (no optimizer state, no update) but still saved and checkpointed.
+    /// [`Params::from`] a [`ParamStore`] takes the store's own frozen set
+    /// ([`ParamStore::freeze`], which also spares the backward pass their gradients).
+    pub fn with_frozen(mut self, frozen: impl Fn(&str) -> bool) -> Self {
+        self.frozen = self
+            .named
+            .iter()
+            .filter(|(n, _)| frozen(n))
+            .map(|(n, _)| n.clone())
+            .collect();
+        self
+    }
+
+    /// Whether the parameter `name` is frozen.
+    pub fn is_frozen(&self, name: &str) -> bool {
+        self.frozen.contains(name)
+    }
+
+    /// The number of frozen scalars (not counted by [`Params::num_trainable`]).
+    pub fn num_frozen(&self) -> usize {
+        self.named
+            .iter()
+            .filter(|(n, _)| self.frozen.contains(n))
+            .map(|(_, v)| v.elem_count())
+            .sum()
     }
 
     /// Every tensor with its name, in order.
@@ -39,21 +71,22 @@ impl Params {
         &self.named
     }
 
-    /// The trainable parameters (what the optimizer updates), in order.
+    /// The trainable parameters (what the optimizer updates), in order: neither buffers nor
+    /// frozen.
     pub fn trainable(&self) -> Vec<Var> {
         self.named
             .iter()
-            .filter(|(n, _)| !is_buffer(n))
+            .filter(|(n, _)| !is_buffer(n) && !self.frozen.contains(n))
             .map(|(_, v)| v.clone())
             .collect()
     }
 
     /// The number of trainable scalars (PyTorch's `sum(p.numel() for p in
-    /// model.parameters())`): buffers are not counted.
+    /// model.parameters() if p.requires_grad)`): buffers and frozen parameters are not counted.
     pub fn num_trainable(&self) -> usize {
         self.named
             .iter()
-            .filter(|(n, _)| !is_buffer(n))
+            .filter(|(n, _)| !is_buffer(n) && !self.frozen.contains(n))
             .map(|(_, v)| v.elem_count())
             .sum()
     }
@@ -102,7 +135,7 @@ impl Params {
 
 impl From<&ParamStore> for Params {
     fn from(store: &ParamStore) -> Self {
-        Self::new(store.named_vars())
+        Self::new(store.named_vars()).with_frozen(|n| store.is_frozen(n))
     }
 }
 

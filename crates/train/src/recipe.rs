@@ -49,6 +49,9 @@ pub fn lenet5_fashion_mnist() -> TrainConfig {
         workers: 0,
         skip_bad: false,
         ranks: None,
+        init_weights: None,
+        replace_head: None,
+        freeze_backbone: false,
     }
 }
 

@@ -106,6 +106,24 @@ pub struct TrainConfig {
     /// [`train_with`] from the launch, checked by [`resume_with`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ranks: Option<usize>,
+    /// Start from these weights (fine-tuning): a safetensors file with the model's parameter
+    /// names (a torchvision or timm `state_dict`, a convnets `model.safetensors`) or a convnets
+    /// checkpoint. Every parameter must be in it with its shape, except the classifier's when
+    /// [`TrainConfig::replace_head`] is set. A resumed run takes its weights from its
+    /// checkpoint instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_weights: Option<PathBuf>,
+    /// Replace the model's classifier ([`ModelInfo::head`]) by a new one with this many
+    /// outputs, initialised as the model initialises it (torchvision's `model.fc =
+    /// nn.Linear(512, N)`); the weights of [`TrainConfig::init_weights`] fill the rest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replace_head: Option<usize>,
+    /// Train the classifier only: every other parameter keeps the values of
+    /// [`TrainConfig::init_weights`] (no gradient, no optimizer state; see
+    /// [`ParamStore::freeze`]). Batch norm's running statistics still follow the new data,
+    /// as in PyTorch with `requires_grad_(False)`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub freeze_backbone: bool,
 }
 
 impl TrainConfig {
@@ -115,6 +133,14 @@ impl TrainConfig {
         self.dataset
             .parse::<DatasetKind>()
             .map_err(|e| TrainError::Config(e.to_string()))
+    }
+
+    /// The number of outputs of the model's classifier: [`TrainConfig::replace_head`], else
+    /// the registry's.
+    pub fn num_classes(&self) -> Result<usize> {
+        Ok(self
+            .replace_head
+            .unwrap_or(model_info(&self.model)?.classes))
     }
 
     /// What `dataset` names: a known data set or a folder of images.
@@ -149,9 +175,27 @@ impl TrainConfig {
         let Some(info) = convnets_zoo::find(&self.model) else {
             return bad(convnets_zoo::unknown_model_message(&self.model));
         };
+        if self.replace_head == Some(0) {
+            return bad("--replace-head needs at least 1 class".into());
+        }
+        if let Some(w) = &self.init_weights {
+            if !w.is_file() {
+                return bad(format!("--weights {}: no such file", w.display()));
+            }
+        } else if self.freeze_backbone {
+            return bad(
+                "--freeze-backbone keeps the backbone's weights as they are: give the pretrained weights (--weights)"
+                    .into(),
+            );
+        }
         let spec = self.dataset_spec()?;
+        if let DatasetSpec::Known(kind) = &spec {
+            check_classes(&spec, info, self.num_classes()?, kind.classes().len())?;
+        }
         let [c, h, w] = input_shape(&spec, info);
-        if info.input != [c, h, w] {
+        // Models with adaptive pooling (the ImageNet ResNets, GoogLeNet) also take their small
+        // input, e.g. CIFAR-10's 32x32 images.
+        if info.input != [c, h, w] && info.small_input != [c, h, w] {
             return bad(format!(
                 "model `{}` takes {}x{}x{} inputs but data set `{spec}` has {c}x{h}x{w} images",
                 self.model, info.input[0], info.input[1], info.input[2],
@@ -434,12 +478,12 @@ fn model_info(name: &str) -> Result<&'static ModelInfo> {
         .ok_or_else(|| TrainError::Config(convnets_zoo::unknown_model_message(name)))
 }
 
-/// An error unless the model has an output for each of the data set's `classes`.
-fn check_classes(spec: &DatasetSpec, info: &ModelInfo, classes: usize) -> Result<()> {
-    if classes > info.classes {
+/// An error unless the model's `outputs` cover each of the data set's `classes`.
+fn check_classes(spec: &DatasetSpec, info: &ModelInfo, outputs: usize, classes: usize) -> Result<()> {
+    if classes > outputs {
         return Err(TrainError::Config(format!(
-            "data set `{spec}` has {classes} classes but model `{}` has {} outputs",
-            info.name, info.classes
+            "data set `{spec}` has {classes} classes but model `{}` has {outputs} outputs (a new classifier: --replace-head {classes})",
+            info.name
         )));
     }
     Ok(())
@@ -457,7 +501,12 @@ fn class_names(spec: &DatasetSpec) -> Result<Vec<String>> {
 
 /// The held-out split a data set is evaluated on (the test split; a folder's `val/` or
 /// `test/`), for `model`'s input.
-fn eval_split(spec: &DatasetSpec, data_dir: Option<&Path>, info: &ModelInfo) -> Result<Split> {
+fn eval_split(
+    spec: &DatasetSpec,
+    data_dir: Option<&Path>,
+    info: &ModelInfo,
+    outputs: usize,
+) -> Result<Split> {
     match spec {
         DatasetSpec::Known(kind) => Ok(convnets_data::load_test(*kind, data_dir)?),
         DatasetSpec::Folder(root) => {
@@ -467,7 +516,7 @@ fn eval_split(spec: &DatasetSpec, data_dir: Option<&Path>, info: &ModelInfo) -> 
                 &convnets_data::folder::FolderOptions::default(),
             )?;
             report_skipped(&held.skipped);
-            check_classes(spec, info, held.classes.len())?;
+            check_classes(spec, info, outputs, held.classes.len())?;
             Ok(held.split)
         }
     }
@@ -498,7 +547,7 @@ fn run_data(cfg: &TrainConfig, spec: &DatasetSpec, device: &Device) -> Result<Ru
             };
             let ds = convnets_data::folder::load_image_folder(root, info.input, &opts)?;
             report_skipped(&ds.skipped);
-            check_classes(spec, info, ds.classes.len())?;
+            check_classes(spec, info, cfg.num_classes()?, ds.classes.len())?;
             match ds.eval {
                 Some(eval) => (ds.train, eval, ds.classes, true),
                 None => {
@@ -571,8 +620,15 @@ fn weights_meta(cfg: &TrainConfig, classes: &[String]) -> HashMap<String, String
             "convnets.preprocess".into(),
             convnets_data::Preprocess::Fill.to_string(),
         );
-        let [c, h, w] = info.input;
+        let [c, h, w] = cfg
+            .dataset_spec()
+            .map(|spec| input_shape(&spec, info))
+            .unwrap_or(info.input);
         m.insert("convnets.input".into(), format!("{c}x{h}x{w}"));
+        m.insert(
+            "convnets.num_classes".into(),
+            cfg.replace_head.unwrap_or(info.classes).to_string(),
+        );
     }
     m
 }
@@ -602,7 +658,29 @@ fn run(
     let data = run_data(cfg, &spec, &device)?;
     let store = ParamStore::new(cfg.seed, &device);
     convnets_layers::set_seed(cfg.seed); // dropout masks
-    let model = convnets_zoo::build(&cfg.model, store.vb())?;
+    let info = model_info(&cfg.model)?;
+    if cfg.freeze_backbone {
+        store.freeze(move |name| !info.is_head(name));
+    }
+    let model = info.build_with_classes(store.vb(), cfg.num_classes()?)?;
+    if let (Some(w), None) = (&cfg.init_weights, ckpt) {
+        load_init_weights(&store, info, w, cfg.replace_head.is_some())?;
+        if root {
+            println!(
+                "initial weights: {}{}{}",
+                w.display(),
+                match cfg.replace_head {
+                    Some(n) => format!(", new classifier `{}` with {n} outputs", info.head),
+                    None => String::new(),
+                },
+                if cfg.freeze_backbone {
+                    ", everything else frozen"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
     let params = crate::Params::from(&store);
     let optimizer = cfg.optimizer.build(params.trainable())?;
     let steps = data.train.len();
@@ -665,10 +743,14 @@ fn run(
     }
     if root {
         println!(
-            "{} on {} ({} trainable parameters, {} train{} / {} test images) -> {}",
+            "{} on {} ({} trainable parameters{}, {} train{} / {} test images) -> {}",
             cfg.model,
             spec,
             params.num_trainable(),
+            match params.num_frozen() {
+                0 => String::new(),
+                n => format!(", {n} frozen"),
+            },
             data.train.num_samples(),
             data.val
                 .as_ref()
@@ -745,6 +827,9 @@ pub fn train_with(cfg: &TrainConfig, mut opts: RunOptions) -> Result<RunSummary>
             .min(cfg.train_limit.unwrap_or(usize::MAX))
             .min(spec.kind().map_or(usize::MAX, |k| k.train_len()));
         check_batch_memory(info, batch, available_memory())?;
+        if let Some(w) = &cfg.init_weights {
+            check_init_weights(cfg, info, w)?;
+        }
     }
     let dir = match &mut opts.parallel {
         Some(dp) => {
@@ -889,9 +974,14 @@ pub fn eval_weights(cfg: &EvalConfig, weights: &Path) -> Result<EvalResult> {
     }
     let device = parse_device(&cfg.device)?;
     let store = ParamStore::new(0, &device);
-    let model = convnets_zoo::build(&cfg.model, store.vb())?;
+    let model = build_for_weights(&cfg.model, weights, store.vb())?;
     load_weights(&store, weights)?;
-    let test = eval_split(&spec, cfg.data_dir.as_deref(), info)?;
+    let test = eval_split(
+        &spec,
+        cfg.data_dir.as_deref(),
+        info,
+        weights_num_classes(info, weights),
+    )?;
     let test_b = batcher(&test, cfg.normalize, cfg.batch_size, None, &device)?;
     evaluate_with(model.as_ref(), &test_b, &Loss::default())
 }
@@ -934,19 +1024,15 @@ pub fn predict_images(
     images: &[PathBuf],
     top: usize,
 ) -> Result<Vec<Prediction>> {
-    let Some(info) = convnets_zoo::find(&cfg.model) else {
-        return Err(TrainError::Config(convnets_zoo::unknown_model_message(
-            &cfg.model,
-        )));
-    };
     let norm = cfg.normalize;
     let device = parse_device(&cfg.device)?;
     let store = ParamStore::new(0, &device);
-    let model = convnets_zoo::build(&cfg.model, store.vb())?;
+    let model = build_for_weights(&cfg.model, weights, store.vb())?;
     load_weights(&store, weights)?;
-    let meta = crate::checkpoint::read_metadata(weights).unwrap_or_default();
-    let described = convnets_zoo::WeightsInfo::from_metadata(weights, &meta, Some(&cfg.model))
+    let header = convnets_zoo::read_header(weights).unwrap_or_default();
+    let described = convnets_zoo::WeightsInfo::from_header(weights, &header, Some(&cfg.model))
         .map_err(|e| TrainError::Config(e.to_string()))?;
+    let meta = header.metadata;
     let classes: Vec<String> = if meta.contains_key("convnets.classes") {
         described.classes
     } else if let Ok(DatasetSpec::Folder(_)) = cfg.dataset.parse::<DatasetSpec>() {
@@ -955,7 +1041,7 @@ pub fn predict_images(
         convnets_zoo::saved::classes_of(&cfg.dataset)
     };
     let preprocess = described.preprocess;
-    let [c, h, w] = info.input;
+    let [c, h, w] = described.input;
     let mut out = Vec::with_capacity(images.len());
     for chunk in images.chunks(cfg.batch_size.max(1)) {
         let mut pixels = Vec::with_capacity(chunk.len() * c * h * w);
@@ -994,6 +1080,109 @@ pub fn predict_images(
     Ok(out)
 }
 
+/// Builds the model `name` with the classifier of the weights at `path`: as many outputs as
+/// their `convnets.num_classes` metadata says, else as their head's weight has rows (a
+/// fine-tuned PyTorch model), else the registry's number.
+pub fn build_for_weights(
+    name: &str,
+    path: &Path,
+    vb: candle_nn::VarBuilder,
+) -> Result<Box<dyn convnets_zoo::Model>> {
+    let info = model_info(name)?;
+    Ok(info.build_with_classes(vb, weights_num_classes(info, path))?)
+}
+
+/// The number of outputs of the classifier of model `info` in the weights at `path` (see
+/// [`build_for_weights`]).
+pub fn weights_num_classes(info: &ModelInfo, path: &Path) -> usize {
+    convnets_zoo::read_header(path)
+        .ok()
+        .and_then(|h| {
+            h.metadata
+                .get("convnets.num_classes")
+                .and_then(|n| n.parse::<usize>().ok())
+                .or_else(|| convnets_zoo::head_outputs(info, &h.shapes))
+        })
+        .filter(|&n| n > 0)
+        .unwrap_or(info.classes)
+}
+
+/// Checks the header of the starting weights `path` against the model of `cfg` (names and
+/// shapes, as [`load_init_weights`] will load them) without reading the tensors, so that a
+/// file for another architecture fails before the run folder exists.
+fn check_init_weights(cfg: &TrainConfig, info: &ModelInfo, path: &Path) -> Result<()> {
+    let header =
+        convnets_zoo::read_header(path).map_err(|e| TrainError::Config(e.to_string()))?;
+    let checkpoint = header.metadata.contains_key(crate::checkpoint::META_KEY);
+    let keep = |name: &str| !(cfg.replace_head.is_some() && info.is_head(name));
+    let file: HashMap<&str, &Vec<usize>> = header
+        .shapes
+        .iter()
+        .filter_map(|(n, s)| {
+            let n = if checkpoint {
+                n.strip_prefix(crate::checkpoint::MODEL_PREFIX)?
+            } else {
+                n.as_str()
+            };
+            keep(n).then_some((n, s))
+        })
+        .collect();
+    let model = info.parameter_shapes(cfg.num_classes()?)?;
+    let mut m = convnets_layers::Mismatch::default();
+    for (name, shape) in model.iter().filter(|(n, _)| keep(n)) {
+        match file.get(name.as_str()) {
+            None => m.missing.push((name.clone(), shape.clone())),
+            Some(&found) if found != shape => {
+                m.shapes.push((name.clone(), shape.clone(), found.clone()))
+            }
+            Some(_) => {}
+        }
+    }
+    let known: std::collections::HashSet<&str> = model.iter().map(|(n, _)| n.as_str()).collect();
+    m.unexpected = file
+        .iter()
+        .filter(|(n, _)| !known.contains(*n))
+        .map(|(n, s)| (n.to_string(), s.to_vec()))
+        .collect();
+    m.unexpected.sort();
+    if m.is_empty() {
+        return Ok(());
+    }
+    let hint = match (m.shapes.iter().any(|(n, ..)| info.is_head(n)), cfg.replace_head) {
+        (true, None) => format!(
+            " (a classifier for another number of classes: --replace-head {} starts a new one)",
+            cfg.num_classes()?
+        ),
+        _ => String::new(),
+    };
+    Err(TrainError::Config(format!(
+        "--weights {} does not fit model `{}`: {m}{hint}",
+        path.display(),
+        info.name
+    )))
+}
+
+/// Loads the starting weights of a fine-tuning run into `store`: every parameter, or with
+/// `new_head` every parameter but the classifier's (which keeps its fresh initialisation;
+/// the file's classifier, for its own classes, is ignored). The file's other tensors must
+/// all be the model's; NaN or infinite values are refused.
+fn load_init_weights(
+    store: &ParamStore,
+    info: &ModelInfo,
+    path: &Path,
+    new_head: bool,
+) -> Result<()> {
+    let keep = |name: &str| !(new_head && info.is_head(name));
+    if crate::checkpoint::is_checkpoint(path) {
+        let ckpt = Checkpoint::load(path)?;
+        let map: HashMap<String, Tensor> = ckpt.model.into_iter().collect();
+        store.load_tensors_where(&map, path, true, &keep)?;
+    } else {
+        store.load_where(path, true, &keep)?;
+    }
+    check_finite(store, path)
+}
+
 /// Loads a weights file or a checkpoint's weights into `store` (every parameter must be there,
 /// nothing else). Weights holding NaN or infinite values are refused: no model computes
 /// anything meaningful from them.
@@ -1005,6 +1194,12 @@ pub fn load_weights(store: &ParamStore, path: &Path) -> Result<()> {
     } else {
         store.load(path, true)?;
     }
+    check_finite(store, path)
+}
+
+/// An error naming the first tensor of `store` that holds NaN or infinite values (loaded
+/// from `path`).
+fn check_finite(store: &ParamStore, path: &Path) -> Result<()> {
     for (name, var) in store.named_vars() {
         let bad = var
             .flatten_all()?
@@ -1059,11 +1254,12 @@ pub fn eval_ensemble(
     let mut models = Vec::new();
     for (c, p) in cfgs.iter().zip(paths) {
         let store = ParamStore::new(0, &device);
-        let model = convnets_zoo::build(&c.model, store.vb())?;
+        let model = build_for_weights(&c.model, p, store.vb())?;
         load_weights(&store, p)?;
         models.push(model);
     }
-    let test = eval_split(&spec, first.data_dir.as_deref(), info)?;
+    let outputs = weights_num_classes(info, &paths[0]);
+    let test = eval_split(&spec, first.data_dir.as_deref(), info, outputs)?;
     let test_b = batcher(
         &test,
         first.normalize,

@@ -668,7 +668,7 @@ impl<'a> Trainer<'a> {
         if let Some(cfg) = &self.config {
             let mut cfg = cfg.clone();
             if let Some(o) = cfg.as_object_mut() {
-                for k in ["out", "data_dir", "workers", "log_every", "download"] {
+                for k in ["out", "data_dir", "workers", "log_every", "download", "init_weights"] {
                     o.remove(k);
                 }
             }
@@ -677,6 +677,9 @@ impl<'a> Trainer<'a> {
         for (name, v) in self.params.named() {
             h.write(name.as_bytes())
                 .write(format!("{:?} {:?}", v.dims(), v.dtype()).as_bytes());
+            if self.params.is_frozen(name) {
+                h.write(b"frozen");
+            }
         }
         h.write(self.optimizer.name().as_bytes());
         for n in [

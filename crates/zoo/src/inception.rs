@@ -111,8 +111,14 @@ pub struct InceptionNet {
 }
 
 impl InceptionNet {
-    /// Builds the network, taking parameters from `vb`.
+    /// Builds the network (10 classes, as the article), taking parameters from `vb`.
     pub fn new(vb: VarBuilder) -> Result<Self> {
+        Self::with_classes(10, vb)
+    }
+
+    /// Builds the network with `classes` outputs (a new head for fine-tuning), taking
+    /// parameters from `vb`.
+    pub fn with_classes(classes: usize, vb: VarBuilder) -> Result<Self> {
         let c = Conv2dConfig::default();
         // Field order = the article's registration order = the state_dict order.
         Ok(Self {
@@ -121,7 +127,7 @@ impl InceptionNet {
             incep1: InceptionA::new(10, vb.pp("incep1"))?,
             incep2: InceptionA::new(20, vb.pp("incep2"))?,
             mp: MaxPool2d::new(2).named("mp"),
-            fc: linear(INCEPTION_A_CHANNELS * 4 * 4, 10, vb.pp("fc"))?,
+            fc: linear(INCEPTION_A_CHANNELS * 4 * 4, classes, vb.pp("fc"))?,
         })
     }
 }

@@ -29,8 +29,14 @@ pub struct LeNet5 {
 }
 
 impl LeNet5 {
-    /// Builds the network, taking parameters from `vb`.
+    /// Builds the network (10 classes, as the article), taking parameters from `vb`.
     pub fn new(vb: VarBuilder) -> Result<Self> {
+        Self::with_classes(10, vb)
+    }
+
+    /// Builds the network with `classes` outputs (a new head for fine-tuning), taking
+    /// parameters from `vb`.
+    pub fn with_classes(classes: usize, vb: VarBuilder) -> Result<Self> {
         let c = Conv2dConfig::default();
         Ok(Self {
             conv1: conv2d(1, 6, 5, c, vb.pp("conv1"))?,
@@ -39,7 +45,7 @@ impl LeNet5 {
             pool2: AvgPool2d::with_stride(2, 2).named("pool2"),
             fc1: linear(4 * 4 * 16, 320, vb.pp("fc1"))?,
             fc2: linear(320, 80, vb.pp("fc2"))?,
-            fc3: linear(80, 10, vb.pp("fc3"))?,
+            fc3: linear(80, classes, vb.pp("fc3"))?,
         })
     }
 }
@@ -101,8 +107,14 @@ pub struct LeNet5Bn {
 }
 
 impl LeNet5Bn {
-    /// Builds the network, taking parameters from `vb`.
+    /// Builds the network (10 classes, as the article), taking parameters from `vb`.
     pub fn new(vb: VarBuilder) -> Result<Self> {
+        Self::with_classes(10, vb)
+    }
+
+    /// Builds the network with `classes` outputs (a new head for fine-tuning), taking
+    /// parameters from `vb`.
+    pub fn with_classes(classes: usize, vb: VarBuilder) -> Result<Self> {
         let c = Conv2dConfig::default();
         let bn = BatchNormConfig::default();
         Ok(Self {
@@ -114,7 +126,7 @@ impl LeNet5Bn {
             pool2: MaxPool2d::new(2).named("pool2"),
             fc1: linear(4 * 4 * 16, 320, vb.pp("fc1"))?,
             fc2: linear(320, 80, vb.pp("fc2"))?,
-            fc3: linear(80, 10, vb.pp("fc3"))?,
+            fc3: linear(80, classes, vb.pp("fc3"))?,
         })
     }
 }

@@ -19,14 +19,20 @@ pub struct MnistNet {
 }
 
 impl MnistNet {
-    /// Builds the network, taking parameters from `vb`.
+    /// Builds the network (10 classes, as the article), taking parameters from `vb`.
     pub fn new(vb: VarBuilder) -> Result<Self> {
+        Self::with_classes(10, vb)
+    }
+
+    /// Builds the network with `classes` outputs (a new head for fine-tuning), taking
+    /// parameters from `vb`.
+    pub fn with_classes(classes: usize, vb: VarBuilder) -> Result<Self> {
         let c = Conv2dConfig::default();
         Ok(Self {
             conv1: conv2d(1, 10, 5, c, vb.pp("conv1"))?,
             conv2: conv2d(10, 20, 5, c, vb.pp("conv2"))?,
             pooling: MaxPool2d::new(2).named("pooling"),
-            fc: linear(320, 10, vb.pp("fc"))?,
+            fc: linear(320, classes, vb.pp("fc"))?,
         })
     }
 }

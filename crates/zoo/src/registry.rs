@@ -9,8 +9,10 @@ use crate::{
     GoogLeNetConfig, InceptionNet, LeNet5, LeNet5Bn, MnistNet, Model, ResNet, ResNetConfig,
     ResidualNet, SimpleCnn, ZfNet, ZfNetConfig,
 };
-use candle_core::Result;
-use candle_nn::VarBuilder;
+use candle_core::{DType, Device, Result, Shape, Tensor};
+use candle_nn::var_builder::SimpleBackend;
+use candle_nn::{Init, VarBuilder};
+use std::sync::{Arc, Mutex};
 
 /// What the zoo knows about a model before it is built.
 #[derive(Debug)]
@@ -31,14 +33,91 @@ pub struct ModelInfo {
     pub dataset: &'static str,
     /// Which article (seed file) or paper it follows.
     pub source: &'static str,
-    build: fn(VarBuilder) -> Result<Box<dyn Model>>,
+    /// The classifier's parameter prefix (`fc`, `classifier.6`, …): the last linear layer,
+    /// whose `{head}.weight` is `[classes, features]`. Fine-tuning replaces it
+    /// ([`ModelInfo::build_with_classes`]) and may freeze everything else.
+    pub head: &'static str,
+    build: fn(VarBuilder, usize) -> Result<Box<dyn Model>>,
 }
 
 impl ModelInfo {
-    /// Builds the model, taking its parameters from `vb`.
+    /// Builds the model with its usual [`ModelInfo::classes`] outputs, taking its parameters
+    /// from `vb`.
     pub fn build(&self, vb: VarBuilder) -> Result<Box<dyn Model>> {
-        (self.build)(vb)
+        (self.build)(vb, self.classes)
     }
+
+    /// Builds the model with a classifier of `classes` outputs (a new head, for fine-tuning
+    /// on another data set; `classes` ≥ 1), taking its parameters from `vb`. Every other
+    /// parameter has the same name and shape as in [`ModelInfo::build`].
+    ///
+    /// ```
+    /// use candle_core::{Device, Tensor};
+    /// use candle_nn::ModuleT;
+    /// use convnets_layers::ParamStore;
+    /// let store = ParamStore::new(0, &Device::Cpu);
+    /// let net = convnets_zoo::registry::RESNET18.build_with_classes(store.vb(), 5)?;
+    /// let x = Tensor::zeros((2, 3, 32, 32), candle_core::DType::F32, &Device::Cpu)?;
+    /// assert_eq!(net.forward_t(&x, false)?.dims(), &[2, 5]);
+    /// assert_eq!(store.get("fc.weight").unwrap().dims(), &[5, 512]);
+    /// # Ok::<(), candle_core::Error>(())
+    /// ```
+    pub fn build_with_classes(&self, vb: VarBuilder, classes: usize) -> Result<Box<dyn Model>> {
+        if classes == 0 {
+            candle_core::bail!("model `{}`: a classifier needs at least 1 class", self.name)
+        }
+        (self.build)(vb, classes)
+    }
+
+    /// Every parameter's name and shape (buffers included, in creation order) of the model
+    /// built with `classes` outputs, without allocating them: the model is built on tensors
+    /// that are broadcast zeros, so this is cheap even for ZFNet's 107 M parameters. For
+    /// checking a weights file's header against a model before loading it.
+    pub fn parameter_shapes(&self, classes: usize) -> Result<Vec<(String, Vec<usize>)>> {
+        let rec = ShapeRecorder::default();
+        let vb = VarBuilder::from_backend(Box::new(rec.clone()), DType::F32, Device::Cpu);
+        self.build_with_classes(vb, classes)?;
+        let shapes = rec.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        Ok(shapes)
+    }
+
+    /// Whether the parameter `name` belongs to the classifier ([`ModelInfo::head`]).
+    pub fn is_head(&self, name: &str) -> bool {
+        name.strip_prefix(self.head)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+    }
+}
+
+/// A `VarBuilder` backend that records the parameters asked for and hands out broadcast
+/// zeros (no memory), for [`ModelInfo::parameter_shapes`].
+#[derive(Clone, Default)]
+struct ShapeRecorder(Arc<Mutex<Vec<(String, Vec<usize>)>>>);
+
+impl SimpleBackend for ShapeRecorder {
+    fn get(&self, s: Shape, name: &str, _: Init, dtype: DType, dev: &Device) -> Result<Tensor> {
+        let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if !seen.iter().any(|(n, _)| n == name) {
+            seen.push((name.to_string(), s.dims().to_vec()));
+        }
+        Tensor::zeros((), dtype, dev)?.broadcast_as(s)
+    }
+
+    fn get_unchecked(&self, name: &str, _: DType, _: &Device) -> Result<Tensor> {
+        candle_core::bail!("parameter `{name}` does not exist")
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        let seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        seen.iter().any(|(n, _)| n == name)
+    }
+}
+
+fn resnet(cfg: ResNetConfig, classes: usize, vb: VarBuilder) -> Result<Box<dyn Model>> {
+    let cfg = ResNetConfig {
+        num_classes: classes,
+        ..cfg
+    };
+    Ok(Box::new(ResNet::new(&cfg, vb)?))
 }
 
 /// LeNet-5 (seed 000).
@@ -50,7 +129,8 @@ pub static LENET5: ModelInfo = ModelInfo {
     classes: 10,
     dataset: "fashion-mnist",
     source: "seed 000",
-    build: |vb| Ok(Box::new(LeNet5::new(vb)?)),
+    head: "fc3",
+    build: |vb, n| Ok(Box::new(LeNet5::with_classes(n, vb)?)),
 };
 
 /// LeNet-5 with batch norm, ReLU and max pooling after each convolution (the better recipe).
@@ -62,7 +142,8 @@ pub static LENET5_BN: ModelInfo = ModelInfo {
     classes: 10,
     dataset: "fashion-mnist",
     source: "seed 000, with batch norm (Ioffe & Szegedy 2015)",
-    build: |vb| Ok(Box::new(LeNet5Bn::new(vb)?)),
+    head: "fc3",
+    build: |vb, n| Ok(Box::new(LeNet5Bn::with_classes(n, vb)?)),
 };
 
 /// The small MNIST CNN (seed 004).
@@ -74,7 +155,8 @@ pub static MNIST_NET: ModelInfo = ModelInfo {
     classes: 10,
     dataset: "mnist",
     source: "seed 004",
-    build: |vb| Ok(Box::new(MnistNet::new(vb)?)),
+    head: "fc",
+    build: |vb, n| Ok(Box::new(MnistNet::with_classes(n, vb)?)),
 };
 
 /// SimpleCNN (seed 003).
@@ -86,7 +168,8 @@ pub static SIMPLE_CNN: ModelInfo = ModelInfo {
     classes: 10,
     dataset: "cifar10",
     source: "seed 003",
-    build: |vb| Ok(Box::new(SimpleCnn::new(vb)?)),
+    head: "layer4.fc3",
+    build: |vb, n| Ok(Box::new(SimpleCnn::with_classes(n, vb)?)),
 };
 
 /// AlexNet exactly as seed 002's `nn.Sequential`.
@@ -98,7 +181,14 @@ pub static ALEXNET: ModelInfo = ModelInfo {
     classes: 1000,
     dataset: "imagenet",
     source: "seed 002; Krizhevsky et al. 2012",
-    build: |vb| Ok(Box::new(AlexNet::new(AlexNetConfig::article(), vb)?)),
+    head: "16",
+    build: |vb, n| {
+        let cfg = AlexNetConfig {
+            num_classes: n,
+            ..AlexNetConfig::article()
+        };
+        Ok(Box::new(AlexNet::new(cfg, vb)?))
+    },
 };
 
 /// torchvision's AlexNet.
@@ -111,11 +201,13 @@ pub static ALEXNET_TORCHVISION: ModelInfo = ModelInfo {
     classes: 1000,
     dataset: "imagenet",
     source: "torchvision.models.alexnet; Krizhevsky 2014 (one weird trick)",
-    build: |vb| {
-        Ok(Box::new(AlexNetTorchvision::new(
-            AlexNetTorchvisionConfig::default(),
-            vb,
-        )?))
+    head: "classifier.6",
+    build: |vb, n| {
+        let cfg = AlexNetTorchvisionConfig {
+            num_classes: n,
+            ..Default::default()
+        };
+        Ok(Box::new(AlexNetTorchvision::new(cfg, vb)?))
     },
 };
 
@@ -128,7 +220,14 @@ pub static ZFNET: ModelInfo = ModelInfo {
     classes: 1000,
     dataset: "imagenet",
     source: "seed 002; Zeiler & Fergus 2013, Fig. 3 and Table 1",
-    build: |vb| Ok(Box::new(ZfNet::new(ZfNetConfig::zfnet(), vb)?)),
+    head: "classifier.6",
+    build: |vb, n| {
+        let cfg = ZfNetConfig {
+            num_classes: n,
+            ..ZfNetConfig::zfnet()
+        };
+        Ok(Box::new(ZfNet::new(cfg, vb)?))
+    },
 };
 
 /// The Inception network of seed 001.
@@ -141,7 +240,8 @@ pub static INCEPTION_NET: ModelInfo = ModelInfo {
     classes: 10,
     dataset: "mnist",
     source: "seed 001",
-    build: |vb| Ok(Box::new(InceptionNet::new(vb)?)),
+    head: "fc",
+    build: |vb, n| Ok(Box::new(InceptionNet::with_classes(n, vb)?)),
 };
 
 /// The residual network of seed 001.
@@ -154,7 +254,8 @@ pub static RESIDUAL_NET: ModelInfo = ModelInfo {
     classes: 10,
     dataset: "mnist",
     source: "seed 001",
-    build: |vb| Ok(Box::new(ResidualNet::new(vb)?)),
+    head: "fc",
+    build: |vb, n| Ok(Box::new(ResidualNet::with_classes(n, vb)?)),
 };
 
 /// GoogLeNet in torchvision's layout, without auxiliary classifiers.
@@ -167,7 +268,14 @@ pub static GOOGLENET: ModelInfo = ModelInfo {
     classes: 1000,
     dataset: "imagenet",
     source: "torchvision.models.googlenet; Szegedy et al. 2015",
-    build: |vb| Ok(Box::new(GoogLeNet::new(GoogLeNetConfig::googlenet(), vb)?)),
+    head: "fc",
+    build: |vb, n| {
+        let cfg = GoogLeNetConfig {
+            num_classes: n,
+            ..GoogLeNetConfig::googlenet()
+        };
+        Ok(Box::new(GoogLeNet::new(cfg, vb)?))
+    },
 };
 
 /// ResNet-18 (torchvision).
@@ -179,7 +287,8 @@ pub static RESNET18: ModelInfo = ModelInfo {
     classes: 1000,
     dataset: "imagenet",
     source: "torchvision.models.resnet18; He et al. 2016",
-    build: |vb| Ok(Box::new(ResNet::new(&ResNetConfig::resnet18(), vb)?)),
+    head: "fc",
+    build: |vb, n| resnet(ResNetConfig::resnet18(), n, vb),
 };
 
 /// ResNet-34 (torchvision).
@@ -191,7 +300,8 @@ pub static RESNET34: ModelInfo = ModelInfo {
     classes: 1000,
     dataset: "imagenet",
     source: "torchvision.models.resnet34; He et al. 2016",
-    build: |vb| Ok(Box::new(ResNet::new(&ResNetConfig::resnet34(), vb)?)),
+    head: "fc",
+    build: |vb, n| resnet(ResNetConfig::resnet34(), n, vb),
 };
 
 /// ResNet-50 (torchvision).
@@ -203,7 +313,8 @@ pub static RESNET50: ModelInfo = ModelInfo {
     classes: 1000,
     dataset: "imagenet",
     source: "torchvision.models.resnet50; He et al. 2016",
-    build: |vb| Ok(Box::new(ResNet::new(&ResNetConfig::resnet50(), vb)?)),
+    head: "fc",
+    build: |vb, n| resnet(ResNetConfig::resnet50(), n, vb),
 };
 
 /// ResNet-20 for CIFAR-10.
@@ -216,7 +327,8 @@ pub static RESNET20: ModelInfo = ModelInfo {
     classes: 10,
     dataset: "cifar10",
     source: "He et al. 2016 sec. 4.2; scripts/models.py ResNet20",
-    build: |vb| Ok(Box::new(ResNet::new(&ResNetConfig::cifar(3), vb)?)),
+    head: "fc",
+    build: |vb, n| resnet(ResNetConfig::cifar(3), n, vb),
 };
 
 /// ResNet-56 for CIFAR-10.
@@ -229,7 +341,8 @@ pub static RESNET56: ModelInfo = ModelInfo {
     classes: 10,
     dataset: "cifar10",
     source: "He et al. 2016 sec. 4.2",
-    build: |vb| Ok(Box::new(ResNet::new(&ResNetConfig::cifar(9), vb)?)),
+    head: "fc",
+    build: |vb, n| resnet(ResNetConfig::cifar(9), n, vb),
 };
 
 /// What [`ResNet`]s built from an unregistered ImageNet-stem config report (not in the registry).
@@ -242,7 +355,8 @@ pub static RESNET_CUSTOM_IMAGENET: ModelInfo = ModelInfo {
     classes: 1000,
     dataset: "imagenet",
     source: "He et al. 2016",
-    build: |_| candle_core::bail!("resnet-custom: build it with ResNet::new and its ResNetConfig"),
+    head: "fc",
+    build: |_, _| candle_core::bail!("resnet-custom: build it with ResNet::new and its ResNetConfig"),
 };
 
 /// What [`ResNet`]s built from an unregistered CIFAR-stem config report (not in the registry).
@@ -254,7 +368,8 @@ pub static RESNET_CUSTOM_CIFAR: ModelInfo = ModelInfo {
     classes: 10,
     dataset: "cifar10",
     source: "He et al. 2016 sec. 4.2",
-    build: |_| {
+    head: "fc",
+    build: |_, _| {
         candle_core::bail!("resnet-cifar-custom: build it with ResNet::new and its ResNetConfig")
     },
 };

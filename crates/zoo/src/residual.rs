@@ -80,8 +80,14 @@ pub struct ResidualNet {
 }
 
 impl ResidualNet {
-    /// Builds the network, taking parameters from `vb`.
+    /// Builds the network (10 classes, as the article), taking parameters from `vb`.
     pub fn new(vb: VarBuilder) -> Result<Self> {
+        Self::with_classes(10, vb)
+    }
+
+    /// Builds the network with `classes` outputs (a new head for fine-tuning), taking
+    /// parameters from `vb`.
+    pub fn with_classes(classes: usize, vb: VarBuilder) -> Result<Self> {
         let c = Conv2dConfig::default();
         // Field order = the article's registration order = the state_dict order.
         Ok(Self {
@@ -90,7 +96,7 @@ impl ResidualNet {
             mp: MaxPool2d::new(2).named("mp"),
             rblock1: ResidualBlock::new(16, vb.pp("rblock1"))?,
             rblock2: ResidualBlock::new(32, vb.pp("rblock2"))?,
-            fc: linear(512, 10, vb.pp("fc"))?,
+            fc: linear(512, classes, vb.pp("fc"))?,
         })
     }
 }

@@ -113,8 +113,14 @@ pub struct WeightsInfo {
     /// How image files are fitted to the input (`convnets.preprocess`, else
     /// [`ModelInfo::preprocess`]).
     pub preprocess: Preprocess,
-    /// The model's input `[channels, height, width]`.
+    /// The model's input `[channels, height, width]`: the registry's, or the one the
+    /// weights were trained on (`convnets.input`: a CIFAR-size input for a model with
+    /// adaptive pooling).
     pub input: [usize; 3],
+    /// The number of outputs of the model's classifier: the registry's
+    /// [`ModelInfo::classes`] unless the file holds a replaced head (fine-tuned weights:
+    /// `convnets.num_classes`, else the shape of the head's weight in the file).
+    pub num_classes: usize,
     /// The test accuracy in percent the trainer measured (`convnets.test_accuracy`).
     pub test_accuracy: Option<f64>,
     /// The convnets version that wrote the file (`convnets.version`).
@@ -127,8 +133,31 @@ impl WeightsInfo {
     /// Reads the header of the weights file at `path` (not the tensors): `model`, when given,
     /// wins over the file's `convnets.model`; a file naming no model needs it.
     pub fn read(path: &Path, model: Option<&str>) -> Result<WeightsInfo, LoadError> {
-        let meta = read_metadata(path)?;
-        Self::from_metadata(path, &meta, model)
+        let header = read_header(path)?;
+        Self::from_header(path, &header, model)
+    }
+
+    /// [`WeightsInfo::read`] from a header already read: as [`WeightsInfo::from_metadata`],
+    /// and a file without `convnets.num_classes` whose classifier has another number of
+    /// outputs than the registry's model (a fine-tuned PyTorch model) gets that number.
+    pub fn from_header(
+        path: &Path,
+        header: &Header,
+        model: Option<&str>,
+    ) -> Result<WeightsInfo, LoadError> {
+        let mut info = Self::from_metadata(path, &header.metadata, model)?;
+        if !header.metadata.contains_key("convnets.num_classes") {
+            let entry = find(&info.model).expect("from_metadata found the model");
+            if let Some(n) = head_outputs(entry, &header.shapes).filter(|&n| n > 0) {
+                info.num_classes = n;
+                if info.classes.len() > n {
+                    // The data set's names were guessed from the registry's data set; a head of
+                    // another size was trained on something else.
+                    info.classes = (0..n).map(|i| i.to_string()).collect();
+                }
+            }
+        }
+        Ok(info)
     }
 
     /// [`WeightsInfo::read`] from metadata already read; `path` names the file in errors.
@@ -157,6 +186,15 @@ impl WeightsInfo {
             .get("convnets.dataset")
             .cloned()
             .or_else(|| Some(info.dataset.to_string()));
+        let num_classes = match meta.get("convnets.num_classes") {
+            Some(s) => s.parse::<usize>().ok().filter(|&n| n > 0).ok_or_else(|| {
+                bad(
+                    "convnets.num_classes",
+                    "expected a whole number of classes, at least 1".into(),
+                )
+            })?,
+            None => info.classes,
+        };
         let classes = match meta.get("convnets.classes") {
             Some(c) => serde_json::from_str::<Vec<String>>(c).map_err(|e| {
                 bad(
@@ -168,13 +206,12 @@ impl WeightsInfo {
         };
         // Fewer names than outputs is a data set with fewer classes than the model's head (a
         // folder of images); more cannot be predicted.
-        if classes.len() > info.classes {
+        if classes.len() > num_classes {
             return Err(bad(
                 "convnets.classes",
                 format!(
-                    "{} class names, but model `{name}` has only {} outputs",
+                    "{} class names, but model `{name}` has only {num_classes} outputs",
                     classes.len(),
-                    info.classes
                 ),
             ));
         }
@@ -195,6 +232,32 @@ impl WeightsInfo {
                 .map_err(|e| bad("convnets.preprocess", e))?,
             None => info.preprocess(),
         };
+        // The input the weights were trained on: the registry's, or for a model with adaptive
+        // pooling the data set's smaller images (`convnets.input`, CxHxW).
+        let input = match meta.get("convnets.input") {
+            Some(s) => {
+                let dims: Vec<usize> = s
+                    .split('x')
+                    .map(|d| d.trim().parse::<usize>())
+                    .collect::<Result<_, _>>()
+                    .unwrap_or_default();
+                match dims[..] {
+                    [c, h, w] if c == info.input[0] && h > 0 && w > 0 && h <= 4096 && w <= 4096 => {
+                        [c, h, w]
+                    }
+                    _ => {
+                        return Err(bad(
+                            "convnets.input",
+                            format!(
+                                "expected CxHxW with {} channels and sides of 1 to 4096 pixels",
+                                info.input[0]
+                            ),
+                        ))
+                    }
+                }
+            }
+            None => info.input,
+        };
         let test_accuracy = match meta.get("convnets.test_accuracy") {
             Some(s) => Some(
                 s.parse::<f64>()
@@ -210,7 +273,8 @@ impl WeightsInfo {
             classes,
             normalize,
             preprocess,
-            input: info.input,
+            input,
+            num_classes,
             test_accuracy,
             version: meta.get("convnets.version").cloned(),
             self_describing: own.is_some(),
@@ -257,6 +321,21 @@ impl ModelInfo {
 /// Reads only the header, refusing one over [`MAX_HEADER`] or longer than the file, so a
 /// hostile file cannot make it allocate much.
 pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>, LoadError> {
+    Ok(read_header(path)?.metadata)
+}
+
+/// What the header of a safetensors file says: its metadata and every tensor's shape.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Header {
+    /// The `__metadata__` map (empty when the file has none).
+    pub metadata: HashMap<String, String>,
+    /// Every tensor's shape, by name.
+    pub shapes: HashMap<String, Vec<usize>>,
+}
+
+/// Reads the header of the safetensors file at `path` (not the tensors), with the same
+/// bounds as [`read_metadata`].
+pub fn read_header(path: &Path) -> Result<Header, LoadError> {
     use std::io::Read;
     let bad = |reason: String| LoadError::Header {
         path: path.into(),
@@ -284,13 +363,35 @@ pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>, LoadError> 
     let mut header = vec![0u8; n as usize];
     f.read_exact(&mut header).map_err(io)?;
     #[derive(serde::Deserialize)]
-    struct Header {
-        #[serde(rename = "__metadata__", default)]
-        metadata: HashMap<String, String>,
+    struct Entry {
+        shape: Vec<usize>,
     }
-    let h: Header = serde_json::from_slice(&header)
+    let mut map: HashMap<String, serde_json::Value> = serde_json::from_slice(&header)
         .map_err(|e| bad(format!("the header is not safetensors JSON: {e}")))?;
-    Ok(h.metadata)
+    let metadata = match map.remove("__metadata__") {
+        Some(m) => serde_json::from_value(m)
+            .map_err(|e| bad(format!("`__metadata__` is not a map of strings: {e}")))?,
+        None => HashMap::new(),
+    };
+    let mut shapes = HashMap::with_capacity(map.len());
+    for (name, v) in map {
+        let e: Entry = serde_json::from_value(v)
+            .map_err(|e| bad(format!("tensor `{name}`: no valid shape: {e}")))?;
+        shapes.insert(name, e.shape);
+    }
+    Ok(Header { metadata, shapes })
+}
+
+/// The number of outputs of the classifier in a weights file with these tensor `shapes`:
+/// the first dimension of `{head}.weight` (or of `model.{head}.weight`, in a convnets
+/// checkpoint), if the file has that tensor with two dimensions.
+pub fn head_outputs(info: &ModelInfo, shapes: &HashMap<String, Vec<usize>>) -> Option<usize> {
+    let name = format!("{}.weight", info.head);
+    shapes
+        .get(&name)
+        .or_else(|| shapes.get(&format!("model.{name}")))
+        .filter(|s| s.len() == 2)
+        .map(|s| s[0])
 }
 
 /// A model rebuilt from a weights file: the model, the store holding its parameters (for
@@ -320,7 +421,10 @@ impl std::fmt::Debug for Loaded {
 pub fn load(path: &Path, model: Option<&str>, device: &Device) -> Result<Loaded, LoadError> {
     let info = WeightsInfo::read(path, model)?;
     let store = ParamStore::new(0, device);
-    let net = crate::build(&info.model, store.vb()).map_err(|source| LoadError::Build {
+    let entry = find(&info.model).expect("WeightsInfo::read found the model");
+    let net = entry
+        .build_with_classes(store.vb(), info.num_classes)
+        .map_err(|source| LoadError::Build {
         path: path.into(),
         model: info.model.clone(),
         source: Box::new(source),

@@ -24,8 +24,14 @@ pub struct SimpleCnn {
 }
 
 impl SimpleCnn {
-    /// Builds the network, taking parameters from `vb`.
+    /// Builds the network (10 classes, as the article), taking parameters from `vb`.
     pub fn new(vb: VarBuilder) -> Result<Self> {
+        Self::with_classes(10, vb)
+    }
+
+    /// Builds the network with `classes` outputs (a new head for fine-tuning), taking
+    /// parameters from `vb`.
+    pub fn with_classes(classes: usize, vb: VarBuilder) -> Result<Self> {
         let same = Conv2dConfig::default().padding(1);
         let block = |i: usize, c_in: usize, c_out: usize| -> Result<Sequential> {
             let vb = vb.pp(format!("layer{i}"));
@@ -46,7 +52,7 @@ impl SimpleCnn {
             .add("fc_relu1", Relu)
             .add("fc2", linear(512, 64, vb4.pp("fc2"))?)
             .add("fc_relu2", Relu)
-            .add("fc3", linear(64, 10, vb4.pp("fc3"))?);
+            .add("fc3", linear(64, classes, vb4.pp("fc3"))?);
         Ok(Self {
             layer1,
             layer2,

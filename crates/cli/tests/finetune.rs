@@ -276,7 +276,10 @@ fn wrong_fine_tuning_flags_fail_before_the_run_folder() -> Result<()> {
         let o = convnets(&args)?;
         let err = String::from_utf8_lossy(&o.stderr);
         ensure!(!o.status.success(), "{args:?} must fail");
-        ensure!(err.contains(expected), "{args:?}: expected {expected:?} in\n{err}");
+        ensure!(
+            err.contains(expected),
+            "{args:?}: expected {expected:?} in\n{err}"
+        );
         if expected == "missing" {
             // The wrong architecture's tensors are listed with their shapes.
             ensure!(err.contains("conv1.weight"), "{err}");

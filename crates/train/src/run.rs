@@ -479,7 +479,12 @@ fn model_info(name: &str) -> Result<&'static ModelInfo> {
 }
 
 /// An error unless the model's `outputs` cover each of the data set's `classes`.
-fn check_classes(spec: &DatasetSpec, info: &ModelInfo, outputs: usize, classes: usize) -> Result<()> {
+fn check_classes(
+    spec: &DatasetSpec,
+    info: &ModelInfo,
+    outputs: usize,
+    classes: usize,
+) -> Result<()> {
     if classes > outputs {
         return Err(TrainError::Config(format!(
             "data set `{spec}` has {classes} classes but model `{}` has {outputs} outputs (a new classifier: --replace-head {classes})",
@@ -1111,8 +1116,7 @@ pub fn weights_num_classes(info: &ModelInfo, path: &Path) -> usize {
 /// shapes, as [`load_init_weights`] will load them) without reading the tensors, so that a
 /// file for another architecture fails before the run folder exists.
 fn check_init_weights(cfg: &TrainConfig, info: &ModelInfo, path: &Path) -> Result<()> {
-    let header =
-        convnets_zoo::read_header(path).map_err(|e| TrainError::Config(e.to_string()))?;
+    let header = convnets_zoo::read_header(path).map_err(|e| TrainError::Config(e.to_string()))?;
     let checkpoint = header.metadata.contains_key(crate::checkpoint::META_KEY);
     let keep = |name: &str| !(cfg.replace_head.is_some() && info.is_head(name));
     let file: HashMap<&str, &Vec<usize>> = header
@@ -1148,7 +1152,10 @@ fn check_init_weights(cfg: &TrainConfig, info: &ModelInfo, path: &Path) -> Resul
     if m.is_empty() {
         return Ok(());
     }
-    let hint = match (m.shapes.iter().any(|(n, ..)| info.is_head(n)), cfg.replace_head) {
+    let hint = match (
+        m.shapes.iter().any(|(n, ..)| info.is_head(n)),
+        cfg.replace_head,
+    ) {
         (true, None) => format!(
             " (a classifier for another number of classes: --replace-head {} starts a new one)",
             cfg.num_classes()?

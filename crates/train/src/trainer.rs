@@ -668,7 +668,14 @@ impl<'a> Trainer<'a> {
         if let Some(cfg) = &self.config {
             let mut cfg = cfg.clone();
             if let Some(o) = cfg.as_object_mut() {
-                for k in ["out", "data_dir", "workers", "log_every", "download", "init_weights"] {
+                for k in [
+                    "out",
+                    "data_dir",
+                    "workers",
+                    "log_every",
+                    "download",
+                    "init_weights",
+                ] {
                     o.remove(k);
                 }
             }

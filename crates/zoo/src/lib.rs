@@ -58,7 +58,9 @@ pub use mnist_net::MnistNet;
 pub use registry::{build, find, models, unknown_model_message, ModelInfo};
 pub use residual::{ResidualBlock, ResidualNet};
 pub use resnet::{BlockKind, ResNet, ResNetConfig, Stem};
-pub use saved::{head_outputs, load, read_header, read_metadata, Header, LoadError, Loaded, WeightsInfo};
+pub use saved::{
+    head_outputs, load, read_header, read_metadata, Header, LoadError, Loaded, WeightsInfo,
+};
 pub use simple_cnn::SimpleCnn;
 pub use weights::KnownWeights;
 pub use zfnet::{ZfNet, ZfNetConfig};

@@ -91,7 +91,10 @@ impl ModelInfo {
 /// A `VarBuilder` backend that records the parameters asked for and hands out broadcast
 /// zeros (no memory), for [`ModelInfo::parameter_shapes`].
 #[derive(Clone, Default)]
-struct ShapeRecorder(Arc<Mutex<Vec<(String, Vec<usize>)>>>);
+struct ShapeRecorder(Arc<Mutex<Vec<NamedShape>>>);
+
+/// A parameter's name and shape.
+type NamedShape = (String, Vec<usize>);
 
 impl SimpleBackend for ShapeRecorder {
     fn get(&self, s: Shape, name: &str, _: Init, dtype: DType, dev: &Device) -> Result<Tensor> {
@@ -356,7 +359,9 @@ pub static RESNET_CUSTOM_IMAGENET: ModelInfo = ModelInfo {
     dataset: "imagenet",
     source: "He et al. 2016",
     head: "fc",
-    build: |_, _| candle_core::bail!("resnet-custom: build it with ResNet::new and its ResNetConfig"),
+    build: |_, _| {
+        candle_core::bail!("resnet-custom: build it with ResNet::new and its ResNetConfig")
+    },
 };
 
 /// What [`ResNet`]s built from an unregistered CIFAR-stem config report (not in the registry).

@@ -425,10 +425,10 @@ pub fn load(path: &Path, model: Option<&str>, device: &Device) -> Result<Loaded,
     let net = entry
         .build_with_classes(store.vb(), info.num_classes)
         .map_err(|source| LoadError::Build {
-        path: path.into(),
-        model: info.model.clone(),
-        source: Box::new(source),
-    })?;
+            path: path.into(),
+            model: info.model.clone(),
+            source: Box::new(source),
+        })?;
     store.load(path, true)?;
     Ok(Loaded {
         model: net,

@@ -612,7 +612,11 @@ pub fn weights_file(arg: &Path, offline: bool) -> Result<PathBuf> {
     }
     if let Some(spec) = arg.to_str().filter(|s| HubWeights::is_spec(s)) {
         let hub: HubWeights = spec.parse()?;
-        return Ok(convnets::zoo::hub::fetch(&hub, offline)?);
+        let path = convnets::zoo::hub::fetch(&hub, offline)?;
+        // timm repositories describe their weights in a config.json beside them (model,
+        // preprocessing, normalization): fetched into the same snapshot when there is one.
+        let _ = convnets::zoo::hub::fetch(&hub.sibling("config.json"), offline);
+        return Ok(path);
     }
     let Some(known) = arg
         .to_str()
@@ -671,6 +675,10 @@ fn saved_from_metadata(path: &Path) -> Result<Saved> {
         saved.model = Some(info.model);
         saved.dataset = info.dataset;
         saved.normalize = info.normalize;
+    } else if let Some(timm) = convnets::zoo::timm::TimmConfig::beside(path)? {
+        // A timm checkpoint: its config.json names the model and its normalization.
+        saved.model = timm.model().map(|m| m.name.to_string());
+        saved.normalize = timm.normalize().ok();
     }
     if let Some(cfg) = meta.get(convnets::train::checkpoint::META_KEY) {
         // A checkpoint: its run configuration is inside.

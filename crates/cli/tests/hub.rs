@@ -95,7 +95,11 @@ fn hub_predict_downloads_then_works_offline_like_the_local_file() -> Result<()> 
         .join(COMMIT)
         .join("model.safetensors");
     assert_eq!(std::fs::read(&cached)?, std::fs::read(&local)?);
-    assert_eq!(hub.seen().len(), 2, "{:?}", hub.seen());
+    // The weights' metadata and body, then the config.json a timm repository would have
+    // beside them (this one has none: 404, and predict goes on).
+    let seen = hub.seen();
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert!(seen[2].path.ends_with("/config.json"), "{seen:?}");
 
     // The server is gone: --offline, and HF_HUB_OFFLINE=1, read the cache.
     hub.shutdown();

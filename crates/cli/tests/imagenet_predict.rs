@@ -178,3 +178,83 @@ fn chelsea_top5_equals_torchvision() -> Result<()> {
 fn candle_core_load(path: &Path) -> Result<HashMap<String, Tensor>> {
     Ok(convnets::candle::safetensors::load(path, &Device::Cpu)?)
 }
+
+/// torchvision's `Resize(R, interpolation)` + `CenterCrop(C)` on the PIL image, as HWC bytes.
+const PIL_RESIZE_CROP: &str = r#"
+import sys
+from PIL import Image
+from torchvision import transforms as T
+path, mode, resize, crop, filt, out = sys.argv[1:]
+interp = {"bilinear": T.InterpolationMode.BILINEAR, "bicubic": T.InterpolationMode.BICUBIC}[filt]
+im = Image.open(path).convert(mode)
+im = T.CenterCrop(int(crop))(T.Resize(int(resize), interpolation=interp)(im))
+open(out, "wb").write(im.tobytes())
+"#;
+
+/// timm's evaluation transforms (`crop_pct`, bilinear or bicubic, e.g. `resnet50.a1_in1k`'s
+/// 0.95 bicubic = `Resize(235)`), and torchvision's at other sizes, grey and RGB, shrinking
+/// and enlarging: our bytes equal torchvision's on PIL images exactly.
+#[test]
+fn resize_crop_bytes_equal_torchvision_bilinear_and_bicubic() -> Result<()> {
+    use convnets::data::Resample;
+    let Some(python) = python("resize_crop_bytes_equal_torchvision_bilinear_and_bicubic") else {
+        return Ok(());
+    };
+    let image = root().join("tests/data/chelsea.png");
+    let dir = tempfile::tempdir()?;
+    let cases = [
+        (
+            Preprocess::crop_pct(224, 0.95, Resample::Bicubic).unwrap(),
+            3,
+        ),
+        (
+            Preprocess::crop_pct(224, 0.875, Resample::Bicubic).unwrap(),
+            1,
+        ),
+        (
+            Preprocess::crop_pct(224, 0.875, Resample::Bilinear).unwrap(),
+            3,
+        ),
+        ("resize600-crop512-bicubic".parse().unwrap(), 3),
+        ("resize40-crop32-bicubic".parse().unwrap(), 3),
+    ];
+    for (i, (pre, c)) in cases.into_iter().enumerate() {
+        let Preprocess::ResizeCrop {
+            resize,
+            crop,
+            filter,
+        } = pre
+        else {
+            unreachable!()
+        };
+        let out = dir.path().join(format!("{i}.bin"));
+        let status = Command::new(&python)
+            .args(["-c", PIL_RESIZE_CROP])
+            .arg(&image)
+            .arg(if c == 1 { "L" } else { "RGB" })
+            .arg(resize.to_string())
+            .arg(crop.to_string())
+            .arg(match filter {
+                Resample::Bilinear => "bilinear",
+                Resample::Bicubic => "bicubic",
+            })
+            .arg(&out)
+            .status()?;
+        ensure!(status.success(), "python failed for {pre}");
+        let hwc = std::fs::read(&out)?;
+        let ours = convnets::data::picture::load_image_bytes_with(
+            &image,
+            [c, crop as usize, crop as usize],
+            pre,
+        )?;
+        let n = (crop * crop) as usize;
+        let ours_hwc: Vec<u8> = (0..n * c).map(|k| ours[(k % c) * n + k / c]).collect();
+        let differ = ours_hwc.iter().zip(&hwc).filter(|(a, b)| a != b).count();
+        ensure!(
+            hwc.len() == ours_hwc.len() && differ == 0,
+            "{pre} with {c} channels: {differ} of {} bytes differ from torchvision's",
+            hwc.len()
+        );
+    }
+    Ok(())
+}

@@ -52,5 +52,5 @@ pub use download::{
 };
 pub use error::{DataError, Result};
 pub use imagenet::{imagenet_classes, IMAGENET_CLASSES};
-pub use picture::{load_image, load_image_bytes, load_image_with, Preprocess};
+pub use picture::{load_image, load_image_bytes, load_image_with, Preprocess, Resample};
 pub use transform::{Augment, Normalize, ResizedCrop, MAX_CHANNELS};

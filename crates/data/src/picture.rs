@@ -37,7 +37,48 @@ pub enum Preprocess {
         resize: u32,
         /// The side of the centred square crop.
         crop: u32,
+        /// The resampling filter (torchvision's default: bilinear).
+        filter: Resample,
     },
+}
+
+/// The resampling filter of [`Preprocess::ResizeCrop`], computed as Pillow computes it for
+/// 8-bit images (antialiased: the filter widens by the reduction factor when shrinking).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Resample {
+    /// Pillow's `BILINEAR` (a triangle of support 1): torchvision's default.
+    #[default]
+    Bilinear,
+    /// Pillow's `BICUBIC` (Keys' cubic with a = -0.5, support 2): what timm's weights whose
+    /// `pretrained_cfg` says `interpolation: "bicubic"` were evaluated with.
+    Bicubic,
+}
+
+impl Resample {
+    /// The filter's support in input pixels, before widening.
+    fn support(self) -> f64 {
+        match self {
+            Resample::Bilinear => 1.0,
+            Resample::Bicubic => 2.0,
+        }
+    }
+
+    /// The filter's weight at distance `x` (Pillow's `bilinear_filter`/`bicubic_filter`).
+    fn weight(self, x: f64) -> f64 {
+        let x = x.abs();
+        match self {
+            Resample::Bilinear if x < 1.0 => 1.0 - x,
+            Resample::Bicubic if x < 1.0 => {
+                const A: f64 = -0.5;
+                ((A + 2.0) * x - (A + 3.0)) * x * x + 1.0
+            }
+            Resample::Bicubic if x < 2.0 => {
+                const A: f64 = -0.5;
+                (((x - 5.0) * x + 8.0) * x - 4.0) * A
+            }
+            _ => 0.0,
+        }
+    }
 }
 
 impl Preprocess {
@@ -46,14 +87,61 @@ impl Preprocess {
     pub const IMAGENET: Preprocess = Preprocess::ResizeCrop {
         resize: 256,
         crop: 224,
+        filter: Resample::Bilinear,
     };
+
+    /// timm's evaluation transform for a `crop x crop` input with `crop_pct` and
+    /// `filter` (a checkpoint's `pretrained_cfg`): `Resize(floor(crop / crop_pct))`, then
+    /// `CenterCrop(crop)`. `crop_pct` 0.875 with bilinear is [`Preprocess::IMAGENET`]
+    /// (`timm/resnet50.tv_in1k`); 0.95 with bicubic gives `Resize(235)` (`timm/resnet50.a1_in1k`).
+    ///
+    /// ```
+    /// use convnets_data::{Preprocess, Resample};
+    /// assert_eq!(Preprocess::crop_pct(224, 0.875, Resample::Bilinear), Ok(Preprocess::IMAGENET));
+    /// assert_eq!(
+    ///     Preprocess::crop_pct(224, 0.95, Resample::Bicubic).unwrap().to_string(),
+    ///     "resize235-crop224-bicubic"
+    /// );
+    /// ```
+    pub fn crop_pct(
+        crop: u32,
+        crop_pct: f64,
+        filter: Resample,
+    ) -> std::result::Result<Self, String> {
+        if !(crop_pct > 0.0 && crop_pct <= 1.0) {
+            return Err(format!(
+                "crop_pct {crop_pct}: expected a fraction in (0, 1]"
+            ));
+        }
+        let resize = (crop as f64 / crop_pct).floor();
+        if crop == 0 || resize > MAX_SIDE as f64 {
+            return Err(format!(
+                "crop {crop} with crop_pct {crop_pct}: expected 1 <= crop and a resize of at most {MAX_SIDE}"
+            ));
+        }
+        Ok(Preprocess::ResizeCrop {
+            resize: resize as u32,
+            crop,
+            filter,
+        })
+    }
 }
 
 impl std::fmt::Display for Preprocess {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Preprocess::Fill => write!(f, "fill"),
-            Preprocess::ResizeCrop { resize, crop } => write!(f, "resize{resize}-crop{crop}"),
+            Preprocess::ResizeCrop {
+                resize,
+                crop,
+                filter,
+            } => {
+                write!(f, "resize{resize}-crop{crop}")?;
+                match filter {
+                    Resample::Bilinear => Ok(()),
+                    Resample::Bicubic => write!(f, "-bicubic"),
+                }
+            }
         }
     }
 }
@@ -61,21 +149,30 @@ impl std::fmt::Display for Preprocess {
 impl std::str::FromStr for Preprocess {
     type Err = String;
 
-    /// `fill` or `resizeR-cropC` (what `Display` writes), e.g. `resize256-crop224`.
+    /// `fill` or `resizeR-cropC[-bicubic]` (what `Display` writes), e.g. `resize256-crop224`
+    /// (bilinear) or `resize235-crop224-bicubic`.
     fn from_str(s: &str) -> std::result::Result<Self, String> {
         if s == "fill" {
             return Ok(Preprocess::Fill);
         }
-        let parsed = s
+        let (rest, filter) = match s.strip_suffix("-bicubic") {
+            Some(r) => (r, Resample::Bicubic),
+            None => (s.strip_suffix("-bilinear").unwrap_or(s), Resample::Bilinear),
+        };
+        let parsed = rest
             .strip_prefix("resize")
             .and_then(|r| r.split_once("-crop"))
             .and_then(|(r, c)| Some((r.parse::<u32>().ok()?, c.parse::<u32>().ok()?)));
         match parsed {
             Some((resize, crop)) if crop >= 1 && crop <= resize && resize <= MAX_SIDE => {
-                Ok(Preprocess::ResizeCrop { resize, crop })
+                Ok(Preprocess::ResizeCrop {
+                    resize,
+                    crop,
+                    filter,
+                })
             }
             _ => Err(format!(
-                "preprocessing `{s}`: expected `fill` or `resizeR-cropC` with 1 <= C <= R <= {MAX_SIDE} (e.g. resize256-crop224)"
+                "preprocessing `{s}`: expected `fill` or `resizeR-cropC[-bicubic]` with 1 <= C <= R <= {MAX_SIDE} (e.g. resize256-crop224)"
             )),
         }
     }
@@ -171,13 +268,17 @@ pub fn load_image_bytes_with(
     let img = match preprocess {
         _ if (img.width(), img.height()) == (tw, th) => img,
         Preprocess::Fill => img.resize_to_fill(tw, th, FilterType::Triangle),
-        Preprocess::ResizeCrop { resize, crop } => {
+        Preprocess::ResizeCrop {
+            resize,
+            crop,
+            filter,
+        } => {
             if (crop, crop) != (tw, th) {
                 return Err(bad(format!(
                     "preprocessing {preprocess} crops {crop}x{crop} but the model takes {w}x{h}"
                 )));
             }
-            resize_crop(&img, c, resize, crop).map_err(bad)?
+            resize_crop(&img, c, resize, crop, filter).map_err(bad)?
         }
     };
     Ok(match c {
@@ -193,6 +294,7 @@ fn resize_crop(
     c: usize,
     resize: u32,
     crop: u32,
+    filter: Resample,
 ) -> std::result::Result<DynamicImage, String> {
     let (w, h) = (img.width() as u64, img.height() as u64);
     // torchvision: the shorter side becomes `resize`, the longer int(resize * long / short).
@@ -207,11 +309,12 @@ fn resize_crop(
     }
     let (nw, nh) = (nw as usize, nh as usize);
     let (w, h) = (w as usize, h as usize);
-    let (data, ch): (Vec<u8>, usize) = match c {
-        1 => (img.to_luma8().into_raw(), 1),
+    let (data, ch): (Vec<u8>, usize) = match (c, img) {
+        (1, DynamicImage::ImageLuma8(g)) => (g.as_raw().clone(), 1),
+        (1, _) => (pil_luma(&img.to_rgb8()), 1),
         _ => (img.to_rgb8().into_raw(), 3),
     };
-    let out = pil_resize_bilinear(&data, ch, w, h, nw, nh);
+    let out = pil_resize(&data, ch, w, h, nw, nh, filter);
     // torchvision's center_crop: top = round((h - crop) / 2), left likewise (round half to even).
     let crop = crop as usize;
     if crop > nw || crop > nh {
@@ -237,6 +340,17 @@ fn resize_crop(
     })
 }
 
+/// Pillow's `convert("L")` of an RGB image: ITU-R 601-2 luma in 16-bit fixed point,
+/// `(19595 R + 38470 G + 7471 B + 2^15) >> 16` (the `image` crate's luma uses other weights).
+fn pil_luma(rgb: &image::RgbImage) -> Vec<u8> {
+    rgb.pixels()
+        .map(|p| {
+            let [r, g, b] = p.0.map(u32::from);
+            ((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16) as u8
+        })
+        .collect()
+}
+
 /// Python's `round` (half to even) of a non-negative value.
 fn round_half_even(x: f64) -> usize {
     let f = x.floor();
@@ -259,14 +373,14 @@ struct Taps {
     weights: Vec<i32>,
 }
 
-/// The triangle-filter (bilinear) taps for resizing `inp` samples to `out` along one axis,
-/// antialiased: when shrinking, the filter's support widens by the scale factor, so every
-/// input pixel contributes (Pillow's `precompute_coeffs` with its bilinear filter). Weights are
-/// normalised to sum to 1 in float64, then rounded to `PRECISION_BITS` fixed point.
-fn taps(inp: usize, out: usize) -> Vec<Taps> {
+/// The `filter` taps for resizing `inp` samples to `out` along one axis, antialiased: when
+/// shrinking, the filter's support widens by the scale factor, so every input pixel
+/// contributes (Pillow's `precompute_coeffs`). Weights are normalised to sum to 1 in float64,
+/// then rounded to `PRECISION_BITS` fixed point.
+fn taps(inp: usize, out: usize, filter: Resample) -> Vec<Taps> {
     let scale = inp as f64 / out as f64;
     let filter_scale = scale.max(1.0);
-    let support = filter_scale; // the triangle's support is 1 pixel, widened when shrinking
+    let support = filter.support() * filter_scale;
     let ss = 1.0 / filter_scale;
     let one = (1u32 << PRECISION_BITS) as f64;
     (0..out)
@@ -276,14 +390,7 @@ fn taps(inp: usize, out: usize) -> Vec<Taps> {
             let lo = ((center - support + 0.5).trunc().max(0.0)) as usize;
             let hi = ((center + support + 0.5).trunc() as usize).min(inp);
             let w: Vec<f64> = (lo..hi)
-                .map(|x| {
-                    let t = ((x as f64 - center + 0.5) * ss).abs();
-                    if t < 1.0 {
-                        1.0 - t
-                    } else {
-                        0.0
-                    }
-                })
+                .map(|x| filter.weight((x as f64 - center + 0.5) * ss))
                 .collect();
             let total: f64 = w.iter().sum();
             let weights = w
@@ -309,21 +416,22 @@ fn to_byte(acc: i64) -> u8 {
 }
 
 /// Resizes an 8-bit image of `ch` interleaved channels from `w x h` to `nw x nh` with a
-/// separable antialiased triangle filter computed as Pillow's `Image.resize(...,
-/// BILINEAR)` computes it: a horizontal pass (skipped when the width stays) into 8-bit
-/// rows, then a vertical pass (skipped when the height stays), each output the rounded
-/// fixed-point sum of its taps. Equal to Pillow's bytes for the same input.
-fn pil_resize_bilinear(
+/// separable antialiased `filter` computed as Pillow's `Image.resize(..., BILINEAR or
+/// BICUBIC)` computes it: a horizontal pass (skipped when the width stays) into 8-bit rows
+/// (clamped to 0..=255), then a vertical pass (skipped when the height stays), each output the
+/// rounded fixed-point sum of its taps. Equal to Pillow's bytes for the same input.
+fn pil_resize(
     data: &[u8],
     ch: usize,
     w: usize,
     h: usize,
     nw: usize,
     nh: usize,
+    filter: Resample,
 ) -> Vec<u8> {
     let half = 1i64 << (PRECISION_BITS - 1);
     let horizontal = if nw != w {
-        let tx = taps(w, nw);
+        let tx = taps(w, nw, filter);
         let mut out = vec![0u8; nw * h * ch];
         for y in 0..h {
             let row = &data[y * w * ch..(y + 1) * w * ch];
@@ -344,7 +452,7 @@ fn pil_resize_bilinear(
     if nh == h {
         return horizontal;
     }
-    let ty = taps(h, nh);
+    let ty = taps(h, nh, filter);
     let mut out = vec![0u8; nw * nh * ch];
     for (y, t) in ty.iter().enumerate() {
         for x in 0..nw * ch {
@@ -397,7 +505,11 @@ mod tests {
     fn pil_bilinear_taps_and_halving() {
         // Every output pixel's weights sum to 1 in fixed point (within rounding).
         for (inp, out) in [(451, 384), (300, 256), (10, 3), (3, 10), (7, 7)] {
-            for t in taps(inp, out) {
+            for t in taps(inp, out, Resample::Bilinear).into_iter().chain(taps(
+                inp,
+                out,
+                Resample::Bicubic,
+            )) {
                 let sum: i32 = t.weights.iter().sum();
                 assert!((sum - (1 << PRECISION_BITS)).abs() <= t.weights.len() as i32);
             }
@@ -405,7 +517,7 @@ mod tests {
         // Halving a row 0, 255, 0, 255: each output averages a window of 4 with weights
         // 1/8, 3/8, 3/8, 1/8 (the triangle widened by 2) clipped at the edges.
         let row = [0u8, 255, 0, 255];
-        let out = pil_resize_bilinear(&row, 1, 4, 1, 2, 1);
+        let out = pil_resize(&row, 1, 4, 1, 2, 1, Resample::Bilinear);
         // Left: weights 3/7, 3/7, 1/7 on 0, 255, 0 -> 109.3; right: 1/7, 3/7, 3/7 on 255, 0, 255 -> 145.7.
         assert_eq!(out, [109, 146]);
         assert_eq!(round_half_even(80.0), 80);

@@ -148,6 +148,26 @@ impl HubWeights {
         s.starts_with(SPEC_PREFIX)
     }
 
+    /// The file `name` in the same repository, revision and folder (e.g. the `config.json`
+    /// beside `model.safetensors`).
+    ///
+    /// ```
+    /// use convnets_zoo::HubWeights;
+    /// let w: HubWeights = "hub:timm/resnet50.a1_in1k@main:sub/model.safetensors".parse()?;
+    /// assert_eq!(w.sibling("config.json").file, "sub/config.json");
+    /// # Ok::<(), convnets_zoo::HubError>(())
+    /// ```
+    pub fn sibling(&self, name: &str) -> HubWeights {
+        let file = match self.file.rsplit_once('/') {
+            Some((dir, _)) => format!("{dir}/{name}"),
+            None => name.to_string(),
+        };
+        HubWeights {
+            file,
+            ..self.clone()
+        }
+    }
+
     /// The revision fetched: the given one, else `main`.
     pub fn revision(&self) -> &str {
         self.revision.as_deref().unwrap_or(DEFAULT_REVISION)

@@ -45,6 +45,7 @@ pub mod residual;
 pub mod resnet;
 pub mod saved;
 pub mod simple_cnn;
+pub mod timm;
 pub mod weights;
 pub mod zfnet;
 

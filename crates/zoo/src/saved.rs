@@ -145,7 +145,25 @@ impl WeightsInfo {
         header: &Header,
         model: Option<&str>,
     ) -> Result<WeightsInfo, LoadError> {
+        // A timm checkpoint without convnets metadata: its `config.json` names the
+        // architecture and the evaluation transform.
+        let timm = match header.metadata.contains_key("convnets.model") {
+            true => None,
+            false => crate::timm::TimmConfig::beside(path).map_err(|e| LoadError::Header {
+                path: path.into(),
+                reason: e.to_string(),
+            })?,
+        };
+        let model = model.or_else(|| timm.as_ref().and_then(|t| t.model()).map(|m| m.name));
         let mut info = Self::from_metadata(path, &header.metadata, model)?;
+        if let Some(t) = &timm {
+            if !header.metadata.contains_key("convnets.preprocess") {
+                info.preprocess = t.preprocess().unwrap_or(info.preprocess);
+            }
+            if !header.metadata.contains_key("convnets.normalize") {
+                info.normalize = t.normalize().ok().or(info.normalize);
+            }
+        }
         if !header.metadata.contains_key("convnets.num_classes") {
             let entry = find(&info.model).expect("from_metadata found the model");
             if let Some(n) = head_outputs(entry, &header.shapes).filter(|&n| n > 0) {
@@ -304,6 +322,7 @@ impl ModelInfo {
             "imagenet" => Preprocess::ResizeCrop {
                 resize: 256,
                 crop: self.input[1] as u32,
+                filter: convnets_data::Resample::Bilinear,
             },
             _ => Preprocess::Fill,
         }

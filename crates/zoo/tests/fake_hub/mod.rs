@@ -56,7 +56,7 @@ pub struct Seen {
     pub range: Option<String>,
 }
 
-/// A running fake hub serving one file of [`REPO`]; stopped when dropped.
+/// A running fake hub serving files of [`REPO`]; stopped when dropped.
 pub struct FakeHub {
     /// `http://127.0.0.1:PORT`, for `HF_ENDPOINT`.
     pub url: String,
@@ -66,35 +66,50 @@ pub struct FakeHub {
     thread: Option<JoinHandle<()>>,
 }
 
-struct Served {
-    file: String,
+struct File {
+    name: String,
     bytes: Vec<u8>,
     etag: String,
+}
+
+struct Served {
+    files: Vec<File>,
     fault: Fault,
 }
 
 impl FakeHub {
     /// Serves `bytes` as `FILE` of [`REPO`] with `fault`.
     pub fn start(file: &str, bytes: Vec<u8>, fault: Fault) -> std::io::Result<FakeHub> {
+        Self::start_files(vec![(file, bytes)], fault)
+    }
+
+    /// Serves several files of [`REPO`] (name, bytes), each with `fault`.
+    pub fn start_files(files: Vec<(&str, Vec<u8>)>, fault: Fault) -> std::io::Result<FakeHub> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
         let seen = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        // The hub's ETag of an LFS file is its SHA-256; any name unique to the content does.
-        let etag = format!(
-            "{:016x}{:08x}",
-            bytes
-                .iter()
-                .fold(0xcbf29ce484222325u64, |h, &b| (h ^ b as u64)
-                    .wrapping_mul(0x100000001b3)),
-            bytes.len()
-        );
-        let served = Served {
-            file: file.to_string(),
-            bytes,
-            etag,
-            fault,
-        };
+        let files = files
+            .into_iter()
+            .map(|(name, bytes)| {
+                // The hub's ETag of an LFS file is its SHA-256; any name unique to the
+                // content does.
+                let etag = format!(
+                    "{:016x}{:08x}",
+                    bytes
+                        .iter()
+                        .fold(0xcbf29ce484222325u64, |h, &b| (h ^ b as u64)
+                            .wrapping_mul(0x100000001b3)),
+                    bytes.len()
+                );
+                File {
+                    name: name.to_string(),
+                    bytes,
+                    etag,
+                }
+            })
+            .collect();
+        let served = Served { files, fault };
         let thread = {
             let (seen, stop) = (seen.clone(), stop.clone());
             std::thread::spawn(move || {
@@ -168,8 +183,12 @@ fn handle(s: TcpStream, served: &Served, seen: &Mutex<Vec<Seen>>) -> std::io::Re
         });
     }
     let mut out = s;
-    let ok_path = |rev: &str| path == format!("/{REPO}/resolve/{rev}/{}", served.file);
-    if !(ok_path("main") || ok_path(COMMIT)) {
+    let file = served.files.iter().find(|f| {
+        ["main", COMMIT]
+            .iter()
+            .any(|rev| path == format!("/{REPO}/resolve/{rev}/{}", f.name))
+    });
+    let Some(file) = file else {
         let body = b"Entry not found";
         write!(
             out,
@@ -178,11 +197,11 @@ fn handle(s: TcpStream, served: &Served, seen: &Mutex<Vec<Seen>>) -> std::io::Re
         )?;
         out.write_all(body)?;
         return out.flush();
-    }
-    let len = served.bytes.len();
+    };
+    let len = file.bytes.len();
     let common = format!(
         "ETag: \"{}\"\r\nX-Repo-Commit: {COMMIT}\r\nAccept-Ranges: bytes\r\nConnection: close\r\n",
-        served.etag
+        file.etag
     );
     let metadata = range.as_deref() == Some("bytes=0-0");
     if served.fault == Fault::RedirectWithoutLocation && metadata {
@@ -207,7 +226,7 @@ fn handle(s: TcpStream, served: &Served, seen: &Mutex<Vec<Seen>>) -> std::io::Re
         )?;
         return out.flush();
     }
-    let body = &served.bytes[start..=end];
+    let body = &file.bytes[start..=end];
     let half = &body[..body.len() / 2];
     match (served.fault, metadata) {
         (Fault::DropMidBody, false) => {

@@ -35,6 +35,15 @@ fn committed_weights_match_their_manifest() -> Result<()> {
         ensure!(meta["convnets.model"] == w.model() && meta["convnets.dataset"] == w.dataset());
         let want = format!("{:.2}", w.test_accuracy());
         ensure!(meta["convnets.test_accuracy"] == want, "{}", w.name());
+        // The typed description agrees with the file's own.
+        let normalize = meta
+            .get("convnets.normalize")
+            .map(|s| s.parse::<convnets_data::Normalize>())
+            .transpose()
+            .map_err(anyhow::Error::msg)?;
+        ensure!(normalize == w.normalize(), "{}: normalize", w.name());
+        let described = convnets_zoo::WeightsInfo::read(&file, None)?;
+        ensure!(described.preprocess == w.preprocess() && described.classes == w.classes());
         let Some(data) = &data else {
             {
                 use std::io::Write as _; // straight to stderr: libtest captures eprintln!, CI must see a skip
@@ -46,11 +55,6 @@ fn committed_weights_match_their_manifest() -> Result<()> {
             }
             continue;
         };
-        let normalize = meta
-            .get("convnets.normalize")
-            .map(|s| s.parse::<convnets_data::Normalize>())
-            .transpose()
-            .map_err(anyhow::Error::msg)?;
         let cfg = EvalConfig {
             model: w.model().into(),
             dataset: w.dataset().into(),

@@ -9,6 +9,8 @@
 //! let w = KnownWeights::from_name("residual-net-mnist").unwrap();
 //! assert_eq!((w.model(), w.dataset(), w.test_accuracy()), ("residual-net", "mnist", 99.21));
 //! assert!(w.path().ends_with("weights/residual-net-mnist.safetensors"));
+//! assert_eq!(w.normalize(), Some(convnets_data::Normalize::MNIST));
+//! assert_eq!(w.classes()[7], "7");
 //! ```
 
 use std::path::PathBuf;
@@ -126,5 +128,32 @@ impl KnownWeights {
     /// The known weights called `name`.
     pub fn from_name(name: &str) -> Option<KnownWeights> {
         Self::ALL.into_iter().find(|w| w.name() == name)
+    }
+    /// Where the weights come from: this repository (no hub revision to pin: the file is
+    /// part of the checkout, checked by [`KnownWeights::sha256`]).
+    pub fn source(&self) -> &'static str {
+        "convnets repository, weights/ (trained by `cargo xtask train --recipe RECIPE`)"
+    }
+    /// The file name in `weights/`.
+    pub fn file(&self) -> String {
+        format!("{}.safetensors", self.name())
+    }
+    /// The normalization the weights were trained with (also in the file's metadata).
+    pub fn normalize(&self) -> Option<convnets_data::Normalize> {
+        match self {
+            KnownWeights::LeNet5FashionMnist => None,
+            KnownWeights::LeNet5BnFashionMnist => Some(convnets_data::Normalize::FASHION_MNIST),
+            _ => Some(convnets_data::Normalize::MNIST),
+        }
+    }
+    /// How image files are fitted to the model's 28x28 input ([`Preprocess::Fill`]).
+    ///
+    /// [`Preprocess::Fill`]: convnets_data::Preprocess::Fill
+    pub fn preprocess(&self) -> convnets_data::Preprocess {
+        convnets_data::Preprocess::Fill
+    }
+    /// The class names, by label (the data set's).
+    pub fn classes(&self) -> Vec<String> {
+        crate::saved::classes_of(self.dataset())
     }
 }

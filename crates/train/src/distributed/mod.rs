@@ -41,7 +41,9 @@
 //! the README). A rank that hangs without dying (stopped, deadlocked, a lost node under a
 //! launcher that does not notice) would block the others in the all-reduce forever;
 //! [`DataParallel::with_timeout`] starts a watchdog thread that ends the process with an error
-//! message when one collective operation waits longer than the timeout.
+//! message when one collective operation waits longer than the timeout. On GPUs the watchdog
+//! also covers the NCCL set-up and each step's NCCL all-reduce (up to the read-back of its
+//! statistics), which would otherwise wait forever for a dead peer.
 
 use crate::trainer::BatchSource;
 use candle_core::backprop::GradStore;

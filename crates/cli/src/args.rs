@@ -130,7 +130,8 @@ pub struct TrainArgs {
     pub resume: Option<PathBuf>,
     /// Train data-parallel with the other ranks of an MPI job (`mpirun -np N convnets train
     /// --distributed …`; needs a build with the `mpi` feature): --batch-size images per rank,
-    /// a global batch of N times that; rank 0 prints and writes the run folder.
+    /// a global batch of N times that; rank 0 prints and writes the run folder. With
+    /// --device cuda, one GPU per rank (its local rank's), gradients over NCCL (feature `nccl`).
     #[arg(long)]
     pub distributed: bool,
     /// With --distributed: end with an error when one exchange with the other ranks waits

@@ -1,5 +1,8 @@
 //! `convnets train --distributed`: MPI for the command line (feature `mpi`). Without the
-//! feature, `--distributed` is an error that says how to build it.
+//! feature, `--distributed` is an error that says how to build it. With `--device cuda` each
+//! rank takes the GPU of its local rank and, in a build with the feature `nccl`, the
+//! gradients go through NCCL (`DataParallel::open_device`, called by the run); MPI keeps the
+//! control messages.
 
 use anyhow::Result;
 use convnets::train::distributed::DataParallel;
@@ -72,6 +75,6 @@ pub fn start(timeout_s: Option<f64>) -> Result<(Session, DataParallel)> {
 pub fn start(timeout_s: Option<f64>) -> Result<(Session, DataParallel)> {
     timeout(timeout_s)?;
     anyhow::bail!(
-        "--distributed needs a convnets built with MPI support: `cargo build --release -p convnets-cli --features mpi` (needs an MPI library and libclang, e.g. `apt-get install libopenmpi-dev openmpi-bin libclang-dev`), or `cargo xtask train --nproc N …`, which builds it and runs mpirun"
+        "--distributed needs a convnets built with MPI support: `cargo build --release -p convnets-cli --features mpi` (needs an MPI library and libclang, e.g. `apt-get install libopenmpi-dev openmpi-bin libclang-dev`; on GPUs `--features nccl`, which adds CUDA and NCCL), or `cargo xtask train --nproc N …`, which builds it and runs mpirun"
     )
 }

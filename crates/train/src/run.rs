@@ -656,10 +656,14 @@ fn run(
     ckpt: Option<&Checkpoint>,
     opts: RunOptions,
 ) -> Result<RunSummary> {
-    let RunOptions { stop, parallel } = opts;
+    let RunOptions { stop, mut parallel } = opts;
     let root = parallel.as_ref().is_none_or(DataParallel::is_root);
     let spec = cfg.validate()?;
-    let device = parse_device(&cfg.device)?;
+    // Data-parallel: each rank its own GPU (and NCCL for the gradients, feature `nccl`).
+    let device = match &mut parallel {
+        Some(dp) => dp.open_device(&cfg.device)?,
+        None => parse_device(&cfg.device)?,
+    };
     let data = run_data(cfg, &spec, &device)?;
     let store = ParamStore::new(cfg.seed, &device);
     convnets_layers::set_seed(cfg.seed); // dropout masks
@@ -769,7 +773,8 @@ fn run(
     if let Some(dp) = trainer.parallel().filter(|_| root && world > 1) {
         let t = dp.reduce_times();
         println!(
-            "gradient all-reduce: {:.3} MB per step, mean {:.2} ms over {} steps (waiting for the slowest rank included); parameters identical on all {world} ranks",
+            "gradient all-reduce ({}): {:.3} MB per step, mean {:.2} ms over {} steps (waiting for the slowest rank included); parameters identical on all {world} ranks",
+            dp.gradient_backend(),
             t.floats as f64 * 4.0 / 1e6,
             t.mean_ms(),
             t.calls

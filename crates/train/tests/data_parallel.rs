@@ -2,13 +2,17 @@
 //! its own model, optimizer and share of every batch. N ranks × batch B end with the weights of
 //! one process × batch N·B — uneven last batches and a rank with an empty share included — and
 //! every rank with the same weights. Runs everywhere (the MPI launch is tested in
-//! `crates/cli/tests/distributed.rs`).
+//! `crates/cli/tests/distributed.rs`). The gradients' device path (a [`TensorCollective`], as
+//! NCCL on GPUs) is checked here on CPU tensors, and on a GPU (feature `nccl`, ignored
+//! without one) as a world of one rank against the single process.
 
 use anyhow::Result;
 use candle_core::{Device, ModuleT, Tensor};
 use convnets_data::Batcher;
 use convnets_layers::{conv2d, linear, Conv2dConfig, ParamStore};
-use convnets_train::distributed::{local_group, DataParallel, DistributedError, ShardedBatches};
+use convnets_train::distributed::{
+    local_group, DataParallel, DistributedError, LocalCollective, ShardedBatches, TensorCollective,
+};
 use convnets_train::optim::{OptimizerConfig, SgdConfig};
 use convnets_train::{Params, TrainError, Trainer};
 use std::collections::BTreeMap;
@@ -34,6 +38,11 @@ impl ModuleT for Net {
         let x = self.conv.forward_t(x, train)?.tanh()?;
         self.fc.forward_t(&x.flatten_from(1)?, train)
     }
+}
+
+/// `n` samples of 8x8 images in 3 classes, batches of `batch`, shuffled with seed 3, on `dev`.
+fn data_on(dev: &Device, n: usize, batch: usize) -> Result<Batcher> {
+    Ok(data(n, batch)?.with_device(dev.clone()))
 }
 
 /// `n` samples of 8x8 images in 3 classes, batches of `batch`, shuffled with seed 3.
@@ -63,13 +72,23 @@ fn sgd(params: &Params) -> Result<Box<dyn convnets_train::Optim>> {
 
 /// The weights after `epochs` epochs of one process with batch `batch`.
 fn single(n: usize, batch: usize, epochs: usize) -> Result<BTreeMap<String, Vec<f32>>> {
-    let store = ParamStore::new(0, &Device::Cpu);
+    single_on(&Device::Cpu, n, batch, epochs)
+}
+
+/// [`single`] on `dev`.
+fn single_on(
+    dev: &Device,
+    n: usize,
+    batch: usize,
+    epochs: usize,
+) -> Result<BTreeMap<String, Vec<f32>>> {
+    let store = ParamStore::new(0, dev);
     let net = Net::new(&store)?;
     let params = Params::from(&store);
     let optim = sgd(&params)?;
     Trainer::new(&net, params.clone(), optim)
         .epochs(epochs)
-        .fit(&data(n, batch)?)?;
+        .fit(&data_on(dev, n, batch)?)?;
     weights(&params)
 }
 
@@ -89,12 +108,26 @@ fn parallel(
     epochs: usize,
     world: usize,
 ) -> Result<Vec<BTreeMap<String, Vec<f32>>>> {
+    parallel_with(n, batch, epochs, world, false)
+}
+
+/// [`parallel`]; with `tensors`, the gradients go through a [`TensorCollective`]
+/// ([`ThroughTensors`], the device path on CPU tensors).
+fn parallel_with(
+    n: usize,
+    batch: usize,
+    epochs: usize,
+    world: usize,
+    tensors: bool,
+) -> Result<Vec<BTreeMap<String, Vec<f32>>>> {
     let group = local_group(world);
+    let mut second = local_group(world).into_iter();
     std::thread::scope(|s| {
         let handles: Vec<_> = group
             .into_iter()
             .enumerate()
             .map(|(rank, comm)| {
+                let through = second.next().filter(|_| tensors);
                 s.spawn(move || -> Result<BTreeMap<String, Vec<f32>>> {
                     let store = ParamStore::new(rank as u64, &Device::Cpu);
                     let net = Net::new(&store)?;
@@ -102,9 +135,13 @@ fn parallel(
                     let optim = sgd(&params)?;
                     let global = data(n, batch * world)?;
                     let shard = ShardedBatches::new(&global, rank, world)?;
+                    let mut dp = DataParallel::new(Box::new(comm));
+                    if let Some(c) = through {
+                        dp = dp.with_tensor_collective(Box::new(ThroughTensors(c)));
+                    }
                     let report = Trainer::new(&net, params.clone(), optim)
                         .epochs(epochs)
-                        .data_parallel(DataParallel::new(Box::new(comm)))
+                        .data_parallel(dp)
                         .fit(&shard)?;
                     // The loop counts the global batches' samples.
                     let m = &report.history[epochs - 1];
@@ -150,6 +187,72 @@ fn two_ranks_equal_one_process_with_the_double_batch() -> Result<()> {
         weights(&Params::from(&store))?
     };
     assert!(max_diff(&init, &one) > 1e-3);
+    Ok(())
+}
+
+/// A [`TensorCollective`] on CPU tensors over a local group: the path the gradients take
+/// through NCCL, without a GPU.
+struct ThroughTensors(LocalCollective);
+
+impl TensorCollective for ThroughTensors {
+    fn name(&self) -> &'static str {
+        "tensors"
+    }
+    fn device(&self) -> &Device {
+        &Device::Cpu
+    }
+    fn all_reduce_sum(&mut self, flat: Tensor) -> convnets_train::Result<Tensor> {
+        use convnets_train::distributed::Collective;
+        let mut buf = flat.to_vec1::<f32>()?;
+        self.0.all_reduce_sum(&mut buf)?;
+        Ok(Tensor::from_vec(buf, flat.elem_count(), &Device::Cpu)?)
+    }
+}
+
+#[test]
+fn the_device_path_gives_the_host_paths_weights_bit_for_bit() -> Result<()> {
+    // The same 2 x 8 run with the gradients packed, summed and split as tensors (as on a
+    // GPU with NCCL) and through host memory (as over MPI): the same operations in the same
+    // order, so the same bits.
+    let host = parallel_with(37, 8, 2, 2, false)?;
+    let tensors = parallel_with(37, 8, 2, 2, true)?;
+    assert_eq!(host, tensors);
+    Ok(())
+}
+
+/// A world of one rank over NCCL on GPU 0 (the check that fits one GPU: NCCL refuses two
+/// ranks on one GPU) ends with the weights of the same run without data parallelism; the
+/// control messages go through a local group of one. Needs the feature `nccl`, a GPU and
+/// libnccl: `cargo test -p convnets-train --features nccl --test data_parallel -- --ignored`.
+#[cfg(feature = "nccl")]
+#[test]
+#[ignore = "needs a CUDA GPU and NCCL"]
+fn nccl_world_of_one_equals_the_single_process() -> Result<()> {
+    let gpu = Device::new_cuda(0)?;
+    let one = single_on(&gpu, 37, 16, 2)?;
+    let mut dp = DataParallel::new(Box::new(local_group(1).remove(0)));
+    let dev = dp.open_device("cuda")?;
+    assert!(dev.is_cuda());
+    assert_eq!(dp.gradient_backend(), "NCCL");
+    let store = ParamStore::new(0, &dev);
+    let net = Net::new(&store)?;
+    let params = Params::from(&store);
+    let optim = sgd(&params)?;
+    let global = data_on(&dev, 37, 16)?;
+    let shard = ShardedBatches::new(&global, 0, 1)?;
+    let mut trainer = Trainer::new(&net, params.clone(), optim)
+        .epochs(2)
+        .data_parallel(dp);
+    trainer.fit(&shard)?;
+    let calls = trainer.parallel().map_or(0, |dp| dp.reduce_times().calls);
+    assert_eq!(
+        calls, 6,
+        "one NCCL all-reduce per step (3 batches x 2 epochs)"
+    );
+    let nccl = weights(&params)?;
+    // (g · n) / n and an all-reduce of one rank: the same weights up to rounding.
+    let d = max_diff(&one, &nccl);
+    assert!(d <= TOL, "NCCL world of 1 vs 1 process: max |Δw| = {d}");
     Ok(())
 }
 

@@ -8,6 +8,11 @@
 //!   [`Mpi`] (feature `mpi`) implements it over MPI's world communicator; [`local_group`]
 //!   implements it between threads of one process (tests, and a check of the logic without
 //!   MPI).
+//! - [`TensorCollective`]: a sum all-reduce of one flat `f32` tensor where it lives, for the
+//!   gradients of GPU runs. [`Nccl`] (feature `nccl`) implements it with NCCL on the rank's
+//!   GPU; [`DataParallel::open_device`] builds it (rank 0 creates NCCL's unique id and sends
+//!   its bytes to the others over the [`Collective`], as Horovod does). The [`Collective`]
+//!   keeps the control messages (the start-up comparison, the broadcasts, the stop flag).
 //! - [`DataParallel`]: what [`Trainer`](crate::Trainer) calls. At the start of `fit` the ranks
 //!   compare a hash of the run's configuration, the parameters' names and shapes and the
 //!   position (a mismatch is [`DistributedError::Mismatch`] on every rank), and rank 0
@@ -18,6 +23,8 @@
 //!   batch, weighted correctly when the last batch splits unevenly (a rank may even get no
 //!   sample). After every epoch rank 0 broadcasts the buffers (batch norm's running
 //!   statistics) and the ranks check that their parameters are bit for bit the same.
+//!   With a [`TensorCollective`] the flat buffer is built, all-reduced and split on the
+//!   device (one call per step; only the flags and statistics come back to the host).
 //! - [`ShardedBatches`]: the sampler. With a [`Batcher`] of batch size `B × world` it gives rank
 //!   `r` the `r`-th contiguous slice of every global batch, so the ranks together see exactly
 //!   the batches a single process with batch size `B × world` sees.
@@ -34,11 +41,13 @@
 //! the README). A rank that hangs without dying (stopped, deadlocked, a lost node under a
 //! launcher that does not notice) would block the others in the all-reduce forever;
 //! [`DataParallel::with_timeout`] starts a watchdog thread that ends the process with an error
-//! message when one collective operation waits longer than the timeout.
+//! message when one collective operation waits longer than the timeout. On GPUs the watchdog
+//! also covers the NCCL set-up and each step's NCCL all-reduce (up to the read-back of its
+//! statistics), which would otherwise wait forever for a dead peer.
 
 use crate::trainer::BatchSource;
 use candle_core::backprop::GradStore;
-use candle_core::{DType, Tensor, Var};
+use candle_core::{DType, Device, Tensor, Var};
 use convnets_data::{Batch, Batcher};
 use std::ops::Range;
 use std::sync::{Arc, Barrier, Mutex, Weak};
@@ -91,6 +100,44 @@ pub enum DistributedError {
         /// Ranks of this job.
         now: usize,
     },
+    /// A launcher variable naming the local rank holds no number.
+    #[error("{var}={value:?}: expected the process's local rank (a number)")]
+    LocalRank {
+        /// The environment variable.
+        var: &'static str,
+        /// What it holds.
+        value: String,
+    },
+    /// A GPU run of several ranks whose launcher did not say which rank is which on its node.
+    #[error("rank {rank} of {world}: none of {} is set, so the rank cannot pick its GPU; start the job with mpirun or srun", LOCAL_RANK_VARS.join(", "))]
+    NoLocalRank {
+        /// This rank.
+        rank: usize,
+        /// The number of ranks.
+        world: usize,
+    },
+    /// A rank finds no GPU of its own.
+    #[error("rank {rank} (local rank {local_rank}) has no GPU: {why}; start at most one rank per GPU on each node (`mpirun -np 4` on a node with 4 GPUs)")]
+    NoGpu {
+        /// This rank.
+        rank: usize,
+        /// Its index among the ranks of its node.
+        local_rank: usize,
+        /// What was found.
+        why: String,
+    },
+    /// An NCCL call (or the CUDA call that prepares it) failed.
+    #[error("NCCL: {op} failed on rank {rank} ({device}): {result}")]
+    Nccl {
+        /// The call.
+        op: &'static str,
+        /// This rank.
+        rank: usize,
+        /// The rank's device (`cuda:1`).
+        device: String,
+        /// NCCL's result code (`ncclInvalidUsage`) or the CUDA error, with a hint.
+        result: String,
+    },
 }
 
 impl From<DistributedError> for crate::TrainError {
@@ -117,6 +164,98 @@ pub trait Collective {
     fn broadcast_bytes(&mut self, bytes: Vec<u8>) -> DResult<Vec<u8>>;
     /// Every rank's `value`, in rank order.
     fn all_gather(&mut self, value: u64) -> DResult<Vec<u64>>;
+    /// The engine, for messages (`MPI`).
+    fn name(&self) -> &'static str {
+        "the collective"
+    }
+}
+
+/// A sum all-reduce of one flat tensor where it lives, without a copy to host memory: what
+/// [`DataParallel::reduce_step`] sends the gradients through when it has one
+/// ([`DataParallel::with_tensor_collective`]). [`Nccl`] (feature `nccl`) implements it on a
+/// GPU. Like a [`Collective`]: every rank calls it at the same step with a tensor of the same
+/// length.
+pub trait TensorCollective {
+    /// The engine, for messages (`NCCL`).
+    fn name(&self) -> &'static str;
+    /// The device the tensors must live on.
+    fn device(&self) -> &Device;
+    /// The element-wise sum of every rank's `flat` (a contiguous 1-D `f32` tensor on
+    /// [`device`](Self::device)); it may be `flat` itself, summed in place. The sum may still
+    /// be in flight on the device's stream when this returns (reading it waits for it).
+    fn all_reduce_sum(&mut self, flat: Tensor) -> crate::Result<Tensor>;
+}
+
+/// The environment variables launchers give a process its local rank (its index among the
+/// ranks on its node) in, in the order they are read: Open MPI's `mpirun`, MPICH's and Intel
+/// MPI's `mpiexec`, MVAPICH2, Slurm's `srun`, `torchrun`.
+pub const LOCAL_RANK_VARS: [&str; 5] = [
+    "OMPI_COMM_WORLD_LOCAL_RANK",
+    "MPI_LOCALRANKID",
+    "MV2_COMM_WORLD_LOCAL_RANK",
+    "SLURM_LOCALID",
+    "LOCAL_RANK",
+];
+
+/// This process's local rank, from the first of [`LOCAL_RANK_VARS`] that `env` has (`None`
+/// when it has none of them).
+///
+/// ```
+/// use convnets_train::distributed::local_rank_from;
+/// let env = |k: &str| (k == "SLURM_LOCALID").then(|| "3".to_string());
+/// assert_eq!(local_rank_from(env)?, Some(3));
+/// assert_eq!(local_rank_from(|_| None)?, None);
+/// # Ok::<(), convnets_train::distributed::DistributedError>(())
+/// ```
+pub fn local_rank_from(env: impl Fn(&str) -> Option<String>) -> DResult<Option<usize>> {
+    for var in LOCAL_RANK_VARS {
+        if let Some(value) = env(var) {
+            return match value.trim().parse() {
+                Ok(n) => Ok(Some(n)),
+                Err(_) => Err(DistributedError::LocalRank { var, value }),
+            };
+        }
+    }
+    Ok(None)
+}
+
+/// This process's local rank, from its environment ([`local_rank_from`]).
+pub fn local_rank() -> DResult<Option<usize>> {
+    local_rank_from(|k| std::env::var(k).ok())
+}
+
+/// The CUDA ordinal of the GPU local rank `local` takes when the process sees `visible` GPUs:
+/// GPU `local`; or, when the launcher gave the process a GPU of its own
+/// (`bound`: `CUDA_VISIBLE_DEVICES` is set) and it sees only that one, GPU 0. `None`: no GPU
+/// for this rank.
+///
+/// ```
+/// use convnets_train::distributed::gpu_for_local_rank;
+/// assert_eq!(gpu_for_local_rank(2, 4, false), Some(2));
+/// assert_eq!(gpu_for_local_rank(2, 1, true), Some(0)); // srun --gpus-per-task=1
+/// assert_eq!(gpu_for_local_rank(1, 1, false), None); // two ranks, one GPU
+/// ```
+pub fn gpu_for_local_rank(local: usize, visible: usize, bound: bool) -> Option<usize> {
+    if visible == 1 && bound {
+        Some(0)
+    } else {
+        (local < visible).then_some(local)
+    }
+}
+
+/// The number of CUDA devices this process sees.
+#[cfg(feature = "cuda")]
+fn cuda_device_count() -> Result<usize, String> {
+    use candle_core::cuda_backend::cudarc::driver::CudaContext;
+    CudaContext::device_count()
+        .map(|n| usize::try_from(n).unwrap_or(0))
+        .map_err(|e| format!("cannot count the CUDA devices ({e})"))
+}
+
+/// The number of CUDA devices this process sees (none without the `cuda` feature).
+#[cfg(not(feature = "cuda"))]
+fn cuda_device_count() -> Result<usize, String> {
+    Ok(0)
 }
 
 /// 64-bit FNV-1a: a stable hash (the same on every machine and build) for comparing ranks.
@@ -310,8 +449,9 @@ pub const WATCHDOG_EXIT: i32 = 75;
 /// [`Trainer::data_parallel`](crate::Trainer::data_parallel).
 pub struct DataParallel {
     comm: Box<dyn Collective>,
+    /// Where the gradients go instead of `comm`, if anywhere (NCCL on a GPU).
+    grads: Option<Box<dyn TensorCollective>>,
     watchdog: Option<Watchdog>,
-    buf: Vec<f32>,
     times: ReduceTimes,
 }
 
@@ -320,6 +460,7 @@ impl std::fmt::Debug for DataParallel {
         f.debug_struct("DataParallel")
             .field("rank", &self.comm.rank())
             .field("world_size", &self.comm.world_size())
+            .field("gradients", &self.gradient_backend())
             .field("times", &self.times)
             .finish()
     }
@@ -330,10 +471,82 @@ impl DataParallel {
     pub fn new(comm: Box<dyn Collective>) -> Self {
         Self {
             comm,
+            grads: None,
             watchdog: None,
-            buf: Vec::new(),
             times: ReduceTimes::default(),
         }
+    }
+
+    /// Sends the gradients of every step through `t` (on its device) instead of the
+    /// [`Collective`], which keeps the control messages. [`open_device`](Self::open_device)
+    /// does this with NCCL for a GPU run.
+    pub fn with_tensor_collective(mut self, t: Box<dyn TensorCollective>) -> Self {
+        self.grads = Some(t);
+        self
+    }
+
+    /// The engine the gradients are summed by (`NCCL`, `MPI`).
+    pub fn gradient_backend(&self) -> &'static str {
+        match &self.grads {
+            Some(t) => t.name(),
+            None => self.comm.name(),
+        }
+    }
+
+    /// The device this rank trains on, for a run's device setting (`cpu` or `cuda`, as
+    /// [`parse_device`](crate::parse_device) reads it). `cuda` is the GPU of this process's
+    /// local rank ([`local_rank`], [`gpu_for_local_rank`]), one GPU per rank; `cuda:N` is an
+    /// error (every rank would take GPU N). With the feature `nccl`, a GPU's gradients are then
+    /// summed by NCCL on the GPUs ([`Nccl`]: rank 0 creates NCCL's unique id and broadcasts it
+    /// over the [`Collective`]); without it, through host memory over the [`Collective`].
+    /// Every rank calls it, with the same setting.
+    pub fn open_device(&mut self, spec: &str) -> crate::Result<Device> {
+        let s = spec.trim().to_ascii_lowercase();
+        match s.as_str() {
+            "cuda" | "gpu" if cfg!(feature = "cuda") => {}
+            _ if cfg!(feature = "cuda") && s.starts_with("cuda:") => {
+                return Err(crate::TrainError::Config(format!(
+                    "device `{spec}` in a data-parallel run: every rank takes the GPU of its local rank, give `cuda`"
+                )))
+            }
+            // cpu, and the errors (unknown device, no `cuda` feature)
+            _ => return crate::parse_device(spec),
+        }
+        let (rank, world) = (self.rank(), self.world_size());
+        let local = match local_rank()? {
+            Some(l) => l,
+            None if world == 1 => 0,
+            None => return Err(DistributedError::NoLocalRank { rank, world }.into()),
+        };
+        let no_gpu = |why: String| DistributedError::NoGpu {
+            rank,
+            local_rank: local,
+            why,
+        };
+        let visible = cuda_device_count().map_err(no_gpu)?;
+        let bound = std::env::var_os("CUDA_VISIBLE_DEVICES").is_some();
+        let ordinal = gpu_for_local_rank(local, visible, bound).ok_or_else(|| {
+            no_gpu(format!(
+                "this process sees {visible} CUDA device(s){}",
+                if bound {
+                    " (CUDA_VISIBLE_DEVICES is set)"
+                } else {
+                    ""
+                }
+            ))
+        })?;
+        let device = Device::new_cuda(ordinal)
+            .map_err(|e| no_gpu(format!("CUDA device {ordinal} does not open: {e}")))?;
+        #[cfg(feature = "nccl")]
+        {
+            self.enter(|| {
+                "the NCCL set-up (its unique id from rank 0, then ncclCommInitRank)".into()
+            });
+            let nccl = Nccl::new(self.comm.as_mut(), &device);
+            self.leave();
+            self.grads = Some(Box::new(nccl?));
+        }
+        Ok(device)
     }
 
     /// Ends the process (status [`WATCHDOG_EXIT`], with a message on stderr) when one
@@ -364,18 +577,28 @@ impl DataParallel {
         self.times
     }
 
+    /// Starts the watchdog's clock on `what` (see [`with_timeout`](Self::with_timeout)).
+    fn enter(&self, what: impl FnOnce() -> String) {
+        if let Some(w) = &self.watchdog {
+            w.enter(what());
+        }
+    }
+
+    /// Stops the watchdog's clock.
+    fn leave(&self) {
+        if let Some(w) = &self.watchdog {
+            w.leave();
+        }
+    }
+
     fn guarded<T>(
         &mut self,
         what: impl FnOnce() -> String,
         op: impl FnOnce(&mut dyn Collective) -> DResult<T>,
     ) -> DResult<T> {
-        if let Some(w) = &self.watchdog {
-            w.enter(what());
-        }
+        self.enter(what);
         let r = op(self.comm.as_mut());
-        if let Some(w) = &self.watchdog {
-            w.leave();
-        }
+        self.leave();
         r
     }
 
@@ -466,62 +689,118 @@ impl DataParallel {
         local: StepStats,
         at: (usize, usize),
     ) -> crate::Result<StepStats> {
-        let n = local.samples as f64;
-        let mut buf = std::mem::take(&mut self.buf);
-        buf.clear();
-        for v in vars {
-            match grads.get(v.as_tensor()) {
-                Some(g) => buf.extend(
-                    (g.to_dtype(DType::F32)? * n)?
-                        .flatten_all()?
-                        .to_vec1::<f32>()?,
-                ),
-                None => buf.resize(buf.len() + v.elem_count(), 0.0),
-            }
-        }
-        // Per variable: how many ranks had a gradient. Then the step's statistics.
-        for v in vars {
-            buf.push(f32::from(u8::from(grads.get(v.as_tensor()).is_some())));
-        }
-        let stats_at = buf.len();
-        buf.extend([
-            local.samples as f32,
-            local.loss_sum as f32,
-            local.correct as f32,
-            f32::from(u8::from(local.stop)),
-        ]);
-        check_len("the gradient all-reduce", buf.len())?;
+        let device = match &self.grads {
+            Some(t) => t.device().clone(),
+            None => vars.first().map_or(Device::Cpu, |v| v.device().clone()),
+        };
+        let (flat, grad_len) = pack_gradients(grads, vars, local, &device)?;
+        let len = flat.elem_count();
+        check_len("the gradient all-reduce", len)?;
+        let what = || format!("the gradient all-reduce of epoch {}, batch {}", at.0, at.1);
         let t0 = Instant::now();
-        let r = self.guarded(
-            || format!("the gradient all-reduce of epoch {}, batch {}", at.0, at.1),
-            |c| c.all_reduce_sum(&mut buf),
-        );
+        let summed = match &mut self.grads {
+            // On the device: one call; reading the flags and statistics back waits for it.
+            Some(t) => {
+                let watchdog = self.watchdog.as_ref();
+                if let Some(w) = watchdog {
+                    w.enter(what());
+                }
+                let r = t.all_reduce_sum(flat).and_then(|sum| {
+                    let tail = sum.narrow(0, grad_len, len - grad_len)?.to_vec1::<f32>()?;
+                    Ok((sum, tail))
+                });
+                if let Some(w) = watchdog {
+                    w.leave();
+                }
+                r
+            }
+            // Through host memory over the collective.
+            None => flat
+                .to_vec1::<f32>()
+                .map_err(Into::into)
+                .and_then(|mut buf| {
+                    self.guarded(what, |c| c.all_reduce_sum(&mut buf))?;
+                    let tail = buf[grad_len..].to_vec();
+                    Ok((Tensor::from_vec(buf, len, &device)?, tail))
+                }),
+        };
         self.times.calls += 1;
         self.times.seconds += t0.elapsed().as_secs_f64();
-        self.times.floats = buf.len();
-        r?;
-        let s = &buf[stats_at..];
-        let total = StepStats {
-            samples: s[0].round() as usize,
-            loss_sum: f64::from(s[1]),
-            correct: s[2].round() as usize,
-            stop: s[3] > 0.0,
-        };
-        let scale = 1.0 / total.samples.max(1) as f64;
-        let flags = &buf[stats_at - vars.len()..stats_at];
-        let mut at = 0;
-        for (v, &had) in vars.iter().zip(flags) {
-            let len = v.elem_count();
-            if had > 0.0 {
-                let g = (Tensor::from_slice(&buf[at..at + len], v.shape(), v.device())? * scale)?
-                    .to_dtype(v.dtype())?;
-                grads.insert(v.as_tensor(), g);
-            }
-            at += len;
-        }
-        self.buf = buf;
-        Ok(total)
+        self.times.floats = len;
+        let (summed, tail) = summed?;
+        unpack_gradients(grads, vars, &summed, &tail)
     }
+}
+
+/// The flat buffer of one rank's step (see [`DataParallel::reduce_step`]), on `device`: each
+/// variable's gradient times the rank's sample count (zeros where it has none), then one flag
+/// per variable (1: the rank has its gradient), then the samples, the loss sum, the correct
+/// count and the stop flag. Also the length of the gradients' part.
+fn pack_gradients(
+    grads: &GradStore,
+    vars: &[Var],
+    local: StepStats,
+    device: &Device,
+) -> crate::Result<(Tensor, usize)> {
+    let n = local.samples as f64;
+    let mut parts = Vec::with_capacity(vars.len() + 1);
+    let mut tail = Vec::with_capacity(vars.len() + 4);
+    let mut grad_len = 0;
+    for v in vars {
+        grad_len += v.elem_count();
+        match grads.get(v.as_tensor()) {
+            Some(g) => {
+                parts.push((g.to_dtype(DType::F32)? * n)?.flatten_all()?);
+                tail.push(1.0);
+            }
+            None => {
+                parts.push(Tensor::zeros(v.elem_count(), DType::F32, device)?);
+                tail.push(0.0);
+            }
+        }
+    }
+    tail.extend([
+        local.samples as f32,
+        local.loss_sum as f32,
+        local.correct as f32,
+        f32::from(u8::from(local.stop)),
+    ]);
+    let k = tail.len();
+    parts.push(Tensor::from_vec(tail, k, device)?);
+    Ok((Tensor::cat(&parts, 0)?, grad_len))
+}
+
+/// The other half of [`pack_gradients`]: from the sum of the ranks' buffers (`summed`, its
+/// flags and statistics also in `tail`), every gradient some rank had, divided by the total
+/// sample count, back into `grads`; and the summed statistics.
+fn unpack_gradients(
+    grads: &mut GradStore,
+    vars: &[Var],
+    summed: &Tensor,
+    tail: &[f32],
+) -> crate::Result<StepStats> {
+    let (flags, s) = tail.split_at(vars.len());
+    let total = StepStats {
+        samples: s[0].round() as usize,
+        loss_sum: f64::from(s[1]),
+        correct: s[2].round() as usize,
+        stop: s[3] > 0.0,
+    };
+    let grad_len = summed.elem_count() - tail.len();
+    let scaled = (summed.narrow(0, 0, grad_len)? * (1.0 / total.samples.max(1) as f64))?;
+    let mut at = 0;
+    for (v, &had) in vars.iter().zip(flags) {
+        let len = v.elem_count();
+        if had > 0.0 {
+            let g = scaled
+                .narrow(0, at, len)?
+                .reshape(v.shape())?
+                .to_dtype(v.dtype())?;
+            grads.insert(v.as_tensor(), g);
+        }
+        at += len;
+    }
+    Ok(total)
 }
 
 fn check_len(what: &str, len: usize) -> DResult<()> {
@@ -640,6 +919,9 @@ impl Collective for LocalCollective {
         self.barrier.wait();
         Ok(out)
     }
+    fn name(&self) -> &'static str {
+        "threads"
+    }
     fn all_gather(&mut self, value: u64) -> DResult<Vec<u64>> {
         self.slots("all_gather")?.u64s[self.rank] = value;
         self.barrier.wait();
@@ -651,6 +933,11 @@ impl Collective for LocalCollective {
 
 #[cfg(feature = "mpi")]
 pub use self::mpi_impl::{Mpi, MpiSession};
+
+#[cfg(feature = "nccl")]
+mod nccl;
+#[cfg(feature = "nccl")]
+pub use self::nccl::Nccl;
 
 #[cfg(feature = "mpi")]
 mod mpi_impl {
@@ -740,6 +1027,9 @@ mod mpi_impl {
             self.world.process_at_rank(0).broadcast_into(&mut bytes[..]);
             Ok(bytes)
         }
+        fn name(&self) -> &'static str {
+            "MPI"
+        }
         fn all_gather(&mut self, value: u64) -> DResult<Vec<u64>> {
             let mut out = vec![0u64; self.world_size()];
             self.world.all_gather_into(&value, &mut out[..]);
@@ -784,25 +1074,76 @@ mod tests {
 
     /// Runs `f(rank, DataParallel)` on `n` threads of a local group.
     fn on_group<T: Send>(n: usize, f: impl Fn(usize, DataParallel) -> T + Sync) -> Vec<T> {
+        on_group_with(n, false, f)
+    }
+
+    /// [`on_group`]; with `tensors`, the gradients go through a [`TensorCollective`] (the
+    /// device path, here on CPU tensors: a second local group behind [`ThroughTensors`]).
+    fn on_group_with<T: Send>(
+        n: usize,
+        tensors: bool,
+        f: impl Fn(usize, DataParallel) -> T + Sync,
+    ) -> Vec<T> {
         let group = local_group(n);
+        let mut second = local_group(n).into_iter();
         std::thread::scope(|s| {
             let handles: Vec<_> = group
                 .into_iter()
                 .enumerate()
                 .map(|(r, c)| {
                     let f = &f;
-                    s.spawn(move || f(r, DataParallel::new(Box::new(c))))
+                    let c2 = second.next().filter(|_| tensors);
+                    s.spawn(move || {
+                        let mut dp = DataParallel::new(Box::new(c));
+                        if let Some(c2) = c2 {
+                            dp = dp.with_tensor_collective(Box::new(ThroughTensors(c2)));
+                        }
+                        f(r, dp)
+                    })
                 })
                 .collect();
             handles.into_iter().map(|h| h.join().unwrap()).collect()
         })
     }
 
+    /// A [`TensorCollective`] on CPU tensors over a local group: the device path without a
+    /// device.
+    struct ThroughTensors(LocalCollective);
+
+    impl TensorCollective for ThroughTensors {
+        fn name(&self) -> &'static str {
+            "tensors"
+        }
+        fn device(&self) -> &Device {
+            &Device::Cpu
+        }
+        fn all_reduce_sum(&mut self, flat: Tensor) -> crate::Result<Tensor> {
+            assert_eq!(flat.dtype(), DType::F32);
+            assert!(flat.is_contiguous());
+            let mut buf = flat.to_vec1::<f32>()?;
+            self.0.all_reduce_sum(&mut buf)?;
+            Ok(Tensor::from_vec(buf, flat.elem_count(), &Device::Cpu)?)
+        }
+    }
+
     #[test]
     fn reduce_step_weights_by_samples() {
+        reduce_step_case(false);
+    }
+
+    #[test]
+    fn reduce_step_through_a_tensor_collective_weights_by_samples() {
+        reduce_step_case(true);
+    }
+
+    fn reduce_step_case(tensors: bool) {
         // Rank 0 has 1 sample with gradient [1, 2], rank 1 has 3 with mean gradient [5, 6],
         // rank 2 has none: the mean over 4 samples is ([1, 2] + 3 [5, 6]) / 4 = [4, 5].
-        let out = on_group(3, |r, mut dp| {
+        let out = on_group_with(3, tensors, |r, mut dp| {
+            assert_eq!(
+                dp.gradient_backend(),
+                if tensors { "tensors" } else { "threads" }
+            );
             let v = Var::from_slice(&[0f32, 0.0], 2, &candle_core::Device::Cpu).unwrap();
             let unused = Var::from_slice(&[0f32], 1, &candle_core::Device::Cpu).unwrap();
             let (g, n) = match r {
@@ -847,6 +1188,106 @@ mod tests {
                     stop: true
                 }
             );
+        }
+    }
+
+    #[test]
+    fn pack_and_unpack_are_inverse_and_keep_shapes() {
+        // Two variables of shapes [2, 3] and [4] (one without a gradient), 2 samples: the
+        // buffer is 2·g, then zeros, then the flags and statistics; unpacking a buffer summed
+        // over one rank gives g back, reshaped, and no gradient for the second variable.
+        let dev = Device::Cpu;
+        let a = Var::from_slice(&[0f32; 6], (2, 3), &dev).unwrap();
+        let b = Var::from_slice(&[0f32; 4], 4, &dev).unwrap();
+        let g: Vec<f32> = (1..=6).map(|i| i as f32 / 4.0).collect();
+        let gt = Tensor::from_slice(&g, (2, 3), &dev).unwrap();
+        let mut grads = (a.as_tensor() * &gt)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let vars = [a.clone(), b.clone()];
+        let local = StepStats {
+            samples: 2,
+            loss_sum: 1.5,
+            correct: 1,
+            stop: false,
+        };
+        let (flat, grad_len) = pack_gradients(&grads, &vars, local, &dev).unwrap();
+        assert_eq!(grad_len, 10);
+        let buf = flat.to_vec1::<f32>().unwrap();
+        let twice: Vec<f32> = g.iter().map(|x| 2.0 * x).collect();
+        assert_eq!(buf[..6], twice[..]);
+        assert_eq!(buf[6..], [0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 2.0, 1.5, 1.0, 0.0]);
+        let total = unpack_gradients(&mut grads, &vars, &flat, &buf[grad_len..]).unwrap();
+        assert_eq!(total, local);
+        let back = grads.get(a.as_tensor()).unwrap();
+        assert_eq!(back.dims(), [2, 3]);
+        assert_eq!(back.flatten_all().unwrap().to_vec1::<f32>().unwrap(), g);
+        assert!(grads.get(b.as_tensor()).is_none());
+    }
+
+    #[test]
+    fn local_rank_comes_from_the_first_launcher_variable() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                vars.iter()
+                    .find(|(name, _)| *name == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        assert_eq!(local_rank_from(env(&[])).unwrap(), None);
+        assert_eq!(
+            local_rank_from(env(&[
+                ("LOCAL_RANK", "1"),
+                ("OMPI_COMM_WORLD_LOCAL_RANK", "2")
+            ]))
+            .unwrap(),
+            Some(2)
+        );
+        assert_eq!(
+            local_rank_from(env(&[("SLURM_LOCALID", " 3\n")])).unwrap(),
+            Some(3)
+        );
+        match local_rank_from(env(&[("MPI_LOCALRANKID", "x")])) {
+            Err(DistributedError::LocalRank { var, value }) => {
+                assert_eq!((var, value.as_str()), ("MPI_LOCALRANKID", "x"))
+            }
+            other => panic!("expected a LocalRank error, got {other:?}"),
+        }
+        let e = DistributedError::NoLocalRank { rank: 1, world: 2 }.to_string();
+        assert!(
+            e.contains("OMPI_COMM_WORLD_LOCAL_RANK, MPI_LOCALRANKID"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn each_local_rank_takes_its_own_gpu() {
+        assert_eq!(gpu_for_local_rank(0, 4, false), Some(0));
+        assert_eq!(gpu_for_local_rank(3, 4, true), Some(3));
+        assert_eq!(gpu_for_local_rank(4, 4, false), None);
+        assert_eq!(gpu_for_local_rank(0, 0, true), None);
+        // A launcher that binds one GPU per rank through CUDA_VISIBLE_DEVICES.
+        assert_eq!(gpu_for_local_rank(5, 1, true), Some(0));
+        // Two ranks on a node with one GPU and no binding: the second has none.
+        assert_eq!(gpu_for_local_rank(1, 1, false), None);
+    }
+
+    #[test]
+    fn open_device_on_cpu_keeps_the_host_path_and_refuses_a_fixed_gpu() {
+        let mut dp = DataParallel::new(Box::new(local_group(1).remove(0)));
+        assert!(dp.open_device("cpu").unwrap().is_cpu());
+        assert_eq!(dp.gradient_backend(), "threads");
+        let e = dp.open_device("tpu").unwrap_err().to_string();
+        assert!(e.contains("unknown device"), "{e}");
+        if cfg!(feature = "cuda") {
+            let e = dp.open_device("cuda:1").unwrap_err().to_string();
+            assert!(e.contains("give `cuda`"), "{e}");
+        } else {
+            let e = dp.open_device("cuda").unwrap_err().to_string();
+            assert!(e.contains("`cuda` feature"), "{e}");
         }
     }
 

@@ -4,6 +4,8 @@
 //! `convnets-bench` binary prints compare like with like (same model, batch, optimizer, data,
 //! threads, machine, run).
 
+#![forbid(unsafe_code)]
+
 use anyhow::{Context, Result};
 use candle_core::{Device, Tensor};
 use convnets::data::{Batcher, DatasetKind, Normalize};

@@ -1,5 +1,6 @@
-//! Times the native kernels of each layer of the LeNet-5 and MnistNet recipes in isolation
-//! (milliseconds per call, median of repeated calls), to go with `step_profile`.
+//! Times the native kernels (`convnets-kernels`, through their candle ops) of each layer of
+//! the LeNet-5 and MnistNet recipes in isolation (milliseconds per call, median of repeated
+//! calls), to go with `step_profile`.
 //!
 //! ```text
 //! RAYON_NUM_THREADS=2 CANDLE_NUM_THREADS=1 cargo run --release -p convnets-bench --example op_profile [mnist] [cifar]

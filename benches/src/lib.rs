@@ -4,6 +4,8 @@
 //! `convnets-bench` binary prints compare like with like (same model, batch, optimizer, data,
 //! threads, machine, run).
 
+#![forbid(unsafe_code)]
+
 use anyhow::{Context, Result};
 use candle_core::{Device, Tensor};
 use convnets::data::{Batcher, DatasetKind, Normalize};
@@ -122,96 +124,11 @@ pub fn train_flops_per_image(model: &str) -> Result<f64> {
     Ok(2.0 * (3 * macs - first) as f64)
 }
 
-/// The machine's `f32` FMA peak in GFLOP/s on `threads` threads, measured: each thread runs
-/// a register-only loop of independent 512-bit (or, when the kernels run another path than
-/// AVX-512, see `convnets::layers::ops::isa`, 256-bit) fused multiply-adds for about 0.3 s. Returns the peak and the instruction set, or `None` on a
-/// CPU with neither (or not x86-64). Measuring rather than multiplying out the nominal clock
-/// matters: this EPYC reports 2.6 GHz but runs its FMA units at turbo clocks.
+/// The machine's `f32` FMA peak in GFLOP/s on `threads` threads, measured on the vector
+/// width of the kernel path in use, with the instruction set's name; `None` on a CPU with
+/// neither AVX-512 nor FMA (or not x86-64). See [`convnets_kernels::peak::fma_peak_gflops`].
 pub fn fma_peak_gflops(threads: usize) -> Option<(f64, &'static str)> {
-    #[cfg(target_arch = "x86_64")]
-    {
-        // The vector width of the kernel path in use (`CONVNETS_ISA=avx2` on an AVX-512 CPU
-        // measures the 256-bit peak that path can reach).
-        let avx512 = convnets::layers::ops::isa() == "avx512";
-        let (lanes, isa): (usize, &'static str) = if avx512 {
-            (16, "AVX-512")
-        } else if std::arch::is_x86_feature_detected!("fma") {
-            (8, "AVX2")
-        } else {
-            return None;
-        };
-        let iters = 50_000_000usize;
-        let start = std::time::Instant::now();
-        let sink: f32 = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..threads.max(1))
-                .map(|t| s.spawn(move || fma_loop(iters, lanes, t as f32)))
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap_or(0.0)).sum()
-        });
-        let secs = start.elapsed().as_secs_f64();
-        // 16 accumulators x lanes x 2 flops per iteration per thread.
-        let flops = (threads.max(1) * iters * FMA_ACCS * lanes * 2) as f64;
-        std::hint::black_box(sink);
-        Some((flops / secs / 1e9, isa))
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = threads;
-        None
-    }
-}
-
-/// Independent accumulators in [`fma_loop`]: more than FMA latency x units, so the loop is
-/// throughput-bound.
-#[cfg(target_arch = "x86_64")]
-const FMA_ACCS: usize = 16;
-
-/// `iters` rounds of [`FMA_ACCS`] independent FMAs on `lanes`-wide vectors.
-#[cfg(target_arch = "x86_64")]
-fn fma_loop(iters: usize, lanes: usize, seed: f32) -> f32 {
-    // SAFETY: each branch runs only on a CPU with the instruction set it enables.
-    unsafe {
-        if lanes == 16 {
-            fma_loop_512(iters, seed)
-        } else {
-            fma_loop_256(iters, seed)
-        }
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn fma_loop_512(iters: usize, seed: f32) -> f32 {
-    use std::arch::x86_64::*;
-    let (a, b) = (_mm512_set1_ps(0.999_999), _mm512_set1_ps(1e-7));
-    let mut acc = [_mm512_set1_ps(seed); FMA_ACCS];
-    for _ in 0..iters {
-        for v in acc.iter_mut() {
-            *v = _mm512_fmadd_ps(*v, a, b);
-        }
-    }
-    acc.iter().map(|v| _mm512_reduce_add_ps(*v)).sum()
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn fma_loop_256(iters: usize, seed: f32) -> f32 {
-    use std::arch::x86_64::*;
-    let (a, b) = (_mm256_set1_ps(0.999_999), _mm256_set1_ps(1e-7));
-    let mut acc = [_mm256_set1_ps(seed); FMA_ACCS];
-    for _ in 0..iters {
-        for v in acc.iter_mut() {
-            *v = _mm256_fmadd_ps(*v, a, b);
-        }
-    }
-    let mut out = [0f32; 8];
-    let mut s = 0.0;
-    for v in acc {
-        // SAFETY: `out` holds 8 floats.
-        unsafe { _mm256_storeu_ps(out.as_mut_ptr(), v) };
-        s += out.iter().sum::<f32>();
-    }
-    s
+    convnets_kernels::peak::fma_peak_gflops(threads)
 }
 
 /// What one timed case measured.

@@ -148,9 +148,9 @@ exit 0
     Ok(())
 }
 
-/// The CPU kernel paths of `convnets-layers` (`CONVNETS_ISA` values), best first, each with
+/// The CPU kernel paths of `convnets-kernels` (`CONVNETS_ISA` values), best first, each with
 /// the CPU features it needs. xtask depends on none of the project's crates, so it checks
-/// the features itself, the way `convnets_layers::ops::isa()` does; the layer test
+/// the features itself, the way `convnets_kernels::isa()` does; the layer test
 /// `isa_is_the_requested_one` (run on every path) checks that the two agree.
 const KERNEL_PATHS: [(&str, &str); 3] = [
     ("avx512", "AVX-512F"),
@@ -204,11 +204,11 @@ fn kernel_plan() -> String {
     format!("kernel paths:\n{}", lines.join("\n"))
 }
 
-/// The test binaries run once more per kernel path: every test of the layers (the kernels
-/// against the reference ops) and the zoo (whole models), and the trainer's native-against-
-/// reference parity.
+/// The test binaries run once more per kernel path: every test of the kernels (each against
+/// plain loops), the layers (the kernels against the reference ops) and the zoo (whole
+/// models), and the trainer's native-against-reference parity.
 fn kernel_test_binaries() -> Result<Vec<(PathBuf, PathBuf)>> {
-    let mut bins = test_binaries(&["convnets-layers", "convnets-zoo"])?;
+    let mut bins = test_binaries(&["convnets-kernels", "convnets-layers", "convnets-zoo"])?;
     bins.extend(
         test_binaries(&["convnets-train"])?
             .into_iter()
@@ -283,7 +283,7 @@ fn ci() -> Result<()> {
                 .with_context(|| format!("kernel tests with CONVNETS_ISA={isa}"))?;
         }
         report.push(format!(
-            "  {isa}: passed, the layer and zoo tests and native_vs_reference"
+            "  {isa}: passed, the kernel, layer and zoo tests and native_vs_reference"
         ));
     }
     mpi_check()?;

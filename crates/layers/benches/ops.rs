@@ -1,6 +1,7 @@
 //! Convolution forward, input gradient and weight gradient at the shapes of the bench models
 //! (LeNet-5 at batch 256, MnistNet at 64, SimpleCNN and ResNet-20 at 128): our native kernels
-//! against candle's own ops (the reference).
+//! (`convnets-kernels`, through their candle ops in `ops::native`) against candle's own ops
+//! (the reference). `CONVNETS_ISA=avx512|avx2|portable` picks the kernel path.
 //! `cargo bench -p convnets-layers --bench ops`
 
 use candle_core::{Device, Tensor};

@@ -3,52 +3,24 @@
 use crate::grad::param;
 use crate::init::pytorch_default;
 use crate::layer::{label, Layer};
-use crate::ops::{self, Conv2dParams};
+use crate::ops::{self, Conv2dParams, ConvGeometry};
 use crate::summary;
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
-/// The output size of a convolution or pooling along one dimension, PyTorch's formula
-/// `floor((size + 2 * padding - dilation * (kernel - 1) - 1) / stride) + 1`
-/// (seed 000's `floor((W - F + 2P) / S) + 1` when `dilation = 1`).
-///
-/// Returns `None` when the (padded) input is smaller than the (dilated) kernel, the stride
-/// is zero, or the sizes overflow `usize`.
-///
-/// ```
-/// use convnets_layers::conv_out_size;
-/// assert_eq!(conv_out_size(227, 11, 4, 0, 1), Some(55)); // AlexNet conv1
-/// assert_eq!(conv_out_size(5, 3, 2, 0, 1), Some(2));
-/// assert_eq!(conv_out_size(2, 5, 1, 0, 1), None);
-/// assert_eq!(conv_out_size(usize::MAX, 3, 1, 1, 1), None);
-/// ```
-pub fn conv_out_size(
-    size: usize,
-    kernel: usize,
-    stride: usize,
-    padding: usize,
-    dilation: usize,
-) -> Option<usize> {
-    let span = dilation.checked_mul(kernel.max(1) - 1)?.checked_add(1)?;
-    let padded = padding.checked_mul(2)?.checked_add(size)?;
-    if stride == 0 || padded < span {
-        return None;
-    }
-    Some((padded - span) / stride + 1)
-}
-
 /// Configuration of a [`Conv2d`], PyTorch's `nn.Conv2d` arguments besides the channels and
-/// kernel size.
+/// kernel size: the convolution's arguments ([`Conv2dParams`], the type the ops and the
+/// kernels take) and whether there is a bias.
+///
+/// ```
+/// use convnets_layers::Conv2dConfig;
+/// let cfg = Conv2dConfig::default().stride(2).padding(1).bias(false);
+/// assert_eq!((cfg.params.stride, cfg.params.padding, cfg.bias), ([2, 2], [1, 1], false));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Conv2dConfig {
-    /// Stride `(h, w)`.
-    pub stride: [usize; 2],
-    /// Zero padding on both sides `(h, w)`.
-    pub padding: [usize; 2],
-    /// Dilation `(h, w)`.
-    pub dilation: [usize; 2],
-    /// Groups.
-    pub groups: usize,
+    /// Stride, padding, dilation and groups.
+    pub params: Conv2dParams,
     /// Whether the layer has a bias.
     pub bias: bool,
 }
@@ -56,10 +28,7 @@ pub struct Conv2dConfig {
 impl Default for Conv2dConfig {
     fn default() -> Self {
         Self {
-            stride: [1, 1],
-            padding: [0, 0],
-            dilation: [1, 1],
-            groups: 1,
+            params: Conv2dParams::default(),
             bias: true,
         }
     }
@@ -68,22 +37,22 @@ impl Default for Conv2dConfig {
 impl Conv2dConfig {
     /// The same configuration with square `stride`.
     pub fn stride(mut self, s: usize) -> Self {
-        self.stride = [s, s];
+        self.params.stride = [s, s];
         self
     }
     /// The same configuration with square `padding`.
     pub fn padding(mut self, p: usize) -> Self {
-        self.padding = [p, p];
+        self.params.padding = [p, p];
         self
     }
     /// The same configuration with square `dilation`.
     pub fn dilation(mut self, d: usize) -> Self {
-        self.dilation = [d, d];
+        self.params.dilation = [d, d];
         self
     }
     /// The same configuration with `groups`.
     pub fn groups(mut self, g: usize) -> Self {
-        self.groups = g;
+        self.params.groups = g;
         self
     }
     /// The same configuration with or without bias.
@@ -143,81 +112,36 @@ impl Conv2d {
         label(self.own_name(), "Conv2d")
     }
 
-    /// The output shape for an input of shape `[b, c, h, w]`, or an error naming the layer and
-    /// the shapes when the input does not fit: wrong rank or channels, an empty image
-    /// (`h = 0` or `w = 0`, which PyTorch refuses too: "only zero batch or zero channel inputs
-    /// are supported"), or an image smaller than the kernel (PyTorch's "kernel size can't be
-    /// greater than actual input size"). A zero batch is fine.
+    /// The checked sizes of convolving an input of shape `[b, c, h, w]` with this layer, or an
+    /// error naming the layer and the shapes when the input does not fit: wrong rank or
+    /// channels, an empty image (`h = 0` or `w = 0`, which PyTorch refuses too: "only zero
+    /// batch or zero channel inputs are supported"), or an image smaller than the kernel
+    /// (PyTorch's "kernel size can't be greater than actual input size"). A zero batch is
+    /// fine. The one check of a forward ([`ConvGeometry::new`]).
+    pub fn geometry(&self, input: &[usize]) -> Result<ConvGeometry> {
+        let bias = self.bias.as_ref().map(|b| b.dims());
+        ConvGeometry::new(input, self.weight.dims(), bias, &self.cfg.params)
+            .map_err(|e| candle_core::Error::Msg(format!("{}: {e}", self.label())).bt())
+    }
+
+    /// The output shape for an input of shape `[b, c, h, w]`, or the error of
+    /// [`Conv2d::geometry`].
     pub fn out_shape(&self, input: &[usize]) -> Result<[usize; 4]> {
-        let (c_out, c_in_g, kh, kw) = match self.weight.dims() {
-            &[o, i, kh, kw] => (o, i, kh, kw),
-            other => candle_core::bail!(
-                "{}: expected a weight [c_out, c_in / groups, kh, kw], found {other:?}",
-                self.label()
-            ),
-        };
-        if [c_out, c_in_g, kh, kw].contains(&0) || self.cfg.groups == 0 {
-            candle_core::bail!(
-                "{}: cannot convolve with an empty weight {:?} (groups {}): channels, kernel and \
-                 groups must be positive",
-                self.label(),
-                self.weight.dims(),
-                self.cfg.groups
-            )
-        }
-        let c_in = c_in_g * self.cfg.groups;
-        let [b, c, h, w] = match input {
-            &[b, c, h, w] => [b, c, h, w],
-            other => candle_core::bail!(
-                "{}: expected an input [batch, {c_in}, h, w], found {other:?}",
-                self.label()
-            ),
-        };
-        if c != c_in {
-            candle_core::bail!(
-                "{}: expected {c_in} input channels, found input {input:?}",
-                self.label()
-            )
-        }
-        if h == 0 || w == 0 {
-            candle_core::bail!(
-                "{}: input {input:?} has an empty image ({h}x{w}); height and width must be positive",
-                self.label()
-            )
-        }
-        let (s, p, d) = (self.cfg.stride, self.cfg.padding, self.cfg.dilation);
-        match (
-            conv_out_size(h, kh, s[0], p[0], d[0]),
-            conv_out_size(w, kw, s[1], p[1], d[1]),
-        ) {
-            (Some(ho), Some(wo)) => Ok([b, c_out, ho, wo]),
-            _ => candle_core::bail!(
-                "{}: input {input:?} is too small for kernel {kh}x{kw} (padding {p:?}, dilation \
-                 {d:?}, stride {s:?}): calculated output size is too small",
-                self.label()
-            ),
-        }
+        Ok(self.geometry(input)?.output_dims())
     }
 }
 
 impl Module for Conv2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.out_shape(x.dims())?;
-        let p = Conv2dParams {
-            stride: self.cfg.stride,
-            padding: self.cfg.padding,
-            dilation: self.cfg.dilation,
-            groups: self.cfg.groups,
-        };
+        let g = self.geometry(x.dims())?;
         let (w, b) = (param(&self.weight), self.bias.as_ref().map(param));
-        let y = ops::conv2d(x, &w, b.as_ref(), &p)?;
+        let y = ops::conv2d_with(x, &w, b.as_ref(), &g)?;
         if summary::tracing() {
-            let (_, c_in_g, kh, kw) = self.weight.dims4()?;
             let mut params = vec![("weight", &self.weight)];
             if let Some(b) = &self.bias {
                 params.push(("bias", b));
             }
-            let macs = y.elem_count() as u64 * (c_in_g * kh * kw) as u64;
+            let macs = y.elem_count() as u64 * (g.c_in / g.p.groups * g.kh * g.kw) as u64;
             summary::record(self.own_name(), "Conv2d", &y, &params, macs);
         }
         Ok(y)
@@ -259,23 +183,24 @@ pub fn conv2d_rect(
             "{name}: in_channels ({c_in}) and out_channels ({c_out}) must be positive"
         )
     }
-    if cfg.groups == 0 || !c_in.is_multiple_of(cfg.groups) || !c_out.is_multiple_of(cfg.groups) {
+    let p = &cfg.params;
+    if p.groups == 0 || !c_in.is_multiple_of(p.groups) || !c_out.is_multiple_of(p.groups) {
         candle_core::bail!(
             "{name}: in_channels ({c_in}) and out_channels ({c_out}) must be divisible by groups ({})",
-            cfg.groups
+            p.groups
         )
     }
-    if kernel.contains(&0) || cfg.stride.contains(&0) || cfg.dilation.contains(&0) {
+    if kernel.contains(&0) || p.stride.contains(&0) || p.dilation.contains(&0) {
         candle_core::bail!(
             "{name}: kernel {kernel:?}, stride {:?} and dilation {:?} must be positive",
-            cfg.stride,
-            cfg.dilation
+            p.stride,
+            p.dilation
         )
     }
-    let fan_in = c_in / cfg.groups * kernel[0] * kernel[1];
+    let fan_in = c_in / p.groups * kernel[0] * kernel[1];
     let init = pytorch_default(fan_in);
     let weight = vb.get_with_hints(
-        (c_out, c_in / cfg.groups, kernel[0], kernel[1]),
+        (c_out, c_in / p.groups, kernel[0], kernel[1]),
         "weight",
         init,
     )?;
@@ -399,11 +324,6 @@ mod tests {
             Conv2dConfig::default().stride(0),
         );
         assert!(bad.forward(&z(&[1, 3, 5, 5])?).is_err());
-        assert_eq!(
-            conv_out_size(usize::MAX / 2 + 1, 3, 1, usize::MAX / 2, 1),
-            None
-        );
-        assert_eq!(conv_out_size(5, usize::MAX, 1, 0, 2), None);
         Ok(())
     }
 

@@ -21,6 +21,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod activation;
 pub mod compat;
 pub mod container;
@@ -37,7 +39,10 @@ pub mod summary;
 
 pub use activation::{rng_state, set_rng_state, set_seed, Dropout, Flatten, Relu};
 pub use container::Sequential;
-pub use conv::{conv2d, conv2d_rect, conv_out_size, Conv2d, Conv2dConfig};
+pub use conv::{conv2d, conv2d_rect, Conv2d, Conv2dConfig};
+/// The kernels under the ops: `convnets-kernels`, re-exported.
+pub use convnets_kernels as kernels;
+pub use convnets_kernels::conv_out_size;
 pub use grad::{grad_enabled, no_grad};
 pub use init::{pytorch_default_bound, Rng};
 pub use layer::{named_children, named_modules, Layer, Named};

@@ -26,7 +26,10 @@ use std::sync::atomic::{AtomicU8, Ordering};
 pub mod native;
 pub mod reference;
 
-pub use native::Isa;
+pub use convnets_kernels::{
+    conv_out_size, pool_output_hw, pool_output_size, Conv2dParams, ConvGeometry, Isa, KernelError,
+    Pool2dParams, PoolDims,
+};
 
 /// The CPU kernel path the native ops run in this process: `"avx512"`, `"avx2"` or
 /// `"portable"` (the `gemm` crate and plain loops).
@@ -43,71 +46,58 @@ pub fn isa() -> &'static str {
     native::isa().name()
 }
 
-/// Arguments of a 2-D convolution, as `torch.nn.functional.conv2d` takes them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Conv2dParams {
-    /// Stride `(h, w)`.
-    pub stride: [usize; 2],
-    /// Zero padding added to both sides `(h, w)`.
-    pub padding: [usize; 2],
-    /// Spacing between kernel elements `(h, w)`.
-    pub dilation: [usize; 2],
-    /// Number of groups; input and output channels must be divisible by it.
-    pub groups: usize,
-}
-
-impl Default for Conv2dParams {
-    fn default() -> Self {
-        Self {
-            stride: [1, 1],
-            padding: [0, 0],
-            dilation: [1, 1],
-            groups: 1,
-        }
-    }
-}
-
 /// 2-D convolution of `x` `[b, c_in, h, w]` with `w` `[c_out, c_in / groups, kh, kw]` plus an
-/// optional `bias` `[c_out]`, giving `[b, c_out, h_out, w_out]`.
+/// optional `bias` `[c_out]`, giving `[b, c_out, h_out, w_out]`. The shapes are checked once,
+/// by [`ConvGeometry::new`].
 pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -> Result<Tensor> {
+    let g = ConvGeometry::new(x.dims(), w.dims(), bias.map(|b| b.dims()), p)
+        .map_err(|e| native::shape_error("conv2d", e))?;
+    conv2d_with(x, w, bias, &g)
+}
+
+/// [`conv2d`] on a geometry that [`ConvGeometry::new`] already made from these tensors' dims
+/// (a layer checks them once, with its name in the errors): the shapes are only compared
+/// with `g`, not validated again.
+///
+/// ```
+/// use candle_core::{Device, Tensor};
+/// use convnets_layers::ops::{conv2d_with, Conv2dParams, ConvGeometry};
+/// let x = Tensor::ones((1, 1, 3, 3), candle_core::DType::F32, &Device::Cpu)?;
+/// let w = Tensor::ones((2, 1, 2, 2), candle_core::DType::F32, &Device::Cpu)?;
+/// let g = ConvGeometry::new(x.dims(), w.dims(), None, &Conv2dParams::default())?;
+/// assert_eq!(conv2d_with(&x, &w, None, &g)?.dims(), g.output_dims());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn conv2d_with(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    g: &ConvGeometry,
+) -> Result<Tensor> {
     let native = kernels() == Kernels::Native
         && x.device().is_cpu()
         && x.dtype() == DType::F32
         && w.dtype() == DType::F32
         && bias.is_none_or(|b| b.dtype() == DType::F32);
     if native {
-        native::conv2d(x, w, bias, p)
+        native::conv2d_with(x, w, bias, g)
     } else {
-        reference::conv2d(x, w, bias, p)
+        reference::conv2d_with(x, w, bias, g)
     }
 }
 
-/// Arguments of a 2-D pooling, as `torch.nn.functional.max_pool2d` / `avg_pool2d` take them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Pool2dParams {
-    /// Window size `(h, w)`.
-    pub kernel: [usize; 2],
-    /// Stride `(h, w)`.
-    pub stride: [usize; 2],
-    /// Implicit padding on both sides `(h, w)` (`-inf` for max, zeros for average).
-    pub padding: [usize; 2],
-    /// Use `ceil` instead of `floor` for the output size.
-    pub ceil_mode: bool,
-    /// Average pooling only: count padded zeros in the divisor.
-    pub count_include_pad: bool,
-}
-
-impl Pool2dParams {
-    /// A `k`x`k` window moving by `s`, no padding (PyTorch's `MaxPool2d(k, s)`).
-    pub fn square(k: usize, s: usize) -> Self {
-        Self {
-            kernel: [k, k],
-            stride: [s, s],
-            padding: [0, 0],
-            ceil_mode: false,
-            count_include_pad: true,
-        }
+/// Whether `g` is the geometry of these tensors (an error naming both when not).
+fn check_geometry(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, g: &ConvGeometry) -> Result<()> {
+    let bias_ok = bias.is_none_or(|b| b.dims() == [g.c_out]);
+    if x.dims() != g.input_dims() || w.dims() != g.weight_dims() || !bias_ok {
+        candle_core::bail!(
+            "conv2d: input {:?}, weight {:?} and bias {:?} are not those of geometry {g:?}",
+            x.dims(),
+            w.dims(),
+            bias.map(|b| b.dims())
+        )
     }
+    Ok(())
 }
 
 /// Max pooling of `x` `[b, c, h, w]`.
@@ -273,127 +263,4 @@ pub fn kernels() -> Kernels {
             }
         }
     }
-}
-
-/// The sizes of a convolution, checked against each other.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ConvGeometry {
-    /// Batch size.
-    pub b: usize,
-    /// Input channels.
-    pub c_in: usize,
-    /// Input height.
-    pub h: usize,
-    /// Input width.
-    pub w: usize,
-    /// Output channels.
-    pub c_out: usize,
-    /// Kernel height.
-    pub kh: usize,
-    /// Kernel width.
-    pub kw: usize,
-    /// Output height.
-    pub oh: usize,
-    /// Output width.
-    pub ow: usize,
-    /// The convolution's arguments.
-    pub p: Conv2dParams,
-}
-
-impl ConvGeometry {
-    /// Checks the dims of `x` `[b, c_in, h, w]`, `w` `[c_out, c_in / groups, kh, kw]` and the
-    /// bias length against `p`, and works out the output size.
-    pub fn new(x: &[usize], w: &[usize], bias: Option<&[usize]>, p: &Conv2dParams) -> Result<Self> {
-        let (&[b, c_in, h, wd], &[c_out, cg, kh, kw]) = (x, w) else {
-            candle_core::bail!(
-                "conv2d expects a 4-D input and a 4-D weight, got input {x:?} and weight {w:?}"
-            )
-        };
-        if p.groups == 0 || p.stride.contains(&0) || p.dilation.contains(&0) {
-            candle_core::bail!("conv2d needs groups, stride and dilation > 0, got {p:?}")
-        }
-        if c_in != cg * p.groups || c_out % p.groups != 0 || c_out == 0 {
-            candle_core::bail!(
-                "conv2d: input {x:?} has {c_in} channels and weight {w:?} expects {cg} x {} groups \
-                 (output channels must also divide by groups)",
-                p.groups
-            )
-        }
-        if let Some(bias) = bias {
-            if bias != [c_out] {
-                candle_core::bail!(
-                    "conv2d: bias {bias:?} does not match weight {w:?}, expected [{c_out}]"
-                )
-            }
-        }
-        let size = |i: usize, k: usize, dim: usize| -> Result<usize> {
-            let span = p.dilation[dim] * (k.max(1) - 1) + 1;
-            let padded = i + 2 * p.padding[dim];
-            if k == 0 || padded < span {
-                candle_core::bail!(
-                    "conv2d: kernel {w:?} with dilation {:?} does not fit input {x:?} padded by {:?}",
-                    p.dilation,
-                    p.padding
-                )
-            }
-            Ok((padded - span) / p.stride[dim] + 1)
-        };
-        let oh = size(h, kh, 0)?;
-        let ow = size(wd, kw, 1)?;
-        Ok(Self {
-            b,
-            c_in,
-            h,
-            w: wd,
-            c_out,
-            kh,
-            kw,
-            oh,
-            ow,
-            p: *p,
-        })
-    }
-}
-
-/// The output size of pooling along one dimension, with PyTorch's rule: `floor` (or `ceil`)
-/// of `(input + 2 * padding - kernel) / stride + 1`, and in `ceil` mode the last window must
-/// start inside the input or the left padding.
-pub fn pool_output_size(
-    input: usize,
-    kernel: usize,
-    stride: usize,
-    padding: usize,
-    ceil_mode: bool,
-) -> Option<usize> {
-    if kernel == 0 || stride == 0 || 2 * padding > kernel || input + 2 * padding < kernel {
-        return None;
-    }
-    let num = input + 2 * padding - kernel;
-    let mut out = if ceil_mode {
-        num.div_ceil(stride) + 1
-    } else {
-        num / stride + 1
-    };
-    if ceil_mode && (out - 1) * stride >= input + padding {
-        out -= 1;
-    }
-    Some(out)
-}
-
-/// The output size `(h, w)` of pooling `x` `[b, c, h, w]` with `p`, or an error that says why
-/// there is none.
-pub fn pool_output_hw(dims: &[usize], p: &Pool2dParams) -> Result<(usize, usize)> {
-    let &[_, _, h, w] = dims else {
-        candle_core::bail!("pool2d expects a 4-D input [b, c, h, w], got {dims:?}")
-    };
-    let size = |i, d: usize| {
-        pool_output_size(i, p.kernel[d], p.stride[d], p.padding[d], p.ceil_mode).ok_or_else(|| {
-            candle_core::Error::Msg(format!(
-                "pool2d: cannot pool input {dims:?} with {p:?} (kernel and stride must be > 0, \
-                 padding at most half the kernel, and the padded input at least the kernel)"
-            ))
-            .bt()
-        })
-    };
-    Ok((size(h, 0)?, size(w, 1)?))
 }

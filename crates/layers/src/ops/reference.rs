@@ -5,14 +5,30 @@
 //! ops lack (unequal `(h, w)` arguments, padding and `ceil_mode` for pooling, pooling windows
 //! that overlap) are built from padding, strided slices (narrow + reshape) and matmul.
 
+use super::native::shape_error;
 use super::{pool_output_hw, Conv2dParams, ConvGeometry, Pool2dParams};
 use candle_core::{Result, Tensor};
+pub use convnets_kernels::pool::avg_divisors;
 
 /// Convolution: `candle_core::Tensor::conv2d` when stride, padding and dilation are equal in
 /// `(h, w)` (and candle's backward handles the sizes), otherwise an im2col composition (pad,
 /// strided slices, batched matmul).
 pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -> Result<Tensor> {
-    let g = ConvGeometry::new(x.dims(), w.dims(), bias.map(|b| b.dims()), p)?;
+    let g = ConvGeometry::new(x.dims(), w.dims(), bias.map(|b| b.dims()), p)
+        .map_err(|e| shape_error("conv2d", e))?;
+    conv2d_with(x, w, bias, &g)
+}
+
+/// [`conv2d`] on a geometry [`ConvGeometry::new`] already checked (see
+/// [`crate::ops::conv2d_with`]).
+pub fn conv2d_with(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    g: &ConvGeometry,
+) -> Result<Tensor> {
+    super::check_geometry(x, w, bias, g)?;
+    let (g, p) = (*g, &g.p);
     let square = p.stride[0] == p.stride[1]
         && p.padding[0] == p.padding[1]
         && p.dilation[0] == p.dilation[1];
@@ -105,7 +121,7 @@ fn pad_with(t: &Tensor, dim: usize, left: usize, right: usize, value: f64) -> Re
 
 /// The `kh * kw` strided window views `[b, c, oh, ow]` of `x` padded with `value`.
 fn pool_windows(x: &Tensor, p: &Pool2dParams, value: f64) -> Result<(Vec<Tensor>, usize, usize)> {
-    let (oh, ow) = pool_output_hw(x.dims(), p)?;
+    let (oh, ow) = pool_output_hw(x.dims(), p).map_err(|e| shape_error("pool2d", e))?;
     let (h, w) = (x.dim(2)?, x.dim(3)?);
     // The windows reach padded index (o - 1) * s + k - 1; pad the right side up to that.
     let right_h = ((oh - 1) * p.stride[0] + p.kernel[0]).saturating_sub(h + p.padding[0]);
@@ -151,7 +167,7 @@ pub fn max_pool2d(x: &Tensor, p: &Pool2dParams) -> Result<Tensor> {
 pub fn avg_pool2d(x: &Tensor, p: &Pool2dParams) -> Result<Tensor> {
     if p.padding == [0, 0] && !p.ceil_mode && p.kernel == p.stride {
         let (h, w) = (x.dim(2)?, x.dim(3)?);
-        pool_output_hw(x.dims(), p)?;
+        pool_output_hw(x.dims(), p).map_err(|e| shape_error("pool2d", e))?;
         if h % p.stride[0] == 0 && w % p.stride[1] == 0 {
             return x
                 .avg_pool2d_with_stride((p.kernel[0], p.kernel[1]), (p.stride[0], p.stride[1]));
@@ -166,28 +182,6 @@ pub fn avg_pool2d(x: &Tensor, p: &Pool2dParams) -> Result<Tensor> {
     let div = avg_divisors(h, w, oh, ow, p);
     let div = Tensor::from_vec(div, (1, 1, oh, ow), x.device())?.to_dtype(x.dtype())?;
     sum.broadcast_div(&div)
-}
-
-/// The divisor of each output of average pooling, `[oh * ow]`, as PyTorch computes it.
-pub fn avg_divisors(h: usize, w: usize, oh: usize, ow: usize, p: &Pool2dParams) -> Vec<f32> {
-    let span = |o: usize, d: usize, i: usize| {
-        let start = (o * p.stride[d]) as isize - p.padding[d] as isize;
-        let end = (start + p.kernel[d] as isize).min((i + p.padding[d]) as isize);
-        let with_pad = end - start;
-        let inside = end.min(i as isize) - start.max(0);
-        if p.count_include_pad {
-            with_pad
-        } else {
-            inside
-        }
-    };
-    let mut out = Vec::with_capacity(oh * ow);
-    for y in 0..oh {
-        for x in 0..ow {
-            out.push((span(y, 0, h) * span(x, 1, w)) as f32);
-        }
-    }
-    out
 }
 
 /// Mean cross-entropy of `logits` `[b, classes]` against integer `labels` `[b]`.

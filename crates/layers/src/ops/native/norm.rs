@@ -1,140 +1,145 @@
-//! Batch normalisation in training mode (batch statistics) for `[b, c, h, w]` tensors:
-//! per-channel statistics, the normalisation, and its backward, each one pass over the data.
-//! Sums are taken in `f64`, channel by channel in a fixed order (deterministic), with eight
-//! accumulators per sum so that they vectorise instead of waiting on one long chain of adds.
+//! Batch normalisation in training mode (with an optional fused ReLU) as a candle custom op,
+//! over [`convnets_kernels::norm`].
 
-use rayon::prelude::*;
+use super::{f32_data, kernel_error};
+use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+use convnets_kernels::norm;
 
-/// `sum(f(v))` over `xs` in `f64`: eight interleaved partial sums added in a fixed order.
-#[inline]
-fn sum_f64(xs: &[f32], f: impl Fn(f64) -> f64) -> f64 {
-    let mut acc = [0f64; 8];
-    let mut chunks = xs.chunks_exact(8);
-    for c in &mut chunks {
-        for (a, &v) in acc.iter_mut().zip(c) {
-            *a += f(f64::from(v));
-        }
-    }
-    let mut s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-    for &v in chunks.remainder() {
-        s += f(f64::from(v));
-    }
-    s
+/// Batch normalisation of `x` `[b, c, h, w]` with the batch's statistics through the native
+/// kernels (see [`crate::ops::batch_norm2d_train`]).
+pub fn batch_norm2d_train(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    eps: f64,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    batch_norm2d_train_op(x, weight, bias, eps, false)
 }
 
-/// `(sum(dy), sum(dy * (x - mu)))` over one plane, as [`sum_f64`] does.
-#[inline]
-fn sum_dy_dyx(dy: &[f32], x: &[f32], mu: f64) -> (f64, f64) {
-    let (mut a, mut b) = ([0f64; 8], [0f64; 8]);
-    let (mut gc, mut xc) = (dy.chunks_exact(8), x.chunks_exact(8));
-    for (g, v) in (&mut gc).zip(&mut xc) {
-        for j in 0..8 {
-            let g = f64::from(g[j]);
-            a[j] += g;
-            b[j] += g * (f64::from(v[j]) - mu);
-        }
-    }
-    let fold = |s: [f64; 8]| ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-    let (mut sa, mut sb) = (fold(a), fold(b));
-    for (&g, &v) in gc.remainder().iter().zip(xc.remainder()) {
-        sa += f64::from(g);
-        sb += f64::from(g) * (f64::from(v) - mu);
-    }
-    (sa, sb)
+/// [`batch_norm2d_train`] followed by ReLU in the same op (see
+/// [`crate::ops::batch_norm2d_relu_train`]).
+pub fn batch_norm2d_relu_train(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    eps: f64,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    batch_norm2d_train_op(x, weight, bias, eps, true)
 }
 
-/// Per channel of `x` `[b, c, hw]`: the mean and the biased variance (two-pass).
-pub(crate) fn channel_stats(x: &[f32], b: usize, c: usize, hw: usize) -> (Vec<f32>, Vec<f32>) {
-    let m = (b * hw).max(1) as f64;
-    let stats: Vec<(f32, f32)> = (0..c)
-        .into_par_iter()
-        .map(|ch| {
-            let planes = (0..b).map(|i| &x[(i * c + ch) * hw..][..hw]);
-            let sum: f64 = planes.clone().map(|p| sum_f64(p, |v| v)).sum();
-            let mean = sum / m;
-            let sq: f64 = planes
-                .map(|p| sum_f64(p, |v| (v - mean) * (v - mean)))
-                .sum();
-            (mean as f32, (sq / m) as f32)
-        })
-        .collect();
-    stats.into_iter().unzip()
-}
-
-/// `y = x * scale[ch] + shift[ch]`, then `max(y, 0)` (NaN kept) when `relu`, parallel over
-/// images.
-pub(crate) fn scale_shift(
-    x: &[f32],
-    scale: &[f32],
-    shift: &[f32],
-    c: usize,
-    hw: usize,
+fn batch_norm2d_train_op(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    eps: f64,
     relu: bool,
-) -> Vec<f32> {
-    let mut y = vec![0f32; x.len()];
-    y.par_chunks_mut(c * hw)
-        .zip(x.par_chunks(c * hw))
-        .for_each(|(y, x)| {
-            for ch in 0..c {
-                let (s, t) = (scale[ch], shift[ch]);
-                let (y, x) = (&mut y[ch * hw..][..hw], &x[ch * hw..][..hw]);
-                if relu {
-                    // candle's and our ReLU: max(v, 0), NaN becomes 0.
-                    for (o, &v) in y.iter_mut().zip(x) {
-                        *o = super::relu::relu1(v * s + t);
-                    }
-                } else {
-                    for (o, &v) in y.iter_mut().zip(x) {
-                        *o = v * s + t;
-                    }
-                }
-            }
-        });
-    y
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let (b, c, h, w) = x.dims4()?;
+    if weight.dims() != [c] || bias.dims() != [c] {
+        bail!(
+            "batch_norm2d: input {:?} needs weight and bias [{c}], got {:?} and {:?}",
+            x.dims(),
+            weight.dims(),
+            bias.dims()
+        )
+    }
+    let x = x.contiguous()?;
+    let hw = h * w;
+    let (mean, var) = {
+        let (s, l) = x.storage_and_layout();
+        let candle_core::Storage::Cpu(s) = &*s else {
+            bail!("batch_norm2d: native kernels need a CPU tensor")
+        };
+        let data = f32_data(s, l, "batch_norm2d")?;
+        norm::channel_stats(data, b, c, hw).map_err(kernel_error)?
+    };
+    let invstd: Vec<f32> = var
+        .iter()
+        .map(|&v| (1.0 / (f64::from(v) + eps).sqrt()) as f32)
+        .collect();
+    let op = BatchNormTrain {
+        dims: (b, c, hw),
+        mean: mean.clone(),
+        invstd,
+        relu,
+    };
+    let y = x.apply_op3(&weight.contiguous()?, &bias.contiguous()?, op)?;
+    let dev = x.device();
+    Ok((
+        y,
+        Tensor::from_vec(mean, c, dev)?,
+        Tensor::from_vec(var, c, dev)?,
+    ))
 }
 
-/// Gradients of `y = (x - mean) * invstd * gamma + beta` with batch statistics: returns
-/// `(dx, dgamma, dbeta)`.
-pub(crate) fn bn_bwd(
-    x: &[f32],
-    dy: &[f32],
-    mean: &[f32],
-    invstd: &[f32],
-    gamma: &[f32],
-    (b, c, hw): (usize, usize, usize),
-) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let m = (b * hw).max(1) as f64;
-    let sums: Vec<(f64, f64)> = (0..c)
-        .into_par_iter()
-        .map(|ch| {
-            let (mu, is) = (f64::from(mean[ch]), f64::from(invstd[ch]));
-            let (mut sdy, mut sdyx) = (0f64, 0f64);
-            for i in 0..b {
-                let o = (i * c + ch) * hw;
-                let (a, d) = sum_dy_dyx(&dy[o..][..hw], &x[o..][..hw], mu);
-                sdy += a;
-                sdyx += d;
-            }
-            (sdy, sdyx * is)
-        })
-        .collect();
-    let dbeta: Vec<f32> = sums.iter().map(|s| s.0 as f32).collect();
-    let dgamma: Vec<f32> = sums.iter().map(|s| s.1 as f32).collect();
-    // dx = gamma * invstd * (dy - mean(dy) - xhat * mean(dy * xhat))
-    let k: Vec<f32> = (0..c).map(|ch| gamma[ch] * invstd[ch]).collect();
-    let mdy: Vec<f32> = sums.iter().map(|s| (s.0 / m) as f32).collect();
-    let mdyx: Vec<f32> = sums.iter().map(|s| (s.1 / m) as f32).collect();
-    let mut dx = vec![0f32; x.len()];
-    dx.par_chunks_mut(c * hw)
-        .zip(x.par_chunks(c * hw).zip(dy.par_chunks(c * hw)))
-        .for_each(|(dx, (x, dy))| {
-            for ch in 0..c {
-                let (mu, is, kk, a, bb) = (mean[ch], invstd[ch], k[ch], mdy[ch], mdyx[ch]);
-                let r = ch * hw..(ch + 1) * hw;
-                for ((o, &v), &g) in dx[r.clone()].iter_mut().zip(&x[r.clone()]).zip(&dy[r]) {
-                    *o = kk * (g - a - (v - mu) * is * bb);
-                }
-            }
-        });
-    (dx, dgamma, dbeta)
+/// `(x, gamma, beta) -> (x - mean) * invstd * gamma + beta` with fixed batch statistics whose
+/// dependence on `x` the backward accounts for.
+struct BatchNormTrain {
+    dims: (usize, usize, usize),
+    mean: Vec<f32>,
+    invstd: Vec<f32>,
+    /// Apply ReLU to the output (and mask the gradient by it).
+    relu: bool,
+}
+
+impl CustomOp3 for BatchNormTrain {
+    fn name(&self) -> &'static str {
+        "convnets-batch-norm2d-train"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = f32_data(s1, l1, "batch_norm2d")?;
+        let (g, beta) = (
+            f32_data(s2, l2, "batch_norm2d")?,
+            f32_data(s3, l3, "batch_norm2d")?,
+        );
+        let y = norm::bn_fwd(x, g, beta, &self.mean, &self.invstd, self.dims, self.relu)
+            .map_err(kernel_error)?;
+        Ok((CpuStorage::F32(y), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        gamma: &Tensor,
+        _beta: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (b, c, hw) = self.dims;
+        let grad = grad.contiguous()?;
+        // Through the fused ReLU first: the gradient where the output is positive.
+        let grad = if self.relu {
+            res.apply_op2_no_bwd(&grad, &super::relu::ReluGrad)?
+        } else {
+            grad
+        };
+        let g = gamma.to_vec1::<f32>()?;
+        // Read x and dy in place (no copies of the two largest tensors).
+        let (xs, xl) = x.storage_and_layout();
+        let (gs, gl) = grad.storage_and_layout();
+        let (candle_core::Storage::Cpu(xs), candle_core::Storage::Cpu(gs)) = (&*xs, &*gs) else {
+            bail!("batch_norm2d backward: native kernels need CPU tensors")
+        };
+        let (xs, dy) = (
+            f32_data(xs, xl, "batch_norm2d backward")?,
+            f32_data(gs, gl, "batch_norm2d backward")?,
+        );
+        let (dx, dg, db) =
+            norm::bn_bwd(xs, dy, &self.mean, &self.invstd, &g, self.dims).map_err(kernel_error)?;
+        let dev = x.device();
+        Ok((
+            Some(Tensor::from_vec(dx, (b, c, hw), dev)?.reshape(x.shape())?),
+            Some(Tensor::from_vec(dg, c, dev)?),
+            Some(Tensor::from_vec(db, c, dev)?),
+        ))
+    }
 }

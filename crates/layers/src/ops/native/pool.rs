@@ -1,363 +1,136 @@
-//! Pooling kernels, parallel over `[h, w]` planes.
+//! Max and average pooling as candle custom ops, forward and backward, over
+//! [`convnets_kernels::pool`].
 
-use crate::ops::reference::avg_divisors;
+use super::{f32_data, kernel_error, shape_error};
 use crate::ops::Pool2dParams;
-use rayon::prelude::*;
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
+use convnets_kernels::{pool, PoolDims};
 
-#[cfg(target_arch = "x86_64")]
-use super::{avx2, avx512, isa::isa, isa::Isa};
+/// Max pooling through the native kernel (see [`crate::ops::max_pool2d`]).
+pub fn max_pool2d(x: &Tensor, p: &Pool2dParams) -> Result<Tensor> {
+    let d = pool_dims(x.dims(), p)?;
+    x.contiguous()?.apply_op1(MaxPool { p: *p, d })
+}
 
-/// 2x2 max pooling of one row pair through the selected SIMD kernels; `false` (nothing done)
-/// on the portable path.
-fn simd_max2x2_row(r0: &[f32], r1: &[f32], out: &mut [f32]) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    match isa() {
-        Isa::Avx512 => {
-            avx512::max2x2_row(r0, r1, out);
-            return true;
-        }
-        Isa::Avx2 => {
-            avx2::max2x2_row(r0, r1, out);
-            return true;
-        }
-        Isa::Portable => {}
+/// Average pooling through the native kernel (see [`crate::ops::avg_pool2d`]).
+pub fn avg_pool2d(x: &Tensor, p: &Pool2dParams) -> Result<Tensor> {
+    let d = pool_dims(x.dims(), p)?;
+    x.contiguous()?.apply_op1(AvgPool { p: *p, d })
+}
+
+fn pool_dims(dims: &[usize], p: &Pool2dParams) -> Result<PoolDims> {
+    PoolDims::new(dims, p).map_err(|e| shape_error("pool2d", e))
+}
+
+/// Max pooling `x -> y`.
+struct MaxPool {
+    p: Pool2dParams,
+    d: PoolDims,
+}
+
+impl CustomOp1 for MaxPool {
+    fn name(&self) -> &'static str {
+        "convnets-max-pool2d"
     }
-    let _ = (r0, r1, out);
-    false
-}
 
-/// Backward of [`simd_max2x2_row`]; `false` (nothing done) on the portable path.
-fn simd_max2x2_bwd_row(r0: &[f32], r1: &[f32], dy: &[f32], d0: &mut [f32], d1: &mut [f32]) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    match isa() {
-        Isa::Avx512 => {
-            avx512::max2x2_bwd_row(r0, r1, dy, d0, d1);
-            return true;
-        }
-        Isa::Avx2 => {
-            avx2::max2x2_bwd_row(r0, r1, dy, d0, d1);
-            return true;
-        }
-        Isa::Portable => {}
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let d = &self.d;
+        let x = f32_data(s, l, "max_pool2d")?;
+        let dims = l.dims();
+        Ok((
+            CpuStorage::F32(pool::max_fwd(x, d, &self.p).map_err(kernel_error)?),
+            Shape::from((dims[0], dims[1], d.oh, d.ow)),
+        ))
     }
-    let _ = (r0, r1, dy, d0, d1);
-    false
-}
 
-/// 2x2 average pooling of one row pair through the selected SIMD kernels; `false` (nothing
-/// done) on the portable path.
-fn simd_avg2x2_row(r0: &[f32], r1: &[f32], out: &mut [f32]) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    match isa() {
-        Isa::Avx512 => {
-            avx512::avg2x2_row(r0, r1, out);
-            return true;
-        }
-        Isa::Avx2 => {
-            avx2::avg2x2_row(r0, r1, out);
-            return true;
-        }
-        Isa::Portable => {}
-    }
-    let _ = (r0, r1, out);
-    false
-}
-
-/// Backward of [`simd_avg2x2_row`]; `false` (nothing done) on the portable path.
-fn simd_avg2x2_bwd_row(dy: &[f32], d0: &mut [f32], d1: &mut [f32]) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    match isa() {
-        Isa::Avx512 => {
-            avx512::avg2x2_bwd_row(dy, d0, d1);
-            return true;
-        }
-        Isa::Avx2 => {
-            avx2::avg2x2_bwd_row(dy, d0, d1);
-            return true;
-        }
-        Isa::Portable => {}
-    }
-    let _ = (dy, d0, d1);
-    false
-}
-
-/// Sizes of a pooling: `planes = b * c` planes of `h x w` pooled to `oh x ow`.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct PoolDims {
-    pub planes: usize,
-    pub h: usize,
-    pub w: usize,
-    pub oh: usize,
-    pub ow: usize,
-}
-
-/// Planes per rayon task, so that each task has some work.
-fn min_planes(d: &PoolDims) -> usize {
-    (4096 / (d.h * d.w).max(1)).max(1)
-}
-
-/// The window of output `o` along one dimension, clipped to the input: `[start, end)`.
-#[inline]
-fn window(o: usize, d: usize, len: usize, p: &Pool2dParams) -> (usize, usize) {
-    let start = (o * p.stride[d]) as isize - p.padding[d] as isize;
-    let end = (start + p.kernel[d] as isize).min(len as isize);
-    (start.max(0) as usize, end.max(0) as usize)
-}
-
-/// Index (in the plane) of the first maximum of the window of output `(oy, ox)`, PyTorch's
-/// rule: scan row-major, take a value if it is greater than the best so far or NaN.
-#[inline]
-fn argmax(plane: &[f32], d: &PoolDims, p: &Pool2dParams, oy: usize, ox: usize) -> usize {
-    let (y0, y1) = window(oy, 0, d.h, p);
-    let (x0, x1) = window(ox, 1, d.w, p);
-    let mut best = f32::NEG_INFINITY;
-    let mut best_i = y0 * d.w + x0;
-    for y in y0..y1 {
-        let row = &plane[y * d.w..(y + 1) * d.w];
-        for (x, &v) in row.iter().enumerate().take(x1).skip(x0) {
-            if v > best || v.is_nan() {
-                best = v;
-                best_i = y * d.w + x;
-            }
-        }
-    }
-    best_i
-}
-
-/// Whether the windows tile the input without overlap, padding or clipping (the common
-/// `MaxPool2d(k)` / `AvgPool2d(k)` case), which has simpler loops.
-fn tiles(d: &PoolDims, p: &Pool2dParams) -> bool {
-    p.kernel == p.stride
-        && p.padding == [0, 0]
-        && d.oh * p.kernel[0] <= d.h
-        && d.ow * p.kernel[1] <= d.w
-}
-
-/// PyTorch's max-pool scan rule: a value replaces the best so far if greater, or NaN.
-#[inline(always)]
-fn takes(v: f32, best: f32) -> bool {
-    (v > best) | v.is_nan()
-}
-
-/// Max pooling forward.
-pub(crate) fn max_fwd(x: &[f32], d: &PoolDims, p: &Pool2dParams) -> Vec<f32> {
-    let mut y = vec![0f32; d.planes * d.oh * d.ow];
-    if tiles(d, p) && p.kernel == [2, 2] {
-        y.par_chunks_mut(d.oh * d.ow)
-            .zip(x.par_chunks(d.h * d.w))
-            .with_min_len(min_planes(d))
-            .for_each(|(out, plane)| max2x2(plane, d, out));
-        return y;
-    }
-    y.par_chunks_mut(d.oh * d.ow)
-        .zip(x.par_chunks(d.h * d.w))
-        .with_min_len(min_planes(d))
-        .for_each(|(out, plane)| {
-            for oy in 0..d.oh {
-                for ox in 0..d.ow {
-                    out[oy * d.ow + ox] = plane[argmax(plane, d, p, oy, ox)];
-                }
-            }
-        });
-    y
-}
-
-/// The value PyTorch's scan keeps after `best` when it meets `v`: `v` if greater or NaN.
-#[inline(always)]
-fn pick(v: f32, best: f32) -> f32 {
-    if takes(v, best) {
-        v
-    } else {
-        best
+    fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let op = MaxPoolGrad {
+            p: self.p,
+            d: self.d,
+        };
+        Ok(Some(x.apply_op2_no_bwd(&grad.contiguous()?, &op)?))
     }
 }
 
-/// 2x2 stride-2 max pooling of one plane whose windows all lie inside it. The loops walk
-/// pairs of columns with no index arithmetic or bounds checks, so they vectorise.
-fn max2x2(plane: &[f32], d: &PoolDims, out: &mut [f32]) {
-    for (oy, out) in out.chunks_exact_mut(d.ow).enumerate() {
-        let r0 = &plane[2 * oy * d.w..][..2 * d.ow];
-        let r1 = &plane[(2 * oy + 1) * d.w..][..2 * d.ow];
-        if simd_max2x2_row(r0, r1, out) {
-            continue;
-        }
-        for ((o, p0), p1) in out
-            .iter_mut()
-            .zip(r0.chunks_exact(2))
-            .zip(r1.chunks_exact(2))
-        {
-            *o = pick(p1[1], pick(p1[0], pick(p0[1], p0[0])));
-        }
+/// Max pooling gradient `(x, dy) -> dx`.
+struct MaxPoolGrad {
+    p: Pool2dParams,
+    d: PoolDims,
+}
+
+impl CustomOp2 for MaxPoolGrad {
+    fn name(&self) -> &'static str {
+        "convnets-max-pool2d-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let d = &self.d;
+        let (x, dy) = (
+            f32_data(s1, l1, "max_pool2d grad")?,
+            f32_data(s2, l2, "max_pool2d grad")?,
+        );
+        Ok((
+            CpuStorage::F32(pool::max_bwd(x, dy, d, &self.p).map_err(kernel_error)?),
+            l1.shape().clone(),
+        ))
     }
 }
 
-/// 2x2 stride-2 max pooling backward of one plane whose windows all lie inside it: the
-/// gradient goes where PyTorch's row-major scan ends (the first maximum, or the last NaN),
-/// found with selects rather than branches (the comparisons are unpredictable on real data),
-/// and the loops walk pairs of columns with no bounds checks, so they vectorise. Every
-/// element of every window is written.
-fn max2x2_bwd(plane: &[f32], dy: &[f32], d: &PoolDims, dx: &mut [f32]) {
-    for (oy, dy) in dy.chunks_exact(d.ow).enumerate() {
-        let r0 = &plane[2 * oy * d.w..][..2 * d.ow];
-        let r1 = &plane[(2 * oy + 1) * d.w..][..2 * d.ow];
-        let (d0, rest) = dx[2 * oy * d.w..].split_at_mut(d.w);
-        let (d0, d1) = (&mut d0[..2 * d.ow], &mut rest[..2 * d.ow]);
-        if simd_max2x2_bwd_row(r0, r1, dy, d0, d1) {
-            continue;
-        }
-        for ((((&g, p0), p1), q0), q1) in dy
-            .iter()
-            .zip(r0.chunks_exact(2))
-            .zip(r1.chunks_exact(2))
-            .zip(d0.chunks_exact_mut(2))
-            .zip(d1.chunks_exact_mut(2))
-        {
-            let (a, b, c, e) = (p0[0], p0[1], p1[0], p1[1]);
-            let tb = takes(b, a);
-            let m = if tb { b } else { a };
-            let tc = takes(c, m);
-            let m = if tc { c } else { m };
-            let te = takes(e, m);
-            // The last element the scan took wins.
-            let we = te;
-            let wc = tc & !te;
-            let wb = tb & !(tc | te);
-            let wa = !(tb | tc | te);
-            q0[0] = if wa { g } else { 0.0 };
-            q0[1] = if wb { g } else { 0.0 };
-            q1[0] = if wc { g } else { 0.0 };
-            q1[1] = if we { g } else { 0.0 };
-        }
+/// Average pooling `x -> y`.
+struct AvgPool {
+    p: Pool2dParams,
+    d: PoolDims,
+}
+
+impl CustomOp1 for AvgPool {
+    fn name(&self) -> &'static str {
+        "convnets-avg-pool2d"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let d = &self.d;
+        let x = f32_data(s, l, "avg_pool2d")?;
+        let dims = l.dims();
+        Ok((
+            CpuStorage::F32(pool::avg_fwd(x, d, &self.p).map_err(kernel_error)?),
+            Shape::from((dims[0], dims[1], d.oh, d.ow)),
+        ))
+    }
+
+    fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let op = AvgPoolGrad {
+            p: self.p,
+            d: self.d,
+            shape: x.shape().clone(),
+        };
+        Ok(Some(grad.contiguous()?.apply_op1_no_bwd(&op)?))
     }
 }
 
-/// Max pooling backward: the gradient of each output goes to the first maximum of its window.
-pub(crate) fn max_bwd(x: &[f32], dy: &[f32], d: &PoolDims, p: &Pool2dParams) -> Vec<f32> {
-    let mut dx = vec![0f32; d.planes * d.h * d.w];
-    if tiles(d, p) && p.kernel == [2, 2] {
-        dx.par_chunks_mut(d.h * d.w)
-            .zip(x.par_chunks(d.h * d.w))
-            .zip(dy.par_chunks(d.oh * d.ow))
-            .with_min_len(min_planes(d))
-            .for_each(|((dx, plane), dy)| max2x2_bwd(plane, dy, d, dx));
-        return dx;
-    }
-    dx.par_chunks_mut(d.h * d.w)
-        .zip(x.par_chunks(d.h * d.w))
-        .zip(dy.par_chunks(d.oh * d.ow))
-        .with_min_len(min_planes(d))
-        .for_each(|((dx, plane), dy)| {
-            for oy in 0..d.oh {
-                for ox in 0..d.ow {
-                    dx[argmax(plane, d, p, oy, ox)] += dy[oy * d.ow + ox];
-                }
-            }
-        });
-    dx
+/// Average pooling gradient `dy -> dx`.
+struct AvgPoolGrad {
+    p: Pool2dParams,
+    d: PoolDims,
+    shape: Shape,
 }
 
-/// Average pooling forward.
-pub(crate) fn avg_fwd(x: &[f32], d: &PoolDims, p: &Pool2dParams) -> Vec<f32> {
-    let mut y = vec![0f32; d.planes * d.oh * d.ow];
-    if tiles(d, p) {
-        let inv = 1.0 / (p.kernel[0] * p.kernel[1]) as f32;
-        let [kh, kw] = p.kernel;
-        y.par_chunks_mut(d.oh * d.ow)
-            .zip(x.par_chunks(d.h * d.w))
-            .with_min_len(min_planes(d))
-            .for_each(|(out, plane)| {
-                for (oy, out) in out.chunks_exact_mut(d.ow).enumerate() {
-                    if p.kernel == [2, 2] {
-                        let r0 = &plane[2 * oy * d.w..][..2 * d.ow];
-                        let r1 = &plane[(2 * oy + 1) * d.w..][..2 * d.ow];
-                        if simd_avg2x2_row(r0, r1, out) {
-                            continue;
-                        }
-                    }
-                    for ky in 0..kh {
-                        let row = &plane[(oy * kh + ky) * d.w..][..d.ow * kw];
-                        if kw == 2 {
-                            for (o, pair) in out.iter_mut().zip(row.chunks_exact(2)) {
-                                *o += pair[0] + pair[1];
-                            }
-                        } else {
-                            for (o, win) in out.iter_mut().zip(row.chunks_exact(kw)) {
-                                *o += win.iter().sum::<f32>();
-                            }
-                        }
-                    }
-                    for o in out {
-                        *o *= inv;
-                    }
-                }
-            });
-        return y;
+impl CustomOp1 for AvgPoolGrad {
+    fn name(&self) -> &'static str {
+        "convnets-avg-pool2d-grad"
     }
-    let div = avg_divisors(d.h, d.w, d.oh, d.ow, p);
-    y.par_chunks_mut(d.oh * d.ow)
-        .zip(x.par_chunks(d.h * d.w))
-        .with_min_len(min_planes(d))
-        .for_each(|(out, plane)| {
-            for oy in 0..d.oh {
-                let (y0, y1) = window(oy, 0, d.h, p);
-                for ox in 0..d.ow {
-                    let (x0, x1) = window(ox, 1, d.w, p);
-                    let mut s = 0f32;
-                    for y in y0..y1 {
-                        s += plane[y * d.w + x0..y * d.w + x1].iter().sum::<f32>();
-                    }
-                    out[oy * d.ow + ox] = s / div[oy * d.ow + ox];
-                }
-            }
-        });
-    y
-}
 
-/// Average pooling backward: each output's gradient, divided by its divisor, is added to
-/// every input of its window.
-pub(crate) fn avg_bwd(dy: &[f32], d: &PoolDims, p: &Pool2dParams) -> Vec<f32> {
-    let mut dx = vec![0f32; d.planes * d.h * d.w];
-    if tiles(d, p) {
-        let inv = 1.0 / (p.kernel[0] * p.kernel[1]) as f32;
-        let [kh, kw] = p.kernel;
-        dx.par_chunks_mut(d.h * d.w)
-            .zip(dy.par_chunks(d.oh * d.ow))
-            .with_min_len(min_planes(d))
-            .for_each(|(dx, dy)| {
-                for (oy, dy) in dy.chunks_exact(d.ow).enumerate() {
-                    if p.kernel == [2, 2] {
-                        let (d0, rest) = dx[2 * oy * d.w..].split_at_mut(d.w);
-                        if simd_avg2x2_bwd_row(dy, &mut d0[..2 * d.ow], &mut rest[..2 * d.ow]) {
-                            continue;
-                        }
-                    }
-                    for ky in 0..kh {
-                        let row = &mut dx[(oy * kh + ky) * d.w..][..d.ow * kw];
-                        for (win, g) in row.chunks_exact_mut(kw).zip(dy) {
-                            win.fill(g * inv);
-                        }
-                    }
-                }
-            });
-        return dx;
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let d = &self.d;
+        let dy = f32_data(s, l, "avg_pool2d grad")?;
+        Ok((
+            CpuStorage::F32(pool::avg_bwd(dy, d, &self.p).map_err(kernel_error)?),
+            self.shape.clone(),
+        ))
     }
-    let div = avg_divisors(d.h, d.w, d.oh, d.ow, p);
-    dx.par_chunks_mut(d.h * d.w)
-        .zip(dy.par_chunks(d.oh * d.ow))
-        .with_min_len(min_planes(d))
-        .for_each(|(dx, dy)| {
-            for oy in 0..d.oh {
-                let (y0, y1) = window(oy, 0, d.h, p);
-                for ox in 0..d.ow {
-                    let (x0, x1) = window(ox, 1, d.w, p);
-                    let g = dy[oy * d.ow + ox] / div[oy * d.ow + ox];
-                    for y in y0..y1 {
-                        for v in &mut dx[y * d.w + x0..y * d.w + x1] {
-                            *v += g;
-                        }
-                    }
-                }
-            }
-        });
-    dx
 }

@@ -1,67 +1,107 @@
-//! ReLU kernels: `y = max(x, 0)` and its gradient `dx = dy * (y > 0)`, one pass each, with
-//! PyTorch's NaN semantics (a NaN input stays NaN and passes its gradient through, so a
-//! diverging network shows NaN instead of training on at chance level),
-//! elementwise (so split over threads in fixed chunks, with the same result on any split).
-//! The outputs are collected straight into fresh vectors: no zero fill first.
+//! ReLU and the residual join `relu(a + b)` as candle custom ops, forward and backward,
+//! over [`convnets_kernels::relu`].
 
-use rayon::prelude::*;
+use super::{f32_data, kernel_error};
+use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
+use convnets_kernels::relu;
 
-/// One element of ReLU: `max(x, 0)`, but NaN stays NaN (`f32::max` would return 0).
-#[inline(always)]
-pub(crate) fn relu1(x: f32) -> f32 {
-    if x.is_nan() {
-        x
-    } else {
-        x.max(0.0)
+/// `max(x, 0)` through the native kernels (see [`crate::ops::relu`]): one pass forward, and
+/// one pass backward, `dy * (y > 0)` from the kept output.
+pub fn relu(x: &Tensor) -> Result<Tensor> {
+    x.contiguous()?.apply_op1(Relu)
+}
+
+/// ReLU `x -> y`.
+struct Relu;
+
+impl CustomOp1 for Relu {
+    fn name(&self) -> &'static str {
+        "convnets-relu"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = f32_data(s, l, "relu")?;
+        Ok((CpuStorage::F32(relu::relu_fwd(x)), l.shape().clone()))
+    }
+
+    fn bwd(&self, _x: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(
+            res.contiguous()?
+                .apply_op2_no_bwd(&grad.contiguous()?, &ReluGrad)?,
+        ))
     }
 }
 
-/// Elements per rayon task; below [`SERIAL`] the kernels run on the calling thread.
-const CHUNK: usize = 1 << 15;
-/// Below this many elements a second thread costs more than it saves.
-const SERIAL: usize = 1 << 18;
-
-/// `max(x, 0)`, NaN kept (`torch.relu`; candle's own `relu` turns NaN into 0).
-pub(crate) fn relu_fwd(x: &[f32]) -> Vec<f32> {
-    let f = |&x: &f32| relu1(x);
-    if x.len() < SERIAL {
-        return x.iter().map(f).collect();
+/// `max(a + b, 0)` through the native kernels (see [`crate::ops::add_relu`]).
+pub fn add_relu(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    if a.dims() != b.dims() {
+        bail!(
+            "add_relu: operands have different shapes {:?} and {:?}",
+            a.dims(),
+            b.dims()
+        )
     }
-    let mut y = Vec::new();
-    x.par_iter()
-        .with_min_len(CHUNK)
-        .map(f)
-        .collect_into_vec(&mut y);
-    y
+    a.contiguous()?.apply_op2(&b.contiguous()?, AddRelu)
 }
 
-/// `max(a + b, 0)` (NaN kept, as in [`relu_fwd`]).
-pub(crate) fn add_relu_fwd(a: &[f32], b: &[f32]) -> Vec<f32> {
-    let f = |(&a, &b): (&f32, &f32)| relu1(a + b);
-    if a.len() < SERIAL {
-        return a.iter().zip(b).map(f).collect();
+/// `(a, b) -> max(a + b, 0)`.
+struct AddRelu;
+
+impl CustomOp2 for AddRelu {
+    fn name(&self) -> &'static str {
+        "convnets-add-relu"
     }
-    let mut y = Vec::new();
-    a.par_iter()
-        .zip(b)
-        .with_min_len(CHUNK)
-        .map(f)
-        .collect_into_vec(&mut y);
-    y
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (a, b) = (f32_data(s1, l1, "add_relu")?, f32_data(s2, l2, "add_relu")?);
+        Ok((
+            CpuStorage::F32(relu::add_relu_fwd(a, b).map_err(kernel_error)?),
+            l1.shape().clone(),
+        ))
+    }
+
+    fn bwd(
+        &self,
+        _a: &Tensor,
+        _b: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let g = res
+            .contiguous()?
+            .apply_op2_no_bwd(&grad.contiguous()?, &ReluGrad)?;
+        Ok((Some(g.clone()), Some(g)))
+    }
 }
 
-/// `y <= 0 ? 0 : dy` (PyTorch's `threshold_backward`: a NaN output passes the gradient),
-/// from the forward's output `y`.
-pub(crate) fn relu_bwd(y: &[f32], dy: &[f32]) -> Vec<f32> {
-    let f = |(&y, &g): (&f32, &f32)| if y <= 0.0 { 0.0 } else { g };
-    if y.len() < SERIAL {
-        return y.iter().zip(dy).map(f).collect();
+/// ReLU gradient `(y, dy) -> dx`.
+pub(super) struct ReluGrad;
+
+impl CustomOp2 for ReluGrad {
+    fn name(&self) -> &'static str {
+        "convnets-relu-grad"
     }
-    let mut dx = Vec::new();
-    y.par_iter()
-        .zip(dy)
-        .with_min_len(CHUNK)
-        .map(f)
-        .collect_into_vec(&mut dx);
-    dx
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (y, dy) = (
+            f32_data(s1, l1, "relu grad")?,
+            f32_data(s2, l2, "relu grad")?,
+        );
+        Ok((
+            CpuStorage::F32(relu::relu_bwd(y, dy).map_err(kernel_error)?),
+            l1.shape().clone(),
+        ))
+    }
 }

@@ -26,7 +26,7 @@ pub enum Isa {
 }
 
 impl Isa {
-    /// The name `CONVNETS_ISA` takes and [`isa`](crate::ops::isa) reports: `avx512`, `avx2`
+    /// The name `CONVNETS_ISA` takes and [`isa()`](crate::isa()) reports: `avx512`, `avx2`
     /// or `portable`.
     pub fn name(self) -> &'static str {
         match self {

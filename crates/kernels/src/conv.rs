@@ -1,0 +1,795 @@
+//! Convolution kernels: matrix products in our AVX-512 kernels (or `gemm`), parallel over
+//! the batch.
+//!
+//! Per image and group, with `K = c_in / groups * kh * kw` and `N = oh * ow`:
+//! - forward: `y[og, N] = w[og, K] @ col[K, N]` (+ bias, fused by pre-filling `y`);
+//! - input gradient: `dcol[K, N] = w^T[K, og] @ dy[og, N]`, then col2im into `dx`;
+//! - weight gradient: `dw[og, K] += dy[og, N] @ col^T[N, K]`, summed over the batch.
+//!
+//! `col` is the unfolded input (im2col). A stride-1 convolution skips it: the products read
+//! shifted windows of the padded image instead ([`Implicit`]), and its input gradient is a
+//! stride-1 convolution of the padded output gradient (no col2im). A 1x1 convolution with
+//! stride 1 and no padding uses the input as `col` directly. When the weight is trained and
+//! the batch's `col` is small (up to [`MAX_KEPT_COL`]), the forward unfolds and keeps it for
+//! the weight gradient, in buffers recycled across steps.
+
+use super::gemm::{gemm_nt, gemm_nt_gather, with_scratch, Init, Lhs, Mat};
+use crate::error::{check_len, Result};
+use crate::ConvGeometry;
+use rayon::prelude::*;
+use std::sync::Mutex;
+
+/// The largest unfolded input (in floats, 4 MiB) that the forward keeps for the backward.
+/// Larger ones cost more to stream through memory and back than to unfold again image by
+/// image in a cache-resident scratch buffer during the weight gradient (LeNet-5 trains 1.3x
+/// faster with 4 MiB than with 32 MiB; MnistNet's 4 MiB batches are faster kept).
+const MAX_KEPT_COL: usize = 1 << 20;
+
+/// Unfolded-input buffers given back by the backward, for the next forward: no allocation
+/// (and no page faults) per step. Their contents are stale; `im2col` writes every element.
+static COL_POOL: Mutex<Vec<Vec<f32>>> = Mutex::new(Vec::new());
+
+/// A buffer of `len` floats with unspecified contents, from the pool when it has one.
+fn take_col(len: usize) -> Vec<f32> {
+    let mut v = COL_POOL
+        .lock()
+        .ok()
+        .and_then(|mut pool| {
+            let i = pool
+                .iter()
+                .position(|v| v.capacity() >= len)
+                .or(pool.len().checked_sub(1))?;
+            Some(pool.swap_remove(i))
+        })
+        .unwrap_or_default();
+    v.resize(len, 0.0);
+    v.truncate(len);
+    v
+}
+
+/// Gives an unfolded input from [`conv2d_fwd`] back to the pool (which keeps at most 8), for
+/// the next forward to reuse.
+pub fn give_col(v: Vec<f32>) {
+    if let Ok(mut pool) = COL_POOL.lock() {
+        if pool.len() < 8 {
+            pool.push(v);
+        }
+    }
+}
+
+/// Derived sizes of a convolution.
+#[derive(Clone, Copy)]
+struct Dims {
+    /// Input channels per group.
+    cg: usize,
+    /// Output channels per group.
+    og: usize,
+    /// Rows of `col`: `cg * kh * kw`.
+    k: usize,
+    /// Columns of `col`: `oh * ow`.
+    n: usize,
+    /// Input plane size `h * w`.
+    hw: usize,
+    /// `col` is the input itself (1x1, stride 1, no padding).
+    pointwise: bool,
+}
+
+impl Dims {
+    fn new(g: &ConvGeometry) -> Self {
+        let cg = g.c_in / g.p.groups;
+        let p = &g.p;
+        Self {
+            cg,
+            og: g.c_out / p.groups,
+            k: cg * g.kh * g.kw,
+            n: g.oh * g.ow,
+            hw: g.h * g.w,
+            pointwise: g.kh == 1 && g.kw == 1 && p.stride == [1, 1] && p.padding == [0, 0],
+        }
+    }
+}
+
+/// How to split work: over images (each GEMM single-threaded) or inside each GEMM.
+fn batch_parallel(g: &ConvGeometry) -> bool {
+    g.b >= rayon::current_num_threads().min(2) && g.b > 1
+}
+
+/// For kernel offset `off = k * dilation - padding` along a dimension of length `len`, the
+/// range of output positions `o` whose input `o * stride + off` lies inside `[0, len)`.
+#[inline]
+fn valid_range(off: isize, stride: usize, len: usize, out: usize) -> (usize, usize) {
+    let s = stride as isize;
+    let lo = if off >= 0 { 0 } else { ((-off) + s - 1) / s };
+    let hi = if (len as isize) <= off {
+        0
+    } else {
+        ((len as isize - off) + s - 1) / s
+    };
+    let lo = (lo as usize).min(out);
+    let hi = (hi as usize).min(out).max(lo);
+    (lo, hi)
+}
+
+/// `dst.copy_from_slice(src)` for the short rows of im2col (often 8 to 32 floats), inline:
+/// fixed 8-float blocks instead of a `memcpy` call per row.
+#[inline(always)]
+fn copy_short(dst: &mut [f32], src: &[f32]) {
+    let mut d = dst.chunks_exact_mut(8);
+    let mut s = src.chunks_exact(8);
+    for (d, s) in (&mut d).zip(&mut s) {
+        let s: &[f32; 8] = s.try_into().unwrap_or(&[0.0; 8]);
+        d.copy_from_slice(s);
+    }
+    for (d, s) in d.into_remainder().iter_mut().zip(s.remainder()) {
+        *d = *s;
+    }
+}
+
+/// Unfolds one group of one image `src` `[cg, h, w]` into `col` `[K, N]`.
+fn im2col(g: &ConvGeometry, d: &Dims, src: &[f32], col: &mut [f32]) {
+    let (p, ld) = (&g.p, d.n);
+    let (sh, sw) = (p.stride[0], p.stride[1]);
+    for c in 0..d.cg {
+        let plane = &src[c * d.hw..(c + 1) * d.hw];
+        for ki in 0..g.kh {
+            let off_h = (ki * p.dilation[0]) as isize - p.padding[0] as isize;
+            let (y_lo, y_hi) = valid_range(off_h, sh, g.h, g.oh);
+            for kj in 0..g.kw {
+                let off_w = (kj * p.dilation[1]) as isize - p.padding[1] as isize;
+                let (x_lo, x_hi) = valid_range(off_w, sw, g.w, g.ow);
+                let row = &mut col[((c * g.kh + ki) * g.kw + kj) * ld..][..d.n];
+                row[..y_lo * g.ow].fill(0.0);
+                row[y_hi * g.ow..].fill(0.0);
+                for oy in y_lo..y_hi {
+                    let iy = (oy * sh) as isize + off_h;
+                    let srow = &plane[iy as usize * g.w..][..g.w];
+                    let out = &mut row[oy * g.ow..(oy + 1) * g.ow];
+                    out[..x_lo].fill(0.0);
+                    out[x_hi..].fill(0.0);
+                    if x_hi > x_lo {
+                        let ix0 = (x_lo * sw) as isize + off_w;
+                        let ix0 = ix0 as usize;
+                        if sw == 1 {
+                            copy_short(&mut out[x_lo..x_hi], &srow[ix0..ix0 + (x_hi - x_lo)]);
+                        } else {
+                            for (o, v) in out[x_lo..x_hi]
+                                .iter_mut()
+                                .zip(srow[ix0..].iter().step_by(sw))
+                            {
+                                *o = *v;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Folds `col` `[K, N]` back into one group of one image `dst` `[cg, h, w]`, adding.
+fn col2im(g: &ConvGeometry, d: &Dims, col: &[f32], dst: &mut [f32]) {
+    let (p, ld) = (&g.p, d.n);
+    let (sh, sw) = (p.stride[0], p.stride[1]);
+    for c in 0..d.cg {
+        let plane = &mut dst[c * d.hw..(c + 1) * d.hw];
+        for ki in 0..g.kh {
+            let off_h = (ki * p.dilation[0]) as isize - p.padding[0] as isize;
+            let (y_lo, y_hi) = valid_range(off_h, sh, g.h, g.oh);
+            for kj in 0..g.kw {
+                let off_w = (kj * p.dilation[1]) as isize - p.padding[1] as isize;
+                let (x_lo, x_hi) = valid_range(off_w, sw, g.w, g.ow);
+                if x_hi <= x_lo {
+                    continue;
+                }
+                let row = &col[((c * g.kh + ki) * g.kw + kj) * ld..][..d.n];
+                for oy in y_lo..y_hi {
+                    let iy = ((oy * sh) as isize + off_h) as usize;
+                    let drow = &mut plane[iy * g.w..][..g.w];
+                    let src = &row[oy * g.ow + x_lo..oy * g.ow + x_hi];
+                    let ix0 = ((x_lo * sw) as isize + off_w) as usize;
+                    if sw == 1 {
+                        for (o, v) in drow[ix0..ix0 + src.len()].iter_mut().zip(src) {
+                            *o += *v;
+                        }
+                    } else {
+                        for (o, v) in drow[ix0..].iter_mut().step_by(sw).zip(src) {
+                            *o += *v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The weight of each group as a left operand: `[og, K]` for the forward, or transposed,
+/// `[K, og]`, for the input gradient.
+fn weights(g: &ConvGeometry, d: &Dims, w: &[f32], transposed: bool) -> Vec<Lhs> {
+    (0..g.p.groups)
+        .map(|grp| {
+            let data = &w[grp * d.og * d.k..(grp + 1) * d.og * d.k];
+            if transposed {
+                // w^T: element (i, j) of [K, og] is w[j, i].
+                Lhs::new(
+                    d.k,
+                    d.og,
+                    Mat {
+                        data,
+                        rs: 1,
+                        cs: d.k,
+                    },
+                )
+            } else {
+                Lhs::new(
+                    d.og,
+                    d.k,
+                    Mat {
+                        data,
+                        rs: d.k,
+                        cs: 1,
+                    },
+                )
+            }
+        })
+        .collect()
+}
+
+/// `c = lhs @ b (init)`, on this thread or with the rows split over all of them.
+#[allow(clippy::too_many_arguments)]
+fn mul(lhs: &Lhs, n: usize, b: &[f32], c: &mut [f32], init: Init<'_>, threads: bool) {
+    let offs: Vec<usize> = (0..lhs.k()).map(|kk| kk * n).collect();
+    lhs.mul_offsets(n, b, &offs, c, n, init, threads)
+}
+
+/// A stride-1 convolution as an implicit GEMM: with the input zero-padded to `hp x wp`,
+/// row `(c, ki, kj)` of the unfolded input is the padded image itself shifted by
+/// `c * hp * wp + ki * dh * wp + kj * dw`, so the product reads it in place (no im2col). The
+/// output is computed on the padded width: `n_grid = (oh - 1) * wp + ow` positions, whose
+/// columns `ow..wp` of each row are dropped afterwards. The input gradient is the same kind
+/// of product: a stride-1 convolution of the output gradient padded by `(k - 1) * d - p`
+/// with the flipped, transposed weight.
+struct Implicit {
+    /// Padding of the operand on each side, `[top/bottom, left/right]`.
+    pad: [usize; 2],
+    /// Padded operand size.
+    hp: usize,
+    wp: usize,
+    /// Result rows and columns (`oh x ow` forward, `h x w` for the input gradient).
+    rows: usize,
+    cols: usize,
+    /// Positions computed on the padded width.
+    n_grid: usize,
+    /// Offset of each row of the virtual unfolded operand in the padded operand.
+    offs: Vec<usize>,
+}
+
+impl Implicit {
+    /// `planes` padded planes of `h x w` padded by `pad`, convolved with a `kh x kw` kernel.
+    fn new(
+        planes: usize,
+        (h, w): (usize, usize),
+        pad: [usize; 2],
+        (kh, kw): (usize, usize),
+        dil: [usize; 2],
+    ) -> Self {
+        let (hp, wp) = (h + 2 * pad[0], w + 2 * pad[1]);
+        let (rows, cols) = (hp - (kh - 1) * dil[0], wp - (kw - 1) * dil[1]);
+        let mut offs = Vec::with_capacity(planes * kh * kw);
+        for c in 0..planes {
+            for ki in 0..kh {
+                for kj in 0..kw {
+                    offs.push(c * hp * wp + ki * dil[0] * wp + kj * dil[1]);
+                }
+            }
+        }
+        Self {
+            pad,
+            hp,
+            wp,
+            rows,
+            cols,
+            n_grid: (rows - 1) * wp + cols,
+            offs,
+        }
+    }
+
+    /// The forward of a stride-1, non-pointwise convolution.
+    fn forward(g: &ConvGeometry, d: &Dims) -> Option<Self> {
+        (g.p.stride == [1, 1] && !d.pointwise)
+            .then(|| Self::new(d.cg, (g.h, g.w), g.p.padding, (g.kh, g.kw), g.p.dilation))
+    }
+
+    /// The input gradient of a stride-1, non-pointwise convolution whose padding is at most
+    /// `(k - 1) * d` on each side.
+    fn input_grad(g: &ConvGeometry, d: &Dims) -> Option<Self> {
+        let p = &g.p;
+        let q = |k: usize, dil: usize, pad: usize| ((k - 1) * dil).checked_sub(pad);
+        match (
+            q(g.kh, p.dilation[0], p.padding[0]),
+            q(g.kw, p.dilation[1], p.padding[1]),
+        ) {
+            (Some(qh), Some(qw)) if p.stride == [1, 1] && !d.pointwise => Some(Self::new(
+                d.og,
+                (g.oh, g.ow),
+                [qh, qw],
+                (g.kh, g.kw),
+                p.dilation,
+            )),
+            _ => None,
+        }
+    }
+
+    /// Floats of the padded operand.
+    fn padded_len(&self, planes: usize) -> usize {
+        planes * self.hp * self.wp
+    }
+
+    /// `src` (`planes` planes of `(hp - 2 * pad) x (wp - 2 * pad)`) zero-padded into `dst`.
+    fn pad_into(&self, src: &[f32], planes: usize, dst: &mut [f32]) {
+        let (h, w) = (self.hp - 2 * self.pad[0], self.wp - 2 * self.pad[1]);
+        dst.fill(0.0);
+        for (c, plane) in src.chunks_exact(h * w).take(planes).enumerate() {
+            for (y, row) in plane.chunks_exact(w).enumerate() {
+                let o = c * self.hp * self.wp + (y + self.pad[0]) * self.wp + self.pad[1];
+                dst[o..o + w].copy_from_slice(row);
+            }
+        }
+    }
+
+    /// `dst[m, rows * cols] (init) lhs @ unfolded(src)`, `src` holding `planes` planes of
+    /// the unpadded operand.
+    #[allow(clippy::too_many_arguments)]
+    fn mul(
+        &self,
+        lhs: &Lhs,
+        src: &[f32],
+        planes: usize,
+        dst: &mut [f32],
+        m: usize,
+        init: Init<'_>,
+        threads: bool,
+    ) {
+        let n = self.rows * self.cols;
+        let padded = self.pad != [0, 0];
+        with_scratch(if padded { self.padded_len(planes) } else { 0 }, |xp| {
+            let xs: &[f32] = if padded {
+                self.pad_into(src, planes, xp);
+                xp
+            } else {
+                src
+            };
+            if self.wp == self.cols {
+                return lhs.mul_offsets(n, xs, &self.offs, dst, n, init, threads);
+            }
+            with_scratch(m * self.n_grid, |grid| {
+                lhs.mul_offsets(
+                    self.n_grid,
+                    xs,
+                    &self.offs,
+                    grid,
+                    self.n_grid,
+                    init,
+                    threads,
+                );
+                for (out, grid) in dst.chunks_exact_mut(n).zip(grid.chunks_exact(self.n_grid)) {
+                    for (o, r) in out.chunks_exact_mut(self.cols).enumerate() {
+                        r.copy_from_slice(&grid[o * self.wp..o * self.wp + self.cols]);
+                    }
+                }
+            })
+        })
+    }
+}
+
+/// The weight of each group flipped and transposed for the implicit input gradient:
+/// `[cg, og * kh * kw]` with element `(c, (o, ki, kj))` = `w[o, c, kh - 1 - ki, kw - 1 - kj]`.
+fn weights_flipped(g: &ConvGeometry, d: &Dims, w: &[f32]) -> Vec<Lhs> {
+    let khw = g.kh * g.kw;
+    (0..g.p.groups)
+        .map(|grp| {
+            let wg = &w[grp * d.og * d.k..(grp + 1) * d.og * d.k];
+            let mut a = vec![0f32; d.cg * d.og * khw];
+            for c in 0..d.cg {
+                for o in 0..d.og {
+                    for t in 0..khw {
+                        a[(c * d.og + o) * khw + t] = wg[o * d.k + c * khw + (khw - 1 - t)];
+                    }
+                }
+            }
+            Lhs::new(
+                d.cg,
+                d.og * khw,
+                Mat {
+                    data: &a,
+                    rs: d.og * khw,
+                    cs: 1,
+                },
+            )
+        })
+        .collect()
+}
+
+/// Forward of one image: `x` `[c_in, h, w]` into `y` `[c_out, N]`. `kept`, when given, is
+/// this image's `[groups, K, N]` slice of the kept `col` (filled here); otherwise the
+/// implicit product when there is one, or im2col into a scratch buffer. `threads`: split
+/// each product over the rayon threads.
+#[allow(clippy::too_many_arguments)]
+fn fwd_image(
+    g: &ConvGeometry,
+    d: &Dims,
+    x: &[f32],
+    w: &[Lhs],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    kept: Option<&mut [f32]>,
+    implicit: Option<&Implicit>,
+    threads: bool,
+) {
+    match (kept, implicit) {
+        (Some(cols), _) => fwd_image_with(g, d, x, w, bias, y, cols, d.k * d.n, threads),
+        (None, Some(im)) => {
+            for (grp, w) in w.iter().enumerate() {
+                let src = &x[grp * d.cg * d.hw..(grp + 1) * d.cg * d.hw];
+                let dst = &mut y[grp * d.og * d.n..(grp + 1) * d.og * d.n];
+                let init = match bias {
+                    Some(b) => Init::RowBias(&b[grp * d.og..(grp + 1) * d.og]),
+                    None => Init::Zero,
+                };
+                im.mul(w, src, d.cg, dst, d.og, init, threads);
+            }
+        }
+        (None, None) => {
+            let scratch = if d.pointwise { 0 } else { d.k * d.n };
+            with_scratch(scratch, |col| {
+                fwd_image_with(g, d, x, w, bias, y, col, 0, threads)
+            })
+        }
+    }
+}
+
+/// [`fwd_image`] with `col` holding group `grp`'s unfolded input at `grp * col_step`.
+#[allow(clippy::too_many_arguments)]
+fn fwd_image_with(
+    g: &ConvGeometry,
+    d: &Dims,
+    x: &[f32],
+    w: &[Lhs],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    cols: &mut [f32],
+    col_step: usize,
+    threads: bool,
+) {
+    for (grp, w) in w.iter().enumerate() {
+        let src = &x[grp * d.cg * d.hw..(grp + 1) * d.cg * d.hw];
+        let rhs = if d.pointwise {
+            src
+        } else {
+            let col = &mut cols[grp * col_step..][..d.k * d.n];
+            im2col(g, d, src, col);
+            &*col
+        };
+        let dst = &mut y[grp * d.og * d.n..(grp + 1) * d.og * d.n];
+        let init = match bias {
+            Some(b) => Init::RowBias(&b[grp * d.og..(grp + 1) * d.og]),
+            None => Init::Zero,
+        };
+        mul(w, d.n, rhs, dst, init, threads);
+    }
+}
+
+/// The lengths of the input, the weight and the output of `g`.
+fn lens(g: &ConvGeometry) -> (usize, usize, usize) {
+    let len = |d: [usize; 4]| d.iter().product::<usize>();
+    (
+        len(g.input_dims()),
+        len(g.weight_dims()),
+        len(g.output_dims()),
+    )
+}
+
+/// Convolution forward: `x` `[b, c_in, h, w]`, `w` `[c_out, cg, kh, kw]`, optional bias,
+/// giving `[b, c_out, oh, ow]`. With `keep_col` (and unless the convolution is pointwise)
+/// also returns the unfolded input `[b, groups, K, N]`, for [`conv2d_bwd_weight`] to reuse
+/// (and then to [`give_col`]).
+///
+/// # Errors
+/// [`KernelError::Length`](crate::KernelError::Length) when a slice does not have the
+/// length `g` implies.
+pub fn conv2d_fwd(
+    g: &ConvGeometry,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    keep_col: bool,
+) -> Result<(Vec<f32>, Option<Vec<f32>>)> {
+    let (x_len, w_len, _) = lens(g);
+    check_len(x, x_len, "conv2d", "input")?;
+    check_len(w, w_len, "conv2d", "weight")?;
+    if let Some(b) = bias {
+        check_len(b, g.c_out, "conv2d", "bias")?;
+    }
+    let d = Dims::new(g);
+    let (x_img, y_img) = (g.c_in * d.hw, g.c_out * d.n);
+    let col_img = g.p.groups * d.k * d.n;
+    let mut y = vec![0f32; g.b * y_img];
+    let keep = keep_col && !d.pointwise && g.b * col_img <= MAX_KEPT_COL;
+    // Unfold only when the weight gradient will reuse the unfolded input; otherwise read the
+    // input in place when the convolution allows it.
+    let implicit = if keep { None } else { Implicit::forward(g, &d) };
+    let im = implicit.as_ref();
+    let mut kept = keep.then(|| take_col(g.b * col_img));
+    let w = weights(g, &d, w, false);
+    let w = &w[..];
+    match (&mut kept, batch_parallel(g)) {
+        (Some(cols), true) => y
+            .par_chunks_mut(y_img)
+            .zip(x.par_chunks(x_img))
+            .zip(cols.par_chunks_mut(col_img))
+            .for_each(|((y, x), c)| fwd_image(g, &d, x, w, bias, y, Some(c), im, false)),
+        (Some(cols), false) => {
+            for ((y, x), c) in y
+                .chunks_mut(y_img)
+                .zip(x.chunks(x_img))
+                .zip(cols.chunks_mut(col_img))
+            {
+                fwd_image(g, &d, x, w, bias, y, Some(c), im, true);
+            }
+        }
+        (None, true) => y
+            .par_chunks_mut(y_img)
+            .zip(x.par_chunks(x_img))
+            .for_each(|(y, x)| fwd_image(g, &d, x, w, bias, y, None, im, false)),
+        (None, false) => {
+            for (y, x) in y.chunks_mut(y_img).zip(x.chunks(x_img)) {
+                fwd_image(g, &d, x, w, bias, y, None, im, true);
+            }
+        }
+    }
+    Ok((y, kept))
+}
+
+/// Input gradient of one image: `dy` `[c_out, N]` into `dx` `[c_in, h, w]` (overwritten);
+/// `wt` is the transposed weight of each group.
+fn bwd_input_image(
+    g: &ConvGeometry,
+    d: &Dims,
+    dy: &[f32],
+    wt: &[Lhs],
+    dx: &mut [f32],
+    threads: bool,
+) {
+    let scratch = if d.pointwise { 0 } else { d.k * d.n };
+    if !d.pointwise {
+        dx.fill(0.0);
+    }
+    with_scratch(scratch, |col| {
+        for (grp, wt) in wt.iter().enumerate() {
+            let dst = &mut dx[grp * d.cg * d.hw..(grp + 1) * d.cg * d.hw];
+            let dy = &dy[grp * d.og * d.n..(grp + 1) * d.og * d.n];
+            if d.pointwise {
+                mul(wt, d.n, dy, dst, Init::Zero, threads);
+            } else {
+                mul(wt, d.n, dy, col, Init::Zero, threads);
+                col2im(g, d, col, dst);
+            }
+        }
+    })
+}
+
+/// Gradient of the convolution with respect to its input: `dy` `[b, c_out, oh, ow]` and
+/// `w` give `dx` `[b, c_in, h, w]`.
+///
+/// # Errors
+/// [`KernelError::Length`](crate::KernelError::Length) when a slice does not have the
+/// length `g` implies.
+pub fn conv2d_bwd_input(g: &ConvGeometry, dy: &[f32], w: &[f32]) -> Result<Vec<f32>> {
+    let (_, w_len, y_len) = lens(g);
+    check_len(dy, y_len, "conv2d input grad", "output gradient")?;
+    check_len(w, w_len, "conv2d input grad", "weight")?;
+    let d = Dims::new(g);
+    let (x_img, y_img) = (g.c_in * d.hw, g.c_out * d.n);
+    let mut dx = vec![0f32; g.b * x_img];
+    // The implicit product when the padding it needs is no larger than the convolution's
+    // own (3x3 "same"); with less padding (a 5x5 "valid" convolution) it would mostly
+    // multiply zeros, and im2col + col2im is cheaper.
+    let implicit = Implicit::input_grad(g, &d)
+        .filter(|im| im.pad[0] <= g.p.padding[0] && im.pad[1] <= g.p.padding[1]);
+    let par = batch_parallel(g);
+    if let Some(im) = &implicit {
+        let wf = weights_flipped(g, &d, w);
+        let image = |(dx, dy): (&mut [f32], &[f32]), threads: bool| {
+            for (grp, wf) in wf.iter().enumerate() {
+                let src = &dy[grp * d.og * d.n..(grp + 1) * d.og * d.n];
+                let dst = &mut dx[grp * d.cg * d.hw..(grp + 1) * d.cg * d.hw];
+                im.mul(wf, src, d.og, dst, d.cg, Init::Zero, threads);
+            }
+        };
+        if par {
+            dx.par_chunks_mut(x_img)
+                .zip(dy.par_chunks(y_img))
+                .for_each(|p| image(p, false));
+        } else {
+            dx.chunks_mut(x_img)
+                .zip(dy.chunks(y_img))
+                .for_each(|p| image(p, true));
+        }
+        return Ok(dx);
+    }
+    let wt = weights(g, &d, w, true);
+    if par {
+        dx.par_chunks_mut(x_img)
+            .zip(dy.par_chunks(y_img))
+            .for_each(|(dx, dy)| bwd_input_image(g, &d, dy, &wt, dx, false));
+    } else {
+        for (dx, dy) in dx.chunks_mut(x_img).zip(dy.chunks(y_img)) {
+            bwd_input_image(g, &d, dy, &wt, dx, true);
+        }
+    }
+    Ok(dx)
+}
+
+/// [`bwd_weight_images`] without unfolding: each image is padded once and the product reads
+/// its shifted windows (see [`Implicit`]), with the output gradient spread over the padded
+/// width (zeros in the dropped columns). Returns `false`, doing nothing, when the kernels
+/// for it are not available or would not pay off (the caller unfolds instead).
+fn bwd_weight_implicit(
+    g: &ConvGeometry,
+    d: &Dims,
+    im: &Implicit,
+    x: &[f32],
+    dy: &[f32],
+    (i0, i1): (usize, usize),
+    dw: &mut [f32],
+) -> bool {
+    let (x_img, y_img) = (g.c_in * d.hw, g.c_out * d.n);
+    let (wp, ow) = (im.wp, im.cols);
+    let padded = im.pad != [0, 0];
+    with_scratch(if padded { im.padded_len(d.cg) } else { 0 }, |xp| {
+        // The output gradient spread over the padded width, zeros in the dropped columns.
+        with_scratch(d.og * im.n_grid, |dyg| {
+            dyg.fill(0.0);
+            for i in i0..i1 {
+                for grp in 0..g.p.groups {
+                    let src = &x[i * x_img + grp * d.cg * d.hw..][..d.cg * d.hw];
+                    let xs: &[f32] = if padded {
+                        im.pad_into(src, d.cg, xp);
+                        xp
+                    } else {
+                        src
+                    };
+                    let dy = &dy[i * y_img + grp * d.og * d.n..][..d.og * d.n];
+                    for (row, dy) in dyg.chunks_exact_mut(im.n_grid).zip(dy.chunks_exact(d.n)) {
+                        for (r, dy) in row.chunks_mut(wp).zip(dy.chunks_exact(ow)) {
+                            r[..ow].copy_from_slice(dy);
+                        }
+                    }
+                    let dw = &mut dw[grp * d.og * d.k..(grp + 1) * d.og * d.k];
+                    let done =
+                        gemm_nt_gather(d.og, d.k, im.n_grid, dyg, im.n_grid, xs, &im.offs, dw, d.k);
+                    if !done {
+                        return false;
+                    }
+                }
+            }
+            true
+        })
+    })
+}
+
+/// Adds the weight gradient of images `i0..i1` into `dw` `[c_out, K]`; `kept` is the
+/// forward's unfolded input `[b, groups, K, N]` when it kept it.
+#[allow(clippy::too_many_arguments)]
+fn bwd_weight_images(
+    g: &ConvGeometry,
+    d: &Dims,
+    x: &[f32],
+    dy: &[f32],
+    kept: Option<&[f32]>,
+    (i0, i1): (usize, usize),
+    dw: &mut [f32],
+) {
+    let (x_img, y_img) = (g.c_in * d.hw, g.c_out * d.n);
+    let col_img = g.p.groups * d.k * d.n;
+    if kept.is_none() {
+        if let Some(im) = Implicit::forward(g, d) {
+            if bwd_weight_implicit(g, d, &im, x, dy, (i0, i1), dw) {
+                return;
+            }
+        }
+    }
+    let unfold = !d.pointwise && kept.is_none();
+    with_scratch(if unfold { d.k * d.n } else { 0 }, |scratch| {
+        for i in i0..i1 {
+            let x = &x[i * x_img..(i + 1) * x_img];
+            let dy = &dy[i * y_img..(i + 1) * y_img];
+            for grp in 0..g.p.groups {
+                let col: &[f32] = if d.pointwise {
+                    &x[grp * d.cg * d.hw..(grp + 1) * d.cg * d.hw]
+                } else if let Some(kept) = kept {
+                    &kept[i * col_img + grp * d.k * d.n..][..d.k * d.n]
+                } else {
+                    im2col(
+                        g,
+                        d,
+                        &x[grp * d.cg * d.hw..(grp + 1) * d.cg * d.hw],
+                        scratch,
+                    );
+                    &*scratch
+                };
+                let dy = &dy[grp * d.og * d.n..(grp + 1) * d.og * d.n];
+                let dw = &mut dw[grp * d.og * d.k..(grp + 1) * d.og * d.k];
+                gemm_nt(d.og, d.k, d.n, dy, d.n, col, d.n, dw, d.k);
+            }
+        }
+    })
+}
+
+/// Gradient of the convolution with respect to its weight: `x` and `dy` give `dw`
+/// `[c_out, cg, kh, kw]`. `kept` is the unfolded input [`conv2d_fwd`] returned, if any
+/// (one of another length is ignored).
+///
+/// # Errors
+/// [`KernelError::Length`](crate::KernelError::Length) when a slice does not have the
+/// length `g` implies.
+pub fn conv2d_bwd_weight(
+    g: &ConvGeometry,
+    x: &[f32],
+    dy: &[f32],
+    kept: Option<&[f32]>,
+) -> Result<Vec<f32>> {
+    let (x_len, _, y_len) = lens(g);
+    check_len(x, x_len, "conv2d weight grad", "input")?;
+    check_len(dy, y_len, "conv2d weight grad", "output gradient")?;
+    let d = Dims::new(g);
+    let col_img = g.p.groups * d.k * d.n;
+    let kept = kept.filter(|c| !d.pointwise && c.len() == g.b * col_img);
+    let dw_len = g.c_out * d.k;
+    // Each thread sums a contiguous range of images; the partial sums are added in order,
+    // so the result does not depend on scheduling.
+    let parts = rayon::current_num_threads().min(g.b).max(1);
+    let per = g.b.div_ceil(parts);
+    let partials: Vec<Vec<f32>> = (0..parts)
+        .into_par_iter()
+        .map(|part| {
+            let mut dw = vec![0f32; dw_len];
+            let range = (part * per, ((part + 1) * per).min(g.b));
+            bwd_weight_images(g, &d, x, dy, kept, range, &mut dw);
+            dw
+        })
+        .collect();
+    let mut iter = partials.into_iter();
+    let mut dw = iter.next().unwrap_or_else(|| vec![0f32; dw_len]);
+    for part in iter {
+        for (a, b) in dw.iter_mut().zip(&part) {
+            *a += *b;
+        }
+    }
+    Ok(dw)
+}
+
+/// Gradient of the bias: `dy` `[b, c_out, oh, ow]` summed over batch and positions.
+///
+/// # Errors
+/// [`KernelError::Length`](crate::KernelError::Length) when `dy` does not have the length
+/// `g` implies.
+pub fn conv2d_bwd_bias(g: &ConvGeometry, dy: &[f32]) -> Result<Vec<f32>> {
+    check_len(dy, lens(g).2, "conv2d bias grad", "output gradient")?;
+    let n = g.oh * g.ow;
+    let y_img = g.c_out * n;
+    let sum_image = |dy: &[f32]| -> Vec<f32> {
+        dy.chunks_exact(n)
+            .map(|row| row.iter().sum::<f32>())
+            .collect()
+    };
+    // Per-image sums in parallel, then added in image order: the same numbers on every run
+    // (a rayon `reduce` would associate them in an order that depends on work stealing).
+    let per_image: Vec<Vec<f32>> = dy.par_chunks(y_img).map(sum_image).collect();
+    let mut db = vec![0f32; g.c_out];
+    for s in &per_image {
+        for (a, b) in db.iter_mut().zip(s) {
+            *a += *b;
+        }
+    }
+    Ok(db)
+}

@@ -1,0 +1,240 @@
+//! Every kernel on the path `CONVNETS_ISA` selects (CI runs this binary once per path the
+//! machine has) against plain loops written from the definitions: convolution forward and
+//! gradients over random geometries (strides, padding, dilation, groups, the stride-1 and
+//! pointwise fast paths, the kept unfolded input), pooling, ReLU.
+
+use convnets_kernels::{conv, isa, pool, relu, Conv2dParams, ConvGeometry, Pool2dParams, PoolDims};
+use proptest::prelude::*;
+
+/// Deterministic pseudo-random values in [-1, 1).
+fn values(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+fn close(what: &str, got: &[f32], want: &[f32]) -> Result<(), TestCaseError> {
+    prop_assert_eq!(got.len(), want.len(), "{}: lengths differ", what);
+    let scale = want.iter().fold(1f32, |m, v| m.max(v.abs()));
+    for (i, (a, b)) in got.iter().zip(want).enumerate() {
+        prop_assert!(
+            (a - b).abs() <= 1e-4 * scale,
+            "{}[{}] on {}: got {}, want {} (scale {})",
+            what,
+            i,
+            isa(),
+            a,
+            b,
+            scale
+        );
+    }
+    Ok(())
+}
+
+/// Calls `f(x_index, w_index, y_index)` for every multiply-add of the convolution `g`.
+fn each_mac(g: &ConvGeometry, mut f: impl FnMut(usize, usize, usize)) {
+    let p = &g.p;
+    let (cg, og) = (g.c_in / p.groups, g.c_out / p.groups);
+    for b in 0..g.b {
+        for o in 0..g.c_out {
+            let grp = o / og;
+            for oy in 0..g.oh {
+                for ox in 0..g.ow {
+                    let yi = ((b * g.c_out + o) * g.oh + oy) * g.ow + ox;
+                    for c in 0..cg {
+                        for ki in 0..g.kh {
+                            for kj in 0..g.kw {
+                                let iy = (oy * p.stride[0] + ki * p.dilation[0]) as isize
+                                    - p.padding[0] as isize;
+                                let ix = (ox * p.stride[1] + kj * p.dilation[1]) as isize
+                                    - p.padding[1] as isize;
+                                if iy < 0 || ix < 0 || iy >= g.h as isize || ix >= g.w as isize {
+                                    continue;
+                                }
+                                let xi = ((b * g.c_in + grp * cg + c) * g.h + iy as usize) * g.w
+                                    + ix as usize;
+                                let wi = ((o * cg + c) * g.kh + ki) * g.kw + kj;
+                                f(xi, wi, yi);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn fail(e: convnets_kernels::KernelError) -> TestCaseError {
+    TestCaseError::fail(e.to_string())
+}
+
+fn check_conv(
+    x_dims: [usize; 4],
+    c_out: usize,
+    k: [usize; 2],
+    p: Conv2dParams,
+    keep_col: bool,
+    seed: u64,
+) -> Result<(), TestCaseError> {
+    let w_dims = [c_out, x_dims[1] / p.groups, k[0], k[1]];
+    let g = ConvGeometry::new(&x_dims, &w_dims, Some(&[c_out]), &p).map_err(fail)?;
+    let len = |d: [usize; 4]| d.iter().product::<usize>();
+    let x = values(len(x_dims), seed);
+    let w = values(len(w_dims), seed + 1);
+    let bias = values(c_out, seed + 2);
+    let dy = values(len(g.output_dims()), seed + 3);
+    let n = g.oh * g.ow;
+    // The definitions.
+    let mut y: Vec<f32> = (0..dy.len()).map(|i| bias[(i / n) % c_out]).collect();
+    let (mut dx, mut dw) = (vec![0f32; x.len()], vec![0f32; w.len()]);
+    each_mac(&g, |xi, wi, yi| {
+        y[yi] += x[xi] * w[wi];
+        dx[xi] += w[wi] * dy[yi];
+        dw[wi] += x[xi] * dy[yi];
+    });
+    let mut db = vec![0f32; c_out];
+    for (i, v) in dy.iter().enumerate() {
+        db[(i / n) % c_out] += v;
+    }
+    let (got_y, col) = conv::conv2d_fwd(&g, &x, &w, Some(&bias), keep_col).map_err(fail)?;
+    close("y", &got_y, &y)?;
+    let got_dx = conv::conv2d_bwd_input(&g, &dy, &w).map_err(fail)?;
+    close("dx", &got_dx, &dx)?;
+    let got_dw = conv::conv2d_bwd_weight(&g, &x, &dy, col.as_deref()).map_err(fail)?;
+    close("dw", &got_dw, &dw)?;
+    close("db", &conv::conv2d_bwd_bias(&g, &dy).map_err(fail)?, &db)?;
+    if let Some(col) = col {
+        conv::give_col(col);
+    }
+    Ok(())
+}
+
+/// Max and average pooling of `planes` planes `h x w` and their gradients from the definitions:
+/// `(max y, max dx, avg y, avg dx)`.
+fn pool_loops(x: &[f32], dy: &[f32], d: &PoolDims, p: &Pool2dParams) -> [Vec<f32>; 4] {
+    let div = pool::avg_divisors(d.h, d.w, d.oh, d.ow, p);
+    let (mut ymax, mut yavg) = (vec![0f32; dy.len()], vec![0f32; dy.len()]);
+    let (mut dmax, mut davg) = (vec![0f32; x.len()], vec![0f32; x.len()]);
+    for c in 0..d.planes {
+        for oy in 0..d.oh {
+            for ox in 0..d.ow {
+                let o = (c * d.oh + oy) * d.ow + ox;
+                let y0 = (oy * p.stride[0]) as isize - p.padding[0] as isize;
+                let x0 = (ox * p.stride[1]) as isize - p.padding[1] as isize;
+                let (mut best, mut at, mut sum) = (f32::NEG_INFINITY, None, 0f32);
+                let mut inside = Vec::new();
+                for iy in y0.max(0)..(y0 + p.kernel[0] as isize).min(d.h as isize) {
+                    for ix in x0.max(0)..(x0 + p.kernel[1] as isize).min(d.w as isize) {
+                        let i = (c * d.h + iy as usize) * d.w + ix as usize;
+                        if x[i] > best {
+                            (best, at) = (x[i], Some(i));
+                        }
+                        sum += x[i];
+                        inside.push(i);
+                    }
+                }
+                ymax[o] = best;
+                if let Some(i) = at {
+                    dmax[i] += dy[o];
+                }
+                let dv = div[oy * d.ow + ox];
+                yavg[o] = sum / dv;
+                for i in inside {
+                    davg[i] += dy[o] / dv;
+                }
+            }
+        }
+    }
+    [ymax, dmax, yavg, davg]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn conv_matches_loops(
+        b in 1usize..=3,
+        groups in 1usize..=2,
+        cg in 1usize..=4,
+        og in 1usize..=9,
+        kh in 1usize..=5,
+        kw in 1usize..=5,
+        s in prop_oneof![Just([1, 1]), Just([2, 2]), (1usize..=3, 1usize..=3).prop_map(|(a, b)| [a, b])],
+        dil in prop_oneof![Just([1, 1]), (1usize..=2, 1usize..=2).prop_map(|(a, b)| [a, b])],
+        pad in (0usize..=2, 0usize..=2),
+        extra in (0usize..=12, 0usize..=12),
+        keep_col in any::<bool>(),
+        seed in 0u64..1000,
+    ) {
+        let fit = |k: usize, d: usize, p: usize| (d * (k - 1) + 1).saturating_sub(2 * p).max(1);
+        let h = fit(kh, dil[0], pad.0) + extra.0;
+        let w = fit(kw, dil[1], pad.1) + extra.1;
+        let p = Conv2dParams { stride: s, padding: [pad.0, pad.1], dilation: dil, groups };
+        check_conv([b, cg * groups, h, w], og * groups, [kh, kw], p, keep_col, seed)?;
+    }
+
+    #[test]
+    fn pooling_matches_loops(
+        planes in 1usize..=6,
+        k in prop_oneof![Just([2, 2]), (1usize..=4, 1usize..=4).prop_map(|(a, b)| [a, b])],
+        s in prop_oneof![Just([2, 2]), (1usize..=3, 1usize..=3).prop_map(|(a, b)| [a, b])],
+        pad in (0usize..=2, 0usize..=2),
+        extra in (0usize..=20, 0usize..=20),
+        ceil_mode in any::<bool>(),
+        count_include_pad in any::<bool>(),
+        seed in 0u64..1000,
+    ) {
+        let padding = [pad.0.min(k[0] / 2), pad.1.min(k[1] / 2)];
+        let (h, w) = (k[0] + extra.0, k[1] + extra.1);
+        let p = Pool2dParams { kernel: k, stride: s, padding, ceil_mode, count_include_pad };
+        let d = PoolDims::new(&[1, planes, h, w], &p).map_err(fail)?;
+        let x = values(planes * h * w, seed);
+        let dy = values(planes * d.oh * d.ow, seed + 1);
+        let [ymax, dmax, yavg, davg] = pool_loops(&x, &dy, &d, &p);
+        close("max y", &pool::max_fwd(&x, &d, &p).map_err(fail)?, &ymax)?;
+        close("max dx", &pool::max_bwd(&x, &dy, &d, &p).map_err(fail)?, &dmax)?;
+        close("avg y", &pool::avg_fwd(&x, &d, &p).map_err(fail)?, &yavg)?;
+        close("avg dx", &pool::avg_bwd(&dy, &d, &p).map_err(fail)?, &davg)?;
+    }
+
+    #[test]
+    fn relu_matches_loops(n in 0usize..=3000, seed in 0u64..1000) {
+        let (a, b) = (values(n, seed), values(n, seed + 1));
+        let y: Vec<f32> = a.iter().map(|&v| v.max(0.0)).collect();
+        close("relu", &relu::relu_fwd(&a), &y)?;
+        let sum: Vec<f32> = a.iter().zip(&b).map(|(a, b)| (a + b).max(0.0)).collect();
+        close("add_relu", &relu::add_relu_fwd(&a, &b).map_err(fail)?, &sum)?;
+        let dx: Vec<f32> = y.iter().zip(&b).map(|(&y, &g)| if y > 0.0 { g } else { 0.0 }).collect();
+        close("relu grad", &relu::relu_bwd(&y, &b).map_err(fail)?, &dx)?;
+    }
+}
+
+/// Wrong lengths are errors naming the kernel, the argument and both lengths, not panics.
+#[test]
+fn wrong_lengths_are_errors() -> Result<(), convnets_kernels::KernelError> {
+    let g = ConvGeometry::new(&[1, 2, 4, 4], &[3, 2, 3, 3], None, &Conv2dParams::default())?;
+    let e = conv::conv2d_fwd(&g, &[0.0; 31], &[0.0; 54], None, false).unwrap_err();
+    assert_eq!(e.to_string(), "conv2d: input has 31 elements, expected 32");
+    let e = conv::conv2d_bwd_weight(&g, &[0.0; 32], &[0.0; 5], None).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("output gradient has 5 elements, expected 12"),
+        "{e}"
+    );
+    let p = Pool2dParams::square(2, 2);
+    let d = PoolDims::new(&[1, 1, 4, 4], &p)?;
+    let e = pool::max_bwd(&[0.0; 16], &[0.0; 3], &d, &p).unwrap_err();
+    assert!(e.to_string().contains("expected 4"), "{e}");
+    assert!(relu::add_relu_fwd(&[0.0; 3], &[0.0; 2]).is_err());
+    let e = convnets_kernels::loss::cross_entropy_fwd(&[0.0; 6], &[0, 3], 3).unwrap_err();
+    assert!(e.to_string().contains("label 3"), "{e}");
+    Ok(())
+}

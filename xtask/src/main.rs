@@ -293,13 +293,14 @@ fn ci() -> Result<()> {
 }
 
 /// The property-test binaries: every reader of outside bytes (IDX, images, CIFAR records,
-/// safetensors, run configs and checkpoints).
-const PROPERTY_TESTS: [&str; 5] = [
+/// safetensors, run configs and checkpoints, timm `config.json` and weights metadata).
+const PROPERTY_TESTS: [&str; 6] = [
     "idx_props",
     "image_props",
     "cifar",
     "store_props",
     "parser_props",
+    "timm_props",
 ];
 
 /// `cargo xtask fuzz [--cases N]`: runs each property-test binary with `PROPTEST_CASES=N`
@@ -312,7 +313,12 @@ fn fuzz(args: &[String]) -> Result<()> {
             .with_context(|| format!("--cases {n}: expected a count"))?,
         _ => bail!("usage: cargo xtask fuzz [--cases N]"),
     };
-    let bins = test_binaries(&["convnets-data", "convnets-layers", "convnets-train"])?;
+    let bins = test_binaries(&[
+        "convnets-data",
+        "convnets-layers",
+        "convnets-train",
+        "convnets-zoo",
+    ])?;
     let mut report = Vec::new();
     for target in PROPERTY_TESTS {
         let Some((exe, dir)) = bins.iter().find(|(exe, _)| test_binary_is(exe, target)) else {

@@ -88,9 +88,9 @@ pub enum TimmError {
 
 impl TimmConfig {
     /// The timm configuration beside the weights file `weights` (`config.json` in the same
-    /// folder), if there is one with a `pretrained_cfg`; a `config.json` of another kind
-    /// (no `pretrained_cfg`) is not timm's and gives `None`. One that is timm's but cannot be
-    /// used, or is larger than [`MAX_CONFIG`], is an error naming it.
+    /// folder), if there is one with a `pretrained_cfg`; a JSON `config.json` of another kind
+    /// (no `pretrained_cfg`) is not timm's and gives `None`. One that is not JSON, is timm's
+    /// but cannot be used, or is larger than [`MAX_CONFIG`], is an error naming it.
     pub fn beside(weights: &Path) -> Result<Option<TimmConfig>, TimmError> {
         let path = weights.with_file_name("config.json");
         if !path.is_file() {
@@ -111,11 +111,10 @@ impl TimmConfig {
             )));
         }
         let text = std::fs::read_to_string(&path).map_err(io)?;
-        let value: serde_json::Value = match serde_json::from_str(&text) {
-            Ok(v) => v,
-            // Not JSON at all: not a timm configuration either.
-            Err(_) => return Ok(None),
-        };
+        // A broken config.json beside weights is an error, not a silent fallback to other
+        // preprocessing.
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| invalid(format!("not valid JSON: {e}")))?;
         if value.get("pretrained_cfg").is_none() {
             return Ok(None);
         }

@@ -13,7 +13,7 @@ use convnets_layers::{conv2d, linear, Conv2dConfig, ParamStore};
 use convnets_train::distributed::{
     local_group, DataParallel, DistributedError, LocalCollective, ShardedBatches, TensorCollective,
 };
-use convnets_train::optim::{OptimizerConfig, SgdConfig};
+use convnets_train::optim::{AdamWConfig, OptimizerConfig, SgdConfig};
 use convnets_train::{Params, TrainError, Trainer};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -70,9 +70,22 @@ fn sgd(params: &Params) -> Result<Box<dyn convnets_train::Optim>> {
     .build(params.trainable())?)
 }
 
+/// How a test builds its optimizer.
+type Opt = fn(&Params) -> Result<Box<dyn convnets_train::Optim>>;
+
+/// AdamW: per-parameter state (moments) over the averaged gradients, and a decoupled decay.
+fn adamw(params: &Params) -> Result<Box<dyn convnets_train::Optim>> {
+    Ok(OptimizerConfig::AdamW(AdamWConfig {
+        lr: 0.01,
+        weight_decay: 0.05,
+        ..Default::default()
+    })
+    .build(params.trainable())?)
+}
+
 /// The weights after `epochs` epochs of one process with batch `batch`.
 fn single(n: usize, batch: usize, epochs: usize) -> Result<BTreeMap<String, Vec<f32>>> {
-    single_on(&Device::Cpu, n, batch, epochs)
+    single_on(&Device::Cpu, n, batch, epochs, sgd)
 }
 
 /// [`single`] on `dev`.
@@ -81,11 +94,12 @@ fn single_on(
     n: usize,
     batch: usize,
     epochs: usize,
+    opt: Opt,
 ) -> Result<BTreeMap<String, Vec<f32>>> {
     let store = ParamStore::new(0, dev);
     let net = Net::new(&store)?;
     let params = Params::from(&store);
-    let optim = sgd(&params)?;
+    let optim = opt(&params)?;
     Trainer::new(&net, params.clone(), optim)
         .epochs(epochs)
         .fit(&data_on(dev, n, batch)?)?;
@@ -108,7 +122,7 @@ fn parallel(
     epochs: usize,
     world: usize,
 ) -> Result<Vec<BTreeMap<String, Vec<f32>>>> {
-    parallel_with(n, batch, epochs, world, false)
+    parallel_with(n, batch, epochs, world, false, sgd)
 }
 
 /// [`parallel`]; with `tensors`, the gradients go through a [`TensorCollective`]
@@ -119,6 +133,7 @@ fn parallel_with(
     epochs: usize,
     world: usize,
     tensors: bool,
+    opt: Opt,
 ) -> Result<Vec<BTreeMap<String, Vec<f32>>>> {
     let group = local_group(world);
     let mut second = local_group(world).into_iter();
@@ -132,7 +147,7 @@ fn parallel_with(
                     let store = ParamStore::new(rank as u64, &Device::Cpu);
                     let net = Net::new(&store)?;
                     let params = Params::from(&store);
-                    let optim = sgd(&params)?;
+                    let optim = opt(&params)?;
                     let global = data(n, batch * world)?;
                     let shard = ShardedBatches::new(&global, rank, world)?;
                     let mut dp = DataParallel::new(Box::new(comm));
@@ -190,6 +205,23 @@ fn two_ranks_equal_one_process_with_the_double_batch() -> Result<()> {
     Ok(())
 }
 
+/// The same with AdamW, through the host and the device path: its moments see the averaged
+/// gradients (views into the all-reduced buffer) exactly as one process's gradients.
+#[test]
+fn two_ranks_equal_one_process_with_adamw() -> Result<()> {
+    let one = single_on(&Device::Cpu, 37, 16, 2, adamw)?;
+    for tensors in [false, true] {
+        let ranks = parallel_with(37, 8, 2, 2, tensors, adamw)?;
+        let d = max_diff(&one, &ranks[0]);
+        assert!(
+            d <= TOL,
+            "AdamW, 2 ranks vs 1 process (device path: {tensors}): {d}"
+        );
+        assert_eq!(ranks[0], ranks[1], "the ranks' weights differ");
+    }
+    Ok(())
+}
+
 /// A [`TensorCollective`] on CPU tensors over a local group: the path the gradients take
 /// through NCCL, without a GPU.
 struct ThroughTensors(LocalCollective);
@@ -214,8 +246,8 @@ fn the_device_path_gives_the_host_paths_weights_bit_for_bit() -> Result<()> {
     // The same 2 x 8 run with the gradients packed, summed and split as tensors (as on a
     // GPU with NCCL) and through host memory (as over MPI): the same operations in the same
     // order, so the same bits.
-    let host = parallel_with(37, 8, 2, 2, false)?;
-    let tensors = parallel_with(37, 8, 2, 2, true)?;
+    let host = parallel_with(37, 8, 2, 2, false, sgd)?;
+    let tensors = parallel_with(37, 8, 2, 2, true, sgd)?;
     assert_eq!(host, tensors);
     Ok(())
 }
@@ -229,7 +261,7 @@ fn the_device_path_gives_the_host_paths_weights_bit_for_bit() -> Result<()> {
 #[ignore = "needs a CUDA GPU and NCCL"]
 fn nccl_world_of_one_equals_the_single_process() -> Result<()> {
     let gpu = Device::new_cuda(0)?;
-    let one = single_on(&gpu, 37, 16, 2)?;
+    let one = single_on(&gpu, 37, 16, 2, sgd)?;
     let mut dp = DataParallel::new(Box::new(local_group(1).remove(0)));
     let dev = dp.open_device("cuda")?;
     assert!(dev.is_cuda());

@@ -13,6 +13,10 @@ names on the Rust side (STYLE.md, Code 3), so weights move both ways with no ren
                  shortcuts (1x1 conv + BN projection where the shape changes); torchvision
                  naming (`layer2.0.downsample.0.weight`). PyTorch default initialisation.
 
+* `InceptionNet`, `ResidualNet` -- seed 001 (an Inception module and a residual block on
+                 MNIST: GoogLeNet-style 1x1/3x3/5x5 branches concatenated, and
+                 `relu(x + conv2(relu(conv1(x))))`), the article's `Net`s.
+
 `MODELS` maps the registry names used by the Rust zoo to the classes.
 """
 
@@ -165,11 +169,94 @@ class ResNet20(ResNetCifar):
         super().__init__(n=3, num_classes=num_classes)
 
 
+class InceptionA(nn.Module):
+    """Seed 001's Inception module: 16 + 24 + 24 + 24 = 88 output channels."""
+
+    def __init__(self, in_channels: int) -> None:
+        super().__init__()
+        self.branch1x1 = nn.Conv2d(in_channels, 16, kernel_size=1)
+        self.branch5x5_1 = nn.Conv2d(in_channels, 16, kernel_size=1)
+        self.branch5x5_2 = nn.Conv2d(16, 24, kernel_size=5, padding=2)
+        self.branch3x3_1 = nn.Conv2d(in_channels, 16, kernel_size=1)
+        self.branch3x3_2 = nn.Conv2d(16, 24, kernel_size=3, padding=1)
+        self.branch3x3_3 = nn.Conv2d(24, 24, kernel_size=3, padding=1)
+        self.branch_pool = nn.Conv2d(in_channels, 24, kernel_size=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        branch1x1 = self.branch1x1(x)
+        branch5x5 = self.branch5x5_2(self.branch5x5_1(x))
+        branch3x3 = self.branch3x3_3(self.branch3x3_2(self.branch3x3_1(x)))
+        branch_pool = self.branch_pool(F.avg_pool2d(x, kernel_size=3, stride=1, padding=1))
+        return torch.cat([branch1x1, branch5x5, branch3x3, branch_pool], dim=1)
+
+
+class InceptionNet(nn.Module):
+    """Seed 001's GoogLeNet-style MNIST net (`Net` there). conv1/conv2 are registered before
+    the Inception modules, as in the article's code, which sets the state_dict order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 10, kernel_size=5)
+        self.conv2 = nn.Conv2d(88, 20, kernel_size=5)
+        self.incep1 = InceptionA(in_channels=10)
+        self.incep2 = InceptionA(in_channels=20)
+        self.mp = nn.MaxPool2d(2)
+        self.fc = nn.Linear(1408, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        in_size = x.size(0)
+        x = F.relu(self.mp(self.conv1(x)))  # [b, 10, 12, 12]
+        x = self.incep1(x)  # [b, 88, 12, 12]
+        x = F.relu(self.mp(self.conv2(x)))  # [b, 20, 4, 4]
+        x = self.incep2(x)  # [b, 88, 4, 4]
+        x = x.view(in_size, -1)  # [b, 1408]
+        return self.fc(x)
+
+
+class ResidualBlock(nn.Module):
+    """Seed 001: y = relu(x + conv2(relu(conv1(x)))), channels kept."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.channels = channels
+        self.conv1 = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
+        self.conv2 = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.conv1(x))
+        y = self.conv2(y)
+        return F.relu(x + y)
+
+
+class ResidualNet(nn.Module):
+    """Seed 001's residual MNIST net (`Net` there)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 16, kernel_size=5)
+        self.conv2 = nn.Conv2d(16, 32, kernel_size=5)
+        self.mp = nn.MaxPool2d(2)
+        self.rblock1 = ResidualBlock(16)
+        self.rblock2 = ResidualBlock(32)
+        self.fc = nn.Linear(512, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        in_size = x.size(0)
+        x = self.mp(F.relu(self.conv1(x)))  # [b, 16, 12, 12]
+        x = self.rblock1(x)
+        x = self.mp(F.relu(self.conv2(x)))  # [b, 32, 4, 4]
+        x = self.rblock2(x)
+        x = x.view(in_size, -1)  # [b, 512]
+        return self.fc(x)
+
+
 MODELS: dict[str, type[nn.Module]] = {
     "lenet5": LeNet5,
     "mnist-net": MnistNet,
     "simple-cnn": SimpleCNN,
     "resnet20": ResNet20,
+    "inception-net": InceptionNet,
+    "residual-net": ResidualNet,
 }
 
 # Input shape (without batch) each registry entry expects.
@@ -178,11 +265,14 @@ INPUT_SHAPES: dict[str, tuple[int, int, int]] = {
     "mnist-net": (1, 28, 28),
     "simple-cnn": (3, 32, 32),
     "resnet20": (3, 32, 32),
+    "inception-net": (1, 28, 28),
+    "residual-net": (1, 28, 28),
 }
 
 
 def build(name: str) -> nn.Module:
-    """Instantiate a model by registry name (`lenet5`, `mnist-net`, `simple-cnn`, `resnet20`)."""
+    """Instantiate a model by registry name (`lenet5`, `mnist-net`, `simple-cnn`, `resnet20`,
+    `inception-net`, `residual-net`)."""
     try:
         return MODELS[name]()
     except KeyError:

@@ -64,7 +64,7 @@ import torch.nn.functional as F
 import torchvision
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from models import ResNetCifar, SimpleCNN  # noqa: E402
+from models import InceptionNet, ResidualNet, ResNetCifar, SimpleCNN  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "tests" / "golden" / "zoo"
@@ -201,87 +201,6 @@ class ZfNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.features(x)
         return self.classifier(torch.flatten(x, 1))
-
-
-class InceptionA(nn.Module):
-    """Seed 001's Inception module: 16 + 24 + 24 + 24 = 88 output channels."""
-
-    def __init__(self, in_channels: int) -> None:
-        super().__init__()
-        self.branch1x1 = nn.Conv2d(in_channels, 16, kernel_size=1)
-        self.branch5x5_1 = nn.Conv2d(in_channels, 16, kernel_size=1)
-        self.branch5x5_2 = nn.Conv2d(16, 24, kernel_size=5, padding=2)
-        self.branch3x3_1 = nn.Conv2d(in_channels, 16, kernel_size=1)
-        self.branch3x3_2 = nn.Conv2d(16, 24, kernel_size=3, padding=1)
-        self.branch3x3_3 = nn.Conv2d(24, 24, kernel_size=3, padding=1)
-        self.branch_pool = nn.Conv2d(in_channels, 24, kernel_size=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        branch1x1 = self.branch1x1(x)
-        branch5x5 = self.branch5x5_2(self.branch5x5_1(x))
-        branch3x3 = self.branch3x3_3(self.branch3x3_2(self.branch3x3_1(x)))
-        branch_pool = self.branch_pool(F.avg_pool2d(x, kernel_size=3, stride=1, padding=1))
-        return torch.cat([branch1x1, branch5x5, branch3x3, branch_pool], dim=1)
-
-
-class InceptionNet(nn.Module):
-    """Seed 001's GoogLeNet-style MNIST net (`Net` there). conv1/conv2 are registered before
-    the Inception modules, as in the article's code, which sets the state_dict order."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 10, kernel_size=5)
-        self.conv2 = nn.Conv2d(88, 20, kernel_size=5)
-        self.incep1 = InceptionA(in_channels=10)
-        self.incep2 = InceptionA(in_channels=20)
-        self.mp = nn.MaxPool2d(2)
-        self.fc = nn.Linear(1408, 10)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        in_size = x.size(0)
-        x = F.relu(self.mp(self.conv1(x)))  # [b, 10, 12, 12]
-        x = self.incep1(x)  # [b, 88, 12, 12]
-        x = F.relu(self.mp(self.conv2(x)))  # [b, 20, 4, 4]
-        x = self.incep2(x)  # [b, 88, 4, 4]
-        x = x.view(in_size, -1)  # [b, 1408]
-        return self.fc(x)
-
-
-class ResidualBlock(nn.Module):
-    """Seed 001: y = relu(x + conv2(relu(conv1(x)))), channels kept."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.channels = channels
-        self.conv1 = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
-        self.conv2 = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.relu(self.conv1(x))
-        y = self.conv2(y)
-        return F.relu(x + y)
-
-
-class ResidualNet(nn.Module):
-    """Seed 001's residual MNIST net (`Net` there)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 16, kernel_size=5)
-        self.conv2 = nn.Conv2d(16, 32, kernel_size=5)
-        self.mp = nn.MaxPool2d(2)
-        self.rblock1 = ResidualBlock(16)
-        self.rblock2 = ResidualBlock(32)
-        self.fc = nn.Linear(512, 10)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        in_size = x.size(0)
-        x = self.mp(F.relu(self.conv1(x)))  # [b, 16, 12, 12]
-        x = self.rblock1(x)
-        x = self.mp(F.relu(self.conv2(x)))  # [b, 32, 4, 4]
-        x = self.rblock2(x)
-        x = x.view(in_size, -1)  # [b, 512]
-        return self.fc(x)
 
 
 class LeNet5Bn(nn.Module):

@@ -1,4 +1,8 @@
-//! Shared pieces of the convnets benchmarks: the recipes being timed and the timing loops.
+//! The convnets benchmarks, all timing code of the project in one package: the recipes being
+//! timed and the timing loops (here), the kernels at the models' shapes ([`kernels`]), the
+//! step and op profiles ([`profile`]). Run by the `convnets-bench` binary (`cargo xtask
+//! bench`, its one argument parser) and the criterion benches (`cargo bench -p
+//! convnets-bench`).
 //!
 //! The same recipes are timed by `benches/torch/bench.py` for PyTorch, so the ratios the
 //! `convnets-bench` binary prints compare like with like (same model, batch, optimizer, data,
@@ -15,6 +19,35 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+pub mod kernels;
+pub mod profile;
+
+/// Seconds of each of `runs` calls of `f` after `warmup` untimed ones, sorted ascending.
+pub fn time_runs(
+    warmup: usize,
+    runs: usize,
+    mut f: impl FnMut() -> Result<()>,
+) -> Result<Vec<f64>> {
+    for _ in 0..warmup {
+        f()?;
+    }
+    let mut t = Vec::with_capacity(runs);
+    for _ in 0..runs.max(1) {
+        let start = Instant::now();
+        f()?;
+        t.push(start.elapsed().as_secs_f64());
+    }
+    t.sort_by(f64::total_cmp);
+    Ok(t)
+}
+
+/// The median of `v` (the upper one of an even count; 0 when empty).
+pub fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
 
 /// A timed training recipe.
 #[derive(Clone, Debug)]
@@ -33,12 +66,22 @@ pub struct Recipe {
     pub sgd: SgdConfig,
 }
 
-/// The recipes: seed 000's (A), seed 004's (B), and the CIFAR-10-shaped SimpleCNN (seed 003)
-/// and ResNet-20 (He et al. 2016) on random images, as `benches/torch/bench.py` has them.
+/// The recipes: seed 000's (A), seed 004's (B), seed 001's Inception and residual networks on
+/// MNIST (batch 64, SGD momentum 0.9; the cosine schedule does not change a step's time and
+/// is left out), and the CIFAR-10-shaped SimpleCNN (seed 003) and ResNet-20 (He et al. 2016)
+/// on random images, as `benches/torch/bench.py` has them.
 pub fn recipes() -> Vec<Recipe> {
     vec![
         from_train("lenet5", convnets::train::recipe::lenet5_fashion_mnist()),
         from_train("mnist-net", convnets::train::recipe::mnist_net_mnist()),
+        from_train(
+            "inception-net",
+            convnets::train::recipe::inception_net_mnist(),
+        ),
+        from_train(
+            "residual-net",
+            convnets::train::recipe::residual_net_mnist(),
+        ),
         Recipe {
             name: "simple-cnn",
             model: "simple-cnn",

@@ -1,13 +1,18 @@
 """PyTorch twin of the convnets speed benchmark: training and inference images per second.
 
     .venv/bin/python benches/torch/bench.py --threads 2 --data-dir DIR --json out.json \
-        [--cases lenet5,mnist-net,simple-cnn,resnet20] [--seconds 10] [--device cpu]
+        [--cases lenet5,mnist-net,inception-net,residual-net,simple-cnn,resnet20] [--seconds 10]
+        [--device cpu]
 
 Cases (the recipes the Rust benches run; models from scripts/models.py):
 
   lenet5      seed 000 recipe A: LeNet5, Fashion-MNIST (x/255), batch 256, SGD lr 0.01
   mnist-net   seed 004 recipe B: MnistNet, MNIST Normalize(0.1307, 0.3081), batch 64,
               SGD lr 0.01 momentum 0.5
+  inception-net  seed 001 InceptionNet, MNIST Normalize(0.1307, 0.3081), batch 64,
+              SGD lr 0.01 momentum 0.9 (the recipe's cosine schedule is left out: it does
+              not change a step's time)
+  residual-net   seed 001 ResidualNet, same recipe
   simple-cnn  seed 003 SimpleCNN on CIFAR-10 shapes, batch 128, SGD lr 0.01 momentum 0.9
   resnet20    He et al. 2016 ResNet-20 (option B), CIFAR-10 shapes, batch 128,
               SGD lr 0.1 momentum 0.9 weight decay 1e-4
@@ -44,7 +49,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-CASES = ("lenet5", "mnist-net", "simple-cnn", "resnet20")
+CASES = ("lenet5", "mnist-net", "inception-net", "residual-net", "simple-cnn", "resnet20")
 INFER_BATCH = 1000
 WARMUP_STEPS = 5
 CIFAR_POOL = 10_000
@@ -53,6 +58,8 @@ CIFAR_POOL = 10_000
 RECIPES = {
     "lenet5": ("fashion-mnist", None, 256, dict(lr=0.01)),
     "mnist-net": ("mnist", (0.1307, 0.3081), 64, dict(lr=0.01, momentum=0.5)),
+    "inception-net": ("mnist", (0.1307, 0.3081), 64, dict(lr=0.01, momentum=0.9)),
+    "residual-net": ("mnist", (0.1307, 0.3081), 64, dict(lr=0.01, momentum=0.9)),
     "simple-cnn": ("cifar-random", None, 128, dict(lr=0.01, momentum=0.9)),
     "resnet20": ("cifar-random", None, 128, dict(lr=0.1, momentum=0.9, weight_decay=1e-4)),
 }
@@ -217,12 +224,12 @@ def main() -> None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(text + "\n")
 
-    hdr = (f"{'case':<12} {'batch':>5} {'train img/s':>12} {'(median)':>9} {'infer img/s':>12} {'(median)':>9}"
+    hdr = (f"{'case':<14} {'batch':>5} {'train img/s':>12} {'(median)':>9} {'infer img/s':>12} {'(median)':>9}"
            f" {'peak RSS MB':>12}")
     print(f"\ntorch {torch_version}, {args.threads} thread(s), {args.device}, {args.seconds:g} s per case", file=sys.stderr)
     print(hdr + "\n" + "-" * len(hdr), file=sys.stderr)
     for name, r in result_cases.items():
-        print(f"{name:<12} {r['batch_size']:>5} {r['train_images_per_s']:>12,.0f} {r['train_images_per_s_median']:>9,.0f}"
+        print(f"{name:<14} {r['batch_size']:>5} {r['train_images_per_s']:>12,.0f} {r['train_images_per_s_median']:>9,.0f}"
               f" {r['infer_images_per_s']:>12,.0f} {r['infer_images_per_s_median']:>9,.0f} {r['peak_rss_mb']:>12,.0f}",
               file=sys.stderr)
 

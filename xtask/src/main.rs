@@ -10,7 +10,7 @@
 //! cargo xtask download DATASET    download mnist | fashion-mnist | cifar10 into datasets/
 //! cargo xtask synthesize cifar10 --root DIR   a small synthetic CIFAR-format data set
 //! cargo xtask models              list models and data sets
-//! cargo xtask bench [ARGS]        speed table: convnets vs plain candle vs PyTorch
+//! cargo xtask bench [CMD] [ARGS]  speed: models (convnets vs candle vs PyTorch), kernels, steps, ops
 //! cargo xtask golden              regenerate the PyTorch golden files (needs torch)
 //! cargo xtask fuzz [--cases N]   the property tests of every parser with N cases each (default 100,000)
 //! cargo xtask ci                  what CI runs: fmt, clippy, tests (kernels on each CPU path: avx512, avx2, portable), mpi feature, cuda type-check

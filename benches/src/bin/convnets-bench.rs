@@ -1,18 +1,21 @@
-//! `convnets-bench` (run by `cargo xtask bench`): training and inference images/s of the
-//! article recipes for convnets (our kernels), plain candle (candle's own ops) and PyTorch
-//! (`benches/torch/bench.py`), measured in the same run on the same machine, as one table
-//! with the ratios, also written as JSON.
+//! `convnets-bench` (run by `cargo xtask bench`): every timing of the project behind one
+//! argument parser.
 //!
-//! ```text
-//! cargo xtask bench [--seconds 10] [--threads 2] [--cases lenet5,mnist-net,simple-cnn,resnet20]
-//!                   [--json FILE] [--data-dir DIR] [--no-torch]
-//! ```
+//! - `convnets-bench [models] [OPTIONS]`: training and inference images/s of the article
+//!   recipes for convnets (our kernels), plain candle (candle's own ops) and PyTorch
+//!   (`benches/torch/bench.py`), measured in the same run on the same machine, as one table
+//!   with the ratios, also written as JSON.
+//! - `convnets-bench kernels`: the convolution kernels of `convnets-kernels` at the bench
+//!   models' shapes, GFLOP/s against the measured FMA peak, on every kernel path the CPU runs
+//!   (one process per path). `cargo bench -p convnets-bench` has the same kernels in criterion.
+//! - `convnets-bench steps`, `convnets-bench ops`: where a training step's time goes, by phase
+//!   and by layer.
 //!
 //! The kernel path (`convnets::layers::ops::isa()`: `avx512`, `avx2` or `portable`, forced
-//! with `CONVNETS_ISA`) is printed and recorded. When it is not `avx512`, PyTorch is held to
-//! AVX2 as well (`ATEN_CPU_CAPABILITY=avx2`, `ONEDNN_MAX_CPU_ISA=AVX2`,
-//! `MKL_ENABLE_INSTRUCTIONS=AVX2`, unless already set), so that `CONVNETS_ISA=avx2` on an
-//! AVX-512 machine compares the two libraries as an AVX2-only CPU would run them.
+//! with `--isa` or `CONVNETS_ISA`) is printed and recorded. When it is not `avx512`, PyTorch
+//! is held to AVX2 as well (`ATEN_CPU_CAPABILITY=avx2`, `ONEDNN_MAX_CPU_ISA=AVX2`,
+//! `MKL_ENABLE_INSTRUCTIONS=AVX2`, unless already set), so that `--isa avx2` on an AVX-512
+//! machine compares the two libraries as an AVX2-only CPU would run them.
 //!
 //! A second table gives the training GFLOP/s each implementation achieves (convolution and
 //! linear FLOPs per image from the layer shapes, see `train_flops_per_image`) against the
@@ -23,64 +26,109 @@
 static GLOBAL: convnets::allocator::MiMalloc = convnets::allocator::MiMalloc;
 
 use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
 use convnets::layers::ops::{set_kernels, Kernels};
-use convnets_bench::{fma_peak_gflops, recipes, time_case, train_flops_per_image, CaseResult};
+use convnets_bench::kernels::{ConvCase, Pass, CONV_SHAPES};
+use convnets_bench::profile::{self, OpSet};
+use convnets_bench::{
+    fma_peak_gflops, median, recipes, time_case, time_runs, train_flops_per_image, CaseResult,
+};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
 
-struct Args {
+/// Speed of convnets against plain candle and PyTorch, and of its kernels against the
+/// machine's FMA peak.
+#[derive(Parser, Debug)]
+#[command(name = "convnets-bench", args_conflicts_with_subcommands = true)]
+struct Cli {
+    /// Force a kernel path for this run (sets `CONVNETS_ISA`; one the CPU lacks falls back
+    /// to the best below it, with a warning).
+    #[arg(long, global = true, value_parser = ["avx512", "avx2", "portable"])]
+    isa: Option<String>,
+    #[command(subcommand)]
+    command: Option<Cmd>,
+    /// The models table's options, when no command is given.
+    #[command(flatten)]
+    models: ModelArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Training and inference images/s: convnets, plain candle and PyTorch (the default).
+    Models(ModelArgs),
+    /// The convolution kernels at the models' shapes: GFLOP/s against the FMA peak, per path.
+    Kernels(KernelArgs),
+    /// A training step split into forward, loss, backward and optimizer step.
+    Steps(StepArgs),
+    /// Each layer's native op timed alone (median ms per call).
+    Ops {
+        /// Layer sets to time (default: all).
+        #[arg(value_enum)]
+        sets: Vec<OpSet>,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+struct ModelArgs {
+    /// Seconds per case (2/3 training, 1/3 inference).
+    #[arg(long, default_value_t = 10.0)]
     seconds: f64,
+    /// Threads (`RAYON_NUM_THREADS` for convnets, `torch.set_num_threads` for PyTorch).
+    #[arg(long, default_value_t = 2)]
     threads: usize,
+    /// Comma-separated cases (default: all).
+    #[arg(long, value_delimiter = ',', default_values_t = recipes().iter().map(|r| r.name.to_string()).collect::<Vec<_>>())]
     cases: Vec<String>,
+    /// Where to write the JSON result.
+    #[arg(long, default_value = "target/bench/bench.json")]
     json: PathBuf,
+    /// Data root with mnist/ and fashion-mnist/ (default `$CONVNETS_DATA`).
+    #[arg(long)]
     data_dir: Option<PathBuf>,
-    torch: bool,
+    /// Skip PyTorch.
+    #[arg(long)]
+    no_torch: bool,
+    /// Internal: run one case (`CASE:native|reference`) in this process and print its JSON.
+    #[arg(long, hide = true)]
     worker: Option<String>,
 }
 
-fn parse_args() -> Result<Args> {
-    let mut a = Args {
-        seconds: 10.0,
-        threads: 2,
-        cases: recipes().iter().map(|r| r.name.to_string()).collect(),
-        json: PathBuf::from("target/bench/bench.json"),
-        data_dir: None,
-        torch: true,
-        worker: None,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--seconds" => a.seconds = value()?.parse()?,
-            "--threads" => a.threads = value()?.parse()?,
-            "--cases" => a.cases = value()?.split(',').map(str::to_string).collect(),
-            "--json" => a.json = value()?.into(),
-            "--data-dir" => a.data_dir = Some(value()?.into()),
-            "--no-torch" => a.torch = false,
-            "--worker" => a.worker = Some(value()?),
-            "-h" | "--help" => {
-                println!(
-                    "{}",
-                    include_str!("convnets-bench.rs")
-                        .lines()
-                        .skip(5)
-                        .take(2)
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                );
-                std::process::exit(0);
-            }
-            other => bail!("unknown argument `{other}`"),
-        }
-    }
-    Ok(a)
+#[derive(Args, Debug)]
+struct KernelArgs {
+    /// Kernel paths to time, each in its own process (default: every path this CPU runs;
+    /// `--isa` picks one).
+    #[arg(long, value_delimiter = ',', value_parser = ["avx512", "avx2", "portable"])]
+    paths: Vec<String>,
+    /// Threads.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Timed calls per kernel (the median is reported).
+    #[arg(long, default_value_t = 20)]
+    runs: usize,
+    /// Internal: time the path of this process only.
+    #[arg(long, hide = true)]
+    worker: bool,
+}
+
+#[derive(Args, Debug)]
+struct StepArgs {
+    /// Cases (default: all).
+    cases: Vec<String>,
+    /// Timed steps per case.
+    #[arg(long, default_value_t = 100)]
+    steps: usize,
+    /// Candle's own ops instead of ours.
+    #[arg(long)]
+    reference: bool,
+    /// Data root (default `$CONVNETS_DATA`).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
 }
 
 /// Runs one case in this process (as a worker) and prints its JSON.
-fn worker(spec: &str, a: &Args) -> Result<()> {
+fn worker(spec: &str, a: &ModelArgs) -> Result<()> {
     let (name, kernels) = spec
         .split_once(':')
         .context("worker spec is CASE:KERNELS")?;
@@ -99,7 +147,7 @@ fn worker(spec: &str, a: &Args) -> Result<()> {
 }
 
 /// Runs a case in a fresh process, so peak memory is its own and threads are set before start.
-fn spawn(spec: &str, a: &Args) -> Result<CaseResult> {
+fn spawn(spec: &str, a: &ModelArgs) -> Result<CaseResult> {
     let mut c = Command::new(std::env::current_exe()?);
     c.args(["--worker", spec, "--seconds", &a.seconds.to_string()])
         .env("RAYON_NUM_THREADS", a.threads.to_string())
@@ -131,7 +179,7 @@ const TORCH_AVX2: [(&str, &str); 3] = [
     ("MKL_ENABLE_INSTRUCTIONS", "AVX2"),
 ];
 
-fn torch(a: &Args) -> Result<Value> {
+fn torch(a: &ModelArgs) -> Result<Value> {
     let python = std::env::var("CONVNETS_PYTHON").unwrap_or_else(|_| "python3".into());
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("torch/bench.py");
     let tmp =
@@ -175,7 +223,28 @@ fn torch(a: &Args) -> Result<Value> {
 
 fn main() -> Result<()> {
     convnets::allocator::keep_freed_memory();
-    let mut a = parse_args()?;
+    let cli = Cli::parse();
+    if let Some(isa) = &cli.isa {
+        // Before anything asks for the path (it is chosen once), and inherited by the workers.
+        std::env::set_var("CONVNETS_ISA", isa);
+    }
+    let env_data = || std::env::var_os("CONVNETS_DATA").map(PathBuf::from);
+    match cli.command {
+        None => models(cli.models),
+        Some(Cmd::Models(a)) => models(a),
+        Some(Cmd::Kernels(k)) => kernels(&k, cli.isa.as_deref()),
+        Some(Cmd::Steps(s)) => profile::steps(
+            &s.cases,
+            s.steps,
+            s.reference,
+            s.data_dir.or_else(env_data).as_deref(),
+        ),
+        Some(Cmd::Ops { sets }) => profile::ops(&sets),
+    }
+}
+
+/// The models table.
+fn models(mut a: ModelArgs) -> Result<()> {
     if a.data_dir.is_none() {
         a.data_dir = std::env::var_os("CONVNETS_DATA").map(PathBuf::from);
     }
@@ -201,7 +270,7 @@ fn main() -> Result<()> {
             results.entry(case.clone()).or_default().insert(kernels, r);
         }
     }
-    let torch = if a.torch {
+    let torch = if !a.no_torch {
         eprintln!("bench: PyTorch ...");
         match torch(&a) {
             Ok(v) => Some(v),
@@ -219,7 +288,7 @@ fn main() -> Result<()> {
 
     println!("\nconvnets kernel path: {isa}{forced}; PyTorch: {torch_isa}");
     println!(
-        "{:<10} | {:>10} {:>10} {:>10} {:>8} {:>8} | {:>10} {:>10} {:>10} {:>8} | {:>8} {:>8}",
+        "{:<13} | {:>10} {:>10} {:>10} {:>8} {:>8} | {:>10} {:>10} {:>10} {:>8} | {:>8} {:>8}",
         "train/s",
         "convnets",
         "candle",
@@ -233,7 +302,7 @@ fn main() -> Result<()> {
         "RSS MiB",
         "torch"
     );
-    println!("{}", "-".repeat(138));
+    println!("{}", "-".repeat(141));
     let mut table = serde_json::Map::new();
     for (case, r) in &results {
         let (n, c) = (&r["native"], &r["reference"]);
@@ -244,7 +313,7 @@ fn main() -> Result<()> {
         };
         let num = |y: Option<f64>| y.map(|y| format!("{y:.0}")).unwrap_or_else(|| "-".into());
         println!(
-            "{:<10} | {:>10.0} {:>10.0} {:>10} {:>8} {:>8} | {:>10.0} {:>10.0} {:>10} {:>8} | {:>8.0} {:>8}",
+            "{:<13} | {:>10.0} {:>10.0} {:>10} {:>8} {:>8} | {:>10.0} {:>10.0} {:>10} {:>8} | {:>8.0} {:>8}",
             case,
             n.train_images_per_s,
             c.train_images_per_s,
@@ -278,10 +347,10 @@ fn main() -> Result<()> {
         None => println!("\ntraining GFLOP/s (conv + linear FLOPs only); machine peak unknown"),
     }
     println!(
-        "{:<10} | {:>12} | {:>10} {:>7} | {:>10} {:>7} | {:>10} {:>7}",
+        "{:<13} | {:>12} | {:>10} {:>7} | {:>10} {:>7} | {:>10} {:>7}",
         "case", "MFLOP/img", "convnets", "% peak", "candle", "% peak", "pytorch", "% peak"
     );
-    println!("{}", "-".repeat(88));
+    println!("{}", "-".repeat(91));
     for (case, r) in &results {
         let Some(model) = recipes()
             .into_iter()
@@ -309,7 +378,7 @@ fn main() -> Result<()> {
         );
         let tt = gf(t(case, "train_images_per_s"));
         println!(
-            "{case:<10} | {:>12.2} | {} | {} | {}",
+            "{case:<13} | {:>12.2} | {} | {} | {}",
             flops / 1e6,
             cell(n),
             cell(c),
@@ -340,5 +409,85 @@ fn main() -> Result<()> {
         a.seconds,
         a.json.display()
     );
+    Ok(())
+}
+
+/// The kernels table: in a worker, this process's path; otherwise one worker per path.
+fn kernels(k: &KernelArgs, isa: Option<&str>) -> Result<()> {
+    if k.worker {
+        return kernels_here(k);
+    }
+    let paths: Vec<String> = match (isa, k.paths.is_empty()) {
+        (Some(i), true) => vec![i.to_string()],
+        (_, false) => k.paths.clone(),
+        (None, true) => [
+            convnets_kernels::Isa::Avx512,
+            convnets_kernels::Isa::Avx2,
+            convnets_kernels::Isa::Portable,
+        ]
+        .into_iter()
+        .filter(|i| i.supported())
+        .map(|i| i.name().to_string())
+        .collect(),
+    };
+    for path in paths {
+        let status = Command::new(std::env::current_exe()?)
+            .args([
+                "kernels",
+                "--worker",
+                "--threads",
+                &k.threads.to_string(),
+                "--runs",
+                &k.runs.to_string(),
+            ])
+            .env("CONVNETS_ISA", &path)
+            .env("RAYON_NUM_THREADS", k.threads.to_string())
+            .status()
+            .with_context(|| format!("running the {path} kernels"))?;
+        if !status.success() {
+            bail!("the {path} kernels failed ({status})");
+        }
+    }
+    Ok(())
+}
+
+/// Times each convolution pass at each model shape on this process's path (median of
+/// `k.runs` calls) and prints GFLOP/s and the share of the path's measured FMA peak.
+fn kernels_here(k: &KernelArgs) -> Result<()> {
+    let isa = convnets_kernels::isa();
+    let peak = fma_peak_gflops(k.threads);
+    match peak {
+        Some((p, name)) => println!(
+            "\nkernel path {isa}: FMA peak {p:.0} GFLOP/s measured on {} thread(s) of {name} FMAs",
+            k.threads
+        ),
+        None => println!("\nkernel path {isa}: FMA peak unknown (no AVX2/AVX-512)"),
+    }
+    println!(
+        "{:<40} | {:>10} {:>8} {:>7} | {:>10} {:>8} {:>7} | {:>10} {:>8} {:>7}",
+        "conv GEMM (median)",
+        "fwd ms",
+        "GFLOP/s",
+        "% peak",
+        "dx ms",
+        "GFLOP/s",
+        "% peak",
+        "dw ms",
+        "GFLOP/s",
+        "% peak"
+    );
+    println!("{}", "-".repeat(136));
+    for shape in CONV_SHAPES {
+        let case = ConvCase::new(shape)?;
+        let flops = shape.gemm_flops()?;
+        let mut row = format!("{:<40}", shape.name);
+        for pass in Pass::ALL {
+            let t = median(&time_runs(3, k.runs, || case.run(pass).map(|_| ()))?);
+            let gf = flops / t / 1e9;
+            let pct = peak.map_or("-".into(), |(p, _)| format!("{:.1}%", 100.0 * gf / p));
+            row += &format!(" | {:>10.3} {gf:>8.1} {pct:>7}", t * 1e3);
+        }
+        println!("{row}");
+    }
     Ok(())
 }

@@ -440,7 +440,7 @@ pub(crate) fn gemm_nt_gather(
 /// Whether a product `[m, len] @ [n, len]^T` runs faster transposed into the register-blocked
 /// kernel than in `gemm`: long, wide products (ResNet-20's first stage: 3x faster); for short
 /// or narrow ones (LeNet-5, the 8x8 maps) `gemm`'s own packing is as fast or faster
-/// (`cargo run --release -p convnets-bench --example op_profile`).
+/// (`cargo xtask bench ops`).
 fn transpose_pays(n: usize, len: usize) -> bool {
     n >= 48 && len >= 256
 }

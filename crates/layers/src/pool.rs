@@ -1,7 +1,7 @@
 //! Pooling layers: PyTorch's `nn.MaxPool2d`, `nn.AvgPool2d` and `nn.AdaptiveAvgPool2d`.
 
 use crate::layer::{expect_4d, label, Layer};
-use crate::ops::{self, pool_output_hw, Pool2dParams};
+use crate::ops::{self, pool_output_hw, Pool2dParams, PoolDims};
 use crate::summary;
 use candle_core::{Module, Result, Tensor};
 
@@ -46,11 +46,18 @@ macro_rules! pool_layer {
             pub fn params(&self) -> &Pool2dParams {
                 &self.params
             }
-            /// The output shape for an input of shape `[b, c, h, w]`, or an error naming the
-            /// layer and the shapes when there is none: wrong rank, an empty channel or image
-            /// dimension (PyTorch only allows an empty batch), or an image too small for the
-            /// window (PyTorch's "output size is too small").
+            /// The output shape for an input of shape `[b, c, h, w]`, or the error of
+            #[doc = concat!("[`", stringify!($ty), "::dims`].")]
             pub fn out_shape(&self, input: &[usize]) -> Result<[usize; 4]> {
+                let d = self.dims(input)?;
+                Ok([input[0], input[1], d.oh, d.ow])
+            }
+            /// The checked sizes of pooling an input of shape `[b, c, h, w]`, or an error
+            /// naming the layer and the shapes when there are none: wrong rank, an empty
+            /// channel or image dimension (PyTorch only allows an empty batch), or an image
+            /// too small for the window (PyTorch's "output size is too small"). The one check
+            /// of a forward.
+            pub fn dims(&self, input: &[usize]) -> Result<PoolDims> {
                 let &[b, c, h, w] = input else {
                     candle_core::bail!(
                         "{}: expected an input [batch, channels, height, width], found {input:?}",
@@ -68,7 +75,7 @@ macro_rules! pool_layer {
                 // `padding <= kernel / 2` first, so that no size below can overflow.
                 let fits = p.padding[0] <= p.kernel[0] / 2 && p.padding[1] <= p.kernel[1] / 2;
                 match fits.then(|| pool_output_hw(input, p).ok()).flatten() {
-                    Some((oh, ow)) => Ok([b, c, oh, ow]),
+                    Some((oh, ow)) => Ok(PoolDims { planes: b * c, h, w, oh, ow }),
                     None => candle_core::bail!(
                         "{}: input {input:?} is too small for (or does not fit) kernel {:?} with stride {:?}, \
                          padding {:?}, ceil_mode {} (kernel and stride must be > 0, padding at most half \
@@ -85,8 +92,8 @@ macro_rules! pool_layer {
 
         impl Module for $ty {
             fn forward(&self, x: &Tensor) -> Result<Tensor> {
-                self.out_shape(x.dims())?;
-                let y = $op(x, &self.params)?;
+                let d = self.dims(x.dims())?;
+                let y = $op(x, &self.params, &d)?;
                 summary::record(self.name.as_deref(), $kind, &y, &[], 0);
                 Ok(y)
             }
@@ -106,7 +113,7 @@ macro_rules! pool_layer {
 pool_layer!(
     MaxPool2d,
     "MaxPool2d",
-    ops::max_pool2d,
+    ops::max_pool2d_with,
     "Max pooling (PyTorch's `nn.MaxPool2d`); `MaxPool2d::new(k)` is `MaxPool2d(k)` (stride = kernel).\n\n\
      ```\n\
      use candle_core::{Device, Module, Tensor};\n\
@@ -120,7 +127,7 @@ pool_layer!(
 pool_layer!(
     AvgPool2d,
     "AvgPool2d",
-    ops::avg_pool2d,
+    ops::avg_pool2d_with,
     "Average pooling (PyTorch's `nn.AvgPool2d`); `AvgPool2d::new(k)` is `AvgPool2d(k)` (stride = kernel).\n\n\
      ```\n\
      use candle_core::{Device, Module, Tensor};\n\

@@ -100,21 +100,57 @@ fn check_geometry(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, g: &ConvGeometr
     Ok(())
 }
 
-/// Max pooling of `x` `[b, c, h, w]`.
+/// Max pooling of `x` `[b, c, h, w]`. The shape is checked once, by [`PoolDims::new`].
 pub fn max_pool2d(x: &Tensor, p: &Pool2dParams) -> Result<Tensor> {
+    max_pool2d_with(x, p, &pool_dims(x, p)?)
+}
+
+/// [`max_pool2d`] on sizes that [`PoolDims::new`] (or a layer's own check) already made from
+/// `x`'s dims and `p`: the shape is only compared with `d`, not validated again.
+///
+/// ```
+/// use candle_core::{Device, Tensor};
+/// use convnets_layers::ops::{max_pool2d_with, Pool2dParams, PoolDims};
+/// let x = Tensor::arange(0f32, 16., &Device::Cpu)?.reshape((1, 1, 4, 4))?;
+/// let p = Pool2dParams::square(2, 2);
+/// let d = PoolDims::new(x.dims(), &p)?;
+/// assert_eq!(max_pool2d_with(&x, &p, &d)?.flatten_all()?.to_vec1::<f32>()?, [5., 7., 13., 15.]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn max_pool2d_with(x: &Tensor, p: &Pool2dParams, d: &PoolDims) -> Result<Tensor> {
+    check_pool_dims(x, d)?;
     if use_native_pool(x) {
-        native::max_pool2d(x, p)
+        native::max_pool2d_with(x, p, d)
     } else {
-        reference::max_pool2d(x, p)
+        reference::max_pool2d_with(x, p, d)
     }
 }
 
-/// Average pooling of `x` `[b, c, h, w]`.
+/// Average pooling of `x` `[b, c, h, w]`. The shape is checked once, by [`PoolDims::new`].
 pub fn avg_pool2d(x: &Tensor, p: &Pool2dParams) -> Result<Tensor> {
+    avg_pool2d_with(x, p, &pool_dims(x, p)?)
+}
+
+/// [`avg_pool2d`] on sizes already checked (see [`max_pool2d_with`]).
+pub fn avg_pool2d_with(x: &Tensor, p: &Pool2dParams, d: &PoolDims) -> Result<Tensor> {
+    check_pool_dims(x, d)?;
     if use_native_pool(x) {
-        native::avg_pool2d(x, p)
+        native::avg_pool2d_with(x, p, d)
     } else {
-        reference::avg_pool2d(x, p)
+        reference::avg_pool2d_with(x, p, d)
+    }
+}
+
+/// The checked sizes of pooling `x` with `p` (an error naming the shapes when there are none).
+fn pool_dims(x: &Tensor, p: &Pool2dParams) -> Result<PoolDims> {
+    PoolDims::new(x.dims(), p).map_err(|e| native::shape_error("pool2d", e))
+}
+
+/// Whether `d` is the sizes of pooling `x` (an error naming both when not).
+fn check_pool_dims(x: &Tensor, d: &PoolDims) -> Result<()> {
+    match *x.dims() {
+        [b, c, h, w] if b * c == d.planes && h == d.h && w == d.w => Ok(()),
+        _ => candle_core::bail!("pool2d: input {:?} does not have the sizes {d:?}", x.dims()),
     }
 }
 

@@ -6,7 +6,7 @@
 //! that overlap) are built from padding, strided slices (narrow + reshape) and matmul.
 
 use super::native::shape_error;
-use super::{pool_output_hw, Conv2dParams, ConvGeometry, Pool2dParams};
+use super::{Conv2dParams, ConvGeometry, Pool2dParams, PoolDims};
 use candle_core::{Result, Tensor};
 pub use convnets_kernels::pool::avg_divisors;
 
@@ -119,10 +119,14 @@ fn pad_with(t: &Tensor, dim: usize, left: usize, right: usize, value: f64) -> Re
     Tensor::cat(&parts, dim)
 }
 
+/// The checked sizes of pooling `x` with `p`.
+fn pool_dims(x: &Tensor, p: &Pool2dParams) -> Result<PoolDims> {
+    PoolDims::new(x.dims(), p).map_err(|e| shape_error("pool2d", e))
+}
+
 /// The `kh * kw` strided window views `[b, c, oh, ow]` of `x` padded with `value`.
-fn pool_windows(x: &Tensor, p: &Pool2dParams, value: f64) -> Result<(Vec<Tensor>, usize, usize)> {
-    let (oh, ow) = pool_output_hw(x.dims(), p).map_err(|e| shape_error("pool2d", e))?;
-    let (h, w) = (x.dim(2)?, x.dim(3)?);
+fn pool_windows(x: &Tensor, p: &Pool2dParams, d: &PoolDims, value: f64) -> Result<Vec<Tensor>> {
+    let (h, w, oh, ow) = (d.h, d.w, d.oh, d.ow);
     // The windows reach padded index (o - 1) * s + k - 1; pad the right side up to that.
     let right_h = ((oh - 1) * p.stride[0] + p.kernel[0]).saturating_sub(h + p.padding[0]);
     let right_w = ((ow - 1) * p.stride[1] + p.kernel[1]).saturating_sub(w + p.padding[1]);
@@ -135,7 +139,7 @@ fn pool_windows(x: &Tensor, p: &Pool2dParams, value: f64) -> Result<(Vec<Tensor>
             wins.push(strided(&rows, 3, kj, ow, p.stride[1])?);
         }
     }
-    Ok((wins, oh, ow))
+    Ok(wins)
 }
 
 /// Max pooling with PyTorch's semantics: padding is `-inf`, and the gradient goes to the
@@ -144,7 +148,12 @@ fn pool_windows(x: &Tensor, p: &Pool2dParams, value: f64) -> Result<(Vec<Tensor>
 /// Always a composition: candle 0.11's own `max_pool2d` backward refuses kernel != stride and,
 /// even for kernel == stride, scales the gradient of a unique maximum by `1 / (kh * kw)`.
 pub fn max_pool2d(x: &Tensor, p: &Pool2dParams) -> Result<Tensor> {
-    let (wins, _, _) = pool_windows(x, p, f64::NEG_INFINITY)?;
+    max_pool2d_with(x, p, &pool_dims(x, p)?)
+}
+
+/// [`max_pool2d`] on sizes already checked (see [`crate::ops::max_pool2d_with`]).
+pub fn max_pool2d_with(x: &Tensor, p: &Pool2dParams, d: &PoolDims) -> Result<Tensor> {
+    let wins = pool_windows(x, p, d, f64::NEG_INFINITY)?;
     let mut max = wins[0].detach();
     for win in &wins[1..] {
         max = max.maximum(&win.detach())?;
@@ -165,16 +174,17 @@ pub fn max_pool2d(x: &Tensor, p: &Pool2dParams) -> Result<Tensor> {
 /// Average pooling with PyTorch's semantics: zero padding, and a divisor that counts the
 /// window clipped to the padded input (`count_include_pad`) or to the input only.
 pub fn avg_pool2d(x: &Tensor, p: &Pool2dParams) -> Result<Tensor> {
-    if p.padding == [0, 0] && !p.ceil_mode && p.kernel == p.stride {
-        let (h, w) = (x.dim(2)?, x.dim(3)?);
-        pool_output_hw(x.dims(), p).map_err(|e| shape_error("pool2d", e))?;
-        if h % p.stride[0] == 0 && w % p.stride[1] == 0 {
-            return x
-                .avg_pool2d_with_stride((p.kernel[0], p.kernel[1]), (p.stride[0], p.stride[1]));
-        }
+    avg_pool2d_with(x, p, &pool_dims(x, p)?)
+}
+
+/// [`avg_pool2d`] on sizes already checked (see [`crate::ops::avg_pool2d_with`]).
+pub fn avg_pool2d_with(x: &Tensor, p: &Pool2dParams, d: &PoolDims) -> Result<Tensor> {
+    let (h, w, oh, ow) = (d.h, d.w, d.oh, d.ow);
+    let tiles = h % p.stride[0] == 0 && w % p.stride[1] == 0;
+    if p.padding == [0, 0] && !p.ceil_mode && p.kernel == p.stride && tiles {
+        return x.avg_pool2d_with_stride((p.kernel[0], p.kernel[1]), (p.stride[0], p.stride[1]));
     }
-    let (h, w) = (x.dim(2)?, x.dim(3)?);
-    let (wins, oh, ow) = pool_windows(x, p, 0.0)?;
+    let wins = pool_windows(x, p, d, 0.0)?;
     let mut sum = wins[0].clone();
     for win in &wins[1..] {
         sum = (sum + win)?;

@@ -23,7 +23,7 @@ pub use convnets_kernels::{isa, Isa};
 pub use linear::linear;
 pub use loss::cross_entropy;
 pub use norm::{batch_norm2d_relu_train, batch_norm2d_train};
-pub use pool::{avg_pool2d, max_pool2d};
+pub use pool::{avg_pool2d, avg_pool2d_with, max_pool2d, max_pool2d_with};
 pub use relu::{add_relu, relu};
 
 use candle_core::backend::BackendStorage;

@@ -8,14 +8,22 @@ use convnets_kernels::{pool, PoolDims};
 
 /// Max pooling through the native kernel (see [`crate::ops::max_pool2d`]).
 pub fn max_pool2d(x: &Tensor, p: &Pool2dParams) -> Result<Tensor> {
-    let d = pool_dims(x.dims(), p)?;
-    x.contiguous()?.apply_op1(MaxPool { p: *p, d })
+    max_pool2d_with(x, p, &pool_dims(x.dims(), p)?)
+}
+
+/// [`max_pool2d`] on sizes already checked (see [`crate::ops::max_pool2d_with`]).
+pub fn max_pool2d_with(x: &Tensor, p: &Pool2dParams, d: &PoolDims) -> Result<Tensor> {
+    x.contiguous()?.apply_op1(MaxPool { p: *p, d: *d })
 }
 
 /// Average pooling through the native kernel (see [`crate::ops::avg_pool2d`]).
 pub fn avg_pool2d(x: &Tensor, p: &Pool2dParams) -> Result<Tensor> {
-    let d = pool_dims(x.dims(), p)?;
-    x.contiguous()?.apply_op1(AvgPool { p: *p, d })
+    avg_pool2d_with(x, p, &pool_dims(x.dims(), p)?)
+}
+
+/// [`avg_pool2d`] on sizes already checked (see [`crate::ops::avg_pool2d_with`]).
+pub fn avg_pool2d_with(x: &Tensor, p: &Pool2dParams, d: &PoolDims) -> Result<Tensor> {
+    x.contiguous()?.apply_op1(AvgPool { p: *p, d: *d })
 }
 
 fn pool_dims(dims: &[usize], p: &Pool2dParams) -> Result<PoolDims> {

@@ -2,99 +2,19 @@
 //! (LeNet-5 at batch 256, MnistNet at 64, SimpleCNN and ResNet-20 at 128): our native kernels
 //! (`convnets-kernels`, through their candle ops in `ops::native`) against candle's own ops
 //! (the reference). `CONVNETS_ISA=avx512|avx2|portable` picks the kernel path.
-//! `cargo bench -p convnets-layers --bench ops`
+//! `cargo bench -p convnets-bench -- ops/`
 
 use candle_core::{Device, Tensor};
-use convnets_layers::ops::{native, Conv2dParams};
-use criterion::{criterion_group, criterion_main, Criterion};
+use convnets::layers::ops::{native, Conv2dParams};
+use convnets_bench::kernels::CONV_SHAPES;
+use criterion::Criterion;
 use std::hint::black_box;
 
-/// `(name, input [b, c, h, w], weight [o, c, kh, kw], stride, padding)`.
-type Shape = (&'static str, [usize; 4], [usize; 4], usize, usize);
-
-const SHAPES: [Shape; 11] = [
-    (
-        "lenet_conv1_b256_1x28x28_k5_o6",
-        [256, 1, 28, 28],
-        [6, 1, 5, 5],
-        1,
-        0,
-    ),
-    (
-        "lenet_conv2_b256_6x12x12_k5_o16",
-        [256, 6, 12, 12],
-        [16, 6, 5, 5],
-        1,
-        0,
-    ),
-    (
-        "mnistnet_conv1_b64_1x28x28_k5_o10",
-        [64, 1, 28, 28],
-        [10, 1, 5, 5],
-        1,
-        0,
-    ),
-    (
-        "mnistnet_conv2_b64_10x12x12_k5_o20",
-        [64, 10, 12, 12],
-        [20, 10, 5, 5],
-        1,
-        0,
-    ),
-    (
-        "simplecnn_conv1_b128_3x32x32_k3p1_o32",
-        [128, 3, 32, 32],
-        [32, 3, 3, 3],
-        1,
-        1,
-    ),
-    (
-        "simplecnn_conv2_b128_32x16x16_k3p1_o64",
-        [128, 32, 16, 16],
-        [64, 32, 3, 3],
-        1,
-        1,
-    ),
-    (
-        "simplecnn_conv3_b128_64x8x8_k3p1_o128",
-        [128, 64, 8, 8],
-        [128, 64, 3, 3],
-        1,
-        1,
-    ),
-    (
-        "resnet20_stage1_b128_16x32x32_k3p1_o16",
-        [128, 16, 32, 32],
-        [16, 16, 3, 3],
-        1,
-        1,
-    ),
-    (
-        "resnet20_stage2_b128_32x16x16_k3p1_o32",
-        [128, 32, 16, 16],
-        [32, 32, 3, 3],
-        1,
-        1,
-    ),
-    (
-        "resnet20_stage3_b128_64x8x8_k3p1_o64",
-        [128, 64, 8, 8],
-        [64, 64, 3, 3],
-        1,
-        1,
-    ),
-    (
-        "resnet20_down_b128_16x32x32_k3s2p1_o32",
-        [128, 16, 32, 32],
-        [32, 16, 3, 3],
-        2,
-        1,
-    ),
-];
-
-fn conv(c: &mut Criterion) {
+/// Each convolution pass, native candle op against candle's own.
+pub fn conv(c: &mut Criterion) {
     let dev = Device::Cpu;
-    for (name, xs, ws, stride, pad) in SHAPES {
+    for s in CONV_SHAPES {
+        let (name, xs, ws, stride, pad) = (s.name, s.input, s.weight, s.stride, s.padding);
         let p = Conv2dParams {
             stride: [stride, stride],
             padding: [pad, pad],
@@ -112,7 +32,7 @@ fn conv(c: &mut Criterion) {
         let Ok((x, w, b, dy)) = setup() else {
             panic!("bench setup failed for {name}")
         };
-        let mut g = c.benchmark_group(name);
+        let mut g = c.benchmark_group(format!("ops/{name}"));
         g.sample_size(20);
         g.bench_function("fwd/native", |bench| {
             bench.iter(|| black_box(native::conv2d(&x, &w, Some(&b), &p)))
@@ -154,5 +74,4 @@ fn conv(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, conv);
-criterion_main!(benches);
+criterion::criterion_group!(benches, conv);

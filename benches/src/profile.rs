@@ -1,28 +1,88 @@
-//! Times the native kernels (`convnets-kernels`, through their candle ops) of each layer of
-//! the LeNet-5 and MnistNet recipes in isolation (milliseconds per call, median of repeated
-//! calls), to go with `step_profile`.
-//!
-//! ```text
-//! RAYON_NUM_THREADS=2 CANDLE_NUM_THREADS=1 cargo run --release -p convnets-bench --example op_profile [mnist] [cifar]
-//! ```
+//! Where the time goes: a training step split into its phases ([`steps`]), and each layer's
+//! native op timed alone ([`ops`]). The `steps` and `ops` commands of `convnets-bench`;
+//! combine with `perf record` for the kernels inside each phase.
 
+use crate::{recipes, train_batcher};
 use anyhow::Result;
 use candle_core::{Device, Tensor, Var};
-use convnets::layers::ops::{self, native, Conv2dParams, Pool2dParams};
+use convnets::layers::ops::{self, native, set_kernels, Conv2dParams, Kernels, Pool2dParams};
+use convnets::layers::ParamStore;
+use convnets::train::{cross_entropy, Sgd};
+use std::path::Path;
 use std::time::Instant;
 
-fn time(name: &str, mut f: impl FnMut() -> Result<Tensor>) -> Result<()> {
-    for _ in 0..5 {
-        f()?;
+/// Forward, loss, backward and optimizer step of each recipe timed separately (milliseconds
+/// per step, medians over `steps` timed steps after 5 untimed ones; the mean step, which the
+/// models table reports, follows). All recipes when `cases` is empty; candle's own ops
+/// instead of ours with `reference`.
+pub fn steps(
+    cases: &[String],
+    steps: usize,
+    reference: bool,
+    data_dir: Option<&Path>,
+) -> Result<()> {
+    if reference {
+        set_kernels(Kernels::Reference);
     }
-    let mut v: Vec<f64> = (0..40)
-        .map(|_| {
-            let t = Instant::now();
-            f().map(|_| t.elapsed().as_secs_f64() * 1e3)
-        })
-        .collect::<Result<_>>()?;
-    v.sort_by(|a, b| a.total_cmp(b));
-    println!("  {name:<34} {:>8.3} ms", v[v.len() / 2]);
+    for r in recipes()
+        .into_iter()
+        .filter(|r| cases.is_empty() || cases.iter().any(|c| c == r.name))
+    {
+        let train = train_batcher(&r, data_dir)?;
+        let store = ParamStore::new(0, &Device::Cpu);
+        let model = convnets::zoo::build(r.model, store.vb())?;
+        let mut opt = Sgd::new(store.trainable_vars(), r.sgd)?;
+        let mut t = [vec![], vec![], vec![], vec![]];
+        let mut done = 0;
+        'outer: for epoch in 0.. {
+            for batch in train.epoch(epoch) {
+                let batch = batch?;
+                let t0 = Instant::now();
+                let logits = model.forward_t(&batch.images, true)?;
+                let t1 = Instant::now();
+                let loss = cross_entropy(&logits, &batch.labels)?;
+                let t2 = Instant::now();
+                let grads = loss.backward()?;
+                let t3 = Instant::now();
+                opt.step(&grads)?;
+                loss.to_scalar::<f32>()?;
+                let t4 = Instant::now();
+                done += 1;
+                if done > 5 {
+                    for (v, (a, b)) in t.iter_mut().zip([(t0, t1), (t1, t2), (t2, t3), (t3, t4)]) {
+                        v.push((b - a).as_secs_f64() * 1e3);
+                    }
+                }
+                if done >= steps + 5 {
+                    break 'outer;
+                }
+            }
+        }
+        let steps_done = t[0].len().max(1) as f64;
+        let mean_total: f64 = t.iter().map(|v| v.iter().sum::<f64>()).sum::<f64>() / steps_done;
+        let m: Vec<f64> = t.iter().map(|v| crate::median(v)).collect();
+        let total: f64 = m.iter().sum();
+        println!(
+            "{:<10} batch {:>3}: forward {:.3} ms, loss {:.3} ms, backward {:.3} ms, step {:.3} ms; total {:.3} ms = {:.0} img/s (mean step {:.3} ms = {:.0} img/s)",
+            r.name,
+            r.batch_size,
+            m[0],
+            m[1],
+            m[2],
+            m[3],
+            total,
+            r.batch_size as f64 / total * 1e3,
+            mean_total,
+            r.batch_size as f64 / mean_total * 1e3
+        );
+    }
+    Ok(())
+}
+
+/// Prints the median milliseconds of `f` over 40 calls after 5 warm-up calls.
+fn time(name: &str, mut f: impl FnMut() -> Result<Tensor>) -> Result<()> {
+    let t = crate::time_runs(5, 40, || f().map(|_| ()))?;
+    println!("  {name:<34} {:>8.3} ms", crate::median(&t) * 1e3);
     Ok(())
 }
 
@@ -116,13 +176,24 @@ fn linear(tag: &str, b: usize, n_in: usize, n_out: usize) -> Result<()> {
     Ok(())
 }
 
-fn main() -> Result<()> {
-    let only: Vec<String> = std::env::args().skip(1).collect();
-    let wants = |s: &str| only.is_empty() || only.iter().any(|o| o == s);
-    if wants("cifar") {
+/// Which layers [`ops`] times.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OpSet {
+    /// SimpleCNN's and ResNet-20's layers at batch 128.
+    Cifar,
+    /// Elementwise ops, batch norm, and LeNet-5's and MnistNet's layers.
+    Mnist,
+}
+
+/// Times the native kernels (`convnets-kernels`, through their candle ops) of each layer of
+/// the bench models in isolation: median milliseconds per call. All sets when `sets` is
+/// empty.
+pub fn ops(sets: &[OpSet]) -> Result<()> {
+    let wants = |s: OpSet| sets.is_empty() || sets.contains(&s);
+    if wants(OpSet::Cifar) {
         cifar()?;
     }
-    if wants("mnist") {
+    if wants(OpSet::Mnist) {
         mnist()?;
     }
     Ok(())

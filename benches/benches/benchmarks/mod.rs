@@ -1,0 +1,5 @@
+//! The bench modules of `bench_main`.
+
+pub mod kernels;
+pub mod ops;
+pub mod steps;

@@ -27,28 +27,65 @@ fn root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-/// A cargo command in the repository root, hermetic: without the variables `cargo run` sets
-/// for xtask itself (`CARGO_PKG_*`, `CARGO_MANIFEST_DIR`, …). Passed on, they change the
-/// fingerprints of build scripts that read them, so every switch between `cargo build` and
-/// `cargo xtask …` rebuilt ring, rustls and every convnets crate.
+/// A cargo command in the repository root, hermetic: it sees the environment the user's
+/// shell gave `cargo xtask`, not what `cargo run` added for xtask itself.
+///
+/// `cargo run` sets `CARGO_MANIFEST_DIR`, `CARGO_MANIFEST_PATH` and `CARGO_PKG_*` (xtask's
+/// name and version) for the program it runs, and prepends the target and toolchain library
+/// folders to the dynamic library path. A nested cargo that inherits them records them in the
+/// fingerprints of the build scripts that declare them (`cargo:rerun-if-env-changed`): ring's
+/// build script declares `CARGO_MANIFEST_DIR`, `CARGO_PKG_NAME` and `CARGO_PKG_VERSION_*`, so
+/// each switch between `cargo build --release -p convnets-cli` and `cargo xtask train` reran
+/// it and recompiled ring, rustls, ureq and every convnets crate (README, "Build time").
+/// User settings (`RUSTFLAGS`, `CARGO_TARGET_DIR`, `CARGO_HOME`, `RUSTUP_TOOLCHAIN`, …) pass.
 fn cargo() -> Command {
-    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut c = Command::new(&cargo);
     c.current_dir(root());
     for (k, _) in std::env::vars_os() {
         let k = k.to_string_lossy();
         let set_by_cargo_run = k.starts_with("CARGO_PKG_")
+            || k.starts_with("CARGO_BIN_EXE_")
             || matches!(
                 k.as_ref(),
                 "CARGO_MANIFEST_DIR"
                     | "CARGO_MANIFEST_PATH"
+                    | "CARGO_MANIFEST_LINKS"
                     | "CARGO_CRATE_NAME"
                     | "CARGO_BIN_NAME"
                     | "CARGO_PRIMARY_PACKAGE"
                     | "CARGO_RUSTC_CURRENT_DIR"
+                    | "CARGO_TARGET_TMPDIR"
+                    | "OUT_DIR"
             );
         if set_by_cargo_run {
             c.env_remove(k.as_ref());
         }
+    }
+    // The library path as the user had it: without the folders `cargo run` put in front
+    // (xtask's target folders and the toolchain's libraries). Windows (PATH) keeps it.
+    let var = if cfg!(target_os = "macos") {
+        "DYLD_FALLBACK_LIBRARY_PATH"
+    } else {
+        "LD_LIBRARY_PATH"
+    };
+    if let (Some(paths), false) = (std::env::var_os(var), cfg!(windows)) {
+        let target = root().join(std::env::var_os("CARGO_TARGET_DIR").unwrap_or("target".into()));
+        let toolchain = Path::new(&cargo).parent().and_then(Path::parent);
+        let added = |p: &Path| {
+            p.starts_with(&target)
+                || toolchain.is_some_and(|t| {
+                    p == t.join("lib") || p.starts_with(t.join("lib").join("rustlib"))
+                })
+        };
+        let kept: Vec<PathBuf> = std::env::split_paths(&paths)
+            .filter(|p| !added(p))
+            .collect();
+        match std::env::join_paths(&kept) {
+            Ok(_) if kept.is_empty() => c.env_remove(var),
+            Ok(joined) => c.env(var, joined),
+            Err(_) => &mut c,
+        };
     }
     c
 }
@@ -224,11 +261,52 @@ fn test_binary_is(exe: &Path, name: &str) -> bool {
         .is_some_and(|n| n.rsplit_once('-').is_some_and(|(base, _)| base == name))
 }
 
+/// The wall time of each step of `cargo xtask ci`, printed at its end (README, "Build time").
+struct StepTimes {
+    steps: Vec<(&'static str, std::time::Duration)>,
+    start: std::time::Instant,
+    last: std::time::Instant,
+}
+
+impl StepTimes {
+    fn new() -> Self {
+        let now = std::time::Instant::now();
+        Self {
+            steps: Vec::new(),
+            start: now,
+            last: now,
+        }
+    }
+
+    /// Ends the step `name` (it began where the previous one ended).
+    fn done(&mut self, name: &'static str) {
+        let now = std::time::Instant::now();
+        self.steps.push((name, now - self.last));
+        self.last = now;
+    }
+
+    fn report(&self) -> String {
+        let fmt = |d: std::time::Duration| {
+            let s = d.as_secs();
+            format!("{}:{:02}", s / 60, s % 60)
+        };
+        let mut lines: Vec<String> = self
+            .steps
+            .iter()
+            .map(|(name, d)| format!("  {:>6}  {name}", fmt(*d)))
+            .collect();
+        lines.push(format!("  {:>6}  total", fmt(self.start.elapsed())));
+        format!("ci step times (min:s):\n{}", lines.join("\n"))
+    }
+}
+
 fn ci() -> Result<()> {
     eprintln!("{}", kernel_plan());
+    let mut times = StepTimes::new();
     let mut c = cargo();
     c.args(["fmt", "--all", "--", "--check"]);
     run(c)?;
+    times.done("fmt");
     let mut c = cargo();
     c.args([
         "clippy",
@@ -239,17 +317,20 @@ fn ci() -> Result<()> {
         "warnings",
     ]);
     run(c)?;
+    times.done("clippy (workspace, all targets)");
     // Build everything first, then run the tests (doc-tests included) under an 8 GiB limit on
     // the address space: no test may need more (a test that does is a bug, not a machine
     // problem). The build itself is not limited.
     let mut c = cargo();
     c.args(["test", "--workspace", "--no-run"]);
     run(c)?;
+    times.done("build the tests");
     // On the best kernel path this CPU has, whatever the caller's environment says.
     let mut all = cargo_test_all();
     all.env_remove("CONVNETS_ISA")
         .env_remove("CONVNETS_NO_AVX512");
     run(limited(all, TEST_ADDRESS_SPACE_KIB))?;
+    times.done("run the tests");
     let best = best_kernel_path();
     let mut report = vec![format!("  {best}: passed, every test")];
     // The examples, as a user runs them (the custom CNN on a subset of MNIST). `cargo test
@@ -265,6 +346,7 @@ fn ci() -> Result<()> {
         c.current_dir(root()).args(args);
         run(c)?;
     }
+    times.done("run the examples");
     // The kernels again on each other path this CPU runs (CPUs without AVX-512 take the
     // AVX2 one, CPUs without AVX2 the portable one): the test binaries already built, run
     // with CONVNETS_ISA (a `cargo test -p` would rebuild dependencies with other features).
@@ -286,9 +368,13 @@ fn ci() -> Result<()> {
             "  {isa}: passed, the kernel, layer and zoo tests and native_vs_reference"
         ));
     }
+    times.done("kernel tests on the other CPU paths");
     mpi_check()?;
+    times.done("mpi feature (clippy, build, tests)");
     cuda_check()?;
+    times.done("cuda type-check");
     eprintln!("kernel paths:\n{}", report.join("\n"));
+    eprintln!("{}", times.report());
     Ok(())
 }
 
@@ -497,6 +583,13 @@ fn mpi_check() -> Result<()> {
 /// (`convnets-cli/nccl`: cuda + mpi + nccl) in the same cargo call, the library, the binary
 /// and the data-parallel tests (the GPU test among them). `cargo check` links nothing, so
 /// neither CUDA nor libnccl is needed.
+///
+/// It runs workspace-wide in the main target folder, so every crate the `cuda` feature leaves
+/// alone is the one the main clippy step checked (a target folder of its own meant checking
+/// every dependency a third time). The stand-in is safe there: the only crate that runs nvcc,
+/// candle-kernels, reruns its build script when `NVCC` or `CUDA_COMPUTE_CAP` change
+/// (`rerun-if-env-changed`), and cudarc's when `CUDARC_CUDA_VERSION` does; a real CUDA build
+/// sets neither the same way, so it never reuses the empty kernels.
 fn cuda_check() -> Result<()> {
     let t0 = std::time::Instant::now();
     let bin = root().join("target/fake-nvcc");
@@ -519,10 +612,7 @@ fn cuda_check() -> Result<()> {
     let mut c = cargo();
     c.args([
         "clippy",
-        "-p",
-        "convnets-train",
-        "-p",
-        "convnets-cli",
+        "--workspace",
         "--features",
         features,
         "--lib",
@@ -534,9 +624,9 @@ fn cuda_check() -> Result<()> {
         "warnings",
     ])
     .env("PATH", path)
+    .env("NVCC", bin.join("nvcc"))
     .env("CUDARC_CUDA_VERSION", "13000")
-    .env("CUDA_COMPUTE_CAP", "90")
-    .env("CARGO_TARGET_DIR", root().join("target/cuda-check"));
+    .env("CUDA_COMPUTE_CAP", "90");
     run(c)?;
     eprintln!(
         "cuda type-check ({}) took {:.0} s",
@@ -609,6 +699,25 @@ fn main() -> Result<()> {
             } else {
                 bail!("unknown task `{task}`")
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod hermetic_cargo {
+    /// `cargo test` sets for this test what `cargo run` sets for xtask (`CARGO_PKG_*`,
+    /// `CARGO_MANIFEST_DIR`, the library path with target/debug/deps): none reaches `cargo()`.
+    #[test]
+    fn nested_cargo_gets_none_of_what_cargo_run_set() {
+        let c = super::cargo();
+        let envs: Vec<_> = c.get_envs().collect();
+        for var in ["CARGO_MANIFEST_DIR", "CARGO_PKG_NAME", "CARGO_PKG_VERSION"] {
+            assert!(std::env::var_os(var).is_some(), "cargo test sets {var}");
+            assert!(envs.contains(&(var.as_ref(), None)), "{var} passed on");
+        }
+        let target = super::root().join("target");
+        if let Some((_, Some(paths))) = envs.iter().find(|(k, _)| *k == "LD_LIBRARY_PATH") {
+            assert!(std::env::split_paths(paths).all(|p| !p.starts_with(&target)));
         }
     }
 }

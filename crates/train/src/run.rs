@@ -984,14 +984,10 @@ pub fn eval_weights(cfg: &EvalConfig, weights: &Path) -> Result<EvalResult> {
     }
     let device = parse_device(&cfg.device)?;
     let store = ParamStore::new(0, &device);
-    let model = build_for_weights(&cfg.model, weights, store.vb())?;
+    let outputs = weights_num_classes(info, weights);
+    let model = info.build_with_classes(store.vb(), outputs)?;
     load_weights(&store, weights)?;
-    let test = eval_split(
-        &spec,
-        cfg.data_dir.as_deref(),
-        info,
-        weights_num_classes(info, weights),
-    )?;
+    let test = eval_split(&spec, cfg.data_dir.as_deref(), info, outputs)?;
     let test_b = batcher(&test, cfg.normalize, cfg.batch_size, None, &device)?;
     evaluate_with(model.as_ref(), &test_b, &Loss::default())
 }
@@ -1037,11 +1033,11 @@ pub fn predict_images(
     let norm = cfg.normalize;
     let device = parse_device(&cfg.device)?;
     let store = ParamStore::new(0, &device);
-    let model = build_for_weights(&cfg.model, weights, store.vb())?;
-    load_weights(&store, weights)?;
     let header = convnets_zoo::read_header(weights).unwrap_or_default();
     let described = convnets_zoo::WeightsInfo::from_header(weights, &header, Some(&cfg.model))
         .map_err(|e| TrainError::Config(e.to_string()))?;
+    let model = model_info(&cfg.model)?.build_with_classes(store.vb(), described.num_classes)?;
+    load_weights(&store, weights)?;
     let meta = header.metadata;
     let classes: Vec<String> = if meta.contains_key("convnets.classes") {
         described.classes
@@ -1107,13 +1103,7 @@ pub fn build_for_weights(
 pub fn weights_num_classes(info: &ModelInfo, path: &Path) -> usize {
     convnets_zoo::read_header(path)
         .ok()
-        .and_then(|h| {
-            h.metadata
-                .get("convnets.num_classes")
-                .and_then(|n| n.parse::<usize>().ok())
-                .or_else(|| convnets_zoo::head_outputs(info, &h.shapes))
-        })
-        .filter(|&n| n > 0)
+        .and_then(|h| h.num_classes(info))
         .unwrap_or(info.classes)
 }
 

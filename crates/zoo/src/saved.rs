@@ -166,7 +166,7 @@ impl WeightsInfo {
         }
         if !header.metadata.contains_key("convnets.num_classes") {
             let entry = find(&info.model).expect("from_metadata found the model");
-            if let Some(n) = head_outputs(entry, &header.shapes).filter(|&n| n > 0) {
+            if let Some(n) = header.num_classes(entry) {
                 info.num_classes = n;
                 if info.classes.len() > n {
                     // The data set's names were guessed from the registry's data set; a head of
@@ -350,6 +350,19 @@ pub struct Header {
     pub metadata: HashMap<String, String>,
     /// Every tensor's shape, by name.
     pub shapes: HashMap<String, Vec<usize>>,
+}
+
+impl Header {
+    /// The number of outputs of `info`'s classifier in these weights: their
+    /// `convnets.num_classes`, else the rows of the head's weight in the file
+    /// ([`head_outputs`]); `None` when neither says (or says 0).
+    pub fn num_classes(&self, info: &ModelInfo) -> Option<usize> {
+        self.metadata
+            .get("convnets.num_classes")
+            .and_then(|n| n.parse::<usize>().ok())
+            .or_else(|| head_outputs(info, &self.shapes))
+            .filter(|&n| n > 0)
+    }
 }
 
 /// Reads the header of the safetensors file at `path` (not the tensors), with the same

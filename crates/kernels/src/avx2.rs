@@ -3,7 +3,7 @@
 //!
 //! - [`gemm_nn`]: `c[m, n] (=|+=) a[m, k] @ b[k, n]` with `a` packed in panels of `mr` rows
 //!   (`gemm::pack_a`) and `b` read in place, row `kk` at `b[offs[kk]..]`. The register block
-//!   is `mr x (nv * 8)` with `(mr, nv)` = `(4, 3)` or `(6, 2)`, see [`panel_rows`].
+//!   is [`MR`] x 16 (two vectors per row), see [`MR`].
 //! - [`transpose_rows`]: 8 x 8 tiles in registers (unpack, shuffle, lane permute), so that
 //!   the weight gradient `dy @ col^T` runs as a [`gemm_nn`] too.
 //! - 2x2 stride-2 max and average pooling rows, forward and backward, with PyTorch's scan
@@ -27,24 +27,21 @@ pub(crate) fn available() -> bool {
 /// Floats per vector.
 const L: usize = 8;
 
-/// Rows per panel of `a` for a product with `m` rows: 4 (register block 4 x 24) unless `m`
-/// is a multiple of 6 but not of 4 (then 6, block 6 x 16).
+/// Rows per panel of `a`: the register block is `MR x 16` (two vectors per row).
 ///
-/// Why these two: AVX2 has 16 `ymm` registers. A block of `mr x nv` vectors needs
-/// `mr * nv` accumulators, `nv` registers for the row of `b` and one for the broadcast
-/// element of `a`, so `mr * nv + nv + 1 <= 16`: 4 x 3 (16 registers) and 6 x 2 (15) both fit
-/// with 12 accumulators, which is what keeps two FMA pipes with a 4-cycle latency busy
-/// (at least 8 independent chains). 4 x 3 loads a little less per FMA (3 vectors of `b` +
-/// 4 broadcasts for 12 FMAs, against 2 + 6) and wastes nothing on the channel counts of
-/// CNNs (16, 32, 64, ...: multiples of 4), where 6 rows would leave a thin 2- or 4-row block
-/// at the end; LeNet-5's 6 channels (and 18, 30, ...) fit 6 x 16 exactly instead.
-pub(crate) fn panel_rows(m: usize) -> usize {
-    if !m.is_multiple_of(4) && m.is_multiple_of(6) {
-        6
-    } else {
-        4
-    }
-}
+/// Why: AVX2 has 16 `ymm` registers. A block of `mr x nv` vectors needs `mr * nv`
+/// accumulators, `nv` registers for the row of `b` and one for the broadcast element of `a`:
+/// 6 x 2 takes 15, with 12 accumulators, enough independent chains to keep two FMA pipes
+/// with a 4-cycle latency busy (at least 8). The other 12-accumulator block, 4 x 3, needs all
+/// 16 registers, and LLVM then rotates the accumulators through `vmovaps` chains and spills
+/// one to the stack in every iteration of the inner loop: measured at half the speed of
+/// 6 x 2 (`cargo xtask bench kernels --paths avx2`, ResNet-20's convolutions 41 against
+/// 81 GFLOP/s on one Zen 4 thread). Channel counts that are multiples of 4 but not 6 (16, 32,
+/// 64) end in a thinner block (4 or 2 rows), which costs less than the spills.
+pub(crate) const MR: usize = 6;
+
+/// Vectors per row of the register block.
+const NV: usize = 2;
 
 /// A mask of the first `valid` (at most 8) lanes, for `vmaskmovps`.
 ///
@@ -176,22 +173,16 @@ unsafe fn nn_block<const R: usize, const V: usize>(
     }
 }
 
-/// Calls `nn_block::<rows, vectors>(args)` for a runtime block: `rows` in `1..=6` with
-/// `vectors` in `1..=2`, or `rows` in `1..=4` with `vectors` = 3.
+/// Calls `nn_block::<rows, vectors>(args)` for a runtime block: `rows` in `1..=6`,
+/// `vectors` in `1..=2`.
 macro_rules! dispatch_nn {
     ($rows:expr, $v:expr, $args:tt) => {
         match $v {
-            1 => dispatch_nn!(@rows6 $rows, 1, $args),
-            2 => dispatch_nn!(@rows6 $rows, 2, $args),
-            _ => match $rows {
-                1 => dispatch_nn!(@call 1, 3, $args),
-                2 => dispatch_nn!(@call 2, 3, $args),
-                3 => dispatch_nn!(@call 3, 3, $args),
-                _ => dispatch_nn!(@call 4, 3, $args),
-            },
+            1 => dispatch_nn!(@rows $rows, 1, $args),
+            _ => dispatch_nn!(@rows $rows, 2, $args),
         }
     };
-    (@rows6 $rows:expr, $V:literal, $args:tt) => {
+    (@rows $rows:expr, $V:literal, $args:tt) => {
         match $rows {
             1 => dispatch_nn!(@call 1, $V, $args),
             2 => dispatch_nn!(@call 2, $V, $args),
@@ -207,14 +198,13 @@ macro_rules! dispatch_nn {
 }
 
 /// `c[m, n] (=|+=) a[m, k] @ b[k, n]`: `ap` is `a` packed by `gemm::pack_a` in panels of
-/// `mr` rows (4 or 6, from [`panel_rows`]), row `kk` of `b` is `b[offs[kk]..offs[kk] + n]`,
-/// `c` has row stride `ldc`; `init` says what `c` starts from.
+/// [`MR`] rows, row `kk` of `b` is `b[offs[kk]..offs[kk] + n]`, `c` has row stride `ldc`;
+/// `init` says what `c` starts from.
 ///
 /// # Panics
-/// If AVX2 or FMA is not available, `mr` is not 4 or 6, or a slice is too short.
+/// If AVX2 or FMA is not available or a slice is too short.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm_nn(
-    mr: usize,
     m: usize,
     n: usize,
     k: usize,
@@ -229,10 +219,8 @@ pub(crate) fn gemm_nn(
         return;
     }
     assert!(available(), "gemm_nn: AVX2 and FMA are not available");
-    assert!(mr == 4 || mr == 6, "gemm_nn: panels of {mr} rows");
     super::gemm::check_gemm_nn(m, n, k, ap, b, offs, c, ldc, &init);
-    // 6-row panels take 2 vectors per row, 4-row ones 3 (see `panel_rows`).
-    let nr = if mr == 6 { 2 * L } else { 3 * L };
+    let (mr, nr) = (MR, NV * L);
     for n0 in (0..n).step_by(nr) {
         let cols = (n - n0).min(nr);
         let v = cols.div_ceil(L);
@@ -242,7 +230,7 @@ pub(crate) fn gemm_nn(
             // SAFETY: AVX2 and FMA checked above; the panel of rows m0.. holds k * rows
             // floats from m0 * k (pack_a's layout); b's rows (at offs[kk] + n0) and c's rows
             // m0..m0 + rows cover columns n0..n0 + cols, inside the slices by the asserts;
-            // (rows, v) is a block the dispatch has: v <= 2, or v = 3 with rows <= mr = 4.
+            // (rows, v) is a block the dispatch has: rows <= 6, v <= 2.
             unsafe {
                 dispatch_nn!(
                     rows,
@@ -597,18 +585,13 @@ mod tests {
     }
 
     #[test]
-    fn panel_rows_fit_the_registers() {
-        for m in 1..100 {
-            let mr = panel_rows(m);
-            let nv = if mr == 6 { 2 } else { 3 };
-            // Accumulators, the row of b and the broadcast element of a: 16 registers.
-            let registers = mr * nv + nv + 1;
-            assert!(registers <= 16, "m {m}: {mr} x {nv} spills");
-        }
-        assert_eq!([6, 16, 32, 64, 18, 10].map(panel_rows), [6, 4, 4, 4, 6, 4]);
+    fn the_block_fits_the_registers() {
+        // Accumulators, the row of b and the broadcast element of a: at most 15 of the 16
+        // registers (all 16 make LLVM spill, see `MR`).
+        assert!(MR * NV + NV + 1 < 16);
     }
 
-    /// Every block shape and tail, both panel heights: against a plain triple loop, each
+    /// Every block shape and tail: against a plain triple loop, each
     /// initialisation, nothing written past `n`.
     #[test]
     fn nn_matches_loops() {
@@ -627,7 +610,8 @@ mod tests {
             (12, 23, 4),
             (30, 41, 9),
         ] {
-            for mr in [4, 6] {
+            {
+                let mr = MR;
                 let a = data(m * k, 1);
                 let (ldb, ldc) = (n + 3, n + 1);
                 let bias = data(m, 3);
@@ -638,7 +622,7 @@ mod tests {
                     let mut c = start.clone();
                     let bb = data(k * ldb, 2);
                     let offs: Vec<usize> = (0..k).map(|kk| kk * ldb).collect();
-                    gemm_nn(mr, m, n, k, &ap, &bb, &offs, &mut c, ldc, init);
+                    gemm_nn(m, n, k, &ap, &bb, &offs, &mut c, ldc, init);
                     for i in 0..m {
                         for j in 0..ldc {
                             let got = c[i * ldc + j];

@@ -192,22 +192,20 @@ enum Kernel {
     /// `avx512::gemm_nn` on panels of `avx512::MR` rows.
     #[cfg(target_arch = "x86_64")]
     Avx512,
-    /// `avx2::gemm_nn` on panels of `mr` rows (`avx2::panel_rows`).
+    /// `avx2::gemm_nn` on panels of `avx2::MR` rows.
     #[cfg(target_arch = "x86_64")]
-    Avx2 { mr: usize },
+    Avx2,
 }
 
 impl Kernel {
-    /// The kernel of the selected instruction set for a product with `m` rows.
-    fn for_rows(m: usize) -> Self {
+    /// The kernel of the selected instruction set.
+    fn selected() -> Self {
         match isa() {
             Isa::Portable => Kernel::Portable,
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => Kernel::Avx512,
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => Kernel::Avx2 {
-                mr: avx2::panel_rows(m),
-            },
+            Isa::Avx2 => Kernel::Avx2,
             #[cfg(not(target_arch = "x86_64"))]
             _ => Kernel::Portable,
         }
@@ -220,7 +218,7 @@ impl Kernel {
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx512 => avx512::MR,
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 { mr } => mr,
+            Kernel::Avx2 => avx2::MR,
         }
     }
 }
@@ -238,7 +236,7 @@ pub(crate) struct Lhs {
 impl Lhs {
     /// Prepares `a` `[m, k]`.
     pub(crate) fn new(m: usize, k: usize, a: Mat<'_>) -> Self {
-        let kernel = Kernel::for_rows(m);
+        let kernel = Kernel::selected();
         let data = if kernel == Kernel::Portable {
             let mut data = Vec::with_capacity(m * k);
             for i in 0..m {
@@ -314,7 +312,7 @@ impl Lhs {
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx512 => return avx512::gemm_nn(rows, n, k, a, b, offs, c, ldc, init),
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 { mr } => return avx2::gemm_nn(mr, rows, n, k, a, b, offs, c, ldc, init),
+            Kernel::Avx2 => return avx2::gemm_nn(rows, n, k, a, b, offs, c, ldc, init),
         }
         if rows == 0 || n == 0 {
             return;
@@ -411,7 +409,7 @@ pub(crate) fn gemm_nt_gather(
     c: &mut [f32],
     ldc: usize,
 ) -> bool {
-    let kernel = Kernel::for_rows(m);
+    let kernel = Kernel::selected();
     if kernel == Kernel::Portable || !transpose_pays(n, len) {
         return false;
     }
@@ -427,9 +425,9 @@ pub(crate) fn gemm_nt_gather(
                     avx512::gemm_nn(m, n, len, ap, bt, &rows, c, ldc, Init::Accumulate);
                 }
                 #[cfg(target_arch = "x86_64")]
-                Kernel::Avx2 { mr } => {
+                Kernel::Avx2 => {
                     avx2::transpose_rows(n, len, b, offs, bt, n);
-                    avx2::gemm_nn(mr, m, n, len, ap, bt, &rows, c, ldc, Init::Accumulate);
+                    avx2::gemm_nn(m, n, len, ap, bt, &rows, c, ldc, Init::Accumulate);
                 }
             }
         })

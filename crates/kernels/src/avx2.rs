@@ -43,6 +43,10 @@ pub(crate) const MR: usize = 6;
 /// Vectors per row of the register block.
 const NV: usize = 2;
 
+// Accumulators, the row of `b` and the broadcast element of `a`: at most 15 of the 16
+// registers (all 16 make LLVM spill, see `MR`).
+const _: () = assert!(MR * NV + NV + 1 < 16);
+
 /// A mask of the first `valid` (at most 8) lanes, for `vmaskmovps`.
 ///
 /// # Safety
@@ -582,13 +586,6 @@ mod tests {
             "SKIP: this CPU has no AVX2 + FMA; the AVX2 kernels are not tested"
         );
         true
-    }
-
-    #[test]
-    fn the_block_fits_the_registers() {
-        // Accumulators, the row of b and the broadcast element of a: at most 15 of the 16
-        // registers (all 16 make LLVM spill, see `MR`).
-        assert!(MR * NV + NV + 1 < 16);
     }
 
     /// Every block shape and tail: against a plain triple loop, each

@@ -4,8 +4,9 @@
 //! - [`gemm_nn`]: `c[m, n] (=|+=) a[m, k] @ b[k, n]` with `a` packed in panels of `mr` rows
 //!   (`gemm::pack_a`) and `b` read in place, row `kk` at `b[offs[kk]..]`. The register block
 //!   is [`MR`] x 16 (two vectors per row), see [`MR`].
-//! - [`transpose_rows`]: 8 x 8 tiles in registers (unpack, shuffle, lane permute), so that
-//!   the weight gradient `dy @ col^T` runs as a [`gemm_nn`] too.
+//! - [`gemm_nt_dot`]: the weight gradient `dy @ col^T` as register-blocked dot products
+//!   along the rows, summed over several images before one horizontal reduction, reading
+//!   the padded input's shifted windows in place (no unfolding, no transpose).
 //! - 2x2 stride-2 max and average pooling rows, forward and backward, with PyTorch's scan
 //!   rule for the maximum (first maximum; NaN wins).
 //!
@@ -256,92 +257,164 @@ pub(crate) fn gemm_nn(
     }
 }
 
-/// `dst[j * ldd + i] = src[offs[i] + j]` for `i < rows`, `j < cols` (row `i` of the source
-/// at `src[offs[i]..][..cols]`): 8 x 8 tiles transposed in registers, masked at the edges.
+/// Rows of `a` per register block of [`gemm_nt_dot`].
+const DOT_MR: usize = 2;
+/// Rows of `b` per register block of [`gemm_nt_dot`].
+const DOT_NR: usize = 6;
+
+// 12 accumulators, the two rows of `a` and one row of `b`: 15 registers.
+const _: () = assert!(DOT_MR * DOT_NR + DOT_MR + 1 < 16);
+
+/// The sum of the 8 lanes of `v`.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn hsum(v: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    _mm_cvtss_f32(s)
+}
+
+/// One `R x C` block of [`gemm_nt_dot`]: `c[r * ldc + j] += sum over images t of
+/// a[t * a_img + r * lda..][..len] . b[t * b_img + offs[j]..][..len]`.
 ///
-/// # Panics
-/// If AVX2 is not available or a slice is too short for the sizes.
-pub(crate) fn transpose_rows(
-    rows: usize,
-    cols: usize,
-    src: &[f32],
-    offs: &[usize],
-    dst: &mut [f32],
-    ldd: usize,
+/// # Safety
+/// AVX2 and FMA must be available; for each image `t < imgs`, rows `0..R` of `a` (from
+/// `t * a_img`, stride `lda`) and the `C` rows of `b` at `b + t * b_img + offs[j]` have `len`
+/// readable floats; `c` rows `0..R` (stride `ldc`) have `C` writable floats.
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn dot_block<const R: usize, const C: usize>(
+    len: usize,
+    imgs: usize,
+    a: *const f32,
+    a_img: usize,
+    lda: usize,
+    b: *const f32,
+    b_img: usize,
+    offs: *const usize,
+    c: *mut f32,
+    ldc: usize,
 ) {
-    if rows == 0 || cols == 0 {
-        return;
-    }
-    assert!(available(), "transpose: AVX2 is not available");
-    super::gemm::check_transpose(rows, cols, src, offs, dst, ldd);
-    // SAFETY: AVX2 checked above; each tile reads rows i0..i0 + ri (at their offsets),
-    // columns j0..j0 + cj of src and writes rows j0..j0 + cj, columns i0..i0 + ri of dst,
-    // inside the slices by the asserts.
+    let mut acc = [[_mm256_setzero_ps(); C]; R];
+    // SAFETY (whole body): every pointer offset stays inside the ranges the caller vouches for.
     unsafe {
-        for i0 in (0..rows).step_by(L) {
-            for j0 in (0..cols).step_by(L) {
-                let (ri, cj) = ((rows - i0).min(L), (cols - j0).min(L));
-                transpose_tile(
-                    src.as_ptr().add(j0),
-                    offs.as_ptr().add(i0),
-                    ri,
-                    cj,
-                    dst.as_mut_ptr().add(j0 * ldd + i0),
-                    ldd,
-                );
+        for t in 0..imgs {
+            let a = a.add(t * a_img);
+            let brow: [*const f32; C] = std::array::from_fn(|j| b.add(t * b_img + *offs.add(j)));
+            let full = len / L * L;
+            let mut p = 0;
+            while p < full {
+                let av: [__m256; R] = std::array::from_fn(|r| _mm256_loadu_ps(a.add(r * lda + p)));
+                for (j, row) in brow.iter().enumerate() {
+                    let bv = _mm256_loadu_ps(row.add(p));
+                    for (acc, av) in acc.iter_mut().zip(&av) {
+                        acc[j] = _mm256_fmadd_ps(*av, bv, acc[j]);
+                    }
+                }
+                p += L;
+            }
+            if full < len {
+                let tail = mask(len - full);
+                let av: [__m256; R] =
+                    std::array::from_fn(|r| _mm256_maskload_ps(a.add(r * lda + full), tail));
+                for (j, row) in brow.iter().enumerate() {
+                    let bv = _mm256_maskload_ps(row.add(full), tail);
+                    for (acc, av) in acc.iter_mut().zip(&av) {
+                        acc[j] = _mm256_fmadd_ps(*av, bv, acc[j]);
+                    }
+                }
+            }
+        }
+        for (r, row) in acc.iter().enumerate() {
+            for (j, v) in row.iter().enumerate() {
+                *c.add(r * ldc + j) += hsum(*v);
             }
         }
     }
 }
 
-/// Transposes the `ri x cj` tile whose row `i` is at `src + offs[i]` into `dst` (row stride
-/// `ldd`).
+/// Calls `dot_block::<rows, cols>(args)` for a runtime block: `rows` in `1..=2`, `cols` in
+/// `1..=6`.
+macro_rules! dispatch_dot {
+    ($rows:expr, $cols:expr, $args:tt) => {
+        match $rows {
+            1 => dispatch_dot!(@cols 1, $cols, $args),
+            _ => dispatch_dot!(@cols 2, $cols, $args),
+        }
+    };
+    (@cols $R:literal, $cols:expr, $args:tt) => {
+        match $cols {
+            1 => dispatch_dot!(@call $R, 1, $args),
+            2 => dispatch_dot!(@call $R, 2, $args),
+            3 => dispatch_dot!(@call $R, 3, $args),
+            4 => dispatch_dot!(@call $R, 4, $args),
+            5 => dispatch_dot!(@call $R, 5, $args),
+            _ => dispatch_dot!(@call $R, 6, $args),
+        }
+    };
+    (@call $R:literal, $C:literal, ($($a:expr),*)) => {
+        dot_block::<$R, $C>($($a),*)
+    };
+}
+
+/// `c[m, n] += sum over images of a[m, len] @ b[n, len]^T` as register-blocked dot products:
+/// in image `t` (of `batch.imgs`), row `i` of `a` is at `a[t * a_img + i * lda..][..len]`,
+/// row `j` of `b` at `b[t * b_img + offs[j]..][..len]` (the shifted windows of a padded image,
+/// or the rows of an unfolded input); `c` has row stride `ldc`. The weight gradient of a
+/// convolution `dy[og, N] @ col[K, N]^T` summed over images, without unfolding or
+/// transposing anything: 12 accumulators (2 rows of `a` x 6 rows of `b`) each summing row
+/// pairs lane-wise over all the images, reduced horizontally once at the end (which is what
+/// keeps short rows, such as 8x8 maps, efficient).
 ///
-/// # Safety
-/// AVX2 must be available; `offs` has `ri` entries, source rows have `cj` readable floats
-/// and `dst` rows `0..cj` have `ri` writable floats.
-#[target_feature(enable = "avx2")]
-unsafe fn transpose_tile(
-    src: *const f32,
-    offs: *const usize,
-    ri: usize,
-    cj: usize,
-    dst: *mut f32,
-    ldd: usize,
+/// # Panics
+/// If AVX2 or FMA is not available or a slice is too short for the sizes.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_nt_dot(
+    m: usize,
+    n: usize,
+    len: usize,
+    batch: super::gemm::NtBatch,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    offs: &[usize],
+    c: &mut [f32],
+    ldc: usize,
 ) {
-    // SAFETY: the loads and stores touch only the elements the caller vouches for.
-    unsafe {
-        let r: [__m256; 8] = std::array::from_fn(|i| {
-            if i < ri {
-                load(src.add(*offs.add(i)), cj)
-            } else {
-                _mm256_setzero_ps()
+    if m == 0 || n == 0 || len == 0 || batch.imgs == 0 {
+        return;
+    }
+    assert!(available(), "gemm_nt_dot: AVX2 and FMA are not available");
+    super::gemm::check_gemm_nt(m, n, len, batch, a, lda, b, offs, c, ldc);
+    let super::gemm::NtBatch { imgs, a_img, b_img } = batch;
+    // Blocks of `b` rows outside, of `a` rows inside: the windows of one block stay in L1
+    // while every row pair of `a` streams past them.
+    for j0 in (0..n).step_by(DOT_NR) {
+        let cols = (n - j0).min(DOT_NR);
+        for i0 in (0..m).step_by(DOT_MR) {
+            let rows = (m - i0).min(DOT_MR);
+            // SAFETY: AVX2 and FMA checked above; rows i0..i0 + rows of `a` and the rows of
+            // `b` at offs[j0..j0 + cols] hold `len` floats, and `c`'s block is inside `c`,
+            // by check_gemm_nt; (rows, cols) is a block the dispatch has.
+            unsafe {
+                dispatch_dot!(
+                    rows,
+                    cols,
+                    (
+                        len,
+                        imgs,
+                        a.as_ptr().add(i0 * lda),
+                        a_img,
+                        lda,
+                        b.as_ptr(),
+                        b_img,
+                        offs.as_ptr().add(j0),
+                        c.as_mut_ptr().add(i0 * ldc + j0),
+                        ldc
+                    )
+                )
             }
-        });
-        // Pairs of rows interleaved: t[2p] = [r(2p)_0 r(2p+1)_0 r(2p)_1 r(2p+1)_1 | _4 _5],
-        // t[2p + 1] the same for columns 2, 3 | 6, 7.
-        let mut t = [_mm256_setzero_ps(); 8];
-        for p in 0..4 {
-            t[2 * p] = _mm256_unpacklo_ps(r[2 * p], r[2 * p + 1]);
-            t[2 * p + 1] = _mm256_unpackhi_ps(r[2 * p], r[2 * p + 1]);
-        }
-        // Four rows per column: u[4h + c] holds column c (low lane) and c + 4 (high lane) of
-        // rows 4h..4h + 4.
-        let mut u = [_mm256_setzero_ps(); 8];
-        for h in 0..2 {
-            let (a, b) = (4 * h, 4 * h + 2);
-            u[4 * h] = _mm256_shuffle_ps::<0x44>(t[a], t[b]);
-            u[4 * h + 1] = _mm256_shuffle_ps::<0xEE>(t[a], t[b]);
-            u[4 * h + 2] = _mm256_shuffle_ps::<0x44>(t[a + 1], t[b + 1]);
-            u[4 * h + 3] = _mm256_shuffle_ps::<0xEE>(t[a + 1], t[b + 1]);
-        }
-        for j in 0..cj {
-            let v = if j < 4 {
-                _mm256_permute2f128_ps::<0x20>(u[j], u[4 + j])
-            } else {
-                _mm256_permute2f128_ps::<0x31>(u[j - 4], u[j])
-            };
-            store(dst.add(j * ldd), v, ri);
         }
     }
 }
@@ -562,7 +635,7 @@ unsafe fn avg2x2_bwd_row_imp(dy: *const f32, d0: *mut f32, d1: *mut f32, ow: usi
 
 #[cfg(test)]
 mod tests {
-    use super::super::gemm::pack_a;
+    use super::super::gemm::{pack_a, NtBatch};
     use super::*;
 
     fn data(len: usize, seed: u32) -> Vec<f32> {
@@ -646,34 +719,53 @@ mod tests {
         }
     }
 
+    /// Every block shape and tail of the dot-product kernel against a plain loop, one image
+    /// and three summed.
     #[test]
-    fn transpose_matches_loops() {
+    fn nt_dot_matches_loops() {
         if skip() {
             return;
         }
-        for (rows, cols) in [
-            (1, 1),
-            (8, 8),
-            (16, 16),
-            (25, 576),
-            (17, 33),
-            (3, 100),
-            (150, 7),
+        for (m, n, len) in [
+            (1, 1, 1),
+            (2, 6, 8),
+            (16, 144, 1088),
+            (3, 7, 9),
+            (5, 13, 78),
+            (16, 27, 33),
+            (4, 5, 15),
         ] {
-            let (lds, ldd) = (cols + 3, rows + 2);
-            let src = data(rows * lds, 9);
-            let start = data(cols * ldd, 10);
-            let mut dst = start.clone();
-            let offs: Vec<usize> = (0..rows).map(|i| i * lds).collect();
-            transpose_rows(rows, cols, &src, &offs, &mut dst, ldd);
-            for j in 0..cols {
-                for i in 0..ldd {
-                    let want = if i < rows {
-                        src[i * lds + j]
-                    } else {
-                        start[j * ldd + i]
-                    };
-                    assert_eq!(dst[j * ldd + i], want, "({rows}, {cols}) dst[{j}, {i}]");
+            let (lda, ldc) = (len + 3, n + 2);
+            // Overlapping, shifted rows of b, as the windows of a padded image are.
+            let offs: Vec<usize> = (0..n).map(|j| (j * 7) % 41 + j * len / 2).collect();
+            let b_img = offs.iter().max().map_or(0, |&o| o + len) + 5;
+            let a_img = m * lda + 2;
+            for imgs in [1, 3] {
+                let a = data(imgs * a_img, 11);
+                let b = data(imgs * b_img, 12);
+                let start = data(m * ldc, 13);
+                let mut c = start.clone();
+                let batch = NtBatch { imgs, a_img, b_img };
+                gemm_nt_dot(m, n, len, batch, &a, lda, &b, &offs, &mut c, ldc);
+                for i in 0..m {
+                    for j in 0..ldc {
+                        let got = c[i * ldc + j];
+                        if j >= n {
+                            assert_eq!(got, start[i * ldc + j], "column {j} past n written");
+                            continue;
+                        }
+                        let mut want = f64::from(start[i * ldc + j]);
+                        for t in 0..imgs {
+                            for p in 0..len {
+                                want += f64::from(a[t * a_img + i * lda + p])
+                                    * f64::from(b[t * b_img + offs[j] + p]);
+                            }
+                        }
+                        assert!(
+                            (f64::from(got) - want).abs() <= 1e-4 * (1.0 + want.abs()),
+                            "({m},{n},{len}) x {imgs} c[{i},{j}] = {got}, want {want}"
+                        );
+                    }
                 }
             }
         }

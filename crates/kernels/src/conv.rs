@@ -13,7 +13,9 @@
 //! the batch's `col` is small (up to [`MAX_KEPT_COL`]), the forward unfolds and keeps it for
 //! the weight gradient, in buffers recycled across steps.
 
-use super::gemm::{gemm_nt, gemm_nt_gather, with_scratch, Init, Lhs, Mat};
+use super::gemm::{
+    gemm_nt, gemm_nt_gather, nt_gather_batches, with_scratch, Init, Lhs, Mat, NtBatch,
+};
 use crate::error::{check_len, Result};
 use crate::ConvGeometry;
 use rayon::prelude::*;
@@ -629,6 +631,10 @@ pub fn conv2d_bwd_input(g: &ConvGeometry, dy: &[f32], w: &[f32]) -> Result<Vec<f
     Ok(dx)
 }
 
+/// Floats of padded input plus spread output gradient that one call of [`gemm_nt_gather`]
+/// sums over (several images where the kernel takes them): about 512 KiB, within L2.
+const NT_CHUNK_FLOATS: usize = 1 << 17;
+
 /// [`bwd_weight_images`] without unfolding: each image is padded once and the product reads
 /// its shifted windows (see [`Implicit`]), with the output gradient spread over the padded
 /// width (zeros in the dropped columns). Returns `false`, doing nothing, when the kernels
@@ -645,28 +651,51 @@ fn bwd_weight_implicit(
     let (x_img, y_img) = (g.c_in * d.hw, g.c_out * d.n);
     let (wp, ow) = (im.wp, im.cols);
     let padded = im.pad != [0, 0];
-    with_scratch(if padded { im.padded_len(d.cg) } else { 0 }, |xp| {
-        // The output gradient spread over the padded width, zeros in the dropped columns.
-        with_scratch(d.og * im.n_grid, |dyg| {
+    let (xp_len, dyg_len) = (im.padded_len(d.cg), d.og * im.n_grid);
+    // Images per product: as many as fit the chunk where the kernel sums several (the
+    // horizontal reductions and block set-up then happen once per chunk, not per image).
+    let chunk = if nt_gather_batches() {
+        (NT_CHUNK_FLOATS / (xp_len + dyg_len)).clamp(1, (i1 - i0).max(1))
+    } else {
+        1
+    };
+    with_scratch(if padded { chunk * xp_len } else { 0 }, |xp| {
+        with_scratch(chunk * dyg_len, |dyg| {
+            // The dropped columns stay zero; every image overwrites the others.
             dyg.fill(0.0);
-            for i in i0..i1 {
-                for grp in 0..g.p.groups {
-                    let src = &x[i * x_img + grp * d.cg * d.hw..][..d.cg * d.hw];
-                    let xs: &[f32] = if padded {
-                        im.pad_into(src, d.cg, xp);
-                        xp
-                    } else {
-                        src
-                    };
-                    let dy = &dy[i * y_img + grp * d.og * d.n..][..d.og * d.n];
-                    for (row, dy) in dyg.chunks_exact_mut(im.n_grid).zip(dy.chunks_exact(d.n)) {
-                        for (r, dy) in row.chunks_mut(wp).zip(dy.chunks_exact(ow)) {
-                            r[..ow].copy_from_slice(dy);
+            for grp in 0..g.p.groups {
+                for c0 in (i0..i1).step_by(chunk) {
+                    let cnt = (i1 - c0).min(chunk);
+                    for t in 0..cnt {
+                        let i = c0 + t;
+                        if padded {
+                            let src = &x[i * x_img + grp * d.cg * d.hw..][..d.cg * d.hw];
+                            im.pad_into(src, d.cg, &mut xp[t * xp_len..(t + 1) * xp_len]);
+                        }
+                        let dy = &dy[i * y_img + grp * d.og * d.n..][..d.og * d.n];
+                        let spread = &mut dyg[t * dyg_len..(t + 1) * dyg_len];
+                        for (row, dy) in
+                            spread.chunks_exact_mut(im.n_grid).zip(dy.chunks_exact(d.n))
+                        {
+                            for (r, dy) in row.chunks_mut(wp).zip(dy.chunks_exact(ow)) {
+                                r[..ow].copy_from_slice(dy);
+                            }
                         }
                     }
+                    let (xs, b_img): (&[f32], usize) = if padded {
+                        (&xp[..cnt * xp_len], xp_len)
+                    } else {
+                        (&x[c0 * x_img + grp * d.cg * d.hw..], x_img)
+                    };
+                    let batch = NtBatch {
+                        imgs: cnt,
+                        a_img: dyg_len,
+                        b_img,
+                    };
                     let dw = &mut dw[grp * d.og * d.k..(grp + 1) * d.og * d.k];
-                    let done =
-                        gemm_nt_gather(d.og, d.k, im.n_grid, dyg, im.n_grid, xs, &im.offs, dw, d.k);
+                    let done = gemm_nt_gather(
+                        d.og, d.k, im.n_grid, batch, dyg, im.n_grid, xs, &im.offs, dw, d.k,
+                    );
                     if !done {
                         return false;
                     }

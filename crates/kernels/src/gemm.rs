@@ -150,6 +150,63 @@ pub(crate) fn check_transpose(
     );
 }
 
+/// Images summed by one weight-gradient product: `imgs` of them, image `t`'s `a` at
+/// `t * a_img`, its `b` at `t * b_img`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct NtBatch {
+    pub imgs: usize,
+    pub a_img: usize,
+    pub b_img: usize,
+}
+
+impl NtBatch {
+    /// One image.
+    pub(crate) fn one() -> Self {
+        Self {
+            imgs: 1,
+            a_img: 0,
+            b_img: 0,
+        }
+    }
+}
+
+/// The bounds the dot-product kernels rely on for `c[m, n] += sum over images of
+/// a[m, len] @ b[n, len]^T`: in image `t`, row `i` of `a` at `a[t * a_img + i * lda..][..len]`,
+/// row `j` of `b` at `b[t * b_img + offs[j]..][..len]`; `c` with row stride `ldc`.
+///
+/// # Panics
+/// When one is violated, naming it.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn check_gemm_nt(
+    m: usize,
+    n: usize,
+    len: usize,
+    batch: NtBatch,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    offs: &[usize],
+    c: &[f32],
+    ldc: usize,
+) {
+    let last = batch.imgs.saturating_sub(1);
+    assert!(
+        m == 0 || last * batch.a_img + (m - 1) * lda + len <= a.len(),
+        "gemm_nt: a too small"
+    );
+    assert!(offs.len() >= n, "gemm_nt: fewer row offsets than rows of b");
+    assert!(
+        offs[..n]
+            .iter()
+            .all(|&o| last * batch.b_img + o + len <= b.len()),
+        "gemm_nt: b too small"
+    );
+    assert!(
+        m == 0 || n == 0 || (m - 1) * ldc + n <= c.len(),
+        "gemm_nt: c too small"
+    );
+}
+
 /// What the output of [`Lhs::mul`] holds before the product is added.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Init<'a> {
@@ -375,7 +432,7 @@ pub(crate) fn gemm_nt(
         return;
     }
     let rows: Vec<usize> = (0..n).map(|j| j * ldb).collect();
-    if gemm_nt_gather(m, n, len, a, lda, b, &rows, c, ldc) {
+    if gemm_nt_gather(m, n, len, NtBatch::one(), a, lda, b, &rows, c, ldc) {
         return;
     }
     let lhs = Mat {
@@ -392,16 +449,33 @@ pub(crate) fn gemm_nt(
     sgemm(m, n, len, c, ldc, true, lhs, rhs, Parallelism::None);
 }
 
-/// With the AVX-512 or AVX2 kernels only: `c[m, n] += a[m, len] @ b[n, len]^T` (`a` with
-/// row stride `lda`) where row `j` of `b` is `b[offs[j]..][..len]` (shifted windows of a
-/// padded image: the weight gradient of an implicit convolution, no im2col). Returns
-/// `false`, doing nothing, on the portable path or when the product is too small for the
-/// transpose to pay off.
+/// Whether [`gemm_nt_gather`] takes several images per call (the AVX2 dot-product kernel).
+pub(crate) fn nt_gather_batches() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        Kernel::selected() == Kernel::Avx2
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// With the AVX-512 or AVX2 kernels only: `c[m, n] += sum over images of a[m, len] @
+/// b[n, len]^T` (`a` with row stride `lda`) where row `j` of `b` is `b[offs[j]..][..len]`
+/// (shifted windows of a padded image: the weight gradient of an implicit convolution, no
+/// im2col); image `t` at `t * a_img` and `t * b_img` (more than one image only where
+/// [`nt_gather_batches`]). Returns `false`, doing nothing, on the portable path or, with
+/// AVX-512, when the product is too small for the transpose to pay off.
+///
+/// AVX2 computes it as register-blocked dot products (`avx2::gemm_nt_dot`), every size;
+/// AVX-512 transposes `b` into a [`avx512::gemm_nn`].
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm_nt_gather(
     m: usize,
     n: usize,
     len: usize,
+    batch: NtBatch,
     a: &[f32],
     lda: usize,
     b: &[f32],
@@ -410,29 +484,33 @@ pub(crate) fn gemm_nt_gather(
     ldc: usize,
 ) -> bool {
     let kernel = Kernel::selected();
-    if kernel == Kernel::Portable || !transpose_pays(n, len) {
-        return false;
-    }
-    with_scratch(m * len, |ap| {
-        with_scratch(len * n, |bt| {
-            pack_a(kernel.panel(), m, len, a, lda, 1, ap);
-            let rows: Vec<usize> = (0..len).map(|l| l * n).collect();
-            match kernel {
-                Kernel::Portable => {}
-                #[cfg(target_arch = "x86_64")]
-                Kernel::Avx512 => {
+    match kernel {
+        Kernel::Portable => false,
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx2 => {
+            avx2::gemm_nt_dot(m, n, len, batch, a, lda, b, offs, c, ldc);
+            true
+        }
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx512 => {
+            assert!(
+                batch.imgs == 1,
+                "gemm_nt_gather: AVX-512 takes one image per call"
+            );
+            if !transpose_pays(n, len) {
+                return false;
+            }
+            with_scratch(m * len, |ap| {
+                with_scratch(len * n, |bt| {
+                    pack_a(kernel.panel(), m, len, a, lda, 1, ap);
+                    let rows: Vec<usize> = (0..len).map(|l| l * n).collect();
                     avx512::transpose_rows(n, len, b, offs, bt, n);
                     avx512::gemm_nn(m, n, len, ap, bt, &rows, c, ldc, Init::Accumulate);
-                }
-                #[cfg(target_arch = "x86_64")]
-                Kernel::Avx2 => {
-                    avx2::transpose_rows(n, len, b, offs, bt, n);
-                    avx2::gemm_nn(m, n, len, ap, bt, &rows, c, ldc, Init::Accumulate);
-                }
-            }
-        })
-    });
-    true
+                })
+            });
+            true
+        }
+    }
 }
 
 /// Whether a product `[m, len] @ [n, len]^T` runs faster transposed into the register-blocked

@@ -1,14 +1,16 @@
-//! Convolution kernels: matrix products in our AVX-512 kernels (or `gemm`), parallel over
-//! the batch.
+//! Convolution kernels: matrix products in our AVX-512 or AVX2 kernels (or `gemm`), parallel
+//! over the batch.
 //!
 //! Per image and group, with `K = c_in / groups * kh * kw` and `N = oh * ow`:
 //! - forward: `y[og, N] = w[og, K] @ col[K, N]` (+ bias, fused by pre-filling `y`);
 //! - input gradient: `dcol[K, N] = w^T[K, og] @ dy[og, N]`, then col2im into `dx`;
 //! - weight gradient: `dw[og, K] += dy[og, N] @ col^T[N, K]`, summed over the batch.
 //!
-//! `col` is the unfolded input (im2col). A stride-1 convolution skips it: the products read
-//! shifted windows of the padded image instead ([`Implicit`]), and its input gradient is a
-//! stride-1 convolution of the padded output gradient (no col2im). A 1x1 convolution with
+//! `col` is the unfolded input (im2col). The forward and the weight gradient skip it: the
+//! products read shifted windows of the padded image instead ([`Implicit`]; a strided
+//! convolution's image split into its stride phases first), and the input gradient of a
+//! stride-1 convolution is a stride-1 convolution of the padded output gradient (no
+//! col2im; strided ones still unfold). A 1x1 convolution with
 //! stride 1 and no padding uses the input as `col` directly. When the weight is trained and
 //! the batch's `col` is small (up to [`MAX_KEPT_COL`]), the forward unfolds and keeps it for
 //! the weight gradient, in buffers recycled across steps.
@@ -243,62 +245,94 @@ fn mul(lhs: &Lhs, n: usize, b: &[f32], c: &mut [f32], init: Init<'_>, threads: b
     lhs.mul_offsets(n, b, &offs, c, n, init, threads)
 }
 
-/// A stride-1 convolution as an implicit GEMM: with the input zero-padded to `hp x wp`,
-/// row `(c, ki, kj)` of the unfolded input is the padded image itself shifted by
+/// A convolution as an implicit GEMM: with the input zero-padded to `hp x wp`, row
+/// `(c, ki, kj)` of the unfolded input is the padded image itself shifted by
 /// `c * hp * wp + ki * dh * wp + kj * dw`, so the product reads it in place (no im2col). The
 /// output is computed on the padded width: `n_grid = (oh - 1) * wp + ow` positions, whose
 /// columns `ow..wp` of each row are dropped afterwards. The input gradient is the same kind
 /// of product: a stride-1 convolution of the output gradient padded by `(k - 1) * d - p`
 /// with the flipped, transposed weight.
+///
+/// With a stride `s > 1` the padded plane is split into its `sh x sw` phases (padded row
+/// `y` goes to phase `y % sh`, row `y / sh`; likewise columns), each an `hs x ws` plane: tap
+/// `(ki, kj)` then reads phase `(ki * dh % sh, kj * dw % sw)` shifted by
+/// `(ki * dh / sh, kj * dw / sw)`, and output `(oy, ox)` sits at `oy * ws + ox` of every
+/// window, a stride-1 product again (no FLOP on the zeros a phase-split weight would have).
 struct Implicit {
     /// Padding of the operand on each side, `[top/bottom, left/right]`.
     pad: [usize; 2],
-    /// Padded operand size.
+    /// Stride, `[rows, columns]`.
+    stride: [usize; 2],
+    /// Padded operand size (before the phase split).
     hp: usize,
     wp: usize,
+    /// Size of one phase plane (`hp x wp` itself at stride 1).
+    hs: usize,
+    ws: usize,
     /// Result rows and columns (`oh x ow` forward, `h x w` for the input gradient).
     rows: usize,
     cols: usize,
-    /// Positions computed on the padded width.
+    /// Positions computed on the phase width.
     n_grid: usize,
     /// Offset of each row of the virtual unfolded operand in the padded operand.
     offs: Vec<usize>,
 }
 
 impl Implicit {
-    /// `planes` padded planes of `h x w` padded by `pad`, convolved with a `kh x kw` kernel.
+    /// `planes` planes of `h x w` padded by `pad`, convolved with a `kh x kw` kernel.
     fn new(
         planes: usize,
         (h, w): (usize, usize),
         pad: [usize; 2],
         (kh, kw): (usize, usize),
         dil: [usize; 2],
+        stride: [usize; 2],
     ) -> Self {
         let (hp, wp) = (h + 2 * pad[0], w + 2 * pad[1]);
-        let (rows, cols) = (hp - (kh - 1) * dil[0], wp - (kw - 1) * dil[1]);
+        let (sh, sw) = (stride[0], stride[1]);
+        let (hs, ws) = (hp.div_ceil(sh), wp.div_ceil(sw));
+        let (rows, cols) = (
+            (hp - (kh - 1) * dil[0] - 1) / sh + 1,
+            (wp - (kw - 1) * dil[1] - 1) / sw + 1,
+        );
+        let phase = hs * ws;
         let mut offs = Vec::with_capacity(planes * kh * kw);
         for c in 0..planes {
             for ki in 0..kh {
                 for kj in 0..kw {
-                    offs.push(c * hp * wp + ki * dil[0] * wp + kj * dil[1]);
+                    let (y, x) = (ki * dil[0], kj * dil[1]);
+                    offs.push(
+                        (c * sh * sw + (y % sh) * sw + x % sw) * phase + (y / sh) * ws + x / sw,
+                    );
                 }
             }
         }
         Self {
             pad,
+            stride,
             hp,
             wp,
+            hs,
+            ws,
             rows,
             cols,
-            n_grid: (rows - 1) * wp + cols,
+            n_grid: (rows - 1) * ws + cols,
             offs,
         }
     }
 
-    /// The forward of a stride-1, non-pointwise convolution.
+    /// The forward of a convolution that is not pointwise.
     fn forward(g: &ConvGeometry, d: &Dims) -> Option<Self> {
-        (g.p.stride == [1, 1] && !d.pointwise)
-            .then(|| Self::new(d.cg, (g.h, g.w), g.p.padding, (g.kh, g.kw), g.p.dilation))
+        (!d.pointwise).then(|| {
+            Self::new(
+                d.cg,
+                (g.h, g.w),
+                g.p.padding,
+                (g.kh, g.kw),
+                g.p.dilation,
+                g.p.stride,
+            )
+        })
     }
 
     /// The input gradient of a stride-1, non-pointwise convolution whose padding is at most
@@ -316,24 +350,62 @@ impl Implicit {
                 [qh, qw],
                 (g.kh, g.kw),
                 p.dilation,
+                [1, 1],
             )),
             _ => None,
         }
     }
 
-    /// Floats of the padded operand.
-    fn padded_len(&self, planes: usize) -> usize {
-        planes * self.hp * self.wp
+    /// Whether the operand is the input itself (no padding, stride 1).
+    fn in_place(&self) -> bool {
+        self.pad == [0, 0] && self.stride == [1, 1]
     }
 
-    /// `src` (`planes` planes of `(hp - 2 * pad) x (wp - 2 * pad)`) zero-padded into `dst`.
+    /// Floats of the padded (and phase-split) operand.
+    fn padded_len(&self, planes: usize) -> usize {
+        planes * self.stride[0] * self.stride[1] * self.hs * self.ws
+    }
+
+    /// `src` (`planes` planes of `(hp - 2 * pad) x (wp - 2 * pad)`) zero-padded, and split
+    /// into phases when strided, into `dst`.
     fn pad_into(&self, src: &[f32], planes: usize, dst: &mut [f32]) {
         let (h, w) = (self.hp - 2 * self.pad[0], self.wp - 2 * self.pad[1]);
         dst.fill(0.0);
+        let [sh, sw] = self.stride;
+        if [sh, sw] == [1, 1] {
+            for (c, plane) in src.chunks_exact(h * w).take(planes).enumerate() {
+                for (y, row) in plane.chunks_exact(w).enumerate() {
+                    let o = c * self.hp * self.wp + (y + self.pad[0]) * self.wp + self.pad[1];
+                    dst[o..o + w].copy_from_slice(row);
+                }
+            }
+            return;
+        }
+        let (phase, ws, pw) = (self.hs * self.ws, self.ws, self.pad[1]);
         for (c, plane) in src.chunks_exact(h * w).take(planes).enumerate() {
             for (y, row) in plane.chunks_exact(w).enumerate() {
-                let o = c * self.hp * self.wp + (y + self.pad[0]) * self.wp + self.pad[1];
-                dst[o..o + w].copy_from_slice(row);
+                let py = y + self.pad[0];
+                // The phase rows this input row goes to: phase column rx at `o + rx * phase`.
+                let o = (c * sh * sw + (py % sh) * sw) * phase + (py / sh) * ws;
+                let out = &mut dst[o..o + (sw - 1) * phase + ws];
+                if sw == 2 {
+                    // Pairs of columns: x = 2t goes to phase (2t + pw) % 2, x = 2t + 1 to the
+                    // other, at column (x + pw) / 2.
+                    let (r0, r1) = (pw % 2, (pw + 1) % 2);
+                    for (t, pair) in row.chunks_exact(2).enumerate() {
+                        out[r0 * phase + t + pw / 2] = pair[0];
+                        out[r1 * phase + t + pw.div_ceil(2)] = pair[1];
+                    }
+                    if w % 2 == 1 {
+                        let x = w - 1;
+                        out[((x + pw) % 2) * phase + (x + pw) / 2] = row[x];
+                    }
+                } else {
+                    for (x, &v) in row.iter().enumerate() {
+                        let px = x + pw;
+                        out[(px % sw) * phase + px / sw] = v;
+                    }
+                }
             }
         }
     }
@@ -352,7 +424,7 @@ impl Implicit {
         threads: bool,
     ) {
         let n = self.rows * self.cols;
-        let padded = self.pad != [0, 0];
+        let padded = !self.in_place();
         with_scratch(if padded { self.padded_len(planes) } else { 0 }, |xp| {
             let xs: &[f32] = if padded {
                 self.pad_into(src, planes, xp);
@@ -360,7 +432,7 @@ impl Implicit {
             } else {
                 src
             };
-            if self.wp == self.cols {
+            if self.ws == self.cols {
                 return lhs.mul_offsets(n, xs, &self.offs, dst, n, init, threads);
             }
             with_scratch(m * self.n_grid, |grid| {
@@ -375,7 +447,7 @@ impl Implicit {
                 );
                 for (out, grid) in dst.chunks_exact_mut(n).zip(grid.chunks_exact(self.n_grid)) {
                     for (o, r) in out.chunks_exact_mut(self.cols).enumerate() {
-                        r.copy_from_slice(&grid[o * self.wp..o * self.wp + self.cols]);
+                        r.copy_from_slice(&grid[o * self.ws..o * self.ws + self.cols]);
                     }
                 }
             })
@@ -649,8 +721,8 @@ fn bwd_weight_implicit(
     dw: &mut [f32],
 ) -> bool {
     let (x_img, y_img) = (g.c_in * d.hw, g.c_out * d.n);
-    let (wp, ow) = (im.wp, im.cols);
-    let padded = im.pad != [0, 0];
+    let (ws, ow) = (im.ws, im.cols);
+    let padded = !im.in_place();
     let (xp_len, dyg_len) = (im.padded_len(d.cg), d.og * im.n_grid);
     // Images per product: as many as fit the chunk where the kernel sums several (the
     // horizontal reductions and block set-up then happen once per chunk, not per image).
@@ -677,7 +749,7 @@ fn bwd_weight_implicit(
                         for (row, dy) in
                             spread.chunks_exact_mut(im.n_grid).zip(dy.chunks_exact(d.n))
                         {
-                            for (r, dy) in row.chunks_mut(wp).zip(dy.chunks_exact(ow)) {
+                            for (r, dy) in row.chunks_mut(ws).zip(dy.chunks_exact(ow)) {
                                 r[..ow].copy_from_slice(dy);
                             }
                         }

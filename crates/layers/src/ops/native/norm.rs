@@ -116,25 +116,31 @@ impl CustomOp3 for BatchNormTrain {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (b, c, hw) = self.dims;
         let grad = grad.contiguous()?;
-        // Through the fused ReLU first: the gradient where the output is positive.
-        let grad = if self.relu {
-            res.apply_op2_no_bwd(&grad, &super::relu::ReluGrad)?
-        } else {
-            grad
-        };
         let g = gamma.to_vec1::<f32>()?;
-        // Read x and dy in place (no copies of the two largest tensors).
+        // Read x, dy and (through the fused ReLU: the gradient where the output is positive)
+        // the output in place, no copies of the largest tensors.
         let (xs, xl) = x.storage_and_layout();
         let (gs, gl) = grad.storage_and_layout();
-        let (candle_core::Storage::Cpu(xs), candle_core::Storage::Cpu(gs)) = (&*xs, &*gs) else {
+        let (rs, rl) = res.storage_and_layout();
+        let (
+            candle_core::Storage::Cpu(xs),
+            candle_core::Storage::Cpu(gs),
+            candle_core::Storage::Cpu(rs),
+        ) = (&*xs, &*gs, &*rs)
+        else {
             bail!("batch_norm2d backward: native kernels need CPU tensors")
         };
         let (xs, dy) = (
             f32_data(xs, xl, "batch_norm2d backward")?,
             f32_data(gs, gl, "batch_norm2d backward")?,
         );
-        let (dx, dg, db) =
-            norm::bn_bwd(xs, dy, &self.mean, &self.invstd, &g, self.dims).map_err(kernel_error)?;
+        let relu_out = if self.relu {
+            Some(f32_data(rs, rl, "batch_norm2d backward")?)
+        } else {
+            None
+        };
+        let (dx, dg, db) = norm::bn_bwd(xs, dy, relu_out, &self.mean, &self.invstd, &g, self.dims)
+            .map_err(kernel_error)?;
         let dev = x.device();
         Ok((
             Some(Tensor::from_vec(dx, (b, c, hw), dev)?.reshape(x.shape())?),

@@ -1,7 +1,7 @@
 //! AVX2 + FMA micro-kernels: the algorithms of `avx512.rs` on 256-bit vectors, for the CPUs
 //! without AVX-512 (Zen 1-3, Intel client cores before and after Ice Lake).
 //!
-//! - [`gemm_nn`]: `c[m, n] (=|+=) a[m, k] @ b[k, n]` with `a` packed in panels of `mr` rows
+//! - [`gemm_nn`]: `c[m, n] = a[m, k] @ b[k, n]` with `a` packed in panels of `mr` rows
 //!   (`gemm::pack_a`) and `b` read in place, row `kk` at `b[offs[kk]..]`. The register block
 //!   is [`MR`] x 16 (two vectors per row), see [`MR`].
 //! - [`gemm_nt_dot`]: the weight gradient `dy @ col^T` as register-blocked dot products
@@ -126,13 +126,6 @@ unsafe fn nn_block<const R: usize, const V: usize>(
                     }
                 }
             }
-            Init::Accumulate => {
-                for (r, row) in acc.iter_mut().enumerate() {
-                    for (j, a) in row.iter_mut().enumerate() {
-                        *a = load(c.add(r * ldc + j * L), width(j));
-                    }
-                }
-            }
         }
         if last == L {
             for kk in 0..k {
@@ -202,7 +195,7 @@ macro_rules! dispatch_nn {
     };
 }
 
-/// `c[m, n] (=|+=) a[m, k] @ b[k, n]`: `ap` is `a` packed by `gemm::pack_a` in panels of
+/// `c[m, n] = a[m, k] @ b[k, n]`: `ap` is `a` packed by `gemm::pack_a` in panels of
 /// [`MR`] rows, row `kk` of `b` is `b[offs[kk]..offs[kk] + n]`, `c` has row stride `ldc`;
 /// `init` says what `c` starts from.
 ///
@@ -687,7 +680,7 @@ mod tests {
                 let bias = data(m, 3);
                 let mut ap = vec![0.0; m * k];
                 pack_a(mr, m, k, &a, k, 1, &mut ap);
-                for init in [Init::Zero, Init::RowBias(&bias), Init::Accumulate] {
+                for init in [Init::Zero, Init::RowBias(&bias)] {
                     let start = data(m * ldc, 4);
                     let mut c = start.clone();
                     let bb = data(k * ldb, 2);
@@ -703,7 +696,6 @@ mod tests {
                             let mut want = match init {
                                 Init::Zero => 0.0,
                                 Init::RowBias(bias) => bias[i],
-                                Init::Accumulate => start[i * ldc + j],
                             };
                             for kk in 0..k {
                                 want += a[i * k + kk] * bb[kk * ldb + j];

@@ -126,30 +126,6 @@ pub(crate) fn check_gemm_nn(
     }
 }
 
-/// The bounds every `transpose_rows` kernel relies on: `rows` source rows of `cols` floats at
-/// `offs`, and `cols` destination rows (stride `ldd`) of `rows` floats.
-///
-/// # Panics
-/// When one is violated, naming it.
-pub(crate) fn check_transpose(
-    rows: usize,
-    cols: usize,
-    src: &[f32],
-    offs: &[usize],
-    dst: &[f32],
-    ldd: usize,
-) {
-    assert!(offs.len() >= rows, "transpose: fewer row offsets than rows");
-    assert!(
-        offs[..rows].iter().all(|&o| o + cols <= src.len()),
-        "transpose: source too small"
-    );
-    assert!(
-        (cols - 1) * ldd + rows <= dst.len(),
-        "transpose: destination too small"
-    );
-}
-
 /// Images summed by one weight-gradient product: `imgs` of them, image `t`'s `a` at
 /// `t * a_img`, its `b` at `t * b_img`.
 #[derive(Clone, Copy, Debug)]
@@ -214,8 +190,6 @@ pub(crate) enum Init<'a> {
     Zero,
     /// `c[i, :] = bias[i] + (a @ b)[i, :]`; `bias` has `m` elements.
     RowBias(&'a [f32]),
-    /// `c += a @ b`.
-    Accumulate,
 }
 
 /// Packs `a[m, k]` (element `(i, j)` at `data[i * rs + j * cs]`) into panels of `mr` rows
@@ -313,7 +287,7 @@ impl Lhs {
         self.k
     }
 
-    /// `c[m, n] (=|+=) self @ b[k, n]` where row `kk` of `b` is `b[offs[kk]..][..n]`, with
+    /// `c[m, n] = self @ b[k, n]` where row `kk` of `b` is `b[offs[kk]..][..n]`, with
     /// the rows of `c` split over the rayon threads when `threads`.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn mul_offsets(
@@ -379,7 +353,7 @@ impl Lhs {
                 c[i * ldc..i * ldc + n].fill(v);
             }
         }
-        let accumulate = !matches!(init, Init::Zero);
+        let accumulate = matches!(init, Init::RowBias(_));
         let lhs = Mat {
             data: a,
             rs: k,
@@ -449,27 +423,18 @@ pub(crate) fn gemm_nt(
     sgemm(m, n, len, c, ldc, true, lhs, rhs, Parallelism::None);
 }
 
-/// Whether [`gemm_nt_gather`] takes several images per call (the AVX2 dot-product kernel).
+/// Whether [`gemm_nt_gather`] runs (and takes several images per call): with the AVX2 or
+/// AVX-512 kernels.
 pub(crate) fn nt_gather_batches() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        Kernel::selected() == Kernel::Avx2
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    Kernel::selected() != Kernel::Portable
 }
 
 /// With the AVX-512 or AVX2 kernels only: `c[m, n] += sum over images of a[m, len] @
 /// b[n, len]^T` (`a` with row stride `lda`) where row `j` of `b` is `b[offs[j]..][..len]`
 /// (shifted windows of a padded image: the weight gradient of an implicit convolution, no
-/// im2col); image `t` at `t * a_img` and `t * b_img` (more than one image only where
-/// [`nt_gather_batches`]). Returns `false`, doing nothing, on the portable path or, with
-/// AVX-512, when the product is too small for the transpose to pay off.
-///
-/// AVX2 computes it as register-blocked dot products (`avx2::gemm_nt_dot`), every size;
-/// AVX-512 transposes `b` into a [`avx512::gemm_nn`].
+/// im2col); image `t` at `t * batch.a_img` and `t * batch.b_img`. Register-blocked dot
+/// products (`avx2::gemm_nt_dot`, `avx512::gemm_nt_dot`). Returns `false`, doing nothing, on
+/// the portable path.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm_nt_gather(
     m: usize,
@@ -483,8 +448,7 @@ pub(crate) fn gemm_nt_gather(
     c: &mut [f32],
     ldc: usize,
 ) -> bool {
-    let kernel = Kernel::selected();
-    match kernel {
+    match Kernel::selected() {
         Kernel::Portable => false,
         #[cfg(target_arch = "x86_64")]
         Kernel::Avx2 => {
@@ -493,30 +457,8 @@ pub(crate) fn gemm_nt_gather(
         }
         #[cfg(target_arch = "x86_64")]
         Kernel::Avx512 => {
-            assert!(
-                batch.imgs == 1,
-                "gemm_nt_gather: AVX-512 takes one image per call"
-            );
-            if !transpose_pays(n, len) {
-                return false;
-            }
-            with_scratch(m * len, |ap| {
-                with_scratch(len * n, |bt| {
-                    pack_a(kernel.panel(), m, len, a, lda, 1, ap);
-                    let rows: Vec<usize> = (0..len).map(|l| l * n).collect();
-                    avx512::transpose_rows(n, len, b, offs, bt, n);
-                    avx512::gemm_nn(m, n, len, ap, bt, &rows, c, ldc, Init::Accumulate);
-                })
-            });
+            avx512::gemm_nt_dot(m, n, len, batch, a, lda, b, offs, c, ldc);
             true
         }
     }
-}
-
-/// Whether a product `[m, len] @ [n, len]^T` runs faster transposed into the register-blocked
-/// kernel than in `gemm`: long, wide products (ResNet-20's first stage: 3x faster); for short
-/// or narrow ones (LeNet-5, the 8x8 maps) `gemm`'s own packing is as fast or faster
-/// (`cargo xtask bench ops`).
-fn transpose_pays(n: usize, len: usize) -> bool {
-    n >= 48 && len >= 256
 }

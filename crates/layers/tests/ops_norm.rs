@@ -38,6 +38,13 @@ proptest! {
         let g = Var::from_tensor(&t(&[c], 1.0)).unwrap();
         let bb = Var::from_tensor(&t(&[c], 0.0)).unwrap();
         let r = t(&[b, c, h, w], 0.0);
+        // ReLU's gradient masks on the sign of the normalised value, which the two
+        // implementations round differently: a value within rounding of zero can pass the
+        // gradient in one and not the other (a real difference of one element's gradient, not
+        // an error of either). Such draws are rare; skip them.
+        let pre = reference::batch_norm2d_train(x.as_tensor(), g.as_tensor(), bb.as_tensor(), 1e-5).unwrap().0;
+        let near_zero = pre.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().any(|v| v.abs() < 1e-4);
+        prop_assume!(!near_zero);
         // Plain, and with the fused ReLU against the reference followed by candle's relu.
         let pairs: [(BnFn, BnFn, &str); 2] = [
             (native::batch_norm2d_train, reference::batch_norm2d_train, "bn"),

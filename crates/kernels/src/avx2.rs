@@ -4,7 +4,7 @@
 //! - [`gemm_nn`]: `c[m, n] = a[m, k] @ b[k, n]` with `a` packed in panels of `mr` rows
 //!   (`gemm::pack_a`) and `b` read in place, row `kk` at `b[offs[kk]..]`. The register block
 //!   is [`MR`] x 16 (two vectors per row), see [`MR`].
-//! - [`gemm_nt_dot`]: the weight gradient `dy @ col^T` as register-blocked dot products
+//! - [`dot_block`] (driven by `gemm::gemm_nt_dot`): the weight gradient `dy @ col^T` as register-blocked dot products
 //!   along the rows, summed over several images before one horizontal reduction, reading
 //!   the padded input's shifted windows in place (no unfolding, no transpose).
 //! - 2x2 stride-2 max and average pooling rows, forward and backward, with PyTorch's scan
@@ -16,7 +16,7 @@
 //!
 //! Only compiled on x86-64; the callers dispatch on [`super::isa::isa`].
 
-use super::gemm::Init;
+use super::gemm::{DotBlock, Init, DOT_MR, DOT_NR};
 use super::isa::Isa;
 use std::arch::x86_64::*;
 
@@ -171,30 +171,6 @@ unsafe fn nn_block<const R: usize, const V: usize>(
     }
 }
 
-/// Calls `nn_block::<rows, vectors>(args)` for a runtime block: `rows` in `1..=6`,
-/// `vectors` in `1..=2`.
-macro_rules! dispatch_nn {
-    ($rows:expr, $v:expr, $args:tt) => {
-        match $v {
-            1 => dispatch_nn!(@rows $rows, 1, $args),
-            _ => dispatch_nn!(@rows $rows, 2, $args),
-        }
-    };
-    (@rows $rows:expr, $V:literal, $args:tt) => {
-        match $rows {
-            1 => dispatch_nn!(@call 1, $V, $args),
-            2 => dispatch_nn!(@call 2, $V, $args),
-            3 => dispatch_nn!(@call 3, $V, $args),
-            4 => dispatch_nn!(@call 4, $V, $args),
-            5 => dispatch_nn!(@call 5, $V, $args),
-            _ => dispatch_nn!(@call 6, $V, $args),
-        }
-    };
-    (@call $R:literal, $V:literal, ($($a:expr),*)) => {
-        nn_block::<$R, $V>($($a),*)
-    };
-}
-
 /// `c[m, n] = a[m, k] @ b[k, n]`: `ap` is `a` packed by `gemm::pack_a` in panels of
 /// [`MR`] rows, row `kk` of `b` is `b[offs[kk]..offs[kk] + n]`, `c` has row stride `ldc`;
 /// `init` says what `c` starts from.
@@ -230,10 +206,8 @@ pub(crate) fn gemm_nn(
             // m0..m0 + rows cover columns n0..n0 + cols, inside the slices by the asserts;
             // (rows, v) is a block the dispatch has: rows <= 6, v <= 2.
             unsafe {
-                dispatch_nn!(
-                    rows,
-                    v,
-                    (
+                const_dispatch!(
+                    nn_block(
                         k,
                         ap.as_ptr().add(m0 * k),
                         b.as_ptr().add(n0),
@@ -243,17 +217,14 @@ pub(crate) fn gemm_nn(
                         last,
                         init,
                         m0
-                    )
+                    ),
+                    rows => [1, 2, 3, 4, 5, 6],
+                    v => [1, 2]
                 )
             }
         }
     }
 }
-
-/// Rows of `a` per register block of [`gemm_nt_dot`].
-const DOT_MR: usize = 2;
-/// Rows of `b` per register block of [`gemm_nt_dot`].
-const DOT_NR: usize = 6;
 
 // 12 accumulators, the two rows of `a` and one row of `b`: 15 registers.
 const _: () = assert!(DOT_MR * DOT_NR + DOT_MR + 1 < 16);
@@ -268,7 +239,7 @@ fn hsum(v: __m256) -> f32 {
     _mm_cvtss_f32(s)
 }
 
-/// One `R x C` block of [`gemm_nt_dot`]: `c[r * ldc + j] += sum over images t of
+/// One `R x C` block of `gemm::gemm_nt_dot`: `c[r * ldc + j] += sum over images t of
 /// a[t * a_img + r * lda..][..len] . b[t * b_img + offs[j]..][..len]`.
 ///
 /// # Safety
@@ -327,89 +298,15 @@ unsafe fn dot_block<const R: usize, const C: usize>(
     }
 }
 
-/// Calls `dot_block::<rows, cols>(args)` for a runtime block: `rows` in `1..=2`, `cols` in
-/// `1..=6`.
-macro_rules! dispatch_dot {
-    ($rows:expr, $cols:expr, $args:tt) => {
-        match $rows {
-            1 => dispatch_dot!(@cols 1, $cols, $args),
-            _ => dispatch_dot!(@cols 2, $cols, $args),
-        }
-    };
-    (@cols $R:literal, $cols:expr, $args:tt) => {
-        match $cols {
-            1 => dispatch_dot!(@call $R, 1, $args),
-            2 => dispatch_dot!(@call $R, 2, $args),
-            3 => dispatch_dot!(@call $R, 3, $args),
-            4 => dispatch_dot!(@call $R, 4, $args),
-            5 => dispatch_dot!(@call $R, 5, $args),
-            _ => dispatch_dot!(@call $R, 6, $args),
-        }
-    };
-    (@call $R:literal, $C:literal, ($($a:expr),*)) => {
-        dot_block::<$R, $C>($($a),*)
-    };
-}
-
-/// `c[m, n] += sum over images of a[m, len] @ b[n, len]^T` as register-blocked dot products:
-/// in image `t` (of `batch.imgs`), row `i` of `a` is at `a[t * a_img + i * lda..][..len]`,
-/// row `j` of `b` at `b[t * b_img + offs[j]..][..len]` (the shifted windows of a padded image,
-/// or the rows of an unfolded input); `c` has row stride `ldc`. The weight gradient of a
-/// convolution `dy[og, N] @ col[K, N]^T` summed over images, without unfolding or
-/// transposing anything: 12 accumulators (2 rows of `a` x 6 rows of `b`) each summing row
-/// pairs lane-wise over all the images, reduced horizontally once at the end (which is what
-/// keeps short rows, such as 8x8 maps, efficient).
+/// The [`dot_block`] of a `rows x cols` block (at most `DOT_MR x DOT_NR`), for
+/// `gemm::gemm_nt_dot`.
 ///
 /// # Panics
-/// If AVX2 or FMA is not available or a slice is too short for the sizes.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn gemm_nt_dot(
-    m: usize,
-    n: usize,
-    len: usize,
-    batch: super::gemm::NtBatch,
-    a: &[f32],
-    lda: usize,
-    b: &[f32],
-    offs: &[usize],
-    c: &mut [f32],
-    ldc: usize,
-) {
-    if m == 0 || n == 0 || len == 0 || batch.imgs == 0 {
-        return;
-    }
-    assert!(available(), "gemm_nt_dot: AVX2 and FMA are not available");
-    super::gemm::check_gemm_nt(m, n, len, batch, a, lda, b, offs, c, ldc);
-    let super::gemm::NtBatch { imgs, a_img, b_img } = batch;
-    // Blocks of `b` rows outside, of `a` rows inside: the windows of one block stay in L1
-    // while every row pair of `a` streams past them.
-    for j0 in (0..n).step_by(DOT_NR) {
-        let cols = (n - j0).min(DOT_NR);
-        for i0 in (0..m).step_by(DOT_MR) {
-            let rows = (m - i0).min(DOT_MR);
-            // SAFETY: AVX2 and FMA checked above; rows i0..i0 + rows of `a` and the rows of
-            // `b` at offs[j0..j0 + cols] hold `len` floats, and `c`'s block is inside `c`,
-            // by check_gemm_nt; (rows, cols) is a block the dispatch has.
-            unsafe {
-                dispatch_dot!(
-                    rows,
-                    cols,
-                    (
-                        len,
-                        imgs,
-                        a.as_ptr().add(i0 * lda),
-                        a_img,
-                        lda,
-                        b.as_ptr(),
-                        b_img,
-                        offs.as_ptr().add(j0),
-                        c.as_mut_ptr().add(i0 * ldc + j0),
-                        ldc
-                    )
-                )
-            }
-        }
-    }
+/// If AVX2 and FMA are not available (calling the block would be unsound), or the block is
+/// larger.
+pub(crate) fn dot_block_for(rows: usize, cols: usize) -> DotBlock {
+    assert!(available(), "dot_block_for: AVX2 and FMA are not available");
+    const_dispatch!(dot_block as DotBlock, rows => [1, 2], cols => [1, 2, 3, 4, 5, 6])
 }
 
 /// Lanes (all bits set) where PyTorch's max-pool scan takes `v` over `best`: greater, or NaN.
@@ -628,7 +525,7 @@ unsafe fn avg2x2_bwd_row_imp(dy: *const f32, d0: *mut f32, d1: *mut f32, ow: usi
 
 #[cfg(test)]
 mod tests {
-    use super::super::gemm::{pack_a, NtBatch};
+    use super::super::gemm::pack_a;
     use super::*;
 
     fn data(len: usize, seed: u32) -> Vec<f32> {
@@ -705,58 +602,6 @@ mod tests {
                                 "mr {mr} ({m},{n},{k}) {init:?} c[{i},{j}] = {got}, want {want}"
                             );
                         }
-                    }
-                }
-            }
-        }
-    }
-
-    /// Every block shape and tail of the dot-product kernel against a plain loop, one image
-    /// and three summed.
-    #[test]
-    fn nt_dot_matches_loops() {
-        if skip() {
-            return;
-        }
-        for (m, n, len) in [
-            (1, 1, 1),
-            (2, 6, 8),
-            (16, 144, 1088),
-            (3, 7, 9),
-            (5, 13, 78),
-            (16, 27, 33),
-            (4, 5, 15),
-        ] {
-            let (lda, ldc) = (len + 3, n + 2);
-            // Overlapping, shifted rows of b, as the windows of a padded image are.
-            let offs: Vec<usize> = (0..n).map(|j| (j * 7) % 41 + j * len / 2).collect();
-            let b_img = offs.iter().max().map_or(0, |&o| o + len) + 5;
-            let a_img = m * lda + 2;
-            for imgs in [1, 3] {
-                let a = data(imgs * a_img, 11);
-                let b = data(imgs * b_img, 12);
-                let start = data(m * ldc, 13);
-                let mut c = start.clone();
-                let batch = NtBatch { imgs, a_img, b_img };
-                gemm_nt_dot(m, n, len, batch, &a, lda, &b, &offs, &mut c, ldc);
-                for i in 0..m {
-                    for j in 0..ldc {
-                        let got = c[i * ldc + j];
-                        if j >= n {
-                            assert_eq!(got, start[i * ldc + j], "column {j} past n written");
-                            continue;
-                        }
-                        let mut want = f64::from(start[i * ldc + j]);
-                        for t in 0..imgs {
-                            for p in 0..len {
-                                want += f64::from(a[t * a_img + i * lda + p])
-                                    * f64::from(b[t * b_img + offs[j] + p]);
-                            }
-                        }
-                        assert!(
-                            (f64::from(got) - want).abs() <= 1e-4 * (1.0 + want.abs()),
-                            "({m},{n},{len}) x {imgs} c[{i},{j}] = {got}, want {want}"
-                        );
                     }
                 }
             }

@@ -7,14 +7,14 @@
 //!   weight) and `b` row-major (the unfolded input, or the output gradient). Blocks of
 //!   [`MR`] rows x 48 columns live in 24 registers; `b`'s rows are read with masked loads, so
 //!   any `n` works without padding.
-//! - [`gemm_nt_dot`]: the weight gradient `dy[og, N] @ col[K, N]^T` as register-blocked dot
+//! - [`dot_block`] (driven by `gemm::gemm_nt_dot`): the weight gradient `dy[og, N] @ col[K, N]^T` as register-blocked dot
 //!   products along the rows (2 x 6 blocks of 12 accumulators), summed over several images
 //!   before one horizontal reduction, reading the padded input's shifted windows in place.
 //!
 //! Only compiled on x86-64; the callers dispatch on [`super::isa::isa`] (`avx2.rs` has the
 //! same kernels on 256-bit vectors; the portable path uses the `gemm` crate).
 
-use super::gemm::Init;
+use super::gemm::{DotBlock, Init, DOT_MR, DOT_NR};
 use std::arch::x86_64::*;
 
 /// Rows of `a` per register block of [`gemm_nn`] (and per packed panel).
@@ -104,29 +104,6 @@ unsafe fn nn_block<const R: usize, const V: usize>(
     }
 }
 
-/// Calls `$f::<rows, vectors>(args)` for runtime `rows` in `1..=8` and `vectors` in `1..=3`.
-macro_rules! dispatch_nn {
-    ($rows:expr, $v:expr, $args:tt) => {
-        match $v {
-            1 => dispatch_nn!(@rows $rows, 1, $args),
-            2 => dispatch_nn!(@rows $rows, 2, $args),
-            _ => dispatch_nn!(@rows $rows, 3, $args),
-        }
-    };
-    (@rows $rows:expr, $V:literal, ($($a:expr),*)) => {
-        match $rows {
-            1 => nn_block::<1, $V>($($a),*),
-            2 => nn_block::<2, $V>($($a),*),
-            3 => nn_block::<3, $V>($($a),*),
-            4 => nn_block::<4, $V>($($a),*),
-            5 => nn_block::<5, $V>($($a),*),
-            6 => nn_block::<6, $V>($($a),*),
-            7 => nn_block::<7, $V>($($a),*),
-            _ => nn_block::<8, $V>($($a),*),
-        }
-    };
-}
-
 /// `c[m, n] = a[m, k] @ b[k, n]`: `ap` is `a` packed by `gemm::pack_a` in panels of
 /// [`MR`] rows, row `kk` of `b` is
 /// `b[offs[kk]..offs[kk] + n]` (a strided matrix, or shifted windows of one image for an
@@ -161,10 +138,8 @@ pub(crate) fn gemm_nn(
             // from m0 * k (pack_a's layout); b's rows (at offs[kk] + n0) and c's rows
             // m0..m0 + rows cover columns n0..n0 + cols, inside the slices by the asserts.
             unsafe {
-                dispatch_nn!(
-                    rows,
-                    v,
-                    (
+                const_dispatch!(
+                    nn_block(
                         k,
                         ap.as_ptr().add(m0 * k),
                         b.as_ptr().add(n0),
@@ -174,23 +149,20 @@ pub(crate) fn gemm_nn(
                         last,
                         init,
                         m0
-                    )
+                    ),
+                    rows => [1, 2, 3, 4, 5, 6, 7, 8],
+                    v => [1, 2, 3]
                 )
             }
         }
     }
 }
 
-/// Rows of `a` per register block of [`gemm_nt_dot`].
-const DOT_MR: usize = 2;
-/// Rows of `b` per register block of [`gemm_nt_dot`].
-const DOT_NR: usize = 6;
-
 // 12 accumulators, the rows of `a` and one row of `b`: 15 registers. A 4 x 6 block (29 of
 // the 32) had LLVM spill accumulators to the stack in the inner loop, at half the speed.
 const _: () = assert!(DOT_MR * DOT_NR + DOT_MR < 16);
 
-/// One `R x C` block of [`gemm_nt_dot`]: `c[r * ldc + j] += sum over images t of
+/// One `R x C` block of `gemm::gemm_nt_dot`: `c[r * ldc + j] += sum over images t of
 /// a[t * a_img + r * lda..][..len] . b[t * b_img + offs[j]..][..len]`.
 ///
 /// # Safety
@@ -249,87 +221,15 @@ unsafe fn dot_block<const R: usize, const C: usize>(
     }
 }
 
-/// Calls `dot_block::<rows, cols>(args)` for a runtime block: `rows` in `1..=2`, `cols` in
-/// `1..=6`.
-macro_rules! dispatch_dot {
-    ($rows:expr, $cols:expr, $args:tt) => {
-        match $rows {
-            1 => dispatch_dot!(@cols 1, $cols, $args),
-            _ => dispatch_dot!(@cols 2, $cols, $args),
-        }
-    };
-    (@cols $R:literal, $cols:expr, $args:tt) => {
-        match $cols {
-            1 => dispatch_dot!(@call $R, 1, $args),
-            2 => dispatch_dot!(@call $R, 2, $args),
-            3 => dispatch_dot!(@call $R, 3, $args),
-            4 => dispatch_dot!(@call $R, 4, $args),
-            5 => dispatch_dot!(@call $R, 5, $args),
-            _ => dispatch_dot!(@call $R, 6, $args),
-        }
-    };
-    (@call $R:literal, $C:literal, ($($a:expr),*)) => {
-        dot_block::<$R, $C>($($a),*)
-    };
-}
-
-/// `c[m, n] += sum over images of a[m, len] @ b[n, len]^T` as register-blocked dot products,
-/// the AVX-512 twin of `avx2::gemm_nt_dot` (same operands and layout): 12 accumulators
-/// (2 rows of `a` x 6 rows of `b`), each summing row pairs lane-wise over all the images,
-/// reduced horizontally once at the end. It replaced a transpose of `b` into [`gemm_nn`],
-/// which ran the weight gradient of ResNet-20's first stage at half the speed (35 % of the
-/// FMA peak): the transposed copy is as large as an unfolded input and went through L2
-/// once per panel of `a`.
+/// The [`dot_block`] of a `rows x cols` block (at most `DOT_MR x DOT_NR`), for
+/// `gemm::gemm_nt_dot`.
 ///
 /// # Panics
-/// If AVX-512F is not available or a slice is too short for the sizes.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn gemm_nt_dot(
-    m: usize,
-    n: usize,
-    len: usize,
-    batch: super::gemm::NtBatch,
-    a: &[f32],
-    lda: usize,
-    b: &[f32],
-    offs: &[usize],
-    c: &mut [f32],
-    ldc: usize,
-) {
-    if m == 0 || n == 0 || len == 0 || batch.imgs == 0 {
-        return;
-    }
-    assert!(available(), "gemm_nt_dot: AVX-512F is not available");
-    super::gemm::check_gemm_nt(m, n, len, batch, a, lda, b, offs, c, ldc);
-    let super::gemm::NtBatch { imgs, a_img, b_img } = batch;
-    // Blocks of `b` rows outside, of `a` rows inside (see `avx2::gemm_nt_dot`).
-    for j0 in (0..n).step_by(DOT_NR) {
-        let cols = (n - j0).min(DOT_NR);
-        for i0 in (0..m).step_by(DOT_MR) {
-            let rows = (m - i0).min(DOT_MR);
-            // SAFETY: AVX-512F checked above; rows i0..i0 + rows of `a` and the rows of `b`
-            // at offs[j0..j0 + cols] hold `len` floats in every image, and `c`'s block is
-            // inside `c`, by check_gemm_nt; (rows, cols) is a block the dispatch has.
-            unsafe {
-                dispatch_dot!(
-                    rows,
-                    cols,
-                    (
-                        len,
-                        imgs,
-                        a.as_ptr().add(i0 * lda),
-                        a_img,
-                        lda,
-                        b.as_ptr(),
-                        b_img,
-                        offs.as_ptr().add(j0),
-                        c.as_mut_ptr().add(i0 * ldc + j0),
-                        ldc
-                    )
-                )
-            }
-        }
-    }
+/// If AVX-512F is not available (calling the block would be unsound), or the block is
+/// larger.
+pub(crate) fn dot_block_for(rows: usize, cols: usize) -> DotBlock {
+    assert!(available(), "dot_block_for: AVX-512F is not available");
+    const_dispatch!(dot_block as DotBlock, rows => [1, 2], cols => [1, 2, 3, 4, 5, 6])
 }
 
 /// Lanes where PyTorch's max-pool scan takes `v` over `best`: greater, or NaN.
@@ -552,7 +452,6 @@ unsafe fn avg2x2_bwd_row_imp(dy: *const f32, d0: *mut f32, d1: *mut f32, ow: usi
 
 #[cfg(test)]
 mod tests {
-    use super::super::gemm::NtBatch;
     use super::*;
 
     fn pack_a(m: usize, k: usize, data: &[f32], rs: usize, cs: usize, out: &mut [f32]) {
@@ -646,58 +545,6 @@ mod tests {
                 a[7 * k]
             ]
         );
-    }
-
-    /// Every block shape and tail of the dot-product kernel against a plain loop, one image
-    /// and three summed.
-    #[test]
-    fn nt_dot_matches_loops() {
-        if !available() {
-            return;
-        }
-        for (m, n, len) in [
-            (1, 1, 1),
-            (2, 6, 8),
-            (16, 144, 1088),
-            (3, 7, 9),
-            (5, 13, 78),
-            (16, 27, 33),
-            (4, 5, 15),
-        ] {
-            let (lda, ldc) = (len + 3, n + 2);
-            // Overlapping, shifted rows of b, as the windows of a padded image are.
-            let offs: Vec<usize> = (0..n).map(|j| (j * 7) % 41 + j * len / 2).collect();
-            let b_img = offs.iter().max().map_or(0, |&o| o + len) + 5;
-            let a_img = m * lda + 2;
-            for imgs in [1, 3] {
-                let a = data(imgs * a_img, 11);
-                let b = data(imgs * b_img, 12);
-                let start = data(m * ldc, 13);
-                let mut c = start.clone();
-                let batch = NtBatch { imgs, a_img, b_img };
-                gemm_nt_dot(m, n, len, batch, &a, lda, &b, &offs, &mut c, ldc);
-                for i in 0..m {
-                    for j in 0..ldc {
-                        let got = c[i * ldc + j];
-                        if j >= n {
-                            assert_eq!(got, start[i * ldc + j], "column {j} past n written");
-                            continue;
-                        }
-                        let mut want = f64::from(start[i * ldc + j]);
-                        for t in 0..imgs {
-                            for p in 0..len {
-                                want += f64::from(a[t * a_img + i * lda + p])
-                                    * f64::from(b[t * b_img + offs[j] + p]);
-                            }
-                        }
-                        assert!(
-                            (f64::from(got) - want).abs() <= 1e-4 * (1.0 + want.abs()),
-                            "({m},{n},{len}) x {imgs} c[{i},{j}] = {got}, want {want}"
-                        );
-                    }
-                }
-            }
-        }
     }
 
     /// Max pooling rows with ties, NaNs and infinities against PyTorch's scan, written out.

@@ -709,8 +709,8 @@ const NT_CHUNK_FLOATS: usize = 1 << 17;
 
 /// [`bwd_weight_images`] without unfolding: each image is padded once and the product reads
 /// its shifted windows (see [`Implicit`]), with the output gradient spread over the padded
-/// width (zeros in the dropped columns). Returns `false`, doing nothing, when the kernels
-/// for it are not available or would not pay off (the caller unfolds instead).
+/// width (zeros in the dropped columns). Returns `false`, doing nothing, on the portable
+/// path (the caller unfolds instead).
 fn bwd_weight_implicit(
     g: &ConvGeometry,
     d: &Dims,
@@ -723,14 +723,13 @@ fn bwd_weight_implicit(
     let (x_img, y_img) = (g.c_in * d.hw, g.c_out * d.n);
     let (ws, ow) = (im.ws, im.cols);
     let padded = !im.in_place();
+    if !nt_gather_batches() {
+        return false;
+    }
     let (xp_len, dyg_len) = (im.padded_len(d.cg), d.og * im.n_grid);
-    // Images per product: as many as fit the chunk where the kernel sums several (the
-    // horizontal reductions and block set-up then happen once per chunk, not per image).
-    let chunk = if nt_gather_batches() {
-        (NT_CHUNK_FLOATS / (xp_len + dyg_len)).clamp(1, (i1 - i0).max(1))
-    } else {
-        1
-    };
+    // Images per product: as many as fit the chunk (the horizontal reductions and block
+    // set-up then happen once per chunk, not per image).
+    let chunk = (NT_CHUNK_FLOATS / (xp_len + dyg_len)).clamp(1, (i1 - i0).max(1));
     with_scratch(if padded { chunk * xp_len } else { 0 }, |xp| {
         with_scratch(chunk * dyg_len, |dyg| {
             // The dropped columns stay zero; every image overwrites the others.
@@ -768,14 +767,12 @@ fn bwd_weight_implicit(
                     let done = gemm_nt_gather(
                         d.og, d.k, im.n_grid, batch, dyg, im.n_grid, xs, &im.offs, dw, d.k,
                     );
-                    if !done {
-                        return false;
-                    }
+                    debug_assert!(done, "the dot kernels run where nt_gather_batches");
                 }
             }
-            true
         })
-    })
+    });
+    true
 }
 
 /// Adds the weight gradient of images `i0..i1` into `dw` `[c_out, K]`; `kept` is the

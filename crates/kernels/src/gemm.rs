@@ -429,12 +429,36 @@ pub(crate) fn nt_gather_batches() -> bool {
     Kernel::selected() != Kernel::Portable
 }
 
+/// Rows of `a` per register block of the dot-product kernels (both instruction sets).
+pub(crate) const DOT_MR: usize = 2;
+/// Rows of `b` per register block of the dot-product kernels.
+pub(crate) const DOT_NR: usize = 6;
+
+/// One register block of the dot-product kernels (`avx2::dot_block`, `avx512::dot_block`),
+/// `(len, imgs, a, a_img, lda, b, b_img, offs, c, ldc)`: see [`gemm_nt_dot`].
+#[cfg(target_arch = "x86_64")]
+pub(crate) type DotBlock = unsafe fn(
+    usize,
+    usize,
+    *const f32,
+    usize,
+    usize,
+    *const f32,
+    usize,
+    *const usize,
+    *mut f32,
+    usize,
+);
+
+/// An instruction set's choice of [`DotBlock`] for a `rows x cols` block.
+#[cfg(target_arch = "x86_64")]
+pub(crate) type DotBlockFor = fn(usize, usize) -> DotBlock;
+
 /// With the AVX-512 or AVX2 kernels only: `c[m, n] += sum over images of a[m, len] @
 /// b[n, len]^T` (`a` with row stride `lda`) where row `j` of `b` is `b[offs[j]..][..len]`
 /// (shifted windows of a padded image: the weight gradient of an implicit convolution, no
-/// im2col); image `t` at `t * batch.a_img` and `t * batch.b_img`. Register-blocked dot
-/// products (`avx2::gemm_nt_dot`, `avx512::gemm_nt_dot`). Returns `false`, doing nothing, on
-/// the portable path.
+/// im2col); image `t` at `t * batch.a_img` and `t * batch.b_img`. Returns `false`, doing
+/// nothing, on the portable path.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm_nt_gather(
     m: usize,
@@ -448,17 +472,151 @@ pub(crate) fn gemm_nt_gather(
     c: &mut [f32],
     ldc: usize,
 ) -> bool {
-    match Kernel::selected() {
-        Kernel::Portable => false,
+    let block_for = match Kernel::selected() {
+        Kernel::Portable => return false,
         #[cfg(target_arch = "x86_64")]
-        Kernel::Avx2 => {
-            avx2::gemm_nt_dot(m, n, len, batch, a, lda, b, offs, c, ldc);
-            true
+        Kernel::Avx2 => avx2::dot_block_for,
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx512 => avx512::dot_block_for,
+    };
+    #[cfg(target_arch = "x86_64")]
+    gemm_nt_dot(block_for, m, n, len, batch, a, lda, b, offs, c, ldc);
+    true
+}
+
+/// [`gemm_nt_gather`] as register-blocked dot products, `block_for(rows, cols)` giving the
+/// instruction set's kernel of each block: 12 accumulators ([`DOT_MR`] rows of `a` x
+/// [`DOT_NR`] rows of `b`), each summing a row pair lane-wise over all the images, reduced
+/// horizontally once at the end (which is what keeps short rows, such as 8x8 maps,
+/// efficient). The weight gradient of a convolution `dy[og, N] @ col[K, N]^T` summed over
+/// images this way needs no unfolding and no transpose; the transpose into [`Lhs`]'s GEMM it
+/// replaced ran ResNet-20's first-stage weight gradient at half the speed.
+///
+/// # Panics
+/// If a slice is too short for the sizes (or `block_for` refuses: its CPU lacks the
+/// instructions).
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+fn gemm_nt_dot(
+    block_for: DotBlockFor,
+    m: usize,
+    n: usize,
+    len: usize,
+    batch: NtBatch,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    offs: &[usize],
+    c: &mut [f32],
+    ldc: usize,
+) {
+    if m == 0 || n == 0 || len == 0 || batch.imgs == 0 {
+        return;
+    }
+    check_gemm_nt(m, n, len, batch, a, lda, b, offs, c, ldc);
+    let NtBatch { imgs, a_img, b_img } = batch;
+    // Blocks of `b` rows outside, of `a` rows inside: the windows of one block stay in L1
+    // while every row pair of `a` streams past them.
+    for j0 in (0..n).step_by(DOT_NR) {
+        let cols = (n - j0).min(DOT_NR);
+        for i0 in (0..m).step_by(DOT_MR) {
+            let rows = (m - i0).min(DOT_MR);
+            let block = block_for(rows, cols);
+            // SAFETY: `block_for` checked that the CPU has the block's instructions; rows
+            // i0..i0 + rows of `a` and the rows of `b` at offs[j0..j0 + cols] hold `len`
+            // floats in every image, and `c`'s block is inside `c`, by check_gemm_nt.
+            unsafe {
+                block(
+                    len,
+                    imgs,
+                    a.as_ptr().add(i0 * lda),
+                    a_img,
+                    lda,
+                    b.as_ptr(),
+                    b_img,
+                    offs.as_ptr().add(j0),
+                    c.as_mut_ptr().add(i0 * ldc + j0),
+                    ldc,
+                )
+            }
         }
-        #[cfg(target_arch = "x86_64")]
-        Kernel::Avx512 => {
-            avx512::gemm_nt_dot(m, n, len, batch, a, lda, b, offs, c, ldc);
-            true
+    }
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+
+    fn data(len: usize, seed: u32) -> Vec<f32> {
+        (0..len)
+            .map(|i| {
+                ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 20) as f32 / 4096.0
+                    - 0.5
+            })
+            .collect()
+    }
+
+    /// Every block shape and tail of the dot-product kernels of each instruction set the CPU
+    /// has against a plain loop, one image and three summed.
+    #[test]
+    fn nt_dot_matches_loops() {
+        let kernels: [(&str, bool, DotBlockFor); 2] = [
+            ("AVX2", Isa::Avx2.supported(), avx2::dot_block_for),
+            ("AVX-512", Isa::Avx512.supported(), avx512::dot_block_for),
+        ];
+        for (name, supported, block_for) in kernels {
+            if !supported {
+                // Straight to stderr: libtest captures eprintln!, and CI must show the skip.
+                use std::io::Write as _;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "SKIP: this CPU has no {name}; its dot-product kernels are not tested"
+                );
+                continue;
+            }
+            for (m, n, len) in [
+                (1, 1, 1),
+                (2, 6, 8),
+                (16, 144, 1088),
+                (3, 7, 9),
+                (5, 13, 78),
+                (16, 27, 33),
+                (4, 5, 15),
+            ] {
+                let (lda, ldc) = (len + 3, n + 2);
+                // Overlapping, shifted rows of b, as the windows of a padded image are.
+                let offs: Vec<usize> = (0..n).map(|j| (j * 7) % 41 + j * len / 2).collect();
+                let b_img = offs.iter().max().map_or(0, |&o| o + len) + 5;
+                let a_img = m * lda + 2;
+                for imgs in [1, 3] {
+                    let a = data(imgs * a_img, 11);
+                    let b = data(imgs * b_img, 12);
+                    let start = data(m * ldc, 13);
+                    let mut c = start.clone();
+                    let batch = NtBatch { imgs, a_img, b_img };
+                    gemm_nt_dot(block_for, m, n, len, batch, &a, lda, &b, &offs, &mut c, ldc);
+                    for i in 0..m {
+                        for j in 0..ldc {
+                            let got = c[i * ldc + j];
+                            if j >= n {
+                                assert_eq!(got, start[i * ldc + j], "column {j} past n written");
+                                continue;
+                            }
+                            let mut want = f64::from(start[i * ldc + j]);
+                            for t in 0..imgs {
+                                for p in 0..len {
+                                    want += f64::from(a[t * a_img + i * lda + p])
+                                        * f64::from(b[t * b_img + offs[j] + p]);
+                                }
+                            }
+                            assert!(
+                                (f64::from(got) - want).abs() <= 1e-4 * (1.0 + want.abs()),
+                                "{name} ({m},{n},{len}) x {imgs} c[{i},{j}] = {got}, want {want}"
+                            );
+                        }
+                    }
+                }
+            }
         }
     }
 }

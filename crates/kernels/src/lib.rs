@@ -31,6 +31,9 @@
 //! # Ok::<(), convnets_kernels::KernelError>(())
 //! ```
 
+#[macro_use]
+mod dispatch;
+
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]

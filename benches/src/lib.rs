@@ -183,8 +183,12 @@ pub struct CaseResult {
     pub infer_images_per_s: f64,
     /// Training batch size.
     pub batch_size: usize,
-    /// Peak resident memory of the process, MiB.
+    /// Peak resident memory of the process, MiB (training and inference at batch 1000).
     pub peak_rss_mb: f64,
+    /// Peak resident memory of the process when training ended, before inference: the
+    /// training peak (data, model, activations and gradients of one step), MiB.
+    #[serde(default)]
+    pub train_peak_rss_mb: f64,
     /// Training steps timed.
     pub train_steps: usize,
 }
@@ -285,6 +289,7 @@ pub fn time_case(r: &Recipe, data_dir: Option<&Path>, seconds: f64) -> Result<Ca
             }
         }
     }
+    let train_peak_rss_mb = peak_rss_mb();
     let infer_budget = Duration::from_secs_f64(seconds / 3.0);
     // Without recording the graph, as PyTorch's twin runs under `torch.no_grad()`.
     let infer = || convnets::layers::no_grad(|| model.forward_t(&d.test_images, false));
@@ -301,6 +306,7 @@ pub fn time_case(r: &Recipe, data_dir: Option<&Path>, seconds: f64) -> Result<Ca
         infer_images_per_s: inferred as f64 / infer_secs,
         batch_size: r.batch_size,
         peak_rss_mb: peak_rss_mb(),
+        train_peak_rss_mb,
         train_steps: steps,
     })
 }

@@ -28,7 +28,8 @@ Per case, in a fresh subprocess (so peak RSS is the case's own):
   infer  -- eval mode, no_grad, batch INFER_BATCH from the test set (the pool for CIFAR
             shapes), forward only, for the remaining 1/3 of --seconds after one warm-up batch.
   peak_rss_mb -- resource.getrusage(RUSAGE_SELF).ru_maxrss of that subprocess (importing the
-            CUDA build of torch alone is ~0.5 GB of it).
+            CUDA build of torch alone is ~0.5 GB of it); train_peak_rss_mb the same read when
+            training ended, before inference.
   *_median -- batch size / median step time, next to the totals-based rates: on a machine
             shared with other work (cargo builds) OpenMP threads that wait for a descheduled
             sibling can slow whole steps tenfold, and the median shows it.
@@ -150,6 +151,7 @@ def run_case(args: argparse.Namespace, name: str) -> dict:
             break
     train_s = time.perf_counter() - t0
     final_loss = loss.item()
+    train_peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     model.eval()
     with torch.no_grad():
@@ -173,6 +175,8 @@ def run_case(args: argparse.Namespace, name: str) -> dict:
         "batch_size": batch,
         "infer_batch_size": n_test,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        # the peak when training ended, before inference at INFER_BATCH
+        "train_peak_rss_mb": train_peak_rss_mb,
         # batch / median step time: less sensitive to other processes than the mean above
         "train_images_per_s_median": batch / statistics.median(step_times),
         "infer_images_per_s_median": n_test / statistics.median(infer_times),

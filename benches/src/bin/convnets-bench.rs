@@ -288,7 +288,7 @@ fn models(mut a: ModelArgs) -> Result<()> {
 
     println!("\nconvnets kernel path: {isa}{forced}; PyTorch: {torch_isa}");
     println!(
-        "{:<13} | {:>10} {:>10} {:>10} {:>8} {:>8} | {:>10} {:>10} {:>10} {:>8} | {:>8} {:>8}",
+        "{:<13} | {:>10} {:>10} {:>10} {:>8} {:>8} | {:>10} {:>10} {:>10} {:>8} | {:>8} {:>8} | {:>9} {:>8}",
         "train/s",
         "convnets",
         "candle",
@@ -300,9 +300,11 @@ fn models(mut a: ModelArgs) -> Result<()> {
         "pytorch",
         "vs torch",
         "RSS MiB",
+        "torch",
+        "train RSS",
         "torch"
     );
-    println!("{}", "-".repeat(141));
+    println!("{}", "-".repeat(162));
     let mut table = serde_json::Map::new();
     for (case, r) in &results {
         let (n, c) = (&r["native"], &r["reference"]);
@@ -313,7 +315,7 @@ fn models(mut a: ModelArgs) -> Result<()> {
         };
         let num = |y: Option<f64>| y.map(|y| format!("{y:.0}")).unwrap_or_else(|| "-".into());
         println!(
-            "{:<13} | {:>10.0} {:>10.0} {:>10} {:>8} {:>8} | {:>10.0} {:>10.0} {:>10} {:>8} | {:>8.0} {:>8}",
+            "{:<13} | {:>10.0} {:>10.0} {:>10} {:>8} {:>8} | {:>10.0} {:>10.0} {:>10} {:>8} | {:>8.0} {:>8} | {:>9.0} {:>8}",
             case,
             n.train_images_per_s,
             c.train_images_per_s,
@@ -326,6 +328,8 @@ fn models(mut a: ModelArgs) -> Result<()> {
             ratio(n.infer_images_per_s, ti),
             n.peak_rss_mb,
             num(t(case, "peak_rss_mb")),
+            n.train_peak_rss_mb,
+            num(t(case, "train_peak_rss_mb")),
         );
         table.insert(
             case.clone(),

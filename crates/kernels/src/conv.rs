@@ -15,9 +15,7 @@
 //! the batch's `col` is small (up to [`MAX_KEPT_COL`]), the forward unfolds and keeps it for
 //! the weight gradient, in buffers recycled across steps.
 
-use super::gemm::{
-    gemm_nt, gemm_nt_gather, nt_gather_batches, with_scratch, Init, Lhs, Mat, NtBatch,
-};
+use super::gemm::{gemm_nt, gemm_nt_gather, nt_dot_pays, with_scratch, Init, Lhs, Mat, NtBatch};
 use crate::error::{check_len, Result};
 use crate::ConvGeometry;
 use rayon::prelude::*;
@@ -709,8 +707,9 @@ const NT_CHUNK_FLOATS: usize = 1 << 17;
 
 /// [`bwd_weight_images`] without unfolding: each image is padded once and the product reads
 /// its shifted windows (see [`Implicit`]), with the output gradient spread over the padded
-/// width (zeros in the dropped columns). Returns `false`, doing nothing, on the portable
-/// path (the caller unfolds instead).
+/// width (zeros in the dropped columns). Returns `false`, doing nothing, where the dot
+/// kernels do not pay ([`nt_dot_pays`]: shapes on the portable path; the caller unfolds
+/// instead).
 fn bwd_weight_implicit(
     g: &ConvGeometry,
     d: &Dims,
@@ -723,7 +722,7 @@ fn bwd_weight_implicit(
     let (x_img, y_img) = (g.c_in * d.hw, g.c_out * d.n);
     let (ws, ow) = (im.ws, im.cols);
     let padded = !im.in_place();
-    if !nt_gather_batches() {
+    if !nt_dot_pays(d.og, d.n) {
         return false;
     }
     let (xp_len, dyg_len) = (im.padded_len(d.cg), d.og * im.n_grid);
@@ -764,10 +763,9 @@ fn bwd_weight_implicit(
                         b_img,
                     };
                     let dw = &mut dw[grp * d.og * d.k..(grp + 1) * d.og * d.k];
-                    let done = gemm_nt_gather(
+                    gemm_nt_gather(
                         d.og, d.k, im.n_grid, batch, dyg, im.n_grid, xs, &im.offs, dw, d.k,
                     );
-                    debug_assert!(done, "the dot kernels run where nt_gather_batches");
                 }
             }
         })

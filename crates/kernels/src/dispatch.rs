@@ -6,7 +6,6 @@
 /// - `const_dispatch!(f as T, rows => [...], cols => [...])` gives `f::<R, C>` as a `T`.
 ///
 /// A value outside the lists is a bug in the caller's blocking and panics.
-#[cfg(target_arch = "x86_64")]
 macro_rules! const_dispatch {
     ($f:ident $args:tt, $r:expr => [$($R:literal),+], $c:expr => $cs:tt) => {
         match $r {

@@ -5,6 +5,7 @@ use rayon::prelude::*;
 use std::cell::RefCell;
 
 use super::isa::{isa, Isa};
+use super::portable;
 #[cfg(target_arch = "x86_64")]
 use super::{avx2, avx512};
 
@@ -405,8 +406,9 @@ pub(crate) fn gemm_nt(
     if m == 0 || n == 0 || len == 0 {
         return;
     }
-    let rows: Vec<usize> = (0..n).map(|j| j * ldb).collect();
-    if gemm_nt_gather(m, n, len, NtBatch::one(), a, lda, b, &rows, c, ldc) {
+    if nt_dot_pays(m, len) {
+        let rows: Vec<usize> = (0..n).map(|j| j * ldb).collect();
+        gemm_nt_gather(m, n, len, NtBatch::one(), a, lda, b, &rows, c, ldc);
         return;
     }
     let lhs = Mat {
@@ -423,10 +425,24 @@ pub(crate) fn gemm_nt(
     sgemm(m, n, len, c, ldc, true, lhs, rhs, Parallelism::None);
 }
 
-/// Whether [`gemm_nt_gather`] runs (and takes several images per call): with the AVX2 or
-/// AVX-512 kernels.
+/// Whether the dot-product kernels ([`gemm_nt_gather`]) run every product of that shape
+/// (several images per call): with the AVX2 or AVX-512 kernels. The portable path's
+/// 128-bit kernel runs only where [`nt_dot_pays`] says.
 pub(crate) fn nt_gather_batches() -> bool {
     Kernel::selected() != Kernel::Portable
+}
+
+/// Whether [`gemm_nt_gather`] beats `gemm` for the weight gradient of a convolution with
+/// `m` output channels (per group) over `positions` output positions per image. Always with
+/// the AVX2 / AVX-512 kernels. On the portable path (128-bit vectors) only for 16 to 32
+/// output channels over at least 256 positions, where `gemm` packs a 16-32-row operand for
+/// each image's long product: ResNet-20's stage-1 weight gradient ran 4x faster as dot
+/// products (14-22 ms against 58-66 ms on one thread), SimpleCNN's first 1.5x; with more
+/// channels or fewer positions (SimpleCNN conv2/3, ResNet-20 stage 3, LeNet-5's and
+/// MnistNet's second) `gemm` was up to 3x faster (`cargo xtask bench kernels --paths
+/// portable --threads 1`, three runs each way, AMD EPYC Zen 4, 2026-12-05).
+pub(crate) fn nt_dot_pays(m: usize, positions: usize) -> bool {
+    nt_gather_batches() || ((16..=32).contains(&m) && positions >= 256)
 }
 
 /// Rows of `a` per register block of the dot-product kernels (both instruction sets).
@@ -436,7 +452,6 @@ pub(crate) const DOT_NR: usize = 6;
 
 /// One register block of the dot-product kernels (`avx2::dot_block`, `avx512::dot_block`),
 /// `(len, imgs, a, a_img, lda, b, b_img, offs, c, ldc)`: see [`gemm_nt_dot`].
-#[cfg(target_arch = "x86_64")]
 pub(crate) type DotBlock = unsafe fn(
     usize,
     usize,
@@ -451,14 +466,13 @@ pub(crate) type DotBlock = unsafe fn(
 );
 
 /// An instruction set's choice of [`DotBlock`] for a `rows x cols` block.
-#[cfg(target_arch = "x86_64")]
 pub(crate) type DotBlockFor = fn(usize, usize) -> DotBlock;
 
-/// With the AVX-512 or AVX2 kernels only: `c[m, n] += sum over images of a[m, len] @
-/// b[n, len]^T` (`a` with row stride `lda`) where row `j` of `b` is `b[offs[j]..][..len]`
-/// (shifted windows of a padded image: the weight gradient of an implicit convolution, no
-/// im2col); image `t` at `t * batch.a_img` and `t * batch.b_img`. Returns `false`, doing
-/// nothing, on the portable path.
+/// `c[m, n] += sum over images of a[m, len] @ b[n, len]^T` (`a` with row stride `lda`) where
+/// row `j` of `b` is `b[offs[j]..][..len]` (shifted windows of a padded image: the weight
+/// gradient of an implicit convolution, no im2col); image `t` at `t * batch.a_img` and
+/// `t * batch.b_img`, as register-blocked dot products ([`gemm_nt_dot`]) in the selected
+/// instruction set's kernel (the portable one on 128-bit `wide` vectors).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm_nt_gather(
     m: usize,
@@ -471,17 +485,15 @@ pub(crate) fn gemm_nt_gather(
     offs: &[usize],
     c: &mut [f32],
     ldc: usize,
-) -> bool {
-    let block_for = match Kernel::selected() {
-        Kernel::Portable => return false,
+) {
+    let block_for: DotBlockFor = match Kernel::selected() {
+        Kernel::Portable => portable::dot_block_for,
         #[cfg(target_arch = "x86_64")]
         Kernel::Avx2 => avx2::dot_block_for,
         #[cfg(target_arch = "x86_64")]
         Kernel::Avx512 => avx512::dot_block_for,
     };
-    #[cfg(target_arch = "x86_64")]
     gemm_nt_dot(block_for, m, n, len, batch, a, lda, b, offs, c, ldc);
-    true
 }
 
 /// [`gemm_nt_gather`] as register-blocked dot products, `block_for(rows, cols)` giving the
@@ -495,7 +507,6 @@ pub(crate) fn gemm_nt_gather(
 /// # Panics
 /// If a slice is too short for the sizes (or `block_for` refuses: its CPU lacks the
 /// instructions).
-#[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
 fn gemm_nt_dot(
     block_for: DotBlockFor,
@@ -543,7 +554,7 @@ fn gemm_nt_dot(
     }
 }
 
-#[cfg(all(test, target_arch = "x86_64"))]
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -557,11 +568,14 @@ mod tests {
     }
 
     /// Every block shape and tail of the dot-product kernels of each instruction set the CPU
-    /// has against a plain loop, one image and three summed.
+    /// has (and the portable one) against a plain loop, one image and three summed.
     #[test]
     fn nt_dot_matches_loops() {
-        let kernels: [(&str, bool, DotBlockFor); 2] = [
+        let kernels: Vec<(&str, bool, DotBlockFor)> = vec![
+            ("portable", true, portable::dot_block_for),
+            #[cfg(target_arch = "x86_64")]
             ("AVX2", Isa::Avx2.supported(), avx2::dot_block_for),
+            #[cfg(target_arch = "x86_64")]
             ("AVX-512", Isa::Avx512.supported(), avx512::dot_block_for),
         ];
         for (name, supported, block_for) in kernels {

@@ -48,6 +48,7 @@ pub mod loss;
 pub mod norm;
 pub mod peak;
 pub mod pool;
+mod portable;
 pub mod relu;
 
 pub use error::{KernelError, Result};

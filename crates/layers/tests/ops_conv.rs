@@ -278,6 +278,17 @@ fn gradients_without_kept_input() -> Result<()> {
     };
     for (x_dims, c_out, k, p) in [
         ([2, 16, 32, 32], 16, [3, 3], same([1, 1], [1, 1])),
+        // ResNet's downsampling shape (stride-phase split; on the portable path the dot
+        // kernel's weight gradient too, as for the one above).
+        (
+            [2, 16, 32, 32],
+            32,
+            [3, 3],
+            Conv2dParams {
+                stride: [2, 2],
+                ..same([1, 1], [1, 1])
+            },
+        ),
         ([1, 8, 24, 20], 12, [3, 3], same([2, 2], [2, 2])),
         ([2, 6, 19, 17], 9, [5, 3], same([2, 1], [1, 1])),
         ([1, 4, 30, 30], 8, [3, 3], same([0, 0], [1, 1])),

@@ -17,6 +17,7 @@
 
 use super::gemm::{gemm_nt, gemm_nt_gather, nt_dot_pays, with_scratch, Init, Lhs, Mat, NtBatch};
 use crate::error::{check_len, Result};
+use crate::relu::relu1;
 use crate::ConvGeometry;
 use rayon::prelude::*;
 use std::sync::Mutex;
@@ -575,6 +576,24 @@ pub fn conv2d_fwd(
     bias: Option<&[f32]>,
     keep_col: bool,
 ) -> Result<(Vec<f32>, Option<Vec<f32>>)> {
+    conv2d_fwd_act(g, x, w, bias, keep_col, false)
+}
+
+/// [`conv2d_fwd`] followed by ReLU when `relu` (`max(y, 0)`, NaN kept, as
+/// [`relu_fwd`](crate::relu::relu_fwd)): applied to each image's output right after its
+/// product, while it is still in cache, instead of in a second pass over the whole batch.
+///
+/// # Errors
+/// [`KernelError::Length`](crate::KernelError::Length) when a slice does not have the
+/// length `g` implies.
+pub fn conv2d_fwd_act(
+    g: &ConvGeometry,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    keep_col: bool,
+    relu: bool,
+) -> Result<(Vec<f32>, Option<Vec<f32>>)> {
     let (x_len, w_len, _) = lens(g);
     check_len(x, x_len, "conv2d", "input")?;
     check_len(w, w_len, "conv2d", "weight")?;
@@ -593,12 +612,22 @@ pub fn conv2d_fwd(
     let mut kept = keep.then(|| take_col(g.b * col_img));
     let w = weights(g, &d, w, false);
     let w = &w[..];
+    let act = |y: &mut [f32]| {
+        if relu {
+            for v in y {
+                *v = relu1(*v);
+            }
+        }
+    };
     match (&mut kept, batch_parallel(g)) {
         (Some(cols), true) => y
             .par_chunks_mut(y_img)
             .zip(x.par_chunks(x_img))
             .zip(cols.par_chunks_mut(col_img))
-            .for_each(|((y, x), c)| fwd_image(g, &d, x, w, bias, y, Some(c), im, false)),
+            .for_each(|((y, x), c)| {
+                fwd_image(g, &d, x, w, bias, y, Some(c), im, false);
+                act(y);
+            }),
         (Some(cols), false) => {
             for ((y, x), c) in y
                 .chunks_mut(y_img)
@@ -606,15 +635,20 @@ pub fn conv2d_fwd(
                 .zip(cols.chunks_mut(col_img))
             {
                 fwd_image(g, &d, x, w, bias, y, Some(c), im, true);
+                act(y);
             }
         }
         (None, true) => y
             .par_chunks_mut(y_img)
             .zip(x.par_chunks(x_img))
-            .for_each(|(y, x)| fwd_image(g, &d, x, w, bias, y, None, im, false)),
+            .for_each(|(y, x)| {
+                fwd_image(g, &d, x, w, bias, y, None, im, false);
+                act(y);
+            }),
         (None, false) => {
             for (y, x) in y.chunks_mut(y_img).zip(x.chunks(x_img)) {
                 fwd_image(g, &d, x, w, bias, y, None, im, true);
+                act(y);
             }
         }
     }

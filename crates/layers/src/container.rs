@@ -2,6 +2,7 @@
 //! `add_module(name, module)`, seed 003).
 
 use crate::layer::{current_scope, named_modules, with_scope, Layer};
+use crate::summary;
 use candle_core::{ModuleT, Result, Tensor};
 use std::fmt;
 use std::sync::Arc;
@@ -151,10 +152,25 @@ impl Sequential {
 }
 
 impl ModuleT for Sequential {
+    /// The children in order; a layer followed by a ReLU runs as one fused op where it has
+    /// one ([`Layer::forward_relu_t`]), except while a summary is traced (which records
+    /// each layer).
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let mut x = x.clone();
-        for (name, layer) in &self.children {
-            x = with_scope(self.child_scope(name), || layer.forward_t(&x, train))?;
+        let fuse = !summary::tracing();
+        let mut children = self.children.iter().peekable();
+        while let Some((name, layer)) = children.next() {
+            let relu_next = fuse && children.peek().is_some_and(|(_, l)| l.kind() == "ReLU");
+            let fused = relu_next
+                .then(|| with_scope(self.child_scope(name), || layer.forward_relu_t(&x, train)))
+                .flatten();
+            x = match fused {
+                Some(y) => {
+                    children.next(); // the ReLU, done
+                    y?
+                }
+                None => with_scope(self.child_scope(name), || layer.forward_t(&x, train))?,
+            };
         }
         Ok(x)
     }

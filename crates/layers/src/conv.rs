@@ -148,9 +148,27 @@ impl Module for Conv2d {
     }
 }
 
+impl Conv2d {
+    /// `relu(self.forward(x))` as one op ([`ops::conv2d_relu_with`]): ReLU applied in the
+    /// convolution's epilogue, the gradient masked inside its backward.
+    /// While a summary is traced, the two ops one after the other (the convolution records
+    /// its row).
+    pub fn forward_relu(&self, x: &Tensor) -> Result<Tensor> {
+        if summary::tracing() {
+            return ops::relu(&self.forward(x)?);
+        }
+        let g = self.geometry(x.dims())?;
+        let (w, b) = (param(&self.weight), self.bias.as_ref().map(param));
+        ops::conv2d_relu_with(x, &w, b.as_ref(), &g)
+    }
+}
+
 impl Layer for Conv2d {
     fn kind(&self) -> &'static str {
         "Conv2d"
+    }
+    fn forward_relu_t(&self, x: &Tensor, _train: bool) -> Option<Result<Tensor>> {
+        Some(self.forward_relu(x))
     }
     fn name(&self) -> Option<&str> {
         self.own_name()

@@ -6,7 +6,7 @@
 //! its direct children (empty for a leaf). Containers ([`Sequential`](crate::Sequential)) and
 //! models implement [`Layer::children`], so [`named_modules`] walks any network.
 
-use candle_core::ModuleT;
+use candle_core::{ModuleT, Result, Tensor};
 use std::cell::RefCell;
 
 /// A module of a network: a [`ModuleT`] that knows its kind, its name and its children.
@@ -37,6 +37,14 @@ pub trait Layer: ModuleT + Send + Sync {
     /// `"0"`). Empty for a leaf layer.
     fn children(&self) -> Vec<(String, &dyn Layer)> {
         Vec::new()
+    }
+
+    /// `relu(self.forward_t(x, train))` as one fused op, where the layer has one (a
+    /// [`Conv2d`](crate::Conv2d) does: ReLU in the convolution's epilogue and backward, one
+    /// activation and one gradient less for autograd); `None` otherwise. A
+    /// [`Sequential`](crate::Sequential) calls it for a layer followed by a ReLU.
+    fn forward_relu_t(&self, _x: &Tensor, _train: bool) -> Option<Result<Tensor>> {
+        None
     }
 }
 

@@ -173,3 +173,36 @@ fn seed_003_first_two_layers() -> Result<()> {
     assert!(model.get(3).is_none());
     Ok(())
 }
+
+/// A `Sequential` runs a convolution followed by a ReLU as one fused op: the same output
+/// and gradients as the layers one by one (ReLU applied to the convolution's output, the
+/// gradient masked with it), and a traced summary still lists the ReLU as its own layer.
+#[test]
+fn conv_then_relu_fuses_with_the_same_values() -> Result<()> {
+    let store = ParamStore::new(3, &Device::Cpu);
+    let m = SimpleCnn::new(&store)?;
+    let x = Tensor::randn(0f32, 1., (2, 3, 32, 32), &Device::Cpu)?;
+    let fused = m.layer1.forward_t(&x, true)?;
+    // By hand: each child's own forward, in order.
+    let mut by_hand = x.clone();
+    for (_, layer) in named_children(&m.layer1) {
+        by_hand = layer.forward_t(&by_hand, true)?;
+    }
+    let flat = |t: &Tensor| -> Result<Vec<f32>> { Ok(t.flatten_all()?.to_vec1()?) };
+    assert_eq!(flat(&fused)?, flat(&by_hand)?);
+    assert!(flat(&fused)?.contains(&0.0), "some outputs clipped");
+    let vars = store.trainable_vars();
+    let g_fused = fused.sqr()?.sum_all()?.backward()?;
+    let g_hand = by_hand.sqr()?.sum_all()?.backward()?;
+    for v in vars
+        .iter()
+        .filter(|v| v.dims().len() == 4 && v.dims()[1] == 3)
+    {
+        let (a, b) = (g_fused.get(v).unwrap(), g_hand.get(v).unwrap());
+        assert_eq!(flat(a)?, flat(b)?, "conv1 weight gradient");
+    }
+    let s = convnets_layers::summary::summary(&m.layer1, &[2, 3, 32, 32])?;
+    let kinds: Vec<&str> = s.rows.iter().map(|r| r.kind).collect();
+    assert_eq!(kinds, ["Conv2d", "ReLU", "MaxPool2d"]);
+    Ok(())
+}

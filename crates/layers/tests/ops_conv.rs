@@ -421,3 +421,96 @@ proptest! {
         check([b, cg * groups, h, w], og * groups, [kh, kw], p, with_bias, seed).map_err(|e| TestCaseError::fail(e.to_string()))?;
     }
 }
+
+/// `conv2d_relu_with` (one op: ReLU in the forward's epilogue, the mask in its backward)
+/// against the direct loop with ReLU applied by hand: `y = max(conv, 0)`, and the gradients
+/// of `sum(y * dy)` are those of the convolution with `dy` zeroed where `y <= 0`. Native and
+/// reference, with and without bias, at stride 1 (implicit product, and the kept unfolded
+/// input when tracked) and stride 2.
+#[test]
+fn conv_relu_fused_matches_direct() -> Result<()> {
+    let dev = Device::Cpu;
+    let strided = Conv2dParams {
+        stride: [2, 2],
+        padding: [1, 1],
+        ..Default::default()
+    };
+    let same = Conv2dParams {
+        padding: [1, 1],
+        ..Default::default()
+    };
+    for (x_dims, c_out, p, with_bias) in [
+        ([2, 3, 16, 16], 8, same, true),
+        ([2, 16, 12, 12], 16, same, false),
+        ([3, 4, 11, 9], 6, strided, true),
+    ] {
+        let w_dims = [c_out, x_dims[1], 3, 3];
+        let g = ConvGeometry::new(&x_dims, &w_dims, with_bias.then_some(&[c_out][..]), &p)?;
+        let x = values(x_dims.iter().product(), 21);
+        let w = values(w_dims.iter().product(), 22);
+        let bias = with_bias.then(|| values(c_out, 23));
+        let dy = values(g.b * g.c_out * g.oh * g.ow, 24);
+        let direct = Direct { g };
+        let y: Vec<f32> = direct
+            .forward(&x, &w, bias.as_deref())
+            .into_iter()
+            .map(|v| v.max(0.0))
+            .collect();
+        assert!(y.contains(&0.0) && y.iter().any(|&v| v > 0.0));
+        let dy_masked: Vec<f32> = y
+            .iter()
+            .zip(&dy)
+            .map(|(&y, &d)| if y > 0.0 { d } else { 0.0 })
+            .collect();
+        let (dx, dw, db) = direct.grads(&x, &w, &dy_masked);
+        let ctx = format!("x {x_dims:?} w {w_dims:?} {p:?}");
+        for name in ["native", "reference"] {
+            let xv = Var::from_vec(x.clone(), x_dims.to_vec(), &dev)?;
+            let wv = Var::from_vec(w.clone(), w_dims.to_vec(), &dev)?;
+            let bv = bias
+                .clone()
+                .map(|b| Var::from_vec(b, c_out, &dev))
+                .transpose()?;
+            let (xt, wt) = (xv.as_tensor(), wv.as_tensor());
+            let bt = bv.as_ref().map(|b| b.as_tensor());
+            let out = if name == "native" {
+                native::conv2d_relu_with(xt, wt, bt, &g)?
+            } else {
+                reference::relu(&reference::conv2d_with(xt, wt, bt, &g)?)?
+            };
+            let dyt = Tensor::from_vec(dy.clone(), out.shape(), &dev)?;
+            let grads = (&out * &dyt)?.sum_all()?.backward()?;
+            let flat = |t: &Tensor| -> Result<Vec<f32>> { Ok(t.flatten_all()?.to_vec1()?) };
+            assert_close(&format!("{name} {ctx} y"), &flat(&out)?, &y);
+            assert_close(
+                &format!("{name} {ctx} dx"),
+                &flat(grads.get(xt).unwrap())?,
+                &dx,
+            );
+            assert_close(
+                &format!("{name} {ctx} dw"),
+                &flat(grads.get(wt).unwrap())?,
+                &dw,
+            );
+            if let Some(bt) = bt {
+                assert_close(
+                    &format!("{name} {ctx} db"),
+                    &flat(grads.get(bt).unwrap())?,
+                    &db,
+                );
+            }
+        }
+        // Untracked (inference): the same output.
+        let xt = Tensor::from_vec(x.clone(), x_dims.to_vec(), &dev)?;
+        let wt = Tensor::from_vec(w.clone(), w_dims.to_vec(), &dev)?;
+        let bt = bias
+            .clone()
+            .map(|b| Tensor::from_vec(b, c_out, &dev))
+            .transpose()?;
+        let y_inf = native::conv2d_relu_with(&xt, &wt, bt.as_ref(), &g)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        assert_close(&format!("native inference {ctx} y"), &y_inf, &y);
+    }
+    Ok(())
+}

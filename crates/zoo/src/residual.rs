@@ -50,7 +50,7 @@ impl ResidualBlock {
 
 impl Module for ResidualBlock {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = convnets_layers::relu(&self.conv1.forward(x)?)?; // [b, c, h, w]
+        let y = self.conv1.forward_relu(x)?; // [b, c, h, w]
         let y = self.conv2.forward(&y)?; // [b, c, h, w]
         convnets_layers::add_relu(x, &y) // [b, c, h, w]
     }
@@ -103,13 +103,9 @@ impl ResidualNet {
 
 impl ModuleT for ResidualNet {
     fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
-        let x = self
-            .mp
-            .forward(&convnets_layers::relu(&self.conv1.forward(x)?)?)?; // [b, 16, 12, 12]
+        let x = self.mp.forward(&self.conv1.forward_relu(x)?)?; // [b, 16, 12, 12]
         let x = self.rblock1.forward(&x)?; // [b, 16, 12, 12]
-        let x = self
-            .mp
-            .forward(&convnets_layers::relu(&self.conv2.forward(&x)?)?)?; // [b, 32, 4, 4]
+        let x = self.mp.forward(&self.conv2.forward_relu(&x)?)?; // [b, 32, 4, 4]
         let x = self.rblock2.forward(&x)?; // [b, 32, 4, 4]
         let x = x.flatten_from(1)?; // [b, 512]
         self.fc.forward(&x) // [b, 10]

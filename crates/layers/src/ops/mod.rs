@@ -74,16 +74,48 @@ pub fn conv2d_with(
     bias: Option<&Tensor>,
     g: &ConvGeometry,
 ) -> Result<Tensor> {
-    let native = kernels() == Kernels::Native
-        && x.device().is_cpu()
-        && x.dtype() == DType::F32
-        && w.dtype() == DType::F32
-        && bias.is_none_or(|b| b.dtype() == DType::F32);
-    if native {
+    if native_conv(x, w, bias) {
         native::conv2d_with(x, w, bias, g)
     } else {
         reference::conv2d_with(x, w, bias, g)
     }
+}
+
+/// `relu(conv2d_with(x, w, bias, g))` (PyTorch's `relu(conv(x))`, NaN kept) as one op: the
+/// native kernel applies ReLU to each image's output while it is still in cache and masks
+/// the gradient inside the convolution's backward, so autograd holds one activation-sized
+/// tensor and one gradient for the pair instead of two. The reference is the two ops.
+///
+/// ```
+/// use candle_core::{Device, Tensor};
+/// use convnets_layers::ops::{conv2d_relu_with, Conv2dParams, ConvGeometry};
+/// let x = Tensor::new(&[[[[1f32, -2.], [3., -4.]]]], &Device::Cpu)?;
+/// let w = Tensor::new(&[[[[1f32]]], [[[-1f32]]]], &Device::Cpu)?; // two 1x1 filters
+/// let g = ConvGeometry::new(x.dims(), w.dims(), None, &Conv2dParams::default())?;
+/// let y = conv2d_relu_with(&x, &w, None, &g)?.flatten_all()?.to_vec1::<f32>()?;
+/// assert_eq!(y, [1., 0., 3., 0., 0., 2., 0., 4.]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn conv2d_relu_with(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    g: &ConvGeometry,
+) -> Result<Tensor> {
+    if native_conv(x, w, bias) {
+        native::conv2d_relu_with(x, w, bias, g)
+    } else {
+        reference::relu(&reference::conv2d_with(x, w, bias, g)?)
+    }
+}
+
+/// Whether the native kernels take this convolution: selected, on the CPU, all `f32`.
+fn native_conv(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> bool {
+    kernels() == Kernels::Native
+        && x.device().is_cpu()
+        && x.dtype() == DType::F32
+        && w.dtype() == DType::F32
+        && bias.is_none_or(|b| b.dtype() == DType::F32)
 }
 
 /// Whether `g` is the geometry of these tensors (an error naming both when not).

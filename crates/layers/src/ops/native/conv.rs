@@ -1,6 +1,7 @@
 //! The convolution as candle custom ops: forward (with and without bias) and the input,
 //! weight and bias gradients, over [`convnets_kernels::conv`].
 
+use super::relu::ReluGrad;
 use super::{bias_op_adapters, f32_data, kernel_error, shape_error, tracked};
 use crate::ops::{Conv2dParams, ConvGeometry};
 use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
@@ -22,12 +23,33 @@ pub fn conv2d_with(
     bias: Option<&Tensor>,
     g: &ConvGeometry,
 ) -> Result<Tensor> {
+    conv2d_act(x, w, bias, g, false)
+}
+
+/// `relu(conv2d(x, w, bias))` as one op (see [`crate::ops::conv2d_relu_with`]).
+pub fn conv2d_relu_with(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    g: &ConvGeometry,
+) -> Result<Tensor> {
+    conv2d_act(x, w, bias, g, true)
+}
+
+fn conv2d_act(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    g: &ConvGeometry,
+    relu: bool,
+) -> Result<Tensor> {
     super::super::check_geometry(x, w, bias, g)?;
     let g = *g;
     let (x, w) = (x.contiguous()?, w.contiguous()?);
     // Keep the unfolded input for the weight gradient only when there will be one.
     let op = Conv2dOp {
         g,
+        relu,
         keep_col: tracked(&w),
         col: Mutex::new(None),
     };
@@ -95,9 +117,11 @@ pub fn conv2d_weight_grad(
         .apply_op2_no_bwd(&dy.contiguous()?, &Conv2dWeightGrad { g, col: None })
 }
 
-/// The forward convolution `(x, w[, bias])`.
+/// The forward convolution `(x, w[, bias])`, ReLU applied to its output when `relu`.
 struct Conv2dOp {
     g: ConvGeometry,
+    /// `relu(conv(x))`: the backward masks the gradient with the output first.
+    relu: bool,
     /// Keep the forward's unfolded input (`im2col`) for the weight gradient.
     keep_col: bool,
     /// The kept unfolded input, taken (and freed) by the backward.
@@ -107,7 +131,8 @@ struct Conv2dOp {
 impl Conv2dOp {
     fn fwd(&self, x: &[f32], w: &[f32], b: Option<&[f32]>) -> Result<(CpuStorage, Shape)> {
         let g = &self.g;
-        let (y, col) = conv::conv2d_fwd(g, x, w, b, self.keep_col).map_err(kernel_error)?;
+        let (y, col) =
+            conv::conv2d_fwd_act(g, x, w, b, self.keep_col, self.relu).map_err(kernel_error)?;
         if let Ok(mut slot) = self.col.lock() {
             *slot = col;
         }
@@ -119,9 +144,16 @@ impl Conv2dOp {
         x: &Tensor,
         w: &Tensor,
         b: Option<&Tensor>,
+        res: &Tensor,
         grad: &Tensor,
     ) -> Result<[Option<Tensor>; 3]> {
         let grad = grad.contiguous()?;
+        // Through the fused ReLU first: the gradient where the output is positive (or NaN).
+        let grad = if self.relu {
+            res.contiguous()?.apply_op2_no_bwd(&grad, &ReluGrad)?
+        } else {
+            grad
+        };
         let g = self.g;
         let dx = if tracked(x) {
             Some(grad.apply_op2_no_bwd(w, &Conv2dInputGrad { g })?)

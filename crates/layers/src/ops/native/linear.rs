@@ -65,6 +65,7 @@ impl LinearOp {
         x: &Tensor,
         w: &Tensor,
         b: Option<&Tensor>,
+        _res: &Tensor,
         grad: &Tensor,
     ) -> Result<[Option<Tensor>; 3]> {
         let grad = grad.contiguous()?;

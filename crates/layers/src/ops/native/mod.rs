@@ -18,7 +18,7 @@ pub mod norm;
 pub mod pool;
 pub mod relu;
 
-pub use conv::{conv2d, conv2d_input_grad, conv2d_weight_grad, conv2d_with};
+pub use conv::{conv2d, conv2d_input_grad, conv2d_relu_with, conv2d_weight_grad, conv2d_with};
 pub use convnets_kernels::{isa, Isa};
 pub use linear::linear;
 pub use loss::cross_entropy;
@@ -67,11 +67,11 @@ macro_rules! bias_op_adapters {
                 &self,
                 x: &candle_core::Tensor,
                 w: &candle_core::Tensor,
-                _res: &candle_core::Tensor,
+                res: &candle_core::Tensor,
                 grad: &candle_core::Tensor,
             ) -> candle_core::Result<(Option<candle_core::Tensor>, Option<candle_core::Tensor>)>
             {
-                let [dx, dw, _] = self.grads(x, w, None, grad)?;
+                let [dx, dw, _] = self.grads(x, w, None, res, grad)?;
                 Ok((dx, dw))
             }
         }
@@ -103,14 +103,14 @@ macro_rules! bias_op_adapters {
                 x: &candle_core::Tensor,
                 w: &candle_core::Tensor,
                 b: &candle_core::Tensor,
-                _res: &candle_core::Tensor,
+                res: &candle_core::Tensor,
                 grad: &candle_core::Tensor,
             ) -> candle_core::Result<(
                 Option<candle_core::Tensor>,
                 Option<candle_core::Tensor>,
                 Option<candle_core::Tensor>,
             )> {
-                let [dx, dw, db] = self.grads(x, w, Some(b), grad)?;
+                let [dx, dw, db] = self.grads(x, w, Some(b), res, grad)?;
                 Ok((dx, dw, db))
             }
         }

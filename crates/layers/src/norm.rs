@@ -1,6 +1,7 @@
 //! Normalisation layers: PyTorch's `nn.BatchNorm2d` and `nn.LocalResponseNorm` (AlexNet's LRN,
 //! seed 002).
 
+use crate::conv::Conv2d;
 use crate::grad::param;
 use crate::layer::{label, Layer};
 use crate::summary;
@@ -211,17 +212,7 @@ impl BatchNorm2d {
                     (if relu { crate::ops::relu(&y)? } else { y }, mean, var)
                 }
             };
-            let m = self.cfg.momentum;
-            let dt = self.running_mean.dtype();
-            let batch_mean = mean.detach().flatten_all()?.to_dtype(dt)?;
-            let batch_var =
-                (var.detach().flatten_all()? * (n as f64 / (n - 1) as f64))?.to_dtype(dt)?;
-            let rm = ((self.running_mean.as_tensor().detach() * (1.0 - m))? + (batch_mean * m)?)?;
-            let rv = ((self.running_var.as_tensor().detach() * (1.0 - m))? + (batch_var * m)?)?;
-            self.running_mean.set(&rm)?;
-            self.running_var.set(&rv)?;
-            self.num_batches_tracked
-                .set(&(self.num_batches_tracked.as_tensor().detach() + 1.0)?)?;
+            self.update_running(&mean, &var, n)?;
             y
         } else {
             let dt = x.dtype();
@@ -254,6 +245,69 @@ impl BatchNorm2d {
             .collect();
             summary::record(self.name.as_deref(), "BatchNorm2d", &y, &params, 0);
         }
+        Ok(y)
+    }
+    /// PyTorch's running-statistics update from a batch's mean and biased variance over `n`
+    /// values per channel: `running ← (1 - m)·running + m·batch`, the variance unbiased.
+    fn update_running(&self, mean: &Tensor, var: &Tensor, n: usize) -> Result<()> {
+        let m = self.cfg.momentum;
+        let dt = self.running_mean.dtype();
+        let batch_mean = mean.detach().flatten_all()?.to_dtype(dt)?;
+        let batch_var =
+            (var.detach().flatten_all()? * (n as f64 / (n - 1) as f64))?.to_dtype(dt)?;
+        let rm = ((self.running_mean.as_tensor().detach() * (1.0 - m))? + (batch_mean * m)?)?;
+        let rv = ((self.running_var.as_tensor().detach() * (1.0 - m))? + (batch_var * m)?)?;
+        self.running_mean.set(&rm)?;
+        self.running_var.set(&rv)?;
+        self.num_batches_tracked
+            .set(&(self.num_batches_tracked.as_tensor().detach() + 1.0)?)
+    }
+
+    /// `self.forward_t(&conv.forward(x)?, train)`, ReLU applied when `relu` (as
+    /// [`BatchNorm2d::forward_relu_t`]), the pair `bn(conv(x))` of a ResNet layer. When
+    /// training an affine layer after a convolution without bias, it is one op
+    /// ([`crate::ops::conv2d_batch_norm2d_train`]: one activation and one gradient less for
+    /// autograd); otherwise, and while a summary is traced, the two layers one after the other.
+    pub fn forward_conv_t(
+        &self,
+        conv: &Conv2d,
+        x: &Tensor,
+        train: bool,
+        relu: bool,
+    ) -> Result<Tensor> {
+        let affine = self.weight.as_ref().zip(self.bias.as_ref());
+        let fused = train && conv.bias().is_none() && !summary::tracing();
+        let (Some((wt, bs)), true) = (affine, fused) else {
+            return self.forward_impl(&conv.forward(x)?, train, relu);
+        };
+        let g = conv.geometry(x.dims())?;
+        if g.c_out != self.num_features {
+            candle_core::bail!(
+                "{}: expected {} input channels, found {} from the convolution's output {:?}",
+                self.label(),
+                self.num_features,
+                g.c_out,
+                g.output_dims()
+            )
+        }
+        let n = g.b * g.oh * g.ow;
+        if n < 2 {
+            candle_core::bail!(
+                "{}: expected more than 1 value per channel when training, found input {:?}",
+                self.label(),
+                g.output_dims()
+            )
+        }
+        let (y, mean, var) = crate::ops::conv2d_batch_norm2d_train(
+            x,
+            &param(conv.weight()),
+            &g,
+            &param(wt),
+            &param(bs),
+            self.cfg.eps,
+            relu,
+        )?;
+        self.update_running(&mean, &var, n)?;
         Ok(y)
     }
 }

@@ -72,3 +72,119 @@ fn shape_errors() {
         .to_string();
     assert!(err.contains("[2, 3, 4, 4]") && err.contains("[3]"), "{err}");
 }
+
+/// The fused convolution + batch norm (+ ReLU) against the same kernels as two ops (bit for
+/// bit: output, batch statistics and every gradient) and against the reference composition
+/// (within rounding, without ReLU, whose mask may flip on a value within rounding of zero).
+/// Strides 1 and 2, 3x3 and 1x1; then the layer: `BatchNorm2d::forward_conv_t` updates the
+/// running statistics exactly as `forward_t` after the convolution does.
+#[test]
+fn conv_bn_fused_matches_the_pair() {
+    use convnets_layers::ops::{Conv2dParams, ConvGeometry};
+    let dev = Device::Cpu;
+    let p = |stride: usize, pad: usize| Conv2dParams {
+        stride: [stride, stride],
+        padding: [pad, pad],
+        ..Default::default()
+    };
+    let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    for (x_dims, c_out, k, params) in [
+        ([4, 3, 8, 8], 5, 3, p(1, 1)),
+        ([3, 4, 9, 9], 6, 3, p(2, 1)),
+        ([2, 8, 6, 6], 8, 1, p(1, 0)),
+        ([2, 16, 32, 32], 16, 3, p(1, 1)),
+    ] {
+        let mut rng = convnets_layers::Rng::new(7);
+        let mut t = |dims: &[usize], mean: f64, sd: f64| {
+            Tensor::from_vec(rng.normal(dims.iter().product(), mean, sd), dims, &dev).unwrap()
+        };
+        let x = Var::from_tensor(&t(&x_dims, 0.5, 1.0)).unwrap();
+        let w = Var::from_tensor(&t(&[c_out, x_dims[1], k, k], 0.0, 0.3)).unwrap();
+        let gamma = Var::from_tensor(&t(&[c_out], 1.0, 0.2)).unwrap();
+        let beta = Var::from_tensor(&t(&[c_out], 0.0, 0.2)).unwrap();
+        let g = ConvGeometry::new(&x_dims, w.dims(), None, &params).unwrap();
+        let r = t(&g.output_dims(), 0.0, 1.0);
+        let vars = [&x, &w, &gamma, &beta];
+        let run = |fused: bool, reference_ops: bool, relu: bool| -> Vec<Vec<f32>> {
+            let (xt, wt, gt, bt) = (
+                x.as_tensor(),
+                w.as_tensor(),
+                gamma.as_tensor(),
+                beta.as_tensor(),
+            );
+            let (y, mean, var) = if fused {
+                native::conv2d_batch_norm2d_train(xt, wt, &g, gt, bt, 1e-5, relu).unwrap()
+            } else if reference_ops {
+                let c = reference::conv2d_with(xt, wt, None, &g).unwrap();
+                reference::batch_norm2d_train(&c, gt, bt, 1e-5).unwrap()
+            } else {
+                let c = native::conv2d_with(xt, wt, None, &g).unwrap();
+                let bn = if relu {
+                    native::batch_norm2d_relu_train
+                } else {
+                    native::batch_norm2d_train
+                };
+                bn(&c, gt, bt, 1e-5).unwrap()
+            };
+            let grads = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            let mut out = vec![flat(&y), flat(&mean), flat(&var)];
+            out.extend(vars.iter().map(|v| flat(grads.get(v.as_tensor()).unwrap())));
+            out
+        };
+        let names = ["y", "mean", "var", "dx", "dw", "dgamma", "dbeta"];
+        for relu in [false, true] {
+            let (got, pair) = (run(true, false, relu), run(false, false, relu));
+            for ((name, a), b) in names.iter().zip(&got).zip(&pair) {
+                assert_eq!(
+                    a, b,
+                    "{x_dims:?} relu {relu}: {name} differs from the two ops"
+                );
+            }
+        }
+        let (got, want) = (run(true, false, false), run(false, true, false));
+        for ((name, a), b) in names.iter().zip(&got).zip(&want) {
+            let scale = b.iter().fold(1f32, |m, v| m.max(v.abs()));
+            for (i, (p, q)) in a.iter().zip(b).enumerate() {
+                assert!(
+                    (p - q).abs() <= 1e-4 * scale,
+                    "{x_dims:?}: {name}[{i}] {p} vs reference {q}"
+                );
+            }
+        }
+    }
+    // The layer: fused and unfused training steps leave the same outputs and running
+    // statistics.
+    let x = Tensor::from_vec(
+        convnets_layers::Rng::new(5).normal(2 * 3 * 6 * 6, 0.3, 1.0),
+        (2, 3, 6, 6),
+        &dev,
+    )
+    .unwrap();
+    let layer_run = |fused: bool| {
+        use candle_core::Module;
+        let store = convnets_layers::ParamStore::new(3, &dev);
+        let vb = store.vb();
+        let cfg = convnets_layers::Conv2dConfig::default()
+            .padding(1)
+            .bias(false);
+        let conv = convnets_layers::conv2d(3, 4, 3, cfg, vb.pp("conv")).unwrap();
+        let bn = convnets_layers::batch_norm2d(4, Default::default(), vb.pp("bn")).unwrap();
+        let mut ys = Vec::new();
+        for _ in 0..2 {
+            let y = if fused {
+                bn.forward_conv_t(&conv, &x, true, true).unwrap()
+            } else {
+                bn.forward_relu_t(&conv.forward(&x).unwrap(), true).unwrap()
+            };
+            ys.push(flat(&y));
+        }
+        let tracked = bn.num_batches_tracked().unwrap();
+        (
+            ys,
+            flat(&bn.running_mean()),
+            flat(&bn.running_var()),
+            tracked,
+        )
+    };
+    assert_eq!(layer_run(true), layer_run(false));
+}

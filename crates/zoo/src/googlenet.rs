@@ -134,7 +134,7 @@ impl BasicConv2d {
 
 impl ModuleT for BasicConv2d {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        self.bn.forward_relu_t(&self.conv.forward(x)?, train)
+        self.bn.forward_conv_t(&self.conv, x, train, true)
     }
 }
 

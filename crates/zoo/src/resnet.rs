@@ -236,8 +236,8 @@ impl BasicBlock {
 
 impl ModuleT for BasicBlock {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let y = self.bn1.forward_relu_t(&self.conv1.forward(x)?, train)?; // [b, planes, h/s, w/s]
-        let y = self.bn2.forward_t(&self.conv2.forward(&y)?, train)?; // [b, planes, h/s, w/s]
+        let y = self.bn1.forward_conv_t(&self.conv1, x, train, true)?; // [b, planes, h/s, w/s]
+        let y = self.bn2.forward_conv_t(&self.conv2, &y, train, false)?; // [b, planes, h/s, w/s]
         join(&y, x, self.downsample.as_ref(), train)
     }
 }
@@ -300,9 +300,9 @@ impl Bottleneck {
 
 impl ModuleT for Bottleneck {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let y = self.bn1.forward_relu_t(&self.conv1.forward(x)?, train)?; // [b, planes, h, w]
-        let y = self.bn2.forward_relu_t(&self.conv2.forward(&y)?, train)?; // [b, planes, h/s, w/s]
-        let y = self.bn3.forward_t(&self.conv3.forward(&y)?, train)?; // [b, 4·planes, h/s, w/s]
+        let y = self.bn1.forward_conv_t(&self.conv1, x, train, true)?; // [b, planes, h, w]
+        let y = self.bn2.forward_conv_t(&self.conv2, &y, train, true)?; // [b, planes, h/s, w/s]
+        let y = self.bn3.forward_conv_t(&self.conv3, &y, train, false)?; // [b, 4·planes, h/s, w/s]
         join(&y, x, self.downsample.as_ref(), train)
     }
 }
@@ -423,7 +423,7 @@ impl ModuleT for ResNet {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         // Shapes for ResNet-18 on 224x224 (ResNet-50: 4x the channels after the stem; CIFAR:
         // [b, 16, 32, 32] after the stem, then 16/32/64 channels on 32/16/8 pixels).
-        let x = self.bn1.forward_relu_t(&self.conv1.forward(x)?, train)?; // [b, 64, 112, 112]
+        let x = self.bn1.forward_conv_t(&self.conv1, x, train, true)?; // [b, 64, 112, 112]
         let mut x = match &self.maxpool {
             Some(p) => p.forward(&x)?, // [b, 64, 56, 56]
             None => x,

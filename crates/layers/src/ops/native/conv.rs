@@ -187,8 +187,8 @@ bias_op_adapters!(
 );
 
 /// `(dy, w) -> dx`.
-struct Conv2dInputGrad {
-    g: ConvGeometry,
+pub(super) struct Conv2dInputGrad {
+    pub(super) g: ConvGeometry,
 }
 
 impl CustomOp2 for Conv2dInputGrad {
@@ -214,9 +214,9 @@ impl CustomOp2 for Conv2dInputGrad {
 }
 
 /// `(x, dy) -> dw`, with the forward's unfolded input when it was kept.
-struct Conv2dWeightGrad {
-    g: ConvGeometry,
-    col: Option<Vec<f32>>,
+pub(super) struct Conv2dWeightGrad {
+    pub(super) g: ConvGeometry,
+    pub(super) col: Option<Vec<f32>>,
 }
 
 impl CustomOp2 for Conv2dWeightGrad {

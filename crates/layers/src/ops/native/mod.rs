@@ -1,8 +1,8 @@
 //! Our own CPU kernels for `f32` tensors, as candle custom ops with their own backward.
 //!
 //! The kernels themselves are the `convnets-kernels` crate (plain slices, no candle); this
-//! module adapts them to candle, one file per op: [`conv`], [`pool`], [`relu`], [`linear`],
-//! [`norm`], [`loss`]. The functions here work on CPU `f32` tensors only (anything else is
+//! module adapts them to candle, one file per op: [`conv`], [`conv_bn`] (the two fused),
+//! [`pool`], [`relu`], [`linear`], [`norm`], [`loss`]. The functions here work on CPU `f32` tensors only (anything else is
 //! an error); use [`crate::ops::conv2d`] and friends to get them with a fallback.
 //! Non-contiguous inputs are made contiguous first.
 //!
@@ -12,6 +12,7 @@
 //! is not computed at all.
 
 pub mod conv;
+pub mod conv_bn;
 pub mod linear;
 pub mod loss;
 pub mod norm;
@@ -19,6 +20,7 @@ pub mod pool;
 pub mod relu;
 
 pub use conv::{conv2d, conv2d_input_grad, conv2d_relu_with, conv2d_weight_grad, conv2d_with};
+pub use conv_bn::conv2d_batch_norm2d_train;
 pub use convnets_kernels::{isa, Isa};
 pub use linear::linear;
 pub use loss::cross_entropy;

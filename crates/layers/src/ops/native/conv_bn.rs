@@ -1,0 +1,218 @@
+//! A convolution (no bias) followed by batch normalisation with the batch's statistics (and
+//! optionally ReLU) as one candle custom op, over [`convnets_kernels::conv`] and
+//! [`convnets_kernels::norm`]: the pair `bn(conv(x))` of every ResNet layer.
+//!
+//! Autograd then holds one activation-sized tensor per pair instead of two and accumulates
+//! one gradient fewer: candle 0.11's backward adds every gradient into a fresh zero tensor
+//! (a memset and an add over the whole activation, on one thread), which was the largest
+//! cost of a ResNet-20 step outside the kernels. The convolution's output stays inside the
+//! op (the normalisation's backward needs it) and is freed by the backward.
+
+use super::conv::{Conv2dInputGrad, Conv2dWeightGrad};
+use super::{f32_data, kernel_error, tracked};
+use crate::ops::ConvGeometry;
+use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+use convnets_kernels::{conv, norm};
+use std::sync::{Arc, Mutex};
+
+/// What the forward leaves for the backward and for the caller (the batch statistics).
+#[derive(Default)]
+struct State {
+    /// The convolution's output `[b, c_out, oh, ow]`.
+    y: Option<Vec<f32>>,
+    /// The convolution's unfolded input, when it kept one for the weight gradient.
+    col: Option<Vec<f32>>,
+    mean: Vec<f32>,
+    /// Biased batch variance.
+    var: Vec<f32>,
+    invstd: Vec<f32>,
+}
+
+/// `(x, w, [gamma; beta]) -> bn(conv(x, w))` (ReLU applied when `relu`).
+struct ConvBatchNorm {
+    g: ConvGeometry,
+    eps: f64,
+    relu: bool,
+    keep_col: bool,
+    state: Arc<Mutex<State>>,
+}
+
+impl ConvBatchNorm {
+    fn dims(&self) -> (usize, usize, usize) {
+        (self.g.b, self.g.c_out, self.g.oh * self.g.ow)
+    }
+
+    fn state(&self) -> Result<std::sync::MutexGuard<'_, State>> {
+        self.state
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("conv2d_batch_norm2d: state poisoned".into()))
+    }
+}
+
+impl CustomOp3 for ConvBatchNorm {
+    fn name(&self) -> &'static str {
+        "convnets-conv2d-batch-norm2d-train"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let what = "conv2d_batch_norm2d";
+        let (x, w, gb) = (
+            f32_data(s1, l1, what)?,
+            f32_data(s2, l2, what)?,
+            f32_data(s3, l3, what)?,
+        );
+        let (b, c, hw) = self.dims();
+        let (y, col) =
+            conv::conv2d_fwd(&self.g, x, w, None, self.keep_col).map_err(kernel_error)?;
+        let (mean, var) = norm::channel_stats(&y, b, c, hw).map_err(kernel_error)?;
+        let invstd: Vec<f32> = var
+            .iter()
+            .map(|&v| (1.0 / (f64::from(v) + self.eps).sqrt()) as f32)
+            .collect();
+        let (gamma, beta) = gb.split_at(c);
+        let z = norm::bn_fwd(&y, gamma, beta, &mean, &invstd, (b, c, hw), self.relu)
+            .map_err(kernel_error)?;
+        *self.state()? = State {
+            y: Some(y),
+            col,
+            mean,
+            var,
+            invstd,
+        };
+        Ok((
+            CpuStorage::F32(z),
+            Shape::from(self.g.output_dims().to_vec()),
+        ))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        gb: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (b, c, hw) = self.dims();
+        let g = self.g;
+        let (y, col, mean, invstd) = {
+            let mut s = self.state()?;
+            (s.y.take(), s.col.take(), s.mean.clone(), s.invstd.clone())
+        };
+        // A second backward over the same graph finds the output taken: recompute it.
+        let y = match y {
+            Some(y) => y,
+            None => {
+                let (xs, ws) = (x.flatten_all()?.to_vec1::<f32>()?, w.flatten_all()?);
+                conv::conv2d_fwd(&g, &xs, &ws.to_vec1::<f32>()?, None, false)
+                    .map_err(kernel_error)?
+                    .0
+            }
+        };
+        let gamma = gb.narrow(0, 0, c)?.to_vec1::<f32>()?;
+        let grad = grad.contiguous()?;
+        let res = res.contiguous()?;
+        let (dy, dgamma, dbeta) = {
+            let (gs, gl) = grad.storage_and_layout();
+            let (rs, rl) = res.storage_and_layout();
+            let (candle_core::Storage::Cpu(gs), candle_core::Storage::Cpu(rs)) = (&*gs, &*rs)
+            else {
+                bail!("conv2d_batch_norm2d backward: native kernels need CPU tensors")
+            };
+            let dz = f32_data(gs, gl, "conv2d_batch_norm2d backward")?;
+            let relu_out = if self.relu {
+                Some(f32_data(rs, rl, "conv2d_batch_norm2d backward")?)
+            } else {
+                None
+            };
+            norm::bn_bwd(&y, dz, relu_out, &mean, &invstd, &gamma, (b, c, hw))
+                .map_err(kernel_error)?
+        };
+        drop(y);
+        let dev = x.device();
+        let dy = Tensor::from_vec(dy, g.output_dims().to_vec(), dev)?;
+        let dx = if tracked(x) {
+            Some(dy.apply_op2_no_bwd(w, &Conv2dInputGrad { g })?)
+        } else {
+            None
+        };
+        let dw = if tracked(w) {
+            let op = Conv2dWeightGrad { g, col };
+            let dw = x.apply_op2_no_bwd(&dy, &op)?;
+            if let Some(col) = op.col {
+                conv::give_col(col);
+            }
+            Some(dw)
+        } else {
+            if let Some(col) = col {
+                conv::give_col(col);
+            }
+            None
+        };
+        let mut dgb = dgamma;
+        dgb.extend_from_slice(&dbeta);
+        Ok((dx, dw, Some(Tensor::from_vec(dgb, 2 * c, dev)?)))
+    }
+}
+
+/// `bn(conv2d_with(x, w, None, g))` with the batch's statistics, ReLU applied when `relu`,
+/// as one op; returns `(y, batch_mean, batch_var)` (biased variance), as
+/// [`crate::ops::batch_norm2d_train`] does (see [`crate::ops::conv2d_batch_norm2d_train`]).
+pub fn conv2d_batch_norm2d_train(
+    x: &Tensor,
+    w: &Tensor,
+    g: &ConvGeometry,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f64,
+    relu: bool,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    super::super::check_geometry(x, w, None, g)?;
+    let c = g.c_out;
+    if gamma.dims() != [c] || beta.dims() != [c] {
+        bail!(
+            "conv2d_batch_norm2d: convolution with {c} output channels needs weight and bias [{c}], got {:?} and {:?}",
+            gamma.dims(),
+            beta.dims()
+        )
+    }
+    if g.b * g.oh * g.ow < 2 {
+        bail!(
+            "conv2d_batch_norm2d: expected more than 1 value per channel when training, found output {:?}",
+            g.output_dims()
+        )
+    }
+    let (x, w) = (x.contiguous()?, w.contiguous()?);
+    // One argument for both affine parameters (a custom op takes three); `cat`'s backward
+    // splits their gradient again.
+    let gb = Tensor::cat(&[gamma, beta], 0)?;
+    let state = Arc::new(Mutex::new(State::default()));
+    let op = ConvBatchNorm {
+        g: *g,
+        eps,
+        relu,
+        keep_col: tracked(&w),
+        state: Arc::clone(&state),
+    };
+    let y = x.apply_op3(&w, &gb, op)?;
+    let (mean, var) = {
+        let s = state
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("conv2d_batch_norm2d: state poisoned".into()))?;
+        (s.mean.clone(), s.var.clone())
+    };
+    let dev = x.device();
+    Ok((
+        y,
+        Tensor::from_vec(mean, c, dev)?,
+        Tensor::from_vec(var, c, dev)?,
+    ))
+}

@@ -222,7 +222,10 @@ fn torch(a: &ModelArgs) -> Result<Value> {
 }
 
 fn main() -> Result<()> {
-    convnets::allocator::keep_freed_memory();
+    // As the CLI: candle's element-wise pool at one thread (so `steps` and `ops` measure what
+    // `convnets train` runs; the model workers get it from `spawn` too), mimalloc keeping
+    // freed memory.
+    convnets::runtime::init();
     let cli = Cli::parse();
     if let Some(isa) = &cli.isa {
         // Before anything asks for the path (it is chosen once), and inherited by the workers.

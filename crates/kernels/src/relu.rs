@@ -55,6 +55,22 @@ pub fn add_relu_fwd(a: &[f32], b: &[f32]) -> Result<Vec<f32>> {
     Ok(y)
 }
 
+/// `a = max(a + b, 0)` in place (NaN kept, as in [`relu_fwd`]): a residual join written
+/// into the tensor that is joined.
+///
+/// # Errors
+/// [`KernelError::Length`](crate::KernelError::Length) when `b` is not as long as `a`.
+pub fn add_relu_assign(a: &mut [f32], b: &[f32]) -> Result<()> {
+    check_len(b, a.len(), "add_relu", "second operand")?;
+    let f = |(a, &b): (&mut f32, &f32)| *a = relu1(*a + b);
+    if a.len() < SERIAL {
+        a.iter_mut().zip(b).for_each(f);
+    } else {
+        a.par_iter_mut().zip(b).with_min_len(CHUNK).for_each(f);
+    }
+    Ok(())
+}
+
 /// `y <= 0 ? 0 : dy` (PyTorch's `threshold_backward`: a NaN output passes the gradient),
 /// from the forward's output `y`.
 ///

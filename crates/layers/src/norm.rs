@@ -275,10 +275,47 @@ impl BatchNorm2d {
         train: bool,
         relu: bool,
     ) -> Result<Tensor> {
+        match self.conv_fused(conv, x, train, relu, None)? {
+            Some(y) => Ok(y),
+            None => self.forward_impl(&conv.forward(x)?, train, relu),
+        }
+    }
+
+    /// `relu(self.forward_t(&conv.forward(x)?, train) + residual)`: the end of a ResNet
+    /// block, one op when training as for [`BatchNorm2d::forward_conv_t`]
+    /// ([`crate::ops::conv2d_batch_norm2d_add_relu_train`]), the layers and
+    /// [`crate::add_relu`] otherwise.
+    pub fn forward_conv_add_relu_t(
+        &self,
+        conv: &Conv2d,
+        x: &Tensor,
+        residual: &Tensor,
+        train: bool,
+    ) -> Result<Tensor> {
+        match self.conv_fused(conv, x, train, true, Some(residual))? {
+            Some(y) => Ok(y),
+            None => crate::ops::add_relu(
+                &self.forward_impl(&conv.forward(x)?, train, false)?,
+                residual,
+            ),
+        }
+    }
+
+    /// The fused training forward of `conv` then this layer (then `+ residual`, ReLU), with
+    /// the running statistics updated; `None` where it does not apply (eval mode, a
+    /// convolution with bias, no affine parameters, a summary being traced).
+    fn conv_fused(
+        &self,
+        conv: &Conv2d,
+        x: &Tensor,
+        train: bool,
+        relu: bool,
+        residual: Option<&Tensor>,
+    ) -> Result<Option<Tensor>> {
         let affine = self.weight.as_ref().zip(self.bias.as_ref());
         let fused = train && conv.bias().is_none() && !summary::tracing();
         let (Some((wt, bs)), true) = (affine, fused) else {
-            return self.forward_impl(&conv.forward(x)?, train, relu);
+            return Ok(None);
         };
         let g = conv.geometry(x.dims())?;
         if g.c_out != self.num_features {
@@ -298,17 +335,14 @@ impl BatchNorm2d {
                 g.output_dims()
             )
         }
-        let (y, mean, var) = crate::ops::conv2d_batch_norm2d_train(
-            x,
-            &param(conv.weight()),
-            &g,
-            &param(wt),
-            &param(bs),
-            self.cfg.eps,
-            relu,
-        )?;
+        let (w, wt, bs) = (param(conv.weight()), param(wt), param(bs));
+        let eps = self.cfg.eps;
+        let (y, mean, var) = match residual {
+            None => crate::ops::conv2d_batch_norm2d_train(x, &w, &g, &wt, &bs, eps, relu)?,
+            Some(r) => crate::ops::conv2d_batch_norm2d_add_relu_train(x, &w, &g, &wt, &bs, eps, r)?,
+        };
         self.update_running(&mean, &var, n)?;
-        Ok(y)
+        Ok(Some(y))
     }
 }
 

@@ -188,3 +188,113 @@ fn conv_bn_fused_matches_the_pair() {
     };
     assert_eq!(layer_run(true), layer_run(false));
 }
+
+/// The residual form, `relu(bn(conv(x)) + r)` in one op, against the fused convolution +
+/// batch norm followed by the native `add_relu` (bit for bit: output, statistics, and the
+/// gradients of input, weight, affine parameters and residual), and the layer method
+/// `forward_conv_add_relu_t` against the layers one by one.
+#[test]
+fn conv_bn_add_relu_fused_matches_the_ops() {
+    use convnets_layers::ops::{Conv2dParams, ConvGeometry};
+    let dev = Device::Cpu;
+    let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    for (x_dims, c_out, stride) in [
+        ([4, 3, 8, 8], 5, 1),
+        ([3, 4, 9, 9], 6, 2),
+        ([2, 16, 32, 32], 16, 1),
+    ] {
+        let params = Conv2dParams {
+            stride: [stride, stride],
+            padding: [1, 1],
+            ..Default::default()
+        };
+        let mut rng = convnets_layers::Rng::new(11);
+        let mut t = |dims: &[usize], mean: f64, sd: f64| {
+            Tensor::from_vec(rng.normal(dims.iter().product(), mean, sd), dims, &dev).unwrap()
+        };
+        let x = Var::from_tensor(&t(&x_dims, 0.5, 1.0)).unwrap();
+        let w = Var::from_tensor(&t(&[c_out, x_dims[1], 3, 3], 0.0, 0.3)).unwrap();
+        let gamma = Var::from_tensor(&t(&[c_out], 1.0, 0.2)).unwrap();
+        let beta = Var::from_tensor(&t(&[c_out], 0.0, 0.2)).unwrap();
+        let g = ConvGeometry::new(&x_dims, w.dims(), None, &params).unwrap();
+        let res = Var::from_tensor(&t(&g.output_dims(), 0.0, 1.0)).unwrap();
+        let r = t(&g.output_dims(), 0.0, 1.0);
+        let run = |fused: bool| -> Vec<Vec<f32>> {
+            let (xt, wt, gt, bt, rt) = (
+                x.as_tensor(),
+                w.as_tensor(),
+                gamma.as_tensor(),
+                beta.as_tensor(),
+                res.as_tensor(),
+            );
+            let (y, mean, var) = if fused {
+                native::conv2d_batch_norm2d_add_relu_train(xt, wt, &g, gt, bt, 1e-5, rt).unwrap()
+            } else {
+                let (z, mean, var) =
+                    native::conv2d_batch_norm2d_train(xt, wt, &g, gt, bt, 1e-5, false).unwrap();
+                (native::add_relu(&z, rt).unwrap(), mean, var)
+            };
+            let grads = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            let mut out = vec![flat(&y), flat(&mean), flat(&var)];
+            out.extend(
+                [&x, &w, &gamma, &beta, &res]
+                    .iter()
+                    .map(|v| flat(grads.get(v.as_tensor()).unwrap())),
+            );
+            out
+        };
+        let (got, want) = (run(true), run(false));
+        assert!(got[0].contains(&0.0) && got[0].iter().any(|&v| v > 0.0));
+        for ((name, a), b) in [
+            "y",
+            "mean",
+            "var",
+            "dx",
+            "dw",
+            "dgamma",
+            "dbeta",
+            "dresidual",
+        ]
+        .iter()
+        .zip(&got)
+        .zip(&want)
+        {
+            assert_eq!(
+                a, b,
+                "{x_dims:?} stride {stride}: {name} differs from the ops"
+            );
+        }
+    }
+    // The layer method against conv, batch norm and add_relu one by one.
+    let x = Tensor::from_vec(
+        convnets_layers::Rng::new(5).normal(2 * 4 * 6 * 6, 0.3, 1.0),
+        (2, 4, 6, 6),
+        &dev,
+    )
+    .unwrap();
+    let layer_run = |fused: bool| {
+        use candle_core::{Module, ModuleT};
+        let store = convnets_layers::ParamStore::new(3, &dev);
+        let vb = store.vb();
+        let cfg = convnets_layers::Conv2dConfig::default()
+            .padding(1)
+            .bias(false);
+        let conv = convnets_layers::conv2d(4, 4, 3, cfg, vb.pp("conv")).unwrap();
+        let bn = convnets_layers::batch_norm2d(4, Default::default(), vb.pp("bn")).unwrap();
+        let y = if fused {
+            bn.forward_conv_add_relu_t(&conv, &x, &x, true).unwrap()
+        } else {
+            convnets_layers::add_relu(&bn.forward_t(&conv.forward(&x).unwrap(), true).unwrap(), &x)
+                .unwrap()
+        };
+        let grads = y.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+        let dw = flat(grads.get(conv.weight()).unwrap());
+        (
+            flat(&y),
+            dw,
+            flat(&bn.running_mean()),
+            flat(&bn.running_var()),
+        )
+    };
+    assert_eq!(layer_run(true), layer_run(false));
+}

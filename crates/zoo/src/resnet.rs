@@ -193,12 +193,12 @@ fn downsample(
     ))
 }
 
-/// The end of a residual block: `relu(y + shortcut(x))`, the shortcut being `downsample`
-/// when the block changes the shape and the identity otherwise.
-fn join(y: &Tensor, x: &Tensor, downsample: Option<&Sequential>, train: bool) -> Result<Tensor> {
+/// The shortcut of a residual block: `downsample(x)` when the block changes the shape, `x`
+/// otherwise.
+fn shortcut(x: &Tensor, downsample: Option<&Sequential>, train: bool) -> Result<Tensor> {
     match downsample {
-        Some(d) => convnets_layers::add_relu(y, &d.forward_t(x, train)?),
-        None => convnets_layers::add_relu(y, x),
+        Some(d) => d.forward_t(x, train),
+        None => Ok(x.clone()),
     }
 }
 
@@ -237,8 +237,9 @@ impl BasicBlock {
 impl ModuleT for BasicBlock {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let y = self.bn1.forward_conv_t(&self.conv1, x, train, true)?; // [b, planes, h/s, w/s]
-        let y = self.bn2.forward_conv_t(&self.conv2, &y, train, false)?; // [b, planes, h/s, w/s]
-        join(&y, x, self.downsample.as_ref(), train)
+        let s = shortcut(x, self.downsample.as_ref(), train)?;
+        // relu(bn2(conv2(y)) + shortcut), one op when training.
+        self.bn2.forward_conv_add_relu_t(&self.conv2, &y, &s, train) // [b, planes, h/s, w/s]
     }
 }
 
@@ -302,8 +303,8 @@ impl ModuleT for Bottleneck {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let y = self.bn1.forward_conv_t(&self.conv1, x, train, true)?; // [b, planes, h, w]
         let y = self.bn2.forward_conv_t(&self.conv2, &y, train, true)?; // [b, planes, h/s, w/s]
-        let y = self.bn3.forward_conv_t(&self.conv3, &y, train, false)?; // [b, 4·planes, h/s, w/s]
-        join(&y, x, self.downsample.as_ref(), train)
+        let s = shortcut(x, self.downsample.as_ref(), train)?;
+        self.bn3.forward_conv_add_relu_t(&self.conv3, &y, &s, train) // [b, 4·planes, h/s, w/s]
     }
 }
 

@@ -298,6 +298,32 @@ pub fn conv2d_batch_norm2d_train(
     }
 }
 
+/// [`conv2d_batch_norm2d_train`] joined with a residual: `(relu(bn(conv(x)) + residual),
+/// batch_mean, batch_var)`, the end of a ResNet block as one op on the CPU (one activation
+/// and one accumulated gradient fewer than normalising and then [`add_relu`]); elsewhere
+/// the composition.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_batch_norm2d_add_relu_train(
+    x: &Tensor,
+    w: &Tensor,
+    g: &ConvGeometry,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f64,
+    residual: &Tensor,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let native = native_conv(x, w, None)
+        && native_batch_norm(x, gamma, beta)
+        && residual.dtype() == DType::F32
+        && residual.device().is_cpu();
+    if native {
+        native::conv2d_batch_norm2d_add_relu_train(x, w, g, gamma, beta, eps, residual)
+    } else {
+        let (y, mean, var) = conv2d_batch_norm2d_train(x, w, g, gamma, beta, eps, false)?;
+        Ok((add_relu(&y, residual)?, mean, var))
+    }
+}
+
 /// Whether batch normalisation of these tensors runs on the native kernel.
 fn native_batch_norm(x: &Tensor, weight: &Tensor, bias: &Tensor) -> bool {
     use_native_pool(x)

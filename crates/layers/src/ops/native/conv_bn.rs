@@ -12,7 +12,7 @@ use super::conv::{Conv2dInputGrad, Conv2dWeightGrad};
 use super::{f32_data, kernel_error, tracked};
 use crate::ops::ConvGeometry;
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
-use convnets_kernels::{conv, norm};
+use convnets_kernels::{conv, norm, relu};
 use std::sync::{Arc, Mutex};
 
 /// What the forward leaves for the backward and for the caller (the batch statistics).
@@ -28,11 +28,15 @@ struct State {
     invstd: Vec<f32>,
 }
 
-/// `(x, w, [gamma; beta]) -> bn(conv(x, w))` (ReLU applied when `relu`).
+/// `(x, w, [gamma; beta]) -> bn(conv(x, w))` (ReLU applied when `relu`), or with a residual
+/// `(x, [w; gamma; beta], r) -> relu(bn(conv(x, w)) + r)` (a custom op takes three
+/// arguments: the weight travels with the affine parameters then).
 struct ConvBatchNorm {
     g: ConvGeometry,
     eps: f64,
     relu: bool,
+    /// The residual form (arguments and output as above).
+    residual: bool,
     keep_col: bool,
     state: Arc<Mutex<State>>,
 }
@@ -40,6 +44,11 @@ struct ConvBatchNorm {
 impl ConvBatchNorm {
     fn dims(&self) -> (usize, usize, usize) {
         (self.g.b, self.g.c_out, self.g.oh * self.g.ow)
+    }
+
+    /// Floats of the convolution's weight.
+    fn w_len(&self) -> usize {
+        self.g.weight_dims().iter().product()
     }
 
     fn state(&self) -> Result<std::sync::MutexGuard<'_, State>> {
@@ -64,11 +73,17 @@ impl CustomOp3 for ConvBatchNorm {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let what = "conv2d_batch_norm2d";
-        let (x, w, gb) = (
+        let (x, a2, a3) = (
             f32_data(s1, l1, what)?,
             f32_data(s2, l2, what)?,
             f32_data(s3, l3, what)?,
         );
+        let (w, gb, r) = if self.residual {
+            let (w, gb) = a2.split_at(self.w_len().min(a2.len()));
+            (w, gb, Some(a3))
+        } else {
+            (a2, a3, None)
+        };
         let (b, c, hw) = self.dims();
         let (y, col) =
             conv::conv2d_fwd(&self.g, x, w, None, self.keep_col).map_err(kernel_error)?;
@@ -77,9 +92,27 @@ impl CustomOp3 for ConvBatchNorm {
             .iter()
             .map(|&v| (1.0 / (f64::from(v) + self.eps).sqrt()) as f32)
             .collect();
+        if gb.len() != 2 * c {
+            bail!(
+                "{what}: expected {} affine parameters, got {}",
+                2 * c,
+                gb.len()
+            )
+        }
         let (gamma, beta) = gb.split_at(c);
-        let z = norm::bn_fwd(&y, gamma, beta, &mean, &invstd, (b, c, hw), self.relu)
-            .map_err(kernel_error)?;
+        let mut z = norm::bn_fwd(
+            &y,
+            gamma,
+            beta,
+            &mean,
+            &invstd,
+            (b, c, hw),
+            self.relu && r.is_none(),
+        )
+        .map_err(kernel_error)?;
+        if let Some(r) = r {
+            relu::add_relu_assign(&mut z, r).map_err(kernel_error)?;
+        }
         *self.state()? = State {
             y: Some(y),
             col,
@@ -96,13 +129,23 @@ impl CustomOp3 for ConvBatchNorm {
     fn bwd(
         &self,
         x: &Tensor,
-        w: &Tensor,
-        gb: &Tensor,
+        a2: &Tensor,
+        a3: &Tensor,
         res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (b, c, hw) = self.dims();
         let g = self.g;
+        let wl = self.w_len();
+        // The weight and the affine parameters, whichever arguments carry them.
+        let (w, gb) = if self.residual {
+            (
+                a2.narrow(0, 0, wl)?.reshape(g.weight_dims().to_vec())?,
+                a2.narrow(0, wl, 2 * c)?,
+            )
+        } else {
+            (a2.clone(), a3.clone())
+        };
         let (y, col, mean, invstd) = {
             let mut s = self.state()?;
             (s.y.take(), s.col.take(), s.mean.clone(), s.invstd.clone())
@@ -120,31 +163,45 @@ impl CustomOp3 for ConvBatchNorm {
         let gamma = gb.narrow(0, 0, c)?.to_vec1::<f32>()?;
         let grad = grad.contiguous()?;
         let res = res.contiguous()?;
-        let (dy, dgamma, dbeta) = {
+        let (dy, dgamma, dbeta, dr) = {
             let (gs, gl) = grad.storage_and_layout();
             let (rs, rl) = res.storage_and_layout();
             let (candle_core::Storage::Cpu(gs), candle_core::Storage::Cpu(rs)) = (&*gs, &*rs)
             else {
                 bail!("conv2d_batch_norm2d backward: native kernels need CPU tensors")
             };
-            let dz = f32_data(gs, gl, "conv2d_batch_norm2d backward")?;
-            let relu_out = if self.relu {
-                Some(f32_data(rs, rl, "conv2d_batch_norm2d backward")?)
+            let what = "conv2d_batch_norm2d backward";
+            let (dz, out) = (f32_data(gs, gl, what)?, f32_data(rs, rl, what)?);
+            if self.residual {
+                // Through the final ReLU once: that gradient is the residual's and the
+                // normalisation's.
+                let dr = relu::relu_bwd(out, dz).map_err(kernel_error)?;
+                let (dy, dg, db) = norm::bn_bwd(&y, &dr, None, &mean, &invstd, &gamma, (b, c, hw))
+                    .map_err(kernel_error)?;
+                (dy, dg, db, Some(dr))
             } else {
-                None
-            };
-            norm::bn_bwd(&y, dz, relu_out, &mean, &invstd, &gamma, (b, c, hw))
-                .map_err(kernel_error)?
+                let relu_out = self.relu.then_some(out);
+                let (dy, dg, db) =
+                    norm::bn_bwd(&y, dz, relu_out, &mean, &invstd, &gamma, (b, c, hw))
+                        .map_err(kernel_error)?;
+                (dy, dg, db, None)
+            }
         };
         drop(y);
         let dev = x.device();
-        let dy = Tensor::from_vec(dy, g.output_dims().to_vec(), dev)?;
+        let out_dims = g.output_dims().to_vec();
+        let dy = Tensor::from_vec(dy, out_dims.clone(), dev)?;
         let dx = if tracked(x) {
-            Some(dy.apply_op2_no_bwd(w, &Conv2dInputGrad { g })?)
+            Some(dy.apply_op2_no_bwd(&w, &Conv2dInputGrad { g })?)
         } else {
             None
         };
-        let dw = if tracked(w) {
+        let w_tracked = if self.residual {
+            tracked(a2)
+        } else {
+            tracked(&w)
+        };
+        let dw = if w_tracked {
             let op = Conv2dWeightGrad { g, col };
             let dw = x.apply_op2_no_bwd(&dy, &op)?;
             if let Some(col) = op.col {
@@ -159,6 +216,18 @@ impl CustomOp3 for ConvBatchNorm {
         };
         let mut dgb = dgamma;
         dgb.extend_from_slice(&dbeta);
+        if self.residual {
+            // [dw; dgamma; dbeta] for the packed argument (zeros for a frozen weight).
+            let mut packed = match dw {
+                Some(dw) => dw.flatten_all()?.to_vec1::<f32>()?,
+                None => vec![0f32; wl],
+            };
+            packed.extend_from_slice(&dgb);
+            let dr = dr
+                .map(|dr| Tensor::from_vec(dr, out_dims, dev))
+                .transpose()?;
+            return Ok((dx, Some(Tensor::from_vec(packed, wl + 2 * c, dev)?), dr));
+        }
         Ok((dx, dw, Some(Tensor::from_vec(dgb, 2 * c, dev)?)))
     }
 }
@@ -175,6 +244,34 @@ pub fn conv2d_batch_norm2d_train(
     eps: f64,
     relu: bool,
 ) -> Result<(Tensor, Tensor, Tensor)> {
+    conv_bn(x, w, g, gamma, beta, eps, relu, None)
+}
+
+/// `relu(bn(conv2d_with(x, w, None, g)) + residual)` with the batch's statistics as one op:
+/// the end of a residual block (see [`crate::ops::conv2d_batch_norm2d_add_relu_train`]).
+pub fn conv2d_batch_norm2d_add_relu_train(
+    x: &Tensor,
+    w: &Tensor,
+    g: &ConvGeometry,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f64,
+    residual: &Tensor,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    conv_bn(x, w, g, gamma, beta, eps, true, Some(residual))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn conv_bn(
+    x: &Tensor,
+    w: &Tensor,
+    g: &ConvGeometry,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f64,
+    relu: bool,
+    residual: Option<&Tensor>,
+) -> Result<(Tensor, Tensor, Tensor)> {
     super::super::check_geometry(x, w, None, g)?;
     let c = g.c_out;
     if gamma.dims() != [c] || beta.dims() != [c] {
@@ -184,6 +281,15 @@ pub fn conv2d_batch_norm2d_train(
             beta.dims()
         )
     }
+    if let Some(r) = residual {
+        if r.dims() != g.output_dims() {
+            bail!(
+                "conv2d_batch_norm2d_add_relu: residual {:?} does not match the output {:?}",
+                r.dims(),
+                g.output_dims()
+            )
+        }
+    }
     if g.b * g.oh * g.ow < 2 {
         bail!(
             "conv2d_batch_norm2d: expected more than 1 value per channel when training, found output {:?}",
@@ -191,18 +297,24 @@ pub fn conv2d_batch_norm2d_train(
         )
     }
     let (x, w) = (x.contiguous()?, w.contiguous()?);
-    // One argument for both affine parameters (a custom op takes three); `cat`'s backward
-    // splits their gradient again.
-    let gb = Tensor::cat(&[gamma, beta], 0)?;
     let state = Arc::new(Mutex::new(State::default()));
     let op = ConvBatchNorm {
         g: *g,
         eps,
         relu,
+        residual: residual.is_some(),
         keep_col: tracked(&w),
         state: Arc::clone(&state),
     };
-    let y = x.apply_op3(&w, &gb, op)?;
+    // A custom op takes three arguments: the affine parameters travel together (and with
+    // the weight in the residual form); `cat`'s backward splits their gradient again.
+    let y = match residual {
+        None => x.apply_op3(&w, &Tensor::cat(&[gamma, beta], 0)?, op)?,
+        Some(r) => {
+            let wgb = Tensor::cat(&[&w.flatten_all()?, gamma, beta], 0)?;
+            x.apply_op3(&wgb, &r.contiguous()?, op)?
+        }
+    };
     let (mean, var) = {
         let s = state
             .lock()

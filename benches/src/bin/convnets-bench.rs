@@ -26,7 +26,8 @@
 static GLOBAL: convnets::allocator::MiMalloc = convnets::allocator::MiMalloc;
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use convnets::layers::ops::{set_kernels, Kernels};
 use convnets_bench::kernels::{ConvCase, Pass, CONV_SHAPES};
 use convnets_bench::profile::{self, OpSet};
@@ -41,7 +42,7 @@ use std::process::Command;
 /// Speed of convnets against plain candle and PyTorch, and of its kernels against the
 /// machine's FMA peak.
 #[derive(Parser, Debug)]
-#[command(name = "convnets-bench", args_conflicts_with_subcommands = true)]
+#[command(name = "convnets-bench")]
 struct Cli {
     /// Force a kernel path for this run (sets `CONVNETS_ISA`; one the CPU lacks falls back
     /// to the best below it, with a warning).
@@ -226,7 +227,28 @@ fn main() -> Result<()> {
     // `convnets train` runs; the model workers get it from `spawn` too), mimalloc keeping
     // freed memory.
     convnets::runtime::init();
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    // The models table's options belong before no command (or after `models`); `--isa` is
+    // global and goes anywhere.
+    if let Some((name, _)) = matches.subcommand() {
+        let given = [
+            "seconds", "threads", "cases", "json", "data_dir", "no_torch",
+        ]
+        .into_iter()
+        .find(|id| matches.value_source(id) == Some(ValueSource::CommandLine));
+        if let Some(id) = given {
+            Cli::command()
+                .error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    format!(
+                        "--{} is an option of the models table: give it after `{name}` if that command has it, or drop the command",
+                        id.replace('_', "-")
+                    ),
+                )
+                .exit();
+        }
+    }
+    let cli = Cli::from_arg_matches(&matches)?;
     if let Some(isa) = &cli.isa {
         // Before anything asks for the path (it is chosen once), and inherited by the workers.
         std::env::set_var("CONVNETS_ISA", isa);

@@ -425,9 +425,9 @@ pub(crate) fn gemm_nt(
     sgemm(m, n, len, c, ldc, true, lhs, rhs, Parallelism::None);
 }
 
-/// Whether the dot-product kernels ([`gemm_nt_gather`]) run every product of that shape
-/// (several images per call): with the AVX2 or AVX-512 kernels. The portable path's
-/// 128-bit kernel runs only where [`nt_dot_pays`] says.
+/// Whether the AVX2 or AVX-512 kernels run: then the dot-product kernels
+/// ([`gemm_nt_gather`]) take every weight-gradient product and large FC forward; the
+/// portable path's 128-bit one only the shapes [`nt_dot_pays`] names.
 pub(crate) fn nt_gather_batches() -> bool {
     Kernel::selected() != Kernel::Portable
 }
@@ -445,12 +445,13 @@ pub(crate) fn nt_dot_pays(m: usize, positions: usize) -> bool {
     nt_gather_batches() || ((16..=32).contains(&m) && positions >= 256)
 }
 
-/// Rows of `a` per register block of the dot-product kernels (both instruction sets).
+/// Rows of `a` per register block of the dot-product kernels (every path).
 pub(crate) const DOT_MR: usize = 2;
 /// Rows of `b` per register block of the dot-product kernels.
 pub(crate) const DOT_NR: usize = 6;
 
-/// One register block of the dot-product kernels (`avx2::dot_block`, `avx512::dot_block`),
+/// One register block of the dot-product kernels (`avx2::dot_block`, `avx512::dot_block`,
+/// `portable::dot_block`),
 /// `(len, imgs, a, a_img, lda, b, b_img, offs, c, ldc)`: see [`gemm_nt_dot`].
 pub(crate) type DotBlock = unsafe fn(
     usize,

@@ -156,18 +156,13 @@ impl Conv2dOp {
         };
         let g = self.g;
         let dx = if tracked(x) {
-            Some(grad.apply_op2_no_bwd(w, &Conv2dInputGrad { g })?)
+            Some(input_grad(g, &grad, w)?)
         } else {
             None
         };
         let dw = if tracked(w) {
             let col = self.col.lock().ok().and_then(|mut c| c.take());
-            let op = Conv2dWeightGrad { g, col };
-            let dw = x.apply_op2_no_bwd(&grad, &op)?;
-            if let Some(col) = op.col {
-                conv::give_col(col);
-            }
-            Some(dw)
+            Some(weight_grad(g, x, &grad, col)?)
         } else {
             None
         };
@@ -186,9 +181,31 @@ bias_op_adapters!(
     "conv2d"
 );
 
+/// The input gradient `dx` of a convolution `g` from the output gradient `dy` and the weight.
+pub(super) fn input_grad(g: ConvGeometry, dy: &Tensor, w: &Tensor) -> Result<Tensor> {
+    dy.apply_op2_no_bwd(w, &Conv2dInputGrad { g })
+}
+
+/// The weight gradient of a convolution `g` from its input `x` and the output gradient `dy`,
+/// reusing the forward's unfolded input `col` when it kept one (handed back to the pool
+/// afterwards).
+pub(super) fn weight_grad(
+    g: ConvGeometry,
+    x: &Tensor,
+    dy: &Tensor,
+    col: Option<Vec<f32>>,
+) -> Result<Tensor> {
+    let op = Conv2dWeightGrad { g, col };
+    let dw = x.apply_op2_no_bwd(dy, &op)?;
+    if let Some(col) = op.col {
+        conv::give_col(col);
+    }
+    Ok(dw)
+}
+
 /// `(dy, w) -> dx`.
-pub(super) struct Conv2dInputGrad {
-    pub(super) g: ConvGeometry,
+struct Conv2dInputGrad {
+    g: ConvGeometry,
 }
 
 impl CustomOp2 for Conv2dInputGrad {
@@ -214,9 +231,9 @@ impl CustomOp2 for Conv2dInputGrad {
 }
 
 /// `(x, dy) -> dw`, with the forward's unfolded input when it was kept.
-pub(super) struct Conv2dWeightGrad {
-    pub(super) g: ConvGeometry,
-    pub(super) col: Option<Vec<f32>>,
+struct Conv2dWeightGrad {
+    g: ConvGeometry,
+    col: Option<Vec<f32>>,
 }
 
 impl CustomOp2 for Conv2dWeightGrad {

@@ -8,12 +8,13 @@
 //! cost of a ResNet-20 step outside the kernels. The convolution's output stays inside the
 //! op (the normalisation's backward needs it) and is freed by the backward.
 
-use super::conv::{Conv2dInputGrad, Conv2dWeightGrad};
+use super::conv::{input_grad, weight_grad};
+use super::norm::invstd;
 use super::{f32_data, kernel_error, tracked};
 use crate::ops::ConvGeometry;
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use convnets_kernels::{conv, norm, relu};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// What the forward leaves for the backward and for the caller (the batch statistics).
 #[derive(Default)]
@@ -51,11 +52,15 @@ impl ConvBatchNorm {
         self.g.weight_dims().iter().product()
     }
 
-    fn state(&self) -> Result<std::sync::MutexGuard<'_, State>> {
-        self.state
-            .lock()
-            .map_err(|_| candle_core::Error::Msg("conv2d_batch_norm2d: state poisoned".into()))
+    fn state(&self) -> Result<MutexGuard<'_, State>> {
+        lock(&self.state)
     }
+}
+
+fn lock(state: &Mutex<State>) -> Result<MutexGuard<'_, State>> {
+    state
+        .lock()
+        .map_err(|_| candle_core::Error::Msg("conv2d_batch_norm2d: state poisoned".into()))
 }
 
 impl CustomOp3 for ConvBatchNorm {
@@ -88,10 +93,7 @@ impl CustomOp3 for ConvBatchNorm {
         let (y, col) =
             conv::conv2d_fwd(&self.g, x, w, None, self.keep_col).map_err(kernel_error)?;
         let (mean, var) = norm::channel_stats(&y, b, c, hw).map_err(kernel_error)?;
-        let invstd: Vec<f32> = var
-            .iter()
-            .map(|&v| (1.0 / (f64::from(v) + self.eps).sqrt()) as f32)
-            .collect();
+        let invstd = invstd(&var, self.eps);
         if gb.len() != 2 * c {
             bail!(
                 "{what}: expected {} affine parameters, got {}",
@@ -192,22 +194,13 @@ impl CustomOp3 for ConvBatchNorm {
         let out_dims = g.output_dims().to_vec();
         let dy = Tensor::from_vec(dy, out_dims.clone(), dev)?;
         let dx = if tracked(x) {
-            Some(dy.apply_op2_no_bwd(&w, &Conv2dInputGrad { g })?)
+            Some(input_grad(g, &dy, &w)?)
         } else {
             None
         };
-        let w_tracked = if self.residual {
-            tracked(a2)
-        } else {
-            tracked(&w)
-        };
-        let dw = if w_tracked {
-            let op = Conv2dWeightGrad { g, col };
-            let dw = x.apply_op2_no_bwd(&dy, &op)?;
-            if let Some(col) = op.col {
-                conv::give_col(col);
-            }
-            Some(dw)
+        // `a2` is the weight, or carries it in the residual form.
+        let dw = if tracked(a2) {
+            Some(weight_grad(g, x, &dy, col)?)
         } else {
             if let Some(col) = col {
                 conv::give_col(col);
@@ -316,9 +309,7 @@ fn conv_bn(
         }
     };
     let (mean, var) = {
-        let s = state
-            .lock()
-            .map_err(|_| candle_core::Error::Msg("conv2d_batch_norm2d: state poisoned".into()))?;
+        let s = lock(&state)?;
         (s.mean.clone(), s.var.clone())
     };
     let dev = x.device();

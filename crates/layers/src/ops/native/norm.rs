@@ -53,10 +53,7 @@ fn batch_norm2d_train_op(
         let data = f32_data(s, l, "batch_norm2d")?;
         norm::channel_stats(data, b, c, hw).map_err(kernel_error)?
     };
-    let invstd: Vec<f32> = var
-        .iter()
-        .map(|&v| (1.0 / (f64::from(v) + eps).sqrt()) as f32)
-        .collect();
+    let invstd = invstd(&var, eps);
     let op = BatchNormTrain {
         dims: (b, c, hw),
         mean: mean.clone(),
@@ -70,6 +67,13 @@ fn batch_norm2d_train_op(
         Tensor::from_vec(mean, c, dev)?,
         Tensor::from_vec(var, c, dev)?,
     ))
+}
+
+/// `1 / sqrt(var + eps)` per channel, in `f64` before the rounding to `f32`.
+pub(super) fn invstd(var: &[f32], eps: f64) -> Vec<f32> {
+    var.iter()
+        .map(|&v| (1.0 / (f64::from(v) + eps).sqrt()) as f32)
+        .collect()
 }
 
 /// `(x, gamma, beta) -> (x - mean) * invstd * gamma + beta` with fixed batch statistics whose

@@ -446,7 +446,7 @@ impl Implicit {
                 );
                 for (out, grid) in dst.chunks_exact_mut(n).zip(grid.chunks_exact(self.n_grid)) {
                     for (o, r) in out.chunks_exact_mut(self.cols).enumerate() {
-                        r.copy_from_slice(&grid[o * self.ws..o * self.ws + self.cols]);
+                        copy_short(r, &grid[o * self.ws..o * self.ws + self.cols]);
                     }
                 }
             })
@@ -559,6 +559,44 @@ fn lens(g: &ConvGeometry) -> (usize, usize, usize) {
         len(g.weight_dims()),
         len(g.output_dims()),
     )
+}
+
+/// The weight of the convolution [`ConvGeometry::fold_avg_pool`] made from `g` and a
+/// `pool` `(ph, pw)` window: `w` `[c_out, cg, kh, kw]` averaged over the window's shifts,
+/// `wf[o, c, y, x] = sum over (qy, qx) of w[o, c, y - qy * sh, x - qx * sw] / (ph * pw)`
+/// (terms outside `w` are zero), `[c_out, cg, kh + (ph - 1) * sh, kw + (pw - 1) * sw]`. The
+/// bias stays as it is (the average of a constant).
+///
+/// ```
+/// use convnets_kernels::{conv, Conv2dParams, ConvGeometry};
+/// // A 1x1 kernel of 4 under a 2x2 average pool: a 2x2 kernel of ones with stride 2.
+/// let g = ConvGeometry::new(&[1, 1, 4, 4], &[1, 1, 1, 1], None, &Conv2dParams::default())?;
+/// assert_eq!(conv::avg_pool_folded_weight(&g, [2, 2], &[4.0])?, [1.0; 4]);
+/// # Ok::<(), convnets_kernels::KernelError>(())
+/// ```
+///
+/// # Errors
+/// [`KernelError::Length`](crate::KernelError::Length) when `w` does not have the length `g`
+/// implies.
+pub fn avg_pool_folded_weight(g: &ConvGeometry, pool: [usize; 2], w: &[f32]) -> Result<Vec<f32>> {
+    let (_, w_len, _) = lens(g);
+    check_len(w, w_len, "conv2d_avg_pool", "weight")?;
+    let ([ph, pw], [sh, sw]) = (pool, g.p.stride);
+    let (kh, kw) = (g.kh, g.kw);
+    let (fh, fw) = (kh + (ph - 1) * sh, kw + (pw - 1) * sw);
+    let scale = 1.0 / (ph * pw) as f32;
+    let mut out = vec![0f32; w_len / (kh * kw) * fh * fw];
+    for (src, dst) in w.chunks_exact(kh * kw).zip(out.chunks_exact_mut(fh * fw)) {
+        for (qy, qx) in (0..ph).flat_map(|qy| (0..pw).map(move |qx| (qy, qx))) {
+            for (y, row) in src.chunks_exact(kw).enumerate() {
+                let at = (y + qy * sh) * fw + qx * sw;
+                for (d, &v) in dst[at..at + kw].iter_mut().zip(row) {
+                    *d += v * scale;
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Convolution forward: `x` `[b, c_in, h, w]`, `w` `[c_out, cg, kh, kw]`, optional bias,

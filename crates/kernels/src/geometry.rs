@@ -194,6 +194,49 @@ impl ConvGeometry {
     pub fn output_dims(&self) -> [usize; 4] {
         [self.b, self.c_out, self.oh, self.ow]
     }
+
+    /// The one convolution that computes `avg_pool2d(conv(x), pool)`, when there is one and
+    /// it costs fewer multiply-adds than the pair: average pooling over non-overlapping
+    /// windows (`kernel == stride`, no padding, `floor` mode) is linear, so pooling the
+    /// output of a convolution (stride `s`, no dilation) equals convolving with the kernel
+    /// averaged over the window's shifts — a `kh + (k - 1) * s` kernel moving by `k * s`
+    /// ([`crate::conv::avg_pool_folded_weight`] makes it). For LeNet-5's 5x5 convolutions
+    /// and 2x2 pools that is 36 % of the multiply-adds and no pooling pass. `None` when the
+    /// pool is not of that kind, the convolution is dilated, the pooled output would be
+    /// empty, or the fold would not be cheaper (a 1x1 convolution with stride 2, say).
+    ///
+    /// ```
+    /// use convnets_kernels::{Conv2dParams, ConvGeometry, Pool2dParams};
+    /// let g = ConvGeometry::new(&[8, 1, 28, 28], &[6, 1, 5, 5], Some(&[6]), &Conv2dParams::default())?;
+    /// let f = g.fold_avg_pool(&Pool2dParams::square(2, 2)).unwrap();
+    /// assert_eq!((f.kh, f.kw, f.p.stride), (6, 6, [2, 2]));
+    /// assert_eq!(f.output_dims(), [8, 6, 12, 12]); // what the pool of the 24x24 output gives
+    /// assert!(g.fold_avg_pool(&Pool2dParams::square(3, 2)).is_none()); // overlapping windows
+    /// # Ok::<(), convnets_kernels::KernelError>(())
+    /// ```
+    pub fn fold_avg_pool(&self, pool: &Pool2dParams) -> Option<ConvGeometry> {
+        let [ph, pw] = pool.kernel;
+        let plain = pool.kernel == pool.stride && pool.padding == [0, 0] && !pool.ceil_mode;
+        if !plain || self.p.dilation != [1, 1] || ph == 0 || pw == 0 {
+            return None;
+        }
+        let (oh, ow) = (self.oh / ph, self.ow / pw);
+        if oh == 0 || ow == 0 {
+            return None;
+        }
+        let [sh, sw] = self.p.stride;
+        let kh = self.kh.checked_add((ph - 1).checked_mul(sh)?)?;
+        let kw = self.kw.checked_add((pw - 1).checked_mul(sw)?)?;
+        let p = Conv2dParams {
+            stride: [sh.checked_mul(ph)?, sw.checked_mul(pw)?],
+            ..self.p
+        };
+        let w = [self.c_out, self.c_in / self.p.groups, kh, kw];
+        let folded = Self::new(&self.input_dims(), &w, None, &p).ok()?;
+        let macs = |k: usize, n: usize| k.saturating_mul(n);
+        let cheaper = macs(kh * kw, oh * ow) <= macs(self.kh * self.kw, self.oh * self.ow);
+        (folded.oh == oh && folded.ow == ow && cheaper).then_some(folded)
+    }
 }
 
 /// Arguments of a 2-D pooling, as `torch.nn.functional.max_pool2d` / `avg_pool2d` take them.

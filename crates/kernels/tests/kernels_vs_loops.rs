@@ -181,6 +181,61 @@ proptest! {
         check_conv([b, cg * groups, h, w], og * groups, [kh, kw], p, keep_col, seed)?;
     }
 
+    /// The folded convolution ([`ConvGeometry::fold_avg_pool`]) gives what average pooling
+    /// the convolution's output gives, over strides, padding, groups, rectangular pools; a
+    /// pool that cannot fold (overlapping, padded, `ceil` mode) or a dilated convolution
+    /// gets `None`.
+    #[test]
+    fn avg_pool_fold_matches_conv_then_pool(
+        b in 1usize..=3,
+        groups in 1usize..=2,
+        cg in 1usize..=3,
+        og in 1usize..=6,
+        k in (1usize..=5, 1usize..=5),
+        s in (1usize..=2, 1usize..=2),
+        pad in (0usize..=2, 0usize..=2),
+        pool in (1usize..=3, 1usize..=3),
+        extra in (0usize..=12, 0usize..=12),
+        seed in 0u64..1000,
+    ) {
+        let p = Conv2dParams { stride: [s.0, s.1], padding: [pad.0, pad.1], groups, ..Conv2dParams::default() };
+        let (h, w) = (k.0 + pool.0 * s.0 + extra.0, k.1 + pool.1 * s.1 + extra.1);
+        let (c_in, c_out) = (cg * groups, og * groups);
+        let w_dims = [c_out, cg, k.0, k.1];
+        let g = ConvGeometry::new(&[b, c_in, h, w], &w_dims, Some(&[c_out]), &p).map_err(fail)?;
+        let pp = Pool2dParams { kernel: [pool.0, pool.1], stride: [pool.0, pool.1], ..Pool2dParams::square(1, 1) };
+        let Some(f) = g.fold_avg_pool(&pp) else {
+            // Only a fold that would cost more is refused here: say which.
+            let macs = |kh: usize, kw: usize, n: usize| kh * kw * n;
+            let folded = macs(k.0 + (pool.0 - 1) * s.0, k.1 + (pool.1 - 1) * s.1, (g.oh / pool.0) * (g.ow / pool.1));
+            prop_assert!(folded > macs(k.0, k.1, g.oh * g.ow), "no fold for {:?} and {:?}", g, pp);
+            return Ok(());
+        };
+        let x = values(b * c_in * h * w, seed);
+        let wt = values(w_dims.iter().product(), seed + 1);
+        let bias = values(c_out, seed + 2);
+        let (y, _) = conv::conv2d_fwd(&g, &x, &wt, Some(&bias), false).map_err(fail)?;
+        let d = PoolDims::new(&g.output_dims(), &pp).map_err(fail)?;
+        let want = pool::avg_fwd(&y, &d, &pp).map_err(fail)?;
+        prop_assert_eq!(f.output_dims(), [b, c_out, d.oh, d.ow]);
+        let wf = conv::avg_pool_folded_weight(&g, pp.kernel, &wt).map_err(fail)?;
+        let (got, _) = conv::conv2d_fwd(&f, &x, &wf, Some(&bias), false).map_err(fail)?;
+        close("folded y", &got, &want)?;
+        for refused in [
+            Pool2dParams { padding: [pool.0 / 2, pool.1 / 2], ..pp },
+            Pool2dParams { stride: [pool.0 + 1, pool.1], ..pp },
+            Pool2dParams { ceil_mode: true, ..pp },
+        ] {
+            if refused != pp {
+                prop_assert!(g.fold_avg_pool(&refused).is_none(), "{:?}", refused);
+            }
+        }
+        let dilated = Conv2dParams { dilation: [2, 1], ..p };
+        if let Ok(gd) = ConvGeometry::new(&[b, c_in, h + k.0, w], &w_dims, None, &dilated) {
+            prop_assert!(gd.fold_avg_pool(&pp).is_none());
+        }
+    }
+
     #[test]
     fn pooling_matches_loops(
         planes in 1usize..=6,

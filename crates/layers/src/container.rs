@@ -152,21 +152,25 @@ impl Sequential {
 }
 
 impl ModuleT for Sequential {
-    /// The children in order; a layer followed by a ReLU runs as one fused op where it has
-    /// one ([`Layer::forward_relu_t`]), except while a summary is traced (which records
-    /// each layer).
+    /// The children in order; a layer followed by a ReLU or by an average pool runs as one
+    /// fused op where it has one ([`Layer::forward_relu_t`], [`Layer::forward_avg_pool_t`]),
+    /// except while a summary is traced (which records each layer).
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let mut x = x.clone();
         let fuse = !summary::tracing();
         let mut children = self.children.iter().peekable();
         while let Some((name, layer)) = children.next() {
-            let relu_next = fuse && children.peek().is_some_and(|(_, l)| l.kind() == "ReLU");
-            let fused = relu_next
-                .then(|| with_scope(self.child_scope(name), || layer.forward_relu_t(&x, train)))
-                .flatten();
+            let next = children.peek().filter(|_| fuse).map(|(_, l)| l);
+            let fused = with_scope(self.child_scope(name), || match next {
+                Some(l) if l.kind() == "ReLU" => layer.forward_relu_t(&x, train),
+                Some(l) => l
+                    .as_avg_pool2d()
+                    .and_then(|pool| layer.forward_avg_pool_t(&x, pool, train)),
+                None => None,
+            });
             x = match fused {
                 Some(y) => {
-                    children.next(); // the ReLU, done
+                    children.next(); // the ReLU or the pool, done
                     y?
                 }
                 None => with_scope(self.child_scope(name), || layer.forward_t(&x, train))?,

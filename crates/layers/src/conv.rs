@@ -5,6 +5,7 @@ use crate::init::pytorch_default;
 use crate::layer::{label, Layer};
 use crate::ops::{self, Conv2dParams, ConvGeometry};
 use crate::summary;
+use crate::AvgPool2d;
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
@@ -163,12 +164,65 @@ impl Conv2d {
     }
 }
 
+impl Conv2d {
+    /// `pool.forward(&self.forward(x))` — a convolution followed by average pooling, as in
+    /// LeNet-5 — computed as one convolution when the weight is not being trained (inside
+    /// [`no_grad`](crate::no_grad), or a frozen layer) and the pool folds into the kernel
+    /// ([`ops::conv2d_avg_pool_with`]: non-overlapping windows, no padding; LeNet-5's pairs
+    /// take 36 % of the multiply-adds and no pooling pass). The two layers one after the
+    /// other otherwise (training, or while a summary is traced: both record their rows).
+    /// Errors name this layer or the pool, as the two forwards would.
+    ///
+    /// ```
+    /// use candle_core::{DType, Device, Module, Tensor};
+    /// use convnets_layers::{conv2d, no_grad, AvgPool2d, Conv2dConfig, ParamStore};
+    /// let store = ParamStore::new(0, &Device::Cpu);
+    /// let conv = conv2d(1, 6, 5, Conv2dConfig::default(), store.vb().pp("conv1"))?;
+    /// let pool = AvgPool2d::new(2);
+    /// let x = Tensor::randn(0f32, 1., (2, 1, 28, 28), &Device::Cpu)?;
+    /// let pair = pool.forward(&conv.forward(&x)?)?;
+    /// let fused = no_grad(|| conv.forward_avg_pool(&x, &pool))?;
+    /// assert_eq!(fused.dims(), [2, 6, 12, 12]);
+    /// assert!((fused - pair)?.abs()?.max_all()?.to_scalar::<f32>()? < 1e-5);
+    /// # Ok::<(), candle_core::Error>(())
+    /// ```
+    pub fn forward_avg_pool(&self, x: &Tensor, pool: &AvgPool2d) -> Result<Tensor> {
+        match self.forward_avg_pool_t(x, pool, false) {
+            Some(y) => y,
+            None => pool.forward(&self.forward(x)?),
+        }
+    }
+}
+
 impl Layer for Conv2d {
     fn kind(&self) -> &'static str {
         "Conv2d"
     }
     fn forward_relu_t(&self, x: &Tensor, _train: bool) -> Option<Result<Tensor>> {
         Some(self.forward_relu(x))
+    }
+    fn forward_avg_pool_t(
+        &self,
+        x: &Tensor,
+        pool: &AvgPool2d,
+        _train: bool,
+    ) -> Option<Result<Tensor>> {
+        if summary::tracing() {
+            return None;
+        }
+        let g = match self.geometry(x.dims()) {
+            Ok(g) => g,
+            Err(e) => return Some(Err(e)),
+        };
+        pool.dims(&g.output_dims()).ok()?;
+        let (w, b) = (param(&self.weight), self.bias.as_ref().map(param));
+        Some(ops::conv2d_avg_pool_with(
+            x,
+            &w,
+            b.as_ref(),
+            &g,
+            pool.params(),
+        ))
     }
     fn name(&self) -> Option<&str> {
         self.own_name()

@@ -46,6 +46,27 @@ pub trait Layer: ModuleT + Send + Sync {
     fn forward_relu_t(&self, _x: &Tensor, _train: bool) -> Option<Result<Tensor>> {
         None
     }
+
+    /// `pool.forward(&self.forward_t(x, train))` as one op, where the layer has one (a
+    /// [`Conv2d`](crate::Conv2d) does: [`Conv2d::forward_avg_pool`](crate::Conv2d::forward_avg_pool)
+    /// folds the pool into the kernel when the weight is not being trained); `None`
+    /// otherwise, or when the pair should run as two layers (a summary is traced, the pool
+    /// does not fit the layer's output: its own forward then names the error). A
+    /// [`Sequential`](crate::Sequential) calls it for a layer followed by an average pool.
+    fn forward_avg_pool_t(
+        &self,
+        _x: &Tensor,
+        _pool: &crate::AvgPool2d,
+        _train: bool,
+    ) -> Option<Result<Tensor>> {
+        None
+    }
+
+    /// This layer as an [`AvgPool2d`](crate::AvgPool2d), if it is one (for
+    /// [`Layer::forward_avg_pool_t`]).
+    fn as_avg_pool2d(&self) -> Option<&crate::AvgPool2d> {
+        None
+    }
 }
 
 /// The direct children of `layer` (PyTorch's `named_children()`).

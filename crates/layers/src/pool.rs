@@ -106,6 +106,9 @@ macro_rules! pool_layer {
             fn name(&self) -> Option<&str> {
                 self.name.as_deref()
             }
+            fn as_avg_pool2d(&self) -> Option<&AvgPool2d> {
+                (&*self as &dyn std::any::Any).downcast_ref()
+            }
         }
     };
 }

@@ -6,8 +6,8 @@
 use anyhow::Result;
 use candle_core::{DType, Device, ModuleT, Tensor};
 use convnets_layers::{
-    conv2d, linear, named_children, named_modules, Conv2dConfig, Layer, MaxPool2d, ParamStore,
-    Relu, Sequential,
+    conv2d, linear, named_children, named_modules, no_grad, AvgPool2d, Conv2dConfig, Layer,
+    MaxPool2d, ParamStore, Relu, Sequential,
 };
 
 /// The article's SimpleCNN as a model struct (named fields, `Layer::children`).
@@ -204,5 +204,74 @@ fn conv_then_relu_fuses_with_the_same_values() -> Result<()> {
     let s = convnets_layers::summary::summary(&m.layer1, &[2, 3, 32, 32])?;
     let kinds: Vec<&str> = s.rows.iter().map(|r| r.kind).collect();
     assert_eq!(kinds, ["Conv2d", "ReLU", "MaxPool2d"]);
+    Ok(())
+}
+
+/// A `Sequential` of a convolution and an average pool (LeNet-5's pair): while training it
+/// runs the two layers (same values and gradients as one by one); in inference
+/// (`no_grad`) the pool is folded into the convolution's kernel and the values agree within
+/// float rounding; a traced summary still lists both layers; an overlapping pool, which
+/// cannot fold, gives the pair's values exactly.
+#[test]
+fn conv_then_avg_pool_folds_in_inference() -> Result<()> {
+    let store = ParamStore::new(5, &Device::Cpu);
+    let vb = store.vb();
+    let block = |pool: AvgPool2d| -> Result<Sequential> {
+        Ok(Sequential::new()
+            .add(
+                "conv",
+                conv2d(3, 8, 5, Conv2dConfig::default(), vb.pp("conv"))?,
+            )
+            .add("pool", pool))
+    };
+    let m = block(AvgPool2d::new(2))?;
+    let x = Tensor::randn(0f32, 1., (3, 3, 20, 20), &Device::Cpu)?;
+    let mut by_hand = x.clone();
+    for (_, layer) in named_children(&m) {
+        by_hand = layer.forward_t(&by_hand, true)?;
+    }
+    let flat = |t: &Tensor| -> Result<Vec<f32>> { Ok(t.flatten_all()?.to_vec1()?) };
+    let trained = m.forward_t(&x, true)?;
+    assert_eq!(flat(&trained)?, flat(&by_hand)?);
+    let (g_seq, g_hand) = (
+        trained.sqr()?.sum_all()?.backward()?,
+        by_hand.sqr()?.sum_all()?.backward()?,
+    );
+    for v in store.trainable_vars() {
+        let (a, b) = (g_seq.get(&v).unwrap(), g_hand.get(&v).unwrap());
+        assert_eq!(flat(a)?, flat(b)?, "gradient of {:?}", v.dims());
+    }
+    let inferred = no_grad(|| m.forward_t(&x, false))?;
+    assert_eq!(inferred.dims(), [3, 8, 8, 8]);
+    let diff = (&inferred - &by_hand)?
+        .abs()?
+        .max_all()?
+        .to_scalar::<f32>()?;
+    let scale = by_hand.abs()?.max_all()?.to_scalar::<f32>()?;
+    assert!(
+        diff <= 1e-5 * scale,
+        "folded differs by {diff} (scale {scale})"
+    );
+    assert_ne!(
+        flat(&inferred)?,
+        flat(&by_hand)?,
+        "the folded kernel ran (rounding differs)"
+    );
+    let s = convnets_layers::summary::summary(&m, &[3, 3, 20, 20])?;
+    let kinds: Vec<&str> = s.rows.iter().map(|r| r.kind).collect();
+    assert_eq!(kinds, ["Conv2d", "AvgPool2d"]);
+    let overlapping = block(AvgPool2d::with_stride(3, 2))?;
+    let pair = overlapping
+        .named_children()
+        .into_iter()
+        .try_fold(x.clone(), |x, (_, l)| l.forward_t(&x, false))?;
+    let fused = no_grad(|| overlapping.forward_t(&x, false))?;
+    assert_eq!(flat(&fused)?, flat(&pair)?);
+    // A pool that does not fit the convolution's output is the pool's own error.
+    let too_big = block(AvgPool2d::new(20).named("pool"))?;
+    let e = no_grad(|| too_big.forward_t(&x, false))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("pool") && e.contains("too small"), "{e}");
     Ok(())
 }

@@ -52,10 +52,10 @@ impl LeNet5 {
 
 impl ModuleT for LeNet5 {
     fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
-        let x = self.conv1.forward(x)?; // [b, 6, 24, 24]
-        let x = self.pool1.forward(&x)?; // [b, 6, 12, 12]
-        let x = self.conv2.forward(&x)?; // [b, 16, 8, 8]
-        let x = self.pool2.forward(&x)?; // [b, 16, 4, 4]
+        // conv [b, 6, 24, 24] then pool [b, 6, 12, 12]; one folded convolution in inference
+        let x = self.conv1.forward_avg_pool(x, &self.pool1)?;
+        // conv [b, 16, 8, 8] then pool [b, 16, 4, 4]
+        let x = self.conv2.forward_avg_pool(&x, &self.pool2)?;
         let x = x.flatten_from(1)?; // [b, 256]
         let x = convnets_layers::relu(&self.fc1.forward(&x)?)?; // [b, 320]
         let x = convnets_layers::relu(&self.fc2.forward(&x)?)?; // [b, 80]

@@ -109,6 +109,44 @@ pub fn conv2d_relu_with(
     }
 }
 
+/// `avg_pool2d(conv2d_with(x, w, bias, g), pool)`, as one convolution when `w` is not
+/// tracked by autograd (inference: inside [`crate::no_grad`], or frozen weights) and
+/// [`ConvGeometry::fold_avg_pool`] finds a cheaper one: average pooling over
+/// non-overlapping windows is linear, so it folds into the convolution's kernel (LeNet-5's
+/// convolution + pool pairs: 36 % of the multiply-adds, no pooling pass; the result equals
+/// the pair's up to float rounding). Otherwise, and always for a weight that is being
+/// trained, the two ops one after the other.
+///
+/// ```
+/// use candle_core::{Device, Tensor};
+/// use convnets_layers::ops::{avg_pool2d, conv2d_avg_pool_with, conv2d_with, Conv2dParams, ConvGeometry, Pool2dParams};
+/// let x = Tensor::arange(0f32, 36., &Device::Cpu)?.reshape((1, 1, 6, 6))?;
+/// let w = Tensor::new(&[[[[1f32, 2.], [3., 4.]]]], &Device::Cpu)?;
+/// let g = ConvGeometry::new(x.dims(), w.dims(), None, &Conv2dParams::default())?;
+/// let pool = Pool2dParams::square(2, 2);
+/// let fused = conv2d_avg_pool_with(&x, &w, None, &g, &pool)?;
+/// let pair = avg_pool2d(&conv2d_with(&x, &w, None, &g)?, &pool)?;
+/// let diff = (fused - pair)?.abs()?.max_all()?.to_scalar::<f32>()?;
+/// assert!(diff < 1e-4);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn conv2d_avg_pool_with(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    g: &ConvGeometry,
+    pool: &Pool2dParams,
+) -> Result<Tensor> {
+    check_geometry(x, w, bias, g)?;
+    let folded = (native_conv(x, w, bias) && !native::tracked(w))
+        .then(|| g.fold_avg_pool(pool))
+        .flatten();
+    match folded {
+        Some(f) => conv2d_with(x, &native::avg_pool_folded_weight(w, g, &f)?, bias, &f),
+        None => avg_pool2d(&conv2d_with(x, w, bias, g)?, pool),
+    }
+}
+
 /// Whether the native kernels take this convolution: selected, on the CPU, all `f32`.
 fn native_conv(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> bool {
     kernels() == Kernels::Native

@@ -36,6 +36,23 @@ pub fn conv2d_relu_with(
     conv2d_act(x, w, bias, g, true)
 }
 
+/// The weight of the convolution that [`ConvGeometry::fold_avg_pool`] made from `g` and
+/// `pool` (see [`conv::avg_pool_folded_weight`]), as a new tensor on `w`'s device: not
+/// tracked by autograd (the fold is for weights nothing trains).
+pub fn avg_pool_folded_weight(
+    w: &Tensor,
+    g: &ConvGeometry,
+    folded: &ConvGeometry,
+) -> Result<Tensor> {
+    let pool = [
+        folded.p.stride[0] / g.p.stride[0],
+        folded.p.stride[1] / g.p.stride[1],
+    ];
+    let data = w.detach().flatten_all()?.to_vec1::<f32>()?;
+    let wf = conv::avg_pool_folded_weight(g, pool, &data).map_err(kernel_error)?;
+    Tensor::from_vec(wf, folded.weight_dims().to_vec(), w.device())
+}
+
 fn conv2d_act(
     x: &Tensor,
     w: &Tensor,

@@ -91,6 +91,11 @@ struct ModelArgs {
     /// Skip PyTorch.
     #[arg(long)]
     no_torch: bool,
+    /// Rounds per case: convnets and PyTorch timed one after the other, case by case, this
+    /// many times; the table reports each library's median over the rounds (a slow spell of
+    /// a shared machine then hits both sides, not one). Plain candle runs once.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
+    rounds: u32,
     /// Internal: run one case (`CASE:native|reference`) in this process and print its JSON.
     #[arg(long, hide = true)]
     worker: Option<String>,
@@ -173,6 +178,53 @@ fn spawn(spec: &str, a: &ModelArgs) -> Result<CaseResult> {
     serde_json::from_str(last).with_context(|| format!("worker {spec} printed {text}"))
 }
 
+/// The median of each rate over the rounds (the mean of the middle two for an even count),
+/// the largest of each memory peak.
+fn median_result(rounds: &[CaseResult]) -> CaseResult {
+    let of = |f: fn(&CaseResult) -> f64| middle(&rounds.iter().map(f).collect::<Vec<_>>());
+    let max = |f: fn(&CaseResult) -> f64| rounds.iter().map(f).fold(0f64, f64::max);
+    CaseResult {
+        train_images_per_s: of(|r| r.train_images_per_s),
+        infer_images_per_s: of(|r| r.infer_images_per_s),
+        batch_size: rounds.first().map_or(0, |r| r.batch_size),
+        peak_rss_mb: max(|r| r.peak_rss_mb),
+        train_peak_rss_mb: max(|r| r.train_peak_rss_mb),
+        train_steps: rounds.iter().map(|r| r.train_steps).sum(),
+    }
+}
+
+/// The median of `v`, the mean of the middle two for an even count (0 when empty).
+fn middle(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// [`median_result`] for PyTorch's JSON objects: the median of every number whose key ends
+/// in `_per_s`, the largest of every other number, the first round's other values.
+fn median_torch(rounds: &[Value]) -> Option<Value> {
+    let Value::Object(first) = rounds.first()? else {
+        return rounds.first().cloned();
+    };
+    let mut out = first.clone();
+    for (k, v) in out.iter_mut() {
+        let xs: Vec<f64> = rounds.iter().filter_map(|r| r.get(k)?.as_f64()).collect();
+        if xs.len() == rounds.len() && v.is_number() {
+            let m = if k.ends_with("_per_s") {
+                middle(&xs)
+            } else {
+                xs.iter().copied().fold(f64::MIN, f64::max)
+            };
+            *v = json!(m);
+        }
+    }
+    Some(Value::Object(out))
+}
+
 /// The variables that hold PyTorch (ATen's kernels, oneDNN, MKL) to AVX2.
 const TORCH_AVX2: [(&str, &str); 3] = [
     ("ATEN_CPU_CAPABILITY", "avx2"),
@@ -180,7 +232,7 @@ const TORCH_AVX2: [(&str, &str); 3] = [
     ("MKL_ENABLE_INSTRUCTIONS", "AVX2"),
 ];
 
-fn torch(a: &ModelArgs) -> Result<Value> {
+fn torch(a: &ModelArgs, cases: &[String]) -> Result<Value> {
     let python = std::env::var("CONVNETS_PYTHON").unwrap_or_else(|_| "python3".into());
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("torch/bench.py");
     let tmp =
@@ -200,21 +252,23 @@ fn torch(a: &ModelArgs) -> Result<Value> {
             "--seconds",
             &a.seconds.to_string(),
             "--cases",
-            &a.cases.join(","),
+            &cases.join(","),
         ])
         .arg("--json")
-        .arg(&tmp)
-        .stdout(std::process::Stdio::null());
+        .arg(&tmp);
     if let Some(d) = &a.data_dir {
         c.arg("--data-dir").arg(d);
     }
-    let status = c
-        .status()
+    // Its own table is not printed (ours has its numbers); its errors are, on failure.
+    let out = c
+        .output()
         .with_context(|| format!("running {python} {}", script.display()))?;
-    if !status.success() {
+    if !out.status.success() {
         bail!(
-            "{python} {} failed ({status}); is torch installed? (scripts/setup-torch.sh)",
-            script.display()
+            "{python} {} failed ({}); is torch installed? (scripts/setup-torch.sh)\n{}",
+            script.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim_end()
         );
     }
     let v: Value = serde_json::from_str(&std::fs::read_to_string(&tmp)?)?;
@@ -288,28 +342,77 @@ fn models(mut a: ModelArgs) -> Result<()> {
     };
     eprintln!("bench: convnets kernel path {isa}{forced}; PyTorch: {torch_isa}");
     let mut results: BTreeMap<String, BTreeMap<&str, CaseResult>> = BTreeMap::new();
+    let mut torch_cases = serde_json::Map::new();
+    let mut torch_version = None;
+    let mut rounds_json = serde_json::Map::new();
+    let mut use_torch = !a.no_torch;
     for case in &a.cases {
-        for kernels in ["native", "reference"] {
-            eprintln!("bench: {case} with {kernels} kernels ...");
-            let r = spawn(&format!("{case}:{kernels}"), &a)?;
-            results.entry(case.clone()).or_default().insert(kernels, r);
-        }
-    }
-    let torch = if !a.no_torch {
-        eprintln!("bench: PyTorch ...");
-        match torch(&a) {
-            Ok(v) => Some(v),
-            Err(e) => {
-                eprintln!("warning: no PyTorch numbers: {e:#}");
-                None
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        for round in 1..=a.rounds {
+            let of = if a.rounds > 1 {
+                format!(" (round {round} of {})", a.rounds)
+            } else {
+                String::new()
+            };
+            eprintln!("bench: {case} with native kernels{of} ...");
+            ours.push(spawn(&format!("{case}:native"), &a)?);
+            if round == 1 {
+                eprintln!("bench: {case} with reference kernels ...");
+                let r = spawn(&format!("{case}:reference"), &a)?;
+                results
+                    .entry(case.clone())
+                    .or_default()
+                    .insert("reference", r);
+            }
+            if use_torch {
+                eprintln!("bench: {case} with PyTorch{of} ...");
+                match torch(&a, std::slice::from_ref(case)) {
+                    Ok(v) => {
+                        torch_version = v.get("torch_version").cloned();
+                        if let Some(c) = v.get("cases").and_then(|c| c.get(case)) {
+                            theirs.push(c.clone());
+                        }
+                    }
+                    Err(e) => {
+                        eprintln!("warning: no PyTorch numbers: {e:#}");
+                        use_torch = false;
+                    }
+                }
             }
         }
-    } else {
-        None
-    };
+        rounds_json.insert(case.clone(), json!({"convnets": ours, "pytorch": theirs}));
+        results
+            .entry(case.clone())
+            .or_default()
+            .insert("native", median_result(&ours));
+        if let Some(t) = median_torch(&theirs) {
+            torch_cases.insert(case.clone(), t);
+        }
+    }
+    let torch = (!torch_cases.is_empty())
+        .then(|| json!({"torch_version": torch_version, "cases": torch_cases}));
     let t = |case: &str, key: &str| -> Option<f64> {
         torch.as_ref()?.get("cases")?.get(case)?.get(key)?.as_f64()
     };
+    if a.rounds > 1 {
+        println!("\nper round, training images/s convnets / PyTorch (ratio):");
+        for (case, r) in &rounds_json {
+            let ours = r["convnets"].as_array().cloned().unwrap_or_default();
+            let theirs = r["pytorch"].as_array().cloned().unwrap_or_default();
+            let cells: Vec<String> = ours
+                .iter()
+                .enumerate()
+                .map(|(i, o)| {
+                    let x = o["train_images_per_s"].as_f64().unwrap_or(f64::NAN);
+                    match theirs.get(i).and_then(|t| t["train_images_per_s"].as_f64()) {
+                        Some(y) => format!("{x:.0} / {y:.0} ({:.2}x)", x / y),
+                        None => format!("{x:.0}"),
+                    }
+                })
+                .collect();
+            println!("{case:<13} | {}", cells.join(" | "));
+        }
+    }
 
     println!("\nconvnets kernel path: {isa}{forced}; PyTorch: {torch_isa}");
     println!(
@@ -422,7 +525,8 @@ fn models(mut a: ModelArgs) -> Result<()> {
         }
     }
     let doc = json!({
-        "threads": a.threads, "seconds": a.seconds, "isa": isa, "torch_isa": torch_isa,
+        "threads": a.threads, "seconds": a.seconds, "rounds": a.rounds, "per_round": rounds_json,
+        "isa": isa, "torch_isa": torch_isa,
         "fma_peak_gflops": peak.map(|p| p.0),
         "torch_version": torch.as_ref().and_then(|v| v.get("torch_version").cloned()),
         "cases": table,

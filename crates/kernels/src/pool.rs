@@ -4,44 +4,50 @@ use crate::error::{check_len, Result};
 use crate::{Pool2dParams, PoolDims};
 use rayon::prelude::*;
 
+use super::portable;
 #[cfg(target_arch = "x86_64")]
 use super::{avx2, avx512, isa::isa, isa::Isa};
 
-/// 2x2 max pooling of one row pair through the selected SIMD kernels; `false` (nothing done)
-/// on the portable path.
-fn simd_max2x2_row(r0: &[f32], r1: &[f32], out: &mut [f32]) -> bool {
+/// 2x2 max pooling of one row pair through the selected SIMD kernels (the portable one on
+/// `wide`'s 4-lane vectors): the number of outputs done, from the first (the caller does the
+/// rest).
+fn simd_max2x2_row(r0: &[f32], r1: &[f32], out: &mut [f32]) -> usize {
     #[cfg(target_arch = "x86_64")]
     match isa() {
         Isa::Avx512 => {
             avx512::max2x2_row(r0, r1, out);
-            return true;
+            return out.len();
         }
         Isa::Avx2 => {
             avx2::max2x2_row(r0, r1, out);
-            return true;
+            return out.len();
         }
         Isa::Portable => {}
     }
-    let _ = (r0, r1, out);
-    false
+    portable::max2x2_row(r0, r1, out)
 }
 
-/// Backward of [`simd_max2x2_row`]; `false` (nothing done) on the portable path.
-fn simd_max2x2_bwd_row(r0: &[f32], r1: &[f32], dy: &[f32], d0: &mut [f32], d1: &mut [f32]) -> bool {
+/// Backward of [`simd_max2x2_row`]: the number of outputs done, from the first.
+fn simd_max2x2_bwd_row(
+    r0: &[f32],
+    r1: &[f32],
+    dy: &[f32],
+    d0: &mut [f32],
+    d1: &mut [f32],
+) -> usize {
     #[cfg(target_arch = "x86_64")]
     match isa() {
         Isa::Avx512 => {
             avx512::max2x2_bwd_row(r0, r1, dy, d0, d1);
-            return true;
+            return dy.len();
         }
         Isa::Avx2 => {
             avx2::max2x2_bwd_row(r0, r1, dy, d0, d1);
-            return true;
+            return dy.len();
         }
         Isa::Portable => {}
     }
-    let _ = (r0, r1, dy, d0, d1);
-    false
+    portable::max2x2_bwd_row(r0, r1, dy, d0, d1)
 }
 
 /// 2x2 average pooling of one row pair through the selected SIMD kernels; `false` (nothing
@@ -212,13 +218,11 @@ fn max2x2(plane: &[f32], d: &PoolDims, out: &mut [f32]) {
     for (oy, out) in out.chunks_exact_mut(d.ow).enumerate() {
         let r0 = &plane[2 * oy * d.w..][..2 * d.ow];
         let r1 = &plane[(2 * oy + 1) * d.w..][..2 * d.ow];
-        if simd_max2x2_row(r0, r1, out) {
-            continue;
-        }
-        for ((o, p0), p1) in out
+        let done = simd_max2x2_row(r0, r1, out);
+        for ((o, p0), p1) in out[done..]
             .iter_mut()
-            .zip(r0.chunks_exact(2))
-            .zip(r1.chunks_exact(2))
+            .zip(r0[2 * done..].chunks_exact(2))
+            .zip(r1[2 * done..].chunks_exact(2))
         {
             *o = pick(p1[1], pick(p1[0], pick(p0[1], p0[0])));
         }
@@ -236,15 +240,13 @@ fn max2x2_bwd(plane: &[f32], dy: &[f32], d: &PoolDims, dx: &mut [f32]) {
         let r1 = &plane[(2 * oy + 1) * d.w..][..2 * d.ow];
         let (d0, rest) = dx[2 * oy * d.w..].split_at_mut(d.w);
         let (d0, d1) = (&mut d0[..2 * d.ow], &mut rest[..2 * d.ow]);
-        if simd_max2x2_bwd_row(r0, r1, dy, d0, d1) {
-            continue;
-        }
-        for ((((&g, p0), p1), q0), q1) in dy
+        let done = simd_max2x2_bwd_row(r0, r1, dy, d0, d1);
+        for ((((&g, p0), p1), q0), q1) in dy[done..]
             .iter()
-            .zip(r0.chunks_exact(2))
-            .zip(r1.chunks_exact(2))
-            .zip(d0.chunks_exact_mut(2))
-            .zip(d1.chunks_exact_mut(2))
+            .zip(r0[2 * done..].chunks_exact(2))
+            .zip(r1[2 * done..].chunks_exact(2))
+            .zip(d0[2 * done..].chunks_exact_mut(2))
+            .zip(d1[2 * done..].chunks_exact_mut(2))
         {
             let (a, b, c, e) = (p0[0], p0[1], p1[0], p1[1]);
             let tb = takes(b, a);

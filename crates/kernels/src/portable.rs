@@ -82,3 +82,81 @@ unsafe fn dot_block<const R: usize, const C: usize>(
 pub(crate) fn dot_block_for(rows: usize, cols: usize) -> DotBlock {
     const_dispatch!(dot_block as DotBlock, rows => [1, 2], cols => [1, 2, 3, 4, 5, 6])
 }
+
+/// The even and the odd elements of 8 consecutive floats: the left and right columns of
+/// four 2x2 windows along a row.
+#[inline(always)]
+fn columns(p: &[f32]) -> (f32x4, f32x4) {
+    (
+        f32x4::from([p[0], p[2], p[4], p[6]]),
+        f32x4::from([p[1], p[3], p[5], p[7]]),
+    )
+}
+
+/// PyTorch's max-pool scan rule on four lanes: where `v` is greater than `best` or NaN.
+#[inline(always)]
+fn takes(v: f32x4, best: f32x4) -> f32x4 {
+    v.simd_gt(best) | v.is_nan()
+}
+
+/// 2x2 stride-2 max pooling of one row pair, four outputs at a time: `out[j]` the scan's
+/// pick over `r0[2j], r0[2j + 1], r1[2j], r1[2j + 1]` (the first maximum, NaN wins), as the
+/// scalar loop and the AVX kernels. Returns how many outputs it wrote (a multiple of 4; the
+/// caller does the rest).
+pub(crate) fn max2x2_row(r0: &[f32], r1: &[f32], out: &mut [f32]) -> usize {
+    let n = out.len() / 4 * 4;
+    for ((o, p0), p1) in out[..n]
+        .chunks_exact_mut(4)
+        .zip(r0.chunks_exact(8))
+        .zip(r1.chunks_exact(8))
+    {
+        let ((a, b), (c, e)) = (columns(p0), columns(p1));
+        let m = takes(b, a).select(b, a);
+        let m = takes(c, m).select(c, m);
+        let m = takes(e, m).select(e, m);
+        o.copy_from_slice(m.as_array());
+    }
+    n
+}
+
+/// Backward of [`max2x2_row`]: each output's gradient `dy[j]` to the element of its window
+/// the scan took last, zeros elsewhere; writes `2 * n` floats of `d0` and `d1` and returns
+/// `n`, the outputs done (a multiple of 4; the caller does the rest).
+pub(crate) fn max2x2_bwd_row(
+    r0: &[f32],
+    r1: &[f32],
+    dy: &[f32],
+    d0: &mut [f32],
+    d1: &mut [f32],
+) -> usize {
+    let n = dy.len() / 4 * 4;
+    let zero = f32x4::ZERO;
+    for ((((g, p0), p1), q0), q1) in dy[..n]
+        .chunks_exact(4)
+        .zip(r0.chunks_exact(8))
+        .zip(r1.chunks_exact(8))
+        .zip(d0.chunks_exact_mut(8))
+        .zip(d1.chunks_exact_mut(8))
+    {
+        let ((a, b), (c, e)) = (columns(p0), columns(p1));
+        let tb = takes(b, a);
+        let m = tb.select(b, a);
+        let tc = takes(c, m);
+        let m = tc.select(c, m);
+        let te = takes(e, m);
+        let g = f32x4::from([g[0], g[1], g[2], g[3]]);
+        // The last element the scan took wins.
+        let ge = te.select(g, zero);
+        let gc = te.select(zero, tc.select(g, zero));
+        let gb = (tc | te).select(zero, tb.select(g, zero));
+        let ga = (tb | tc | te).select(zero, g);
+        let (ga, gb, gc, ge) = (ga.as_array(), gb.as_array(), gc.as_array(), ge.as_array());
+        for j in 0..4 {
+            q0[2 * j] = ga[j];
+            q0[2 * j + 1] = gb[j];
+            q1[2 * j] = gc[j];
+            q1[2 * j + 1] = ge[j];
+        }
+    }
+    n
+}

@@ -346,5 +346,26 @@ fn max_nan_follows_pytorch() -> Result<()> {
         .zip(&wy)
         .all(|(a, b)| a == b || (a.is_nan() && b.is_nan())));
     assert_eq!(dx, wdx);
+    // Rows wide enough for the vector kernels of every path (9 windows: 8 in vectors and a
+    // tail), NaNs at every position of a window, ties, and distinct gradients.
+    let (h, w) = (4, 18);
+    let x: Vec<f32> = (0..h * w)
+        .map(|i| match (i * 7) % 11 {
+            0 | 5 => nan,
+            3 => 2.0,
+            k => k as f32 * 0.5 - 2.0,
+        })
+        .collect();
+    let dy: Vec<f32> = (0..(h / 2) * (w / 2)).map(|i| 1.0 + i as f32).collect();
+    let (y, dx) = run(native::max_pool2d, &x, [1, 1, h, w], &p, Some(&dy))?;
+    let (wy, wdx) = direct(&x, [1, 1, h, w], &p, true, &dy);
+    assert!(
+        y.iter()
+            .zip(&wy)
+            .all(|(a, b)| a == b || (a.is_nan() && b.is_nan())),
+        "{y:?} vs {wy:?}"
+    );
+    assert!(y.iter().any(|v| v.is_nan()) && y.iter().any(|v| !v.is_nan()));
+    assert_eq!(dx, wdx);
     Ok(())
 }

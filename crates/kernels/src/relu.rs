@@ -71,6 +71,23 @@ pub fn add_relu_assign(a: &mut [f32], b: &[f32]) -> Result<()> {
     Ok(())
 }
 
+/// `a += b` elementwise, in parallel for long slices: two gradient contributions summed in
+/// place (a residual block's input gets one through its convolutions and one through its
+/// shortcut).
+///
+/// # Errors
+/// [`KernelError::Length`](crate::KernelError::Length) when `b` is not as long as `a`.
+pub fn add_assign(a: &mut [f32], b: &[f32]) -> Result<()> {
+    check_len(b, a.len(), "add", "second operand")?;
+    let f = |(a, &b): (&mut f32, &f32)| *a += b;
+    if a.len() < SERIAL {
+        a.iter_mut().zip(b).for_each(f);
+    } else {
+        a.par_iter_mut().zip(b).with_min_len(CHUNK).for_each(f);
+    }
+    Ok(())
+}
+
 /// `y <= 0 ? 0 : dy` (PyTorch's `threshold_backward`: a NaN output passes the gradient),
 /// from the forward's output `y`.
 ///

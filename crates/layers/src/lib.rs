@@ -47,7 +47,7 @@ pub use grad::{grad_enabled, no_grad};
 pub use init::{pytorch_default_bound, Rng};
 pub use layer::{named_children, named_modules, Layer, Named};
 pub use linear::{linear, linear_b, Linear};
-pub use norm::{batch_norm2d, BatchNorm2d, BatchNormConfig, LocalResponseNorm};
+pub use norm::{basic_block_t, batch_norm2d, BatchNorm2d, BatchNormConfig, LocalResponseNorm};
 pub use pool::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d};
 pub use store::{atomic_write, is_buffer, Mismatch, ParamStore, StoreError};
 pub use summary::{summary, summary_on, LayerRow, Summary};

@@ -145,6 +145,11 @@ impl BatchNorm2d {
         label(self.name.as_deref(), "BatchNorm2d")
     }
 
+    /// The affine parameters `(weight, bias)`, when the layer has them.
+    fn affine(&self) -> Option<(&Tensor, &Tensor)> {
+        self.weight.as_ref().zip(self.bias.as_ref())
+    }
+
     fn normalise(&self, x: &Tensor, mean: &Tensor, var: &Tensor) -> Result<Tensor> {
         let c = self.num_features;
         let xhat = x
@@ -344,6 +349,82 @@ impl BatchNorm2d {
         self.update_running(&mean, &var, n)?;
         Ok(Some(y))
     }
+}
+
+/// A residual block with an identity shortcut, `relu(bn2(conv2(relu(bn1(conv1(x))))) + x)`
+/// (ResNet's `BasicBlock` when its shape does not change), with each normalisation's running
+/// statistics updated when training. When training affine normalisations after convolutions
+/// without bias that keep the input's shape, it is one op
+/// ([`crate::ops::basic_block_train`]: one gradient contribution for the block's input
+/// instead of two, none for its inner activation); otherwise, and while a summary is traced,
+/// [`BatchNorm2d::forward_conv_t`] then [`BatchNorm2d::forward_conv_add_relu_t`]. The values
+/// are the same either way.
+///
+/// ```
+/// use candle_core::{Device, Tensor};
+/// use convnets_layers::{basic_block_t, batch_norm2d, conv2d, BatchNormConfig, Conv2dConfig, ParamStore};
+/// let store = ParamStore::new(0, &Device::Cpu);
+/// let vb = store.vb();
+/// let cfg = Conv2dConfig::default().padding(1).bias(false);
+/// let (conv1, conv2) = (conv2d(8, 8, 3, cfg, vb.pp("conv1"))?, conv2d(8, 8, 3, cfg, vb.pp("conv2"))?);
+/// let bn1 = batch_norm2d(8, BatchNormConfig::default(), vb.pp("bn1"))?;
+/// let bn2 = batch_norm2d(8, BatchNormConfig::default(), vb.pp("bn2"))?;
+/// let x = Tensor::randn(0f32, 1., (4, 8, 6, 6), &Device::Cpu)?;
+/// let y = basic_block_t(&conv1, &bn1, &conv2, &bn2, &x, true)?;
+/// assert_eq!(y.dims(), [4, 8, 6, 6]);
+/// assert_eq!(bn2.num_batches_tracked()?, 1);
+/// # Ok::<(), candle_core::Error>(())
+/// ```
+pub fn basic_block_t(
+    conv1: &Conv2d,
+    bn1: &BatchNorm2d,
+    conv2: &Conv2d,
+    bn2: &BatchNorm2d,
+    x: &Tensor,
+    train: bool,
+) -> Result<Tensor> {
+    if let Some(y) = basic_block_fused(conv1, bn1, conv2, bn2, x, train)? {
+        return Ok(y);
+    }
+    let y = bn1.forward_conv_t(conv1, x, train, true)?;
+    bn2.forward_conv_add_relu_t(conv2, &y, x, train)
+}
+
+/// [`basic_block_t`] as one op, with the running statistics updated; `None` where it does
+/// not apply.
+fn basic_block_fused(
+    conv1: &Conv2d,
+    bn1: &BatchNorm2d,
+    conv2: &Conv2d,
+    bn2: &BatchNorm2d,
+    x: &Tensor,
+    train: bool,
+) -> Result<Option<Tensor>> {
+    let plain = |c: &Conv2d| c.bias().is_none();
+    if !train || summary::tracing() || !plain(conv1) || !plain(conv2) {
+        return Ok(None);
+    }
+    let (Some((g1, b1)), Some((g2, b2))) = (bn1.affine(), bn2.affine()) else {
+        return Ok(None);
+    };
+    let g = conv1.geometry(x.dims())?;
+    let same = g.output_dims() == g.input_dims()
+        && conv2.geometry(x.dims()).ok() == Some(g)
+        && bn1.num_features == g.c_out
+        && bn2.num_features == g.c_out
+        && bn1.cfg.eps == bn2.cfg.eps
+        && g.b * g.oh * g.ow >= 2;
+    if !same {
+        return Ok(None);
+    }
+    let (w1, w2) = (param(conv1.weight()), param(conv2.weight()));
+    let (g1, b1, g2, b2) = (param(g1), param(b1), param(g2), param(b2));
+    let (y, [(m1, v1), (m2, v2)]) =
+        crate::ops::basic_block_train(x, &g, &w1, &g1, &b1, &w2, &g2, &b2, bn1.cfg.eps)?;
+    let n = g.b * g.oh * g.ow;
+    bn1.update_running(&m1, &v1, n)?;
+    bn2.update_running(&m2, &v2, n)?;
+    Ok(Some(y))
 }
 
 impl ModuleT for BatchNorm2d {

@@ -31,8 +31,8 @@ use candle_core::{Module, ModuleT, Result, Tensor};
 use candle_nn::init::{FanInOut, NonLinearity, NormalOrUniform};
 use candle_nn::{Init, VarBuilder};
 use convnets_layers::{
-    batch_norm2d, conv2d, linear, AdaptiveAvgPool2d, BatchNorm2d, BatchNormConfig, Conv2d,
-    Conv2dConfig, Layer, Linear, MaxPool2d, Sequential,
+    basic_block_t, batch_norm2d, conv2d, linear, AdaptiveAvgPool2d, BatchNorm2d, BatchNormConfig,
+    Conv2d, Conv2dConfig, Layer, Linear, MaxPool2d, Sequential,
 };
 use serde::{Deserialize, Serialize};
 
@@ -236,6 +236,10 @@ impl BasicBlock {
 
 impl ModuleT for BasicBlock {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        if self.downsample.is_none() {
+            // The identity shortcut: the whole block as one op when training.
+            return basic_block_t(&self.conv1, &self.bn1, &self.conv2, &self.bn2, x, train);
+        }
         let y = self.bn1.forward_conv_t(&self.conv1, x, train, true)?; // [b, planes, h/s, w/s]
         let s = shortcut(x, self.downsample.as_ref(), train)?;
         // relu(bn2(conv2(y)) + shortcut), one op when training.

@@ -11,6 +11,7 @@
 //! track (not a `Var` and not computed from one, such as the input batch of the first layer)
 //! is not computed at all.
 
+pub mod block;
 pub mod conv;
 pub mod conv_bn;
 pub mod linear;
@@ -19,6 +20,7 @@ pub mod norm;
 pub mod pool;
 pub mod relu;
 
+pub use block::basic_block_train;
 pub use conv::{
     avg_pool_folded_weight, conv2d, conv2d_input_grad, conv2d_relu_with, conv2d_weight_grad,
     conv2d_with,

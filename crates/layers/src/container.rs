@@ -152,29 +152,47 @@ impl Sequential {
 }
 
 impl ModuleT for Sequential {
-    /// The children in order; a layer followed by a ReLU or by an average pool runs as one
-    /// fused op where it has one ([`Layer::forward_relu_t`], [`Layer::forward_avg_pool_t`]),
-    /// except while a summary is traced (which records each layer).
+    /// The children in order; a layer followed by a ReLU (and a max pool), or by an
+    /// average pool, runs as one fused op where it has one ([`Layer::forward_relu_t`],
+    /// [`Layer::forward_relu_max_pool_t`], [`Layer::forward_avg_pool_t`]), except while a
+    /// summary is traced (which records each layer).
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let mut x = x.clone();
         let fuse = !summary::tracing();
-        let mut children = self.children.iter().peekable();
-        while let Some((name, layer)) = children.next() {
-            let next = children.peek().filter(|_| fuse).map(|(_, l)| l);
-            let fused = with_scope(self.child_scope(name), || match next {
-                Some(l) if l.kind() == "ReLU" => layer.forward_relu_t(&x, train),
-                Some(l) => l
-                    .as_avg_pool2d()
-                    .and_then(|pool| layer.forward_avg_pool_t(&x, pool, train)),
-                None => None,
-            });
-            x = match fused {
-                Some(y) => {
-                    children.next(); // the ReLU or the pool, done
-                    y?
+        let kids = &self.children;
+        let mut i = 0;
+        while let Some((name, layer)) = kids.get(i) {
+            let next = |k: usize| kids.get(i + k).filter(|_| fuse).map(|(_, l)| l);
+            let fused = with_scope(self.child_scope(name), || {
+                match (next(1), next(2)) {
+                    (Some(r), Some(p)) if r.kind() == "ReLU" && p.as_max_pool2d().is_some() => {
+                        let pool = p.as_max_pool2d()?;
+                        layer
+                            .forward_relu_max_pool_t(&x, pool, train)
+                            .map(|y| (y, 3))
+                    }
+                    _ => None,
                 }
-                None => with_scope(self.child_scope(name), || layer.forward_t(&x, train))?,
+                .or_else(|| match next(1) {
+                    Some(r) if r.kind() == "ReLU" => {
+                        layer.forward_relu_t(&x, train).map(|y| (y, 2))
+                    }
+                    Some(l) => l
+                        .as_avg_pool2d()
+                        .and_then(|pool| layer.forward_avg_pool_t(&x, pool, train))
+                        .map(|y| (y, 2)),
+                    None => None,
+                })
+            });
+            let (y, layers) = match fused {
+                Some((y, layers)) => (y, layers),
+                None => (
+                    with_scope(self.child_scope(name), || layer.forward_t(&x, train)),
+                    1,
+                ),
             };
+            x = y?;
+            i += layers;
         }
         Ok(x)
     }

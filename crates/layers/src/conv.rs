@@ -5,7 +5,7 @@ use crate::init::pytorch_default;
 use crate::layer::{label, Layer};
 use crate::ops::{self, Conv2dParams, ConvGeometry};
 use crate::summary;
-use crate::AvgPool2d;
+use crate::{AvgPool2d, MaxPool2d};
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
@@ -194,12 +194,64 @@ impl Conv2d {
     }
 }
 
+impl Conv2d {
+    /// `pool.forward(&relu(&self.forward(x)?)?)` — a convolution block of SimpleCNN, AlexNet
+    /// or ZFNet — as one op ([`ops::conv2d_relu_max_pool_with`]: ReLU in the convolution's
+    /// epilogue, then the pool; one tensor and one gradient for autograd instead of three),
+    /// with the same values and gradients. While a summary is traced, the three layers one
+    /// after the other. Errors name this layer or the pool, as their forwards would.
+    ///
+    /// ```
+    /// use candle_core::{Device, Module, Tensor};
+    /// use convnets_layers::{conv2d, relu, Conv2dConfig, MaxPool2d, ParamStore};
+    /// let store = ParamStore::new(0, &Device::Cpu);
+    /// let conv = conv2d(3, 8, 3, Conv2dConfig::default().padding(1), store.vb().pp("conv1"))?;
+    /// let pool = MaxPool2d::new(2);
+    /// let x = Tensor::randn(0f32, 1., (2, 3, 8, 8), &Device::Cpu)?;
+    /// let fused = conv.forward_relu_max_pool(&x, &pool)?;
+    /// let three = pool.forward(&relu(&conv.forward(&x)?)?)?;
+    /// assert_eq!(fused.dims(), [2, 8, 4, 4]);
+    /// assert!((fused - three)?.abs()?.max_all()?.to_scalar::<f32>()? == 0.0);
+    /// # Ok::<(), candle_core::Error>(())
+    /// ```
+    pub fn forward_relu_max_pool(&self, x: &Tensor, pool: &MaxPool2d) -> Result<Tensor> {
+        match self.forward_relu_max_pool_t(x, pool, true) {
+            Some(y) => y,
+            None => pool.forward(&ops::relu(&self.forward(x)?)?),
+        }
+    }
+}
+
 impl Layer for Conv2d {
     fn kind(&self) -> &'static str {
         "Conv2d"
     }
     fn forward_relu_t(&self, x: &Tensor, _train: bool) -> Option<Result<Tensor>> {
         Some(self.forward_relu(x))
+    }
+    fn forward_relu_max_pool_t(
+        &self,
+        x: &Tensor,
+        pool: &MaxPool2d,
+        _train: bool,
+    ) -> Option<Result<Tensor>> {
+        if summary::tracing() {
+            return None;
+        }
+        let g = match self.geometry(x.dims()) {
+            Ok(g) => g,
+            Err(e) => return Some(Err(e)),
+        };
+        let d = pool.dims(&g.output_dims()).ok()?;
+        let (w, b) = (param(&self.weight), self.bias.as_ref().map(param));
+        Some(ops::conv2d_relu_max_pool_with(
+            x,
+            &w,
+            b.as_ref(),
+            &g,
+            pool.params(),
+            &d,
+        ))
     }
     fn forward_avg_pool_t(
         &self,

@@ -62,6 +62,27 @@ pub trait Layer: ModuleT + Send + Sync {
         None
     }
 
+    /// `pool.forward(&relu(self.forward_t(x, train)))` as one fused op, where the layer has
+    /// one (a [`Conv2d`](crate::Conv2d) does:
+    /// [`Conv2d::forward_relu_max_pool`](crate::Conv2d::forward_relu_max_pool)); `None`
+    /// otherwise, or when the three should run as layers (a summary is traced, the pool does
+    /// not fit the layer's output). A [`Sequential`](crate::Sequential) calls it for a layer
+    /// followed by a ReLU and a max pool.
+    fn forward_relu_max_pool_t(
+        &self,
+        _x: &Tensor,
+        _pool: &crate::MaxPool2d,
+        _train: bool,
+    ) -> Option<Result<Tensor>> {
+        None
+    }
+
+    /// This layer as a [`MaxPool2d`](crate::MaxPool2d), if it is one (for
+    /// [`Layer::forward_relu_max_pool_t`]).
+    fn as_max_pool2d(&self) -> Option<&crate::MaxPool2d> {
+        None
+    }
+
     /// This layer as an [`AvgPool2d`](crate::AvgPool2d), if it is one (for
     /// [`Layer::forward_avg_pool_t`]).
     fn as_avg_pool2d(&self) -> Option<&crate::AvgPool2d> {

@@ -109,6 +109,9 @@ macro_rules! pool_layer {
             fn as_avg_pool2d(&self) -> Option<&AvgPool2d> {
                 (&*self as &dyn std::any::Any).downcast_ref()
             }
+            fn as_max_pool2d(&self) -> Option<&MaxPool2d> {
+                (&*self as &dyn std::any::Any).downcast_ref()
+            }
         }
     };
 }

@@ -514,3 +514,95 @@ fn conv_relu_fused_matches_direct() -> Result<()> {
     }
     Ok(())
 }
+
+/// Convolution, ReLU and max pooling in one op against the three native ops one after the
+/// other, bit for bit (output and the gradients of input, weight and bias): SimpleCNN's 2x2
+/// pool, AlexNet's overlapping 3x3 stride-2 pool, a `ceil_mode` pool; with and without bias,
+/// with a frozen input and weight; and a second backward over the same graph (the unpooled
+/// output recomputed). A 2x2 pool on a 3x3 output is refused by the pool's check.
+#[test]
+fn conv_relu_max_pool_fused_matches_the_ops() -> Result<()> {
+    use convnets_layers::ops::{Pool2dParams, PoolDims};
+    let dev = Device::Cpu;
+    let same = Conv2dParams {
+        padding: [1, 1],
+        ..Default::default()
+    };
+    let ceil = Pool2dParams {
+        ceil_mode: true,
+        ..Pool2dParams::square(2, 2)
+    };
+    for (x_dims, c_out, pool, with_bias, frozen) in [
+        ([2, 3, 16, 16], 8, Pool2dParams::square(2, 2), true, false),
+        ([3, 16, 8, 8], 16, Pool2dParams::square(2, 2), false, false),
+        ([2, 4, 13, 13], 6, Pool2dParams::square(3, 2), true, false),
+        ([2, 4, 7, 9], 5, ceil, true, false),
+        ([2, 3, 10, 10], 4, Pool2dParams::square(2, 2), true, true),
+    ] {
+        let w_dims = [c_out, x_dims[1], 3, 3];
+        let g = ConvGeometry::new(&x_dims, &w_dims, with_bias.then_some(&[c_out][..]), &same)?;
+        let d = PoolDims::new(&g.output_dims(), &pool)?;
+        let var = |n: usize, seed: u64, dims: &[usize]| -> Result<Var> {
+            Ok(Var::from_vec(values(n, seed), dims.to_vec(), &dev)?)
+        };
+        let xv = var(x_dims.iter().product(), 31, &x_dims)?;
+        let wv = var(w_dims.iter().product(), 32, &w_dims)?;
+        let bv = with_bias.then(|| var(c_out, 33, &[c_out])).transpose()?;
+        let run = |fused: bool| -> Result<Vec<Vec<f32>>> {
+            let (xt, wt) = if frozen {
+                (xv.as_tensor().detach(), wv.as_tensor().detach())
+            } else {
+                (xv.as_tensor().clone(), wv.as_tensor().clone())
+            };
+            let bt = bv.as_ref().map(|b| b.as_tensor());
+            let y = if fused {
+                native::conv2d_relu_max_pool_with(&xt, &wt, bt, &g, &pool, &d)?
+            } else {
+                let z = native::conv2d_relu_with(&xt, &wt, bt, &g)?;
+                native::max_pool2d_with(&z, &pool, &d)?
+            };
+            let dy = Tensor::from_vec(values(y.elem_count(), 34), y.shape(), &dev)?;
+            let loss = (&y * &dy)?.sum_all()?;
+            let mut out = vec![y.flatten_all()?.to_vec1::<f32>()?];
+            // Twice: the second backward finds the fused op's saved output taken.
+            for _ in 0..2 {
+                let grads = loss.backward()?;
+                for t in [Some(&xt), Some(&wt), bt].into_iter().flatten() {
+                    out.push(match grads.get(t) {
+                        Some(g) => g.flatten_all()?.to_vec1::<f32>()?,
+                        None => Vec::new(),
+                    });
+                }
+            }
+            Ok(out)
+        };
+        let (got, want) = (run(true)?, run(false)?);
+        assert!(
+            got[0].contains(&0.0) || pool.kernel[0] > 2,
+            "some pooled outputs clipped"
+        );
+        assert_eq!(
+            got, want,
+            "x {x_dims:?} pool {pool:?} bias {with_bias} frozen {frozen}"
+        );
+        if frozen {
+            assert!(got[1].is_empty() && got[2].is_empty());
+        }
+    }
+    // A pool that does not fit is the layer's own error, naming it.
+    let store = convnets_layers::ParamStore::new(0, &dev);
+    let conv = convnets_layers::conv2d(
+        1,
+        2,
+        3,
+        convnets_layers::Conv2dConfig::default(),
+        store.vb().pp("conv1"),
+    )?;
+    let x = Tensor::zeros((1, 1, 3, 3), candle_core::DType::F32, &dev)?;
+    let e = conv
+        .forward_relu_max_pool(&x, &convnets_layers::MaxPool2d::new(2).named("pool1"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("pool1"), "{e}");
+    Ok(())
+}

@@ -109,6 +109,33 @@ pub fn conv2d_relu_with(
     }
 }
 
+/// `max_pool2d(relu(conv2d_with(x, w, bias, g)), p)` (a convolution block of SimpleCNN,
+/// AlexNet or ZFNet) with `d` the checked sizes of pooling the convolution's output. The
+/// native kernel is one op: ReLU in the convolution's epilogue, then the pool; its backward
+/// routes the pooled gradient to the window maxima, masks it with the ReLU and runs the
+/// convolution's backward. Autograd then holds one tensor and accumulates one gradient for
+/// the three layers (in candle 0.11 each gradient costs a zero fill and an add over it);
+/// the values are those of the ops one after the other, bit for bit. The reference is the
+/// three ops.
+pub fn conv2d_relu_max_pool_with(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    g: &ConvGeometry,
+    p: &Pool2dParams,
+    d: &PoolDims,
+) -> Result<Tensor> {
+    if native_conv(x, w, bias) {
+        native::conv2d_relu_max_pool_with(x, w, bias, g, p, d)
+    } else {
+        reference::max_pool2d_with(
+            &reference::relu(&reference::conv2d_with(x, w, bias, g)?)?,
+            p,
+            d,
+        )
+    }
+}
+
 /// `avg_pool2d(conv2d_with(x, w, bias, g), pool)`, as one convolution when `w` is not
 /// tracked by autograd (inference: inside [`crate::no_grad`], or frozen weights) and
 /// [`ConvGeometry::fold_avg_pool`] finds a cheaper one: average pooling over

@@ -3,9 +3,9 @@
 
 use super::relu::ReluGrad;
 use super::{bias_op_adapters, f32_data, kernel_error, shape_error, tracked};
-use crate::ops::{Conv2dParams, ConvGeometry};
+use crate::ops::{Conv2dParams, ConvGeometry, Pool2dParams, PoolDims};
 use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
-use convnets_kernels::conv;
+use convnets_kernels::{conv, pool, relu};
 use std::sync::Mutex;
 
 /// Convolution through the native kernels (see [`crate::ops::conv2d`] for the contract).
@@ -53,12 +53,44 @@ pub fn avg_pool_folded_weight(
     Tensor::from_vec(wf, folded.weight_dims().to_vec(), w.device())
 }
 
+/// `max_pool2d(relu(conv2d(x, w, bias)), p)` as one op (see
+/// [`crate::ops::conv2d_relu_max_pool_with`]); `d` the checked sizes of pooling the
+/// convolution's output.
+pub fn conv2d_relu_max_pool_with(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    g: &ConvGeometry,
+    p: &Pool2dParams,
+    d: &PoolDims,
+) -> Result<Tensor> {
+    let [b, c, oh, ow] = g.output_dims();
+    if (d.planes, d.h, d.w) != (b * c, oh, ow) {
+        bail!(
+            "conv2d_relu_max_pool: pool sizes {d:?} are not those of the convolution's output {:?}",
+            g.output_dims()
+        )
+    }
+    conv2d_op(x, w, bias, g, true, Some((*p, *d)))
+}
+
 fn conv2d_act(
     x: &Tensor,
     w: &Tensor,
     bias: Option<&Tensor>,
     g: &ConvGeometry,
     relu: bool,
+) -> Result<Tensor> {
+    conv2d_op(x, w, bias, g, relu, None)
+}
+
+fn conv2d_op(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    g: &ConvGeometry,
+    relu: bool,
+    pool: Option<(Pool2dParams, PoolDims)>,
 ) -> Result<Tensor> {
     super::super::check_geometry(x, w, bias, g)?;
     let g = *g;
@@ -67,8 +99,10 @@ fn conv2d_act(
     let op = Conv2dOp {
         g,
         relu,
+        pool,
         keep_col: tracked(&w),
         col: Mutex::new(None),
+        unpooled: Mutex::new(None),
     };
     match bias {
         None => x.apply_op2(&w, op),
@@ -134,15 +168,22 @@ pub fn conv2d_weight_grad(
         .apply_op2_no_bwd(&dy.contiguous()?, &Conv2dWeightGrad { g, col: None })
 }
 
-/// The forward convolution `(x, w[, bias])`, ReLU applied to its output when `relu`.
+/// The forward convolution `(x, w[, bias])`, ReLU applied to its output when `relu`, max
+/// pooling after that when `pool`.
 struct Conv2dOp {
     g: ConvGeometry,
     /// `relu(conv(x))`: the backward masks the gradient with the output first.
     relu: bool,
+    /// `max_pool2d(relu(conv(x)))`: the op's output is pooled; the unpooled output stays
+    /// inside the op for the backward (autograd holds one tensor and accumulates one
+    /// gradient for the three layers, not three).
+    pool: Option<(Pool2dParams, PoolDims)>,
     /// Keep the forward's unfolded input (`im2col`) for the weight gradient.
     keep_col: bool,
     /// The kept unfolded input, taken (and freed) by the backward.
     col: Mutex<Option<Vec<f32>>>,
+    /// With `pool`: the convolution's output after ReLU, taken by the backward.
+    unpooled: Mutex<Option<Vec<f32>>>,
 }
 
 impl Conv2dOp {
@@ -153,7 +194,42 @@ impl Conv2dOp {
         if let Ok(mut slot) = self.col.lock() {
             *slot = col;
         }
+        if let Some((p, d)) = &self.pool {
+            let z = pool::max_fwd(&y, d, p).map_err(kernel_error)?;
+            if let Ok(mut slot) = self.unpooled.lock() {
+                *slot = Some(y);
+            }
+            return Ok((CpuStorage::F32(z), Shape::from((g.b, g.c_out, d.oh, d.ow))));
+        }
         Ok((CpuStorage::F32(y), Shape::from((g.b, g.c_out, g.oh, g.ow))))
+    }
+
+    /// With `pool`: the gradient of the unpooled output (through the pool, then the ReLU's
+    /// mask) from the pooled output's, `[b, c_out, oh, ow]`.
+    fn unpool_grad(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: Option<&Tensor>,
+        grad: &Tensor,
+        (p, d): &(Pool2dParams, PoolDims),
+    ) -> Result<Tensor> {
+        let y = self.unpooled.lock().ok().and_then(|mut y| y.take());
+        // A second backward over the same graph finds the output taken: recompute it.
+        let y = match y {
+            Some(y) => y,
+            None => {
+                let v = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
+                let bv = b.map(v).transpose()?;
+                conv::conv2d_fwd_act(&self.g, &v(x)?, &v(w)?, bv.as_deref(), false, self.relu)
+                    .map_err(kernel_error)?
+                    .0
+            }
+        };
+        let dz = grad.flatten_all()?.to_vec1::<f32>()?;
+        let dy = pool::max_bwd(&y, &dz, d, p).map_err(kernel_error)?;
+        let dy = relu::relu_bwd(&y, &dy).map_err(kernel_error)?;
+        Tensor::from_vec(dy, self.g.output_dims().to_vec(), x.device())
     }
 
     fn grads(
@@ -165,11 +241,12 @@ impl Conv2dOp {
         grad: &Tensor,
     ) -> Result<[Option<Tensor>; 3]> {
         let grad = grad.contiguous()?;
-        // Through the fused ReLU first: the gradient where the output is positive (or NaN).
-        let grad = if self.relu {
-            res.contiguous()?.apply_op2_no_bwd(&grad, &ReluGrad)?
-        } else {
-            grad
+        // Through the fused pool and ReLU first: the gradient where the output is positive
+        // (or NaN).
+        let grad = match &self.pool {
+            Some(pool) => self.unpool_grad(x, w, b, &grad, pool)?,
+            None if self.relu => res.contiguous()?.apply_op2_no_bwd(&grad, &ReluGrad)?,
+            None => grad,
         };
         let g = self.g;
         let dx = if tracked(x) {

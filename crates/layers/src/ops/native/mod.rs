@@ -22,8 +22,8 @@ pub mod relu;
 
 pub use block::basic_block_train;
 pub use conv::{
-    avg_pool_folded_weight, conv2d, conv2d_input_grad, conv2d_relu_with, conv2d_weight_grad,
-    conv2d_with,
+    avg_pool_folded_weight, conv2d, conv2d_input_grad, conv2d_relu_max_pool_with, conv2d_relu_with,
+    conv2d_weight_grad, conv2d_with,
 };
 pub use conv_bn::{conv2d_batch_norm2d_add_relu_train, conv2d_batch_norm2d_train};
 pub use convnets_kernels::{isa, Isa};

@@ -166,12 +166,12 @@ impl Conv2d {
 
 impl Conv2d {
     /// `pool.forward(&self.forward(x))` — a convolution followed by average pooling, as in
-    /// LeNet-5 — computed as one convolution when the weight is not being trained (inside
-    /// [`no_grad`](crate::no_grad), or a frozen layer) and the pool folds into the kernel
+    /// LeNet-5 — computed as one convolution when the pool folds into the kernel
     /// ([`ops::conv2d_avg_pool_with`]: non-overlapping windows, no padding; LeNet-5's pairs
-    /// take 36 % of the multiply-adds and no pooling pass). The two layers one after the
-    /// other otherwise (training, or while a summary is traced: both record their rows).
-    /// Errors name this layer or the pool, as the two forwards would.
+    /// take 36 % of the multiply-adds and no pooling pass), training or not (the gradient
+    /// reaches the weight through the fold). The two layers one after the other otherwise,
+    /// and while a summary is traced (both record their rows). Errors name this layer or
+    /// the pool, as the two forwards would.
     ///
     /// ```
     /// use candle_core::{DType, Device, Module, Tensor};

@@ -49,7 +49,7 @@ pub trait Layer: ModuleT + Send + Sync {
 
     /// `pool.forward(&self.forward_t(x, train))` as one op, where the layer has one (a
     /// [`Conv2d`](crate::Conv2d) does: [`Conv2d::forward_avg_pool`](crate::Conv2d::forward_avg_pool)
-    /// folds the pool into the kernel when the weight is not being trained); `None`
+    /// folds the pool into the kernel); `None`
     /// otherwise, or when the pair should run as two layers (a summary is traced, the pool
     /// does not fit the layer's output: its own forward then names the error). A
     /// [`Sequential`](crate::Sequential) calls it for a layer followed by an average pool.

@@ -136,13 +136,15 @@ pub fn conv2d_relu_max_pool_with(
     }
 }
 
-/// `avg_pool2d(conv2d_with(x, w, bias, g), pool)`, as one convolution when `w` is not
-/// tracked by autograd (inference: inside [`crate::no_grad`], or frozen weights) and
-/// [`ConvGeometry::fold_avg_pool`] finds a cheaper one: average pooling over
+/// `avg_pool2d(conv2d_with(x, w, bias, g), pool)`, as one convolution on the native kernels
+/// when [`ConvGeometry::fold_avg_pool`] finds a cheaper one: average pooling over
 /// non-overlapping windows is linear, so it folds into the convolution's kernel (LeNet-5's
-/// convolution + pool pairs: 36 % of the multiply-adds, no pooling pass; the result equals
-/// the pair's up to float rounding). Otherwise, and always for a weight that is being
-/// trained, the two ops one after the other.
+/// convolution + pool pairs: 36 % of the multiply-adds, no pooling pass, no full-size
+/// activation or gradient for autograd; the result equals the pair's up to float
+/// rounding). A weight that autograd tracks is folded with candle ops, so its gradient is
+/// the folded convolution's carried back; an untracked one (inference, frozen layers) by
+/// [`convnets_kernels::conv::avg_pool_folded_weight`]. Otherwise the two ops one after the
+/// other.
 ///
 /// ```
 /// use candle_core::{Device, Tensor};
@@ -165,13 +167,44 @@ pub fn conv2d_avg_pool_with(
     pool: &Pool2dParams,
 ) -> Result<Tensor> {
     check_geometry(x, w, bias, g)?;
-    let folded = (native_conv(x, w, bias) && !native::tracked(w))
+    let folded = native_conv(x, w, bias)
         .then(|| g.fold_avg_pool(pool))
         .flatten();
-    match folded {
-        Some(f) => conv2d_with(x, &native::avg_pool_folded_weight(w, g, &f)?, bias, &f),
-        None => avg_pool2d(&conv2d_with(x, w, bias, g)?, pool),
+    let Some(f) = folded else {
+        return avg_pool2d(&conv2d_with(x, w, bias, g)?, pool);
+    };
+    let wf = if native::tracked(w) {
+        avg_pool_folded_weight_tracked(w, g, &f)?
+    } else {
+        native::avg_pool_folded_weight(w, g, &f)?
+    };
+    conv2d_with(x, &wf, bias, &f)
+}
+
+/// The folded weight of [`conv2d_avg_pool_with`] as candle ops on `w`, so that autograd
+/// carries the folded convolution's weight gradient back to `w`: `w` zero-padded at each of
+/// the window's shifts, summed, divided by the window's size.
+fn avg_pool_folded_weight_tracked(
+    w: &Tensor,
+    g: &ConvGeometry,
+    folded: &ConvGeometry,
+) -> Result<Tensor> {
+    let [sh, sw] = g.p.stride;
+    let (ph, pw) = (folded.p.stride[0] / sh, folded.p.stride[1] / sw);
+    let mut sum: Option<Tensor> = None;
+    for qy in 0..ph {
+        for qx in 0..pw {
+            let t = w
+                .pad_with_zeros(2, qy * sh, (ph - 1 - qy) * sh)?
+                .pad_with_zeros(3, qx * sw, (pw - 1 - qx) * sw)?;
+            sum = Some(match sum {
+                Some(s) => (s + t)?,
+                None => t,
+            });
+        }
     }
+    let sum = sum.ok_or_else(|| candle_core::Error::Msg("conv2d_avg_pool: empty pool".into()))?;
+    sum * (1.0 / (ph * pw) as f64)
 }
 
 /// Whether the native kernels take this convolution: selected, on the CPU, all `f32`.

@@ -103,9 +103,10 @@ impl ResidualNet {
 
 impl ModuleT for ResidualNet {
     fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
-        let x = self.mp.forward(&self.conv1.forward_relu(x)?)?; // [b, 16, 12, 12]
+        // mp(relu(conv(x))), one op each.
+        let x = self.conv1.forward_relu_max_pool(x, &self.mp)?; // [b, 16, 12, 12]
         let x = self.rblock1.forward(&x)?; // [b, 16, 12, 12]
-        let x = self.mp.forward(&self.conv2.forward_relu(&x)?)?; // [b, 32, 4, 4]
+        let x = self.conv2.forward_relu_max_pool(&x, &self.mp)?; // [b, 32, 4, 4]
         let x = self.rblock2.forward(&x)?; // [b, 32, 4, 4]
         let x = x.flatten_from(1)?; // [b, 512]
         self.fc.forward(&x) // [b, 10]

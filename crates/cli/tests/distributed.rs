@@ -360,7 +360,10 @@ fn a_hung_rank_trips_the_watchdog() -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let out = tmp.path().join("hung");
     let mut c = mpirun(2);
-    c.args(args(&data, &out, 2000, 3, 32))
+    // Epochs enough that the job is still running when rank 1 is stopped, however fast an
+    // epoch is (with 3, a faster build finished before the test found rank 1); the stop
+    // ends it in seconds either way.
+    c.args(args(&data, &out, 2000, 200, 32))
         .args(["--distributed", "--collective-timeout", "15"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped());

@@ -61,14 +61,7 @@ pub fn add_relu_fwd(a: &[f32], b: &[f32]) -> Result<Vec<f32>> {
 /// # Errors
 /// [`KernelError::Length`](crate::KernelError::Length) when `b` is not as long as `a`.
 pub fn add_relu_assign(a: &mut [f32], b: &[f32]) -> Result<()> {
-    check_len(b, a.len(), "add_relu", "second operand")?;
-    let f = |(a, &b): (&mut f32, &f32)| *a = relu1(*a + b);
-    if a.len() < SERIAL {
-        a.iter_mut().zip(b).for_each(f);
-    } else {
-        a.par_iter_mut().zip(b).with_min_len(CHUNK).for_each(f);
-    }
-    Ok(())
+    zip_assign(a, b, "add_relu", |a, b| *a = relu1(*a + b))
 }
 
 /// `a += b` elementwise, in parallel for long slices: two gradient contributions summed in
@@ -78,8 +71,19 @@ pub fn add_relu_assign(a: &mut [f32], b: &[f32]) -> Result<()> {
 /// # Errors
 /// [`KernelError::Length`](crate::KernelError::Length) when `b` is not as long as `a`.
 pub fn add_assign(a: &mut [f32], b: &[f32]) -> Result<()> {
-    check_len(b, a.len(), "add", "second operand")?;
-    let f = |(a, &b): (&mut f32, &f32)| *a += b;
+    zip_assign(a, b, "add", |a, b| *a += b)
+}
+
+/// `f(a[i], b[i])` for every element, on rayon for long slices; `b` must be as long as `a`
+/// (an error naming `op` otherwise).
+fn zip_assign(
+    a: &mut [f32],
+    b: &[f32],
+    op: &'static str,
+    f: impl Fn(&mut f32, f32) + Sync + Send,
+) -> Result<()> {
+    check_len(b, a.len(), op, "second operand")?;
+    let f = |(a, &b): (&mut f32, &f32)| f(a, b);
     if a.len() < SERIAL {
         a.iter_mut().zip(b).for_each(f);
     } else {

@@ -222,6 +222,28 @@ impl Conv2d {
     }
 }
 
+impl Conv2d {
+    /// What a fusion of this layer with the pool after it needs: `None` while a summary is
+    /// traced or when the pool does not fit the output (the layers then run one by one and
+    /// the pool's own forward names the error); this layer's error for a bad input; else
+    /// the geometry and the pool's sizes (`pool_dims` of the output's shape).
+    fn pool_fusion(
+        &self,
+        x: &Tensor,
+        pool_dims: impl Fn(&[usize]) -> Result<ops::PoolDims>,
+    ) -> Option<Result<(ConvGeometry, ops::PoolDims)>> {
+        if summary::tracing() {
+            return None;
+        }
+        let g = match self.geometry(x.dims()) {
+            Ok(g) => g,
+            Err(e) => return Some(Err(e)),
+        };
+        let d = pool_dims(&g.output_dims()).ok()?;
+        Some(Ok((g, d)))
+    }
+}
+
 impl Layer for Conv2d {
     fn kind(&self) -> &'static str {
         "Conv2d"
@@ -235,14 +257,10 @@ impl Layer for Conv2d {
         pool: &MaxPool2d,
         _train: bool,
     ) -> Option<Result<Tensor>> {
-        if summary::tracing() {
-            return None;
-        }
-        let g = match self.geometry(x.dims()) {
-            Ok(g) => g,
+        let (g, d) = match self.pool_fusion(x, |o| pool.dims(o))? {
+            Ok(gd) => gd,
             Err(e) => return Some(Err(e)),
         };
-        let d = pool.dims(&g.output_dims()).ok()?;
         let (w, b) = (param(&self.weight), self.bias.as_ref().map(param));
         Some(ops::conv2d_relu_max_pool_with(
             x,
@@ -259,14 +277,10 @@ impl Layer for Conv2d {
         pool: &AvgPool2d,
         _train: bool,
     ) -> Option<Result<Tensor>> {
-        if summary::tracing() {
-            return None;
-        }
-        let g = match self.geometry(x.dims()) {
-            Ok(g) => g,
+        let g = match self.pool_fusion(x, |o| pool.dims(o))? {
+            Ok((g, _)) => g,
             Err(e) => return Some(Err(e)),
         };
-        pool.dims(&g.output_dims()).ok()?;
         let (w, b) = (param(&self.weight), self.bias.as_ref().map(param));
         Some(ops::conv2d_avg_pool_with(
             x,

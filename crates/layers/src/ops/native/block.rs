@@ -18,7 +18,7 @@ use convnets_kernels::{conv, norm, relu};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// The batch statistics of one normalisation: mean, biased variance, `1 / sqrt(var + eps)`.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Stats {
     mean: Vec<f32>,
     var: Vec<f32>,
@@ -190,16 +190,9 @@ impl BasicBlockOp {
         let g = self.g;
         let dims = (g.b, g.c_out, g.oh * g.ow);
         let [w1, g1, _, w2, g2, _] = self.split(p)?;
-        let (saved, s1, s2) = {
+        let (saved, [s1, s2]) = {
             let mut st = lock(&self.state)?;
-            let saved = st.saved.take();
-            let [s1, s2] = &st.stats;
-            let copy = |s: &Stats| Stats {
-                mean: s.mean.clone(),
-                var: Vec::new(),
-                invstd: s.invstd.clone(),
-            };
-            (saved, copy(s1), copy(s2))
+            (st.saved.take(), st.stats.clone())
         };
         // A second backward over the same graph finds the saved tensors taken: recompute.
         let saved = match saved {

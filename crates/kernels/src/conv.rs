@@ -147,8 +147,11 @@ fn im2col(g: &ConvGeometry, d: &Dims, src: &[f32], col: &mut [f32]) {
                     let iy = (oy * sh) as isize + off_h;
                     let srow = &plane[iy as usize * g.w..][..g.w];
                     let out = &mut row[oy * g.ow..(oy + 1) * g.ow];
-                    out[..x_lo].fill(0.0);
-                    out[x_hi..].fill(0.0);
+                    // Padding leaves a float or two at each end: a loop, not a `memset` call.
+                    let (head, rest) = out.split_at_mut(x_lo);
+                    for o in head.iter_mut().chain(&mut rest[x_hi - x_lo..]) {
+                        *o = 0.0;
+                    }
                     if x_hi > x_lo {
                         let ix0 = (x_lo * sw) as isize + off_w;
                         let ix0 = ix0 as usize;
@@ -794,7 +797,7 @@ fn bwd_weight_implicit(
     let (x_img, y_img) = (g.c_in * d.hw, g.c_out * d.n);
     let (ws, ow) = (im.ws, im.cols);
     let padded = !im.in_place();
-    if !nt_dot_pays(d.og, d.n) {
+    if !nt_dot_pays(d.k) {
         return false;
     }
     let (xp_len, dyg_len) = (im.padded_len(d.cg), d.og * im.n_grid);

@@ -19,6 +19,15 @@ pub(crate) struct Mat<'a> {
 
 /// `dst[m, n] (+)= lhs[m, k] @ rhs[k, n]`; `dst` is row-major with row stride `dst_rs`.
 /// Accumulates into `dst` when `accumulate`, overwrites it otherwise.
+///
+/// `gemm` computes a row-major product as its transpose, `dst^T = rhs^T @ lhs^T` into a
+/// column-major destination, and runs at full speed only when the left operand of that is
+/// column-major, that is when `rhs` is row-major: otherwise it reads rows across the packing
+/// and runs 5-10x slower (m = 144, n = 16, k = 1024: 10 against 100 GFLOP/s on one Zen 4
+/// core). Where `rhs` is not row-major, the product goes through the cheaper of two copies:
+/// `rhs` into a row-major scratch (`k * n` floats), or `lhs` into a column-major scratch
+/// (`m * k`) with the result computed column-major and added back (`m * n`): the weight
+/// gradient of a convolution, `dy[c_out, positions] @ col^T`, takes the second.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn sgemm(
     m: usize,
@@ -42,8 +51,7 @@ pub(crate) fn sgemm(
         }
         return;
     }
-    let last = |rows: usize, cols: usize, rs: usize, cs: usize| (rows - 1) * rs + (cols - 1) * cs;
-    // The bounds checks that make the raw-pointer call below sound.
+    // The bounds checks that make the raw-pointer calls below sound.
     assert!(last(m, n, dst_rs, 1) < dst.len(), "sgemm: dst too small");
     assert!(
         last(m, k, lhs.rs, lhs.cs) < lhs.data.len(),
@@ -53,15 +61,133 @@ pub(crate) fn sgemm(
         last(k, n, rhs.rs, rhs.cs) < rhs.data.len(),
         "sgemm: rhs too small"
     );
-    // SAFETY: every element addressed by (m, n, k) and the strides lies inside the slices
-    // (checked above); `dst` is borrowed mutably so it does not alias `lhs` or `rhs`.
+    let (copy_rhs, copy_lhs) = (k * n, m * k + m * n);
+    // Copies are worth it when they are small beside the product's multiply-adds.
+    if rhs.cs == 1 || n == 1 || copy_rhs.min(copy_lhs) * RELAYOUT_RATIO > m * n * k {
+        // SAFETY: checked above; `dst` is borrowed mutably so it aliases neither operand.
+        unsafe { gemm_raw(m, n, k, dst, (dst_rs, 1), accumulate, lhs, rhs, par) };
+    } else if copy_rhs <= copy_lhs {
+        with_scratch(k * n, |rows| {
+            relayout(rhs, k, n, rows);
+            let rhs = Mat {
+                data: rows,
+                rs: n,
+                cs: 1,
+            };
+            // SAFETY: as above; `rows` holds the k x n row-major copy.
+            unsafe { gemm_raw(m, n, k, dst, (dst_rs, 1), accumulate, lhs, rhs, par) };
+        })
+    } else {
+        with_scratch(m * k + m * n, |scratch| {
+            let (cols, out) = scratch.split_at_mut(m * k);
+            // lhs^T row-major [k, m] is lhs column-major.
+            let lhs_t = Mat {
+                data: lhs.data,
+                rs: lhs.cs,
+                cs: lhs.rs,
+            };
+            relayout(lhs_t, k, m, cols);
+            let lhs = Mat {
+                data: cols,
+                rs: 1,
+                cs: m,
+            };
+            // SAFETY: `cols` holds lhs column-major (m x k), `out` the m x n column-major
+            // result; neither aliases `rhs`.
+            unsafe { gemm_raw(m, n, k, out, (1, m), false, lhs, rhs, par) };
+            // out^T row-major [n, m] is out column-major: add it back row by row.
+            for (i0, i1) in tiles(m) {
+                for (j0, j1) in tiles(n) {
+                    for i in i0..i1 {
+                        let row = &mut dst[i * dst_rs..][..n];
+                        for j in j0..j1 {
+                            let v = out[j * m + i];
+                            row[j] = if accumulate { row[j] + v } else { v };
+                        }
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// The most a relayout copy in [`sgemm`] may cost: `1 / RELAYOUT_RATIO` of the product's
+/// multiply-adds (a copied float costs about as much as several of them).
+const RELAYOUT_RATIO: usize = 16;
+
+/// Offset of the last element of a `rows x cols` view with strides `rs`, `cs`.
+fn last(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
+    (rows - 1) * rs + (cols - 1) * cs
+}
+
+/// Tiles of 32 over `0..len`: the copies go tile by tile, so the strided side stays in cache.
+fn tiles(len: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..len).step_by(32).map(move |a| (a, (a + 32).min(len)))
+}
+
+/// Copies the `rows x cols` view `src` into `dst` row-major: row by row where `src`'s rows
+/// are contiguous, in 8 x 8 tiles where its columns are (a transpose), element by element
+/// otherwise.
+fn relayout(src: Mat<'_>, rows: usize, cols: usize, dst: &mut [f32]) {
+    let dst = &mut dst[..rows * cols];
+    if src.cs == 1 {
+        for (i, row) in dst.chunks_exact_mut(cols).enumerate() {
+            row.copy_from_slice(&src.data[i * src.rs..][..cols]);
+        }
+    } else if src.rs == 1 {
+        for i0 in (0..rows).step_by(8) {
+            let ib = (rows - i0).min(8);
+            for j0 in (0..cols).step_by(8) {
+                let jb = (cols - j0).min(8);
+                let mut tile = [[0f32; 8]; 8];
+                for (j, t) in tile.iter_mut().enumerate().take(jb) {
+                    let col = &src.data[(j0 + j) * src.cs + i0..][..ib];
+                    // A whole tile's column as one fixed-size copy, not a `memcpy` call.
+                    match <&[f32; 8]>::try_from(col) {
+                        Ok(col) => *t = *col,
+                        Err(_) => t[..ib].copy_from_slice(col),
+                    }
+                }
+                for (i, row) in dst[i0 * cols..].chunks_exact_mut(cols).take(ib).enumerate() {
+                    for (d, t) in row[j0..j0 + jb].iter_mut().zip(&tile) {
+                        *d = t[i];
+                    }
+                }
+            }
+        }
+    } else {
+        for (i, row) in dst.chunks_exact_mut(cols).enumerate() {
+            for (j, d) in row.iter_mut().enumerate() {
+                *d = src.data[i * src.rs + j * src.cs];
+            }
+        }
+    }
+}
+
+/// `gemm::gemm` for `f32` with `dst` at strides `(rs, cs)`, `alpha = beta = 1`.
+///
+/// # Safety
+/// Every element the sizes and strides address lies inside its slice.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_raw(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    (dst_rs, dst_cs): (usize, usize),
+    accumulate: bool,
+    lhs: Mat<'_>,
+    rhs: Mat<'_>,
+    par: Parallelism,
+) {
+    // SAFETY: the caller vouches for the bounds; `dst` is borrowed mutably.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
             dst.as_mut_ptr(),
-            1,
+            dst_cs as isize,
             dst_rs as isize,
             accumulate,
             lhs.data.as_ptr(),
@@ -406,7 +532,7 @@ pub(crate) fn gemm_nt(
     if m == 0 || n == 0 || len == 0 {
         return;
     }
-    if nt_dot_pays(m, len) {
+    if nt_dot_pays(n) {
         let rows: Vec<usize> = (0..n).map(|j| j * ldb).collect();
         gemm_nt_gather(m, n, len, NtBatch::one(), a, lda, b, &rows, c, ldc);
         return;
@@ -432,18 +558,21 @@ pub(crate) fn nt_gather_batches() -> bool {
     Kernel::selected() != Kernel::Portable
 }
 
-/// Whether [`gemm_nt_gather`] beats `gemm` for the weight gradient of a convolution with
-/// `m` output channels (per group) over `positions` output positions per image. Always with
-/// the AVX2 / AVX-512 kernels. On the portable path (128-bit vectors) only for 16 to 32
-/// output channels over at least 256 positions, where `gemm` packs a 16-32-row operand for
-/// each image's long product: ResNet-20's stage-1 weight gradient ran 4x faster as dot
-/// products (14-22 ms against 58-66 ms on one thread), SimpleCNN's first 1.5x; with more
-/// channels or fewer positions (SimpleCNN conv2/3, ResNet-20 stage 3, LeNet-5's and
-/// MnistNet's second) `gemm` was up to 3x faster (`cargo xtask bench kernels --paths
-/// portable --threads 1`, three runs each way, AMD EPYC Zen 4, 2026-12-05).
-pub(crate) fn nt_dot_pays(m: usize, positions: usize) -> bool {
-    nt_gather_batches() || ((16..=32).contains(&m) && positions >= 256)
+/// Whether [`gemm_nt_gather`] beats `gemm` for the weight gradient of a convolution: `c[m,
+/// n] += a[m, positions] @ b[n, positions]^T`, `m` output channels (per group), `n` the
+/// unfolded rows (input channels x kernel taps). Always with the AVX2 / AVX-512 kernels. On
+/// the portable path (128-bit vectors) only for at most [`PORTABLE_DOT_MAX_ROWS`] unfolded
+/// rows, the convolutions of one to three input channels: there `gemm`'s product is too thin
+/// to hide its packing (LeNet-5's and MnistNet's first weight gradient 2.5x faster as dot
+/// products); with more rows `gemm`, given its fast layout by [`sgemm`], was as fast or up to
+/// 1.4x faster (ResNet-20's stage 1 and 2: 80 against 89-117 GFLOP/s on two threads; `cargo
+/// xtask bench kernels --paths portable`, AMD EPYC Zen 4, 2026-12-05).
+pub(crate) fn nt_dot_pays(n: usize) -> bool {
+    nt_gather_batches() || n <= PORTABLE_DOT_MAX_ROWS
 }
+
+/// See [`nt_dot_pays`].
+const PORTABLE_DOT_MAX_ROWS: usize = 32;
 
 /// Rows of `a` per register block of the dot-product kernels (every path).
 pub(crate) const DOT_MR: usize = 2;
@@ -570,6 +699,94 @@ mod tests {
 
     /// Every block shape and tail of the dot-product kernels of each instruction set the CPU
     /// has (and the portable one) against a plain loop, one image and three summed.
+    /// `sgemm` against a plain loop for operands in every layout, sizes that take each of
+    /// its routes (in place; `rhs` copied row-major; `lhs` copied column-major with the
+    /// result added back; too small to copy), overwriting and accumulating.
+    #[test]
+    fn sgemm_matches_loops_in_every_layout() {
+        // (m, n, k): the route follows from the copy sizes and the layouts.
+        let sizes = [
+            (40, 33, 70),
+            (3, 50, 300),
+            (64, 5, 200),
+            (2, 2, 3),
+            (17, 1, 9),
+        ];
+        for (m, n, k) in sizes {
+            let a = data(m * k, 1);
+            let b = data(k * n, 2);
+            for (a_rows, b_rows, accumulate) in [
+                (true, true, false),
+                (true, false, true),
+                (false, true, true),
+                (false, false, false),
+            ] {
+                let lhs = if a_rows {
+                    Mat {
+                        data: &a,
+                        rs: k,
+                        cs: 1,
+                    }
+                } else {
+                    Mat {
+                        data: &a,
+                        rs: 1,
+                        cs: m,
+                    }
+                };
+                let rhs = if b_rows {
+                    Mat {
+                        data: &b,
+                        rs: n,
+                        cs: 1,
+                    }
+                } else {
+                    Mat {
+                        data: &b,
+                        rs: 1,
+                        cs: k,
+                    }
+                };
+                let ldc = n + 3;
+                let start = data(m * ldc, 3);
+                let mut want = start.clone();
+                for i in 0..m {
+                    for j in 0..n {
+                        let dot: f32 = (0..k)
+                            .map(|t| {
+                                lhs.data[i * lhs.rs + t * lhs.cs]
+                                    * rhs.data[t * rhs.rs + j * rhs.cs]
+                            })
+                            .sum();
+                        want[i * ldc + j] = if accumulate {
+                            want[i * ldc + j] + dot
+                        } else {
+                            dot
+                        };
+                    }
+                }
+                let mut got = start.clone();
+                sgemm(
+                    m,
+                    n,
+                    k,
+                    &mut got,
+                    ldc,
+                    accumulate,
+                    lhs,
+                    rhs,
+                    Parallelism::None,
+                );
+                for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                    assert!(
+                        (g - w).abs() <= 1e-4 * (1.0 + w.abs()),
+                        "{m}x{n}x{k} a_rows {a_rows} b_rows {b_rows} acc {accumulate}: [{i}] {g} vs {w}"
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn nt_dot_matches_loops() {
         let kernels: Vec<(&str, bool, DotBlockFor)> = vec![

@@ -15,7 +15,10 @@
 //! the batch's `col` is small (up to [`MAX_KEPT_COL`]), the forward unfolds and keeps it for
 //! the weight gradient, in buffers recycled across steps.
 
-use super::gemm::{gemm_nt, gemm_nt_gather, nt_dot_pays, with_scratch, Init, Lhs, Mat, NtBatch};
+use super::gemm::{
+    gemm_nt, gemm_nt_gather, nt_dot_pays, sgemm_acc_col_major, with_scratch, Init, Lhs, Mat,
+    NtBatch,
+};
 use crate::error::{check_len, Result};
 use crate::relu::relu1;
 use crate::ConvGeometry;
@@ -848,6 +851,85 @@ fn bwd_weight_implicit(
     true
 }
 
+/// [`bwd_weight_images`] on the portable path without unfolding: one `gemm` product per
+/// kernel tap, `dw[:, :, tap] += dy @ window(tap)^T`, whose rows (one per input plane) lie
+/// in the padded input at one stride, read in place. The output gradient goes in transposed
+/// (`[positions, c_out]`, `gemm`'s fast layout) and spread over the padded width (zeros in
+/// the dropped columns). Returns `false`, doing nothing, on the vector paths, for
+/// pointwise convolutions, and for shapes the dot kernels take ([`nt_dot_pays`]).
+fn bwd_weight_taps(
+    g: &ConvGeometry,
+    d: &Dims,
+    im: &Implicit,
+    x: &[f32],
+    dy: &[f32],
+    (i0, i1): (usize, usize),
+    dw: &mut [f32],
+) -> bool {
+    if nt_dot_pays(d.k) {
+        return false;
+    }
+    let (x_img, y_img) = (g.c_in * d.hw, g.c_out * d.n);
+    let taps = g.kh * g.kw;
+    let plane = if d.cg > 1 {
+        im.offs[taps] - im.offs[0]
+    } else {
+        0
+    };
+    let padded = !im.in_place();
+    let (xp_len, n_grid, ow) = (im.padded_len(d.cg), im.n_grid, im.cols);
+    with_scratch(if padded { xp_len } else { 0 }, |xp| {
+        with_scratch(n_grid * d.og + taps * d.cg * d.og, |scratch| {
+            let (dyt, acc) = scratch.split_at_mut(n_grid * d.og);
+            // The dropped columns stay zero; every image overwrites the rest.
+            dyt.fill(0.0);
+            for grp in 0..g.p.groups {
+                acc.fill(0.0);
+                for i in i0..i1 {
+                    let src = &x[i * x_img + grp * d.cg * d.hw..][..d.cg * d.hw];
+                    let xs: &[f32] = if padded {
+                        im.pad_into(src, d.cg, xp);
+                        xp
+                    } else {
+                        src
+                    };
+                    let dy = &dy[i * y_img + grp * d.og * d.n..][..d.og * d.n];
+                    for (o, dy) in dy.chunks_exact(d.n).enumerate() {
+                        for (r, dy) in dy.chunks_exact(ow).enumerate() {
+                            for (c, v) in dy.iter().enumerate() {
+                                dyt[(r * im.ws + c) * d.og + o] = *v;
+                            }
+                        }
+                    }
+                    let lhs = Mat {
+                        data: dyt,
+                        rs: 1,
+                        cs: d.og,
+                    };
+                    for (t, acc) in acc.chunks_exact_mut(d.cg * d.og).enumerate() {
+                        let rhs = Mat {
+                            data: &xs[im.offs[t]..],
+                            rs: 1,
+                            cs: plane,
+                        };
+                        sgemm_acc_col_major(d.og, d.cg, n_grid, acc, lhs, rhs);
+                    }
+                }
+                // acc[tap][c][o] into dw[o][c][tap].
+                let dw = &mut dw[grp * d.og * d.k..(grp + 1) * d.og * d.k];
+                for (t, acc) in acc.chunks_exact(d.cg * d.og).enumerate() {
+                    for (c, acc) in acc.chunks_exact(d.og).enumerate() {
+                        for (o, v) in acc.iter().enumerate() {
+                            dw[o * d.k + c * taps + t] += *v;
+                        }
+                    }
+                }
+            }
+        })
+    });
+    true
+}
+
 /// Adds the weight gradient of images `i0..i1` into `dw` `[c_out, K]`; `kept` is the
 /// forward's unfolded input `[b, groups, K, N]` when it kept it.
 #[allow(clippy::too_many_arguments)]
@@ -864,7 +946,9 @@ fn bwd_weight_images(
     let col_img = g.p.groups * d.k * d.n;
     if kept.is_none() {
         if let Some(im) = Implicit::forward(g, d) {
-            if bwd_weight_implicit(g, d, &im, x, dy, (i0, i1), dw) {
+            if bwd_weight_implicit(g, d, &im, x, dy, (i0, i1), dw)
+                || bwd_weight_taps(g, d, &im, x, dy, (i0, i1), dw)
+            {
                 return;
             }
         }

@@ -111,6 +111,36 @@ pub(crate) fn sgemm(
     }
 }
 
+/// `dst[m, n] += lhs[m, k] @ rhs[k, n]` with `dst` column-major (element `(i, j)` at
+/// `j * m`), `lhs` column-major (`rs == 1`: `gemm`'s fast layout), `rhs` any strides.
+///
+/// # Panics
+/// If `lhs` is not column-major or a view reaches past its slice.
+pub(crate) fn sgemm_acc_col_major(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    lhs: Mat<'_>,
+    rhs: Mat<'_>,
+) {
+    if m == 0 || n == 0 || k == 0 {
+        return;
+    }
+    assert_eq!(lhs.rs, 1, "sgemm_acc_col_major: lhs not column-major");
+    assert!(m * n <= dst.len(), "sgemm_acc_col_major: dst too small");
+    assert!(
+        last(m, k, lhs.rs, lhs.cs) < lhs.data.len(),
+        "sgemm_acc_col_major: lhs too small"
+    );
+    assert!(
+        last(k, n, rhs.rs, rhs.cs) < rhs.data.len(),
+        "sgemm_acc_col_major: rhs too small"
+    );
+    // SAFETY: the bounds are checked above; `dst` is borrowed mutably.
+    unsafe { gemm_raw(m, n, k, dst, (1, m), true, lhs, rhs, Parallelism::None) }
+}
+
 /// The most a relayout copy in [`sgemm`] may cost: `1 / RELAYOUT_RATIO` of the product's
 /// multiply-adds (a copied float costs about as much as several of them).
 const RELAYOUT_RATIO: usize = 16;

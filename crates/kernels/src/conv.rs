@@ -16,8 +16,8 @@
 //! the weight gradient, in buffers recycled across steps.
 
 use super::gemm::{
-    gemm_nt, gemm_nt_gather, nt_dot_pays, sgemm_acc_col_major, with_scratch, Init, Lhs, Mat,
-    NtBatch,
+    gemm_nt, gemm_nt_gather, nt_dot_pays, relayout, sgemm_acc_col_major, with_scratch, Init, Lhs,
+    Mat, NtBatch,
 };
 use crate::error::{check_len, Result};
 use crate::relu::relu1;
@@ -894,12 +894,14 @@ fn bwd_weight_taps(
                         src
                     };
                     let dy = &dy[i * y_img + grp * d.og * d.n..][..d.og * d.n];
-                    for (o, dy) in dy.chunks_exact(d.n).enumerate() {
-                        for (r, dy) in dy.chunks_exact(ow).enumerate() {
-                            for (c, v) in dy.iter().enumerate() {
-                                dyt[(r * im.ws + c) * d.og + o] = *v;
-                            }
-                        }
+                    // Row r of the output, [og, ow], transposed to positions r * ws.. of dyt.
+                    for r in 0..im.rows {
+                        let src = Mat {
+                            data: &dy[r * ow..],
+                            rs: 1,
+                            cs: d.n,
+                        };
+                        relayout(src, ow, d.og, &mut dyt[r * im.ws * d.og..][..ow * d.og]);
                     }
                     let lhs = Mat {
                         data: dyt,

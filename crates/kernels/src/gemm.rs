@@ -158,7 +158,7 @@ fn tiles(len: usize) -> impl Iterator<Item = (usize, usize)> {
 /// Copies the `rows x cols` view `src` into `dst` row-major: row by row where `src`'s rows
 /// are contiguous, in 8 x 8 tiles where its columns are (a transpose), element by element
 /// otherwise.
-fn relayout(src: Mat<'_>, rows: usize, cols: usize, dst: &mut [f32]) {
+pub(crate) fn relayout(src: Mat<'_>, rows: usize, cols: usize, dst: &mut [f32]) {
     let dst = &mut dst[..rows * cols];
     if src.cs == 1 {
         for (i, row) in dst.chunks_exact_mut(cols).enumerate() {

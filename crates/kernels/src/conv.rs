@@ -16,8 +16,8 @@
 //! the weight gradient, in buffers recycled across steps.
 
 use super::gemm::{
-    gemm_nt, gemm_nt_gather, nt_dot_pays, relayout, sgemm_acc_col_major, with_scratch, Init, Lhs,
-    Mat, NtBatch,
+    gemm_nt, gemm_nt_gather, nt_dot_pays, nt_gather_batches, relayout, sgemm_acc_col_major,
+    with_scratch, Init, Lhs, Mat, NtBatch,
 };
 use crate::error::{check_len, Result};
 use crate::relu::relu1;
@@ -651,7 +651,11 @@ pub fn conv2d_fwd_act(
     let keep = keep_col && !d.pointwise && g.b * col_img <= MAX_KEPT_COL;
     // Unfold only when the weight gradient will reuse the unfolded input; otherwise read the
     // input in place when the convolution allows it.
-    let implicit = if keep { None } else { Implicit::forward(g, &d) };
+    let implicit = if keep {
+        None
+    } else {
+        Implicit::forward(g, &d).filter(|_| nt_gather_batches() || d.cg > PORTABLE_IMPLICIT_MIN_CG)
+    };
     let im = implicit.as_ref();
     let mut kept = keep.then(|| take_col(g.b * col_img));
     let w = weights(g, &d, w, false);
@@ -744,7 +748,11 @@ pub fn conv2d_bwd_input(g: &ConvGeometry, dy: &[f32], w: &[f32]) -> Result<Vec<f
     // own (3x3 "same"); with less padding (a 5x5 "valid" convolution) it would mostly
     // multiply zeros, and im2col + col2im is cheaper.
     let implicit = Implicit::input_grad(g, &d)
-        .filter(|im| im.pad[0] <= g.p.padding[0] && im.pad[1] <= g.p.padding[1]);
+        .filter(|im| im.pad[0] <= g.p.padding[0] && im.pad[1] <= g.p.padding[1])
+        .filter(|_| {
+            nt_gather_batches()
+                || (d.cg > PORTABLE_IMPLICIT_MIN_CG && d.hw >= PORTABLE_IMPLICIT_DX_MIN_HW)
+        });
     let par = batch_parallel(g);
     if let Some(im) = &implicit {
         let wf = weights_flipped(g, &d, w);
@@ -778,6 +786,22 @@ pub fn conv2d_bwd_input(g: &ConvGeometry, dy: &[f32], w: &[f32]) -> Result<Vec<f
     }
     Ok(dx)
 }
+
+/// On the portable path the implicit product is not in place: `gemm` wants one row stride,
+/// so the virtual unfolded rows are gathered (on the padded width, with the columns past the
+/// image computed and dropped), and only where that beats im2col does it run. Forward: more
+/// than this many input channels per group (SimpleCNN's first layer, 3 channels, 2.4 → 1.9
+/// ms at batch 128; MnistNet's first 0.27 → 0.24 ms; ResNet-20's 3x3 layers 10-40 % faster
+/// implicit).
+const PORTABLE_IMPLICIT_MIN_CG: usize = 4;
+
+/// Input gradient on the portable path: implicit (see [`PORTABLE_IMPLICIT_MIN_CG`]) only
+/// for input planes of at least this many positions, where im2col's unfolded gradient no
+/// longer fits the cache (ResNet-20's stage 1, 32x32, 5.2 → 4.1 ms). At 16x16 and 8x8 the
+/// unfolded product and `col2im` were as fast or up to 1.3x faster: SimpleCNN's conv2 and
+/// conv3 9.0 → 7.0 and 8.5 → 6.6 ms, ResNet-20's stage 3 4.4 → 3.8 ms (`cargo xtask bench
+/// kernels --paths portable`, two runs each way, AMD EPYC Zen 4, 2026-12-05).
+const PORTABLE_IMPLICIT_DX_MIN_HW: usize = 1024;
 
 /// Floats of padded input plus spread output gradient that one call of [`gemm_nt_gather`]
 /// sums over (several images where the kernel takes them): about 512 KiB, within L2.

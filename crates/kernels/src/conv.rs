@@ -654,7 +654,9 @@ pub fn conv2d_fwd_act(
     let implicit = if keep {
         None
     } else {
-        Implicit::forward(g, &d).filter(|_| nt_gather_batches() || d.cg > PORTABLE_IMPLICIT_MIN_CG)
+        Implicit::forward(g, &d).filter(|_| {
+            nt_gather_batches() || d.cg > PORTABLE_IMPLICIT_MIN_CG || g.p.stride != [1, 1]
+        })
     };
     let im = implicit.as_ref();
     let mut kept = keep.then(|| take_col(g.b * col_img));
@@ -790,9 +792,10 @@ pub fn conv2d_bwd_input(g: &ConvGeometry, dy: &[f32], w: &[f32]) -> Result<Vec<f
 /// On the portable path the implicit product is not in place: `gemm` wants one row stride,
 /// so the virtual unfolded rows are gathered (on the padded width, with the columns past the
 /// image computed and dropped), and only where that beats im2col does it run. Forward: more
-/// than this many input channels per group (SimpleCNN's first layer, 3 channels, 2.4 → 1.9
-/// ms at batch 128; MnistNet's first 0.27 → 0.24 ms; ResNet-20's 3x3 layers 10-40 % faster
-/// implicit).
+/// than this many input channels per group, or strided (im2col's strided copies are scalar:
+/// LeNet-5's folded 6x6 stride-2 first layer made inference 25 % slower unfolded). Stride 1
+/// and few channels unfold: SimpleCNN's first layer, 3 channels, 2.4 → 1.9 ms at batch 128;
+/// MnistNet's first 0.27 → 0.24 ms; ResNet-20's 3x3 layers stay implicit, 10-40 % faster.
 const PORTABLE_IMPLICIT_MIN_CG: usize = 4;
 
 /// Input gradient on the portable path: implicit (see [`PORTABLE_IMPLICIT_MIN_CG`]) only

@@ -878,12 +878,18 @@ fn bwd_weight_implicit(
     true
 }
 
+/// The fewest input channels (per group) for [`bwd_weight_taps`]: each tap's product has
+/// that many columns, and with fewer the many small products cost more than unfolding
+/// (LeNet-5's folded 6x6 layers, 1 and 6 channels over 36 taps: its portable training step
+/// 1.6x slower by taps).
+const TAP_MIN_CG: usize = 8;
+
 /// [`bwd_weight_images`] on the portable path without unfolding: one `gemm` product per
 /// kernel tap, `dw[:, :, tap] += dy @ window(tap)^T`, whose rows (one per input plane) lie
 /// in the padded input at one stride, read in place. The output gradient goes in transposed
 /// (`[positions, c_out]`, `gemm`'s fast layout) and spread over the padded width (zeros in
-/// the dropped columns). Returns `false`, doing nothing, on the vector paths, for
-/// pointwise convolutions, and for shapes the dot kernels take ([`nt_dot_pays`]).
+/// the dropped columns). Returns `false`, doing nothing, on the vector paths, for shapes the
+/// dot kernels take ([`nt_dot_pays`]) and for fewer than [`TAP_MIN_CG`] input channels.
 fn bwd_weight_taps(
     g: &ConvGeometry,
     d: &Dims,
@@ -893,7 +899,7 @@ fn bwd_weight_taps(
     (i0, i1): (usize, usize),
     dw: &mut [f32],
 ) -> bool {
-    if nt_dot_pays(d.k) {
+    if nt_dot_pays(d.k) || d.cg < TAP_MIN_CG {
         return false;
     }
     let (x_img, y_img) = (g.c_in * d.hw, g.c_out * d.n);

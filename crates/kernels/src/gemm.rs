@@ -63,7 +63,11 @@ pub(crate) fn sgemm(
     );
     let (copy_rhs, copy_lhs) = (k * n, m * k + m * n);
     // Copies are worth it when they are small beside the product's multiply-adds.
-    if rhs.cs == 1 || n == 1 || copy_rhs.min(copy_lhs) * RELAYOUT_RATIO > m * n * k {
+    if rhs.cs == 1
+        || n == 1
+        || k < RELAYOUT_MIN_K
+        || copy_rhs.min(copy_lhs) * RELAYOUT_RATIO > m * n * k
+    {
         // SAFETY: checked above; `dst` is borrowed mutably so it aliases neither operand.
         unsafe { gemm_raw(m, n, k, dst, (dst_rs, 1), accumulate, lhs, rhs, par) };
     } else if copy_rhs <= copy_lhs {
@@ -144,6 +148,12 @@ pub(crate) fn sgemm_acc_col_major(
 /// The most a relayout copy in [`sgemm`] may cost: `1 / RELAYOUT_RATIO` of the product's
 /// multiply-adds (a copied float costs about as much as several of them).
 const RELAYOUT_RATIO: usize = 16;
+
+/// The shortest inner dimension for a relayout copy in [`sgemm`]: over fewer than 256 terms
+/// `gemm`'s slow layout ran within a few % of its fast one (m = 32, n = 288, k = 256: 108
+/// against 106-108 GFLOP/s on one core), and the copy costs more than it saves (LeNet-5's
+/// small weight-gradient products).
+const RELAYOUT_MIN_K: usize = 256;
 
 /// Offset of the last element of a `rows x cols` view with strides `rs`, `cs`.
 fn last(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
@@ -727,18 +737,19 @@ mod tests {
             .collect()
     }
 
-    /// Every block shape and tail of the dot-product kernels of each instruction set the CPU
-    /// has (and the portable one) against a plain loop, one image and three summed.
     /// `sgemm` against a plain loop for operands in every layout, sizes that take each of
     /// its routes (in place; `rhs` copied row-major; `lhs` copied column-major with the
-    /// result added back; too small to copy), overwriting and accumulating.
+    /// result added back; too short or too small to copy), overwriting and accumulating.
     #[test]
     fn sgemm_matches_loops_in_every_layout() {
-        // (m, n, k): the route follows from the copy sizes and the layouts.
+        // (m, n, k): the route follows from the copy sizes, the inner dimension and the
+        // layouts: rhs copied (40 x 33 x 300, 64 x 5 x 300), lhs copied (3 x 50 x 300), in
+        // place (k under 256, one column, too small).
         let sizes = [
-            (40, 33, 70),
+            (40, 33, 300),
             (3, 50, 300),
-            (64, 5, 200),
+            (64, 5, 300),
+            (40, 33, 70),
             (2, 2, 3),
             (17, 1, 9),
         ];
@@ -817,6 +828,8 @@ mod tests {
         }
     }
 
+    /// Every block shape and tail of the dot-product kernels of each instruction set the CPU
+    /// has (and the portable one) against a plain loop, one image and three summed.
     #[test]
     fn nt_dot_matches_loops() {
         let kernels: Vec<(&str, bool, DotBlockFor)> = vec![

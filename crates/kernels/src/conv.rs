@@ -904,11 +904,8 @@ fn bwd_weight_taps(
     }
     let (x_img, y_img) = (g.c_in * d.hw, g.c_out * d.n);
     let taps = g.kh * g.kw;
-    let plane = if d.cg > 1 {
-        im.offs[taps] - im.offs[0]
-    } else {
-        0
-    };
+    // A tap's rows, one per input plane (at least TAP_MIN_CG of them), lie this far apart.
+    let stride = im.offs[taps] - im.offs[0];
     let padded = !im.in_place();
     let (xp_len, n_grid, ow) = (im.padded_len(d.cg), im.n_grid, im.cols);
     with_scratch(if padded { xp_len } else { 0 }, |xp| {
@@ -945,7 +942,7 @@ fn bwd_weight_taps(
                         let rhs = Mat {
                             data: &xs[im.offs[t]..],
                             rs: 1,
-                            cs: plane,
+                            cs: stride,
                         };
                         sgemm_acc_col_major(d.og, d.cg, n_grid, acc, lhs, rhs);
                     }

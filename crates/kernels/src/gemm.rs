@@ -53,14 +53,7 @@ pub(crate) fn sgemm(
     }
     // The bounds checks that make the raw-pointer calls below sound.
     assert!(last(m, n, dst_rs, 1) < dst.len(), "sgemm: dst too small");
-    assert!(
-        last(m, k, lhs.rs, lhs.cs) < lhs.data.len(),
-        "sgemm: lhs too small"
-    );
-    assert!(
-        last(k, n, rhs.rs, rhs.cs) < rhs.data.len(),
-        "sgemm: rhs too small"
-    );
+    check_operands("sgemm", (m, n, k), lhs, rhs);
     let (copy_rhs, copy_lhs) = (k * n, m * k + m * n);
     // Copies are worth it when they are small beside the product's multiply-adds.
     if rhs.cs == 1
@@ -133,14 +126,7 @@ pub(crate) fn sgemm_acc_col_major(
     }
     assert_eq!(lhs.rs, 1, "sgemm_acc_col_major: lhs not column-major");
     assert!(m * n <= dst.len(), "sgemm_acc_col_major: dst too small");
-    assert!(
-        last(m, k, lhs.rs, lhs.cs) < lhs.data.len(),
-        "sgemm_acc_col_major: lhs too small"
-    );
-    assert!(
-        last(k, n, rhs.rs, rhs.cs) < rhs.data.len(),
-        "sgemm_acc_col_major: rhs too small"
-    );
+    check_operands("sgemm_acc_col_major", (m, n, k), lhs, rhs);
     // SAFETY: the bounds are checked above; `dst` is borrowed mutably.
     unsafe { gemm_raw(m, n, k, dst, (1, m), true, lhs, rhs, Parallelism::None) }
 }
@@ -154,6 +140,19 @@ const RELAYOUT_RATIO: usize = 16;
 /// against 106-108 GFLOP/s on one core), and the copy costs more than it saves (LeNet-5's
 /// small weight-gradient products).
 const RELAYOUT_MIN_K: usize = 256;
+
+/// Asserts that `lhs` (`m x k`) and `rhs` (`k x n`) lie inside their slices (`m`, `n`, `k`
+/// nonzero), naming `op`.
+fn check_operands(op: &str, (m, n, k): (usize, usize, usize), lhs: Mat<'_>, rhs: Mat<'_>) {
+    assert!(
+        last(m, k, lhs.rs, lhs.cs) < lhs.data.len(),
+        "{op}: lhs too small"
+    );
+    assert!(
+        last(k, n, rhs.rs, rhs.cs) < rhs.data.len(),
+        "{op}: rhs too small"
+    );
+}
 
 /// Offset of the last element of a `rows x cols` view with strides `rs`, `cs`.
 fn last(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {

@@ -236,8 +236,9 @@ fn signal(pid: u32, sig: &str) -> Result<()> {
     Ok(())
 }
 
-/// Waits for the first checkpoint of the run under `out`, then a little into the next epoch.
-fn wait_for_checkpoint(child: &mut Child, out: &Path) -> Result<PathBuf> {
+/// Waits for the first checkpoint of the run under `out` (looking every 20 ms), then `settle`
+/// into the next epoch.
+fn wait_for_checkpoint(child: &mut Child, out: &Path, settle: Duration) -> Result<PathBuf> {
     let start = Instant::now();
     loop {
         if let Some(status) = child.try_wait()? {
@@ -245,14 +246,14 @@ fn wait_for_checkpoint(child: &mut Child, out: &Path) -> Result<PathBuf> {
         }
         if let Ok(dir) = run_dir(out) {
             if dir.join("last.safetensors").is_file() {
-                std::thread::sleep(Duration::from_millis(500));
+                std::thread::sleep(settle);
                 return Ok(dir);
             }
         }
         if start.elapsed() > Duration::from_secs(300) {
             bail!("no checkpoint after 300 s")
         }
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -286,7 +287,11 @@ fn a_killed_rank_ends_the_job_and_resume_finishes_it() -> Result<()> {
         Err(why) => return skip("a_killed_rank_ends_the_job_and_resume_finishes_it", &why),
     };
     let tmp = tempfile::tempdir()?;
-    let (limit, epochs, batch) = (3000, 3, 32);
+    // Epochs long enough that the job is still running when the test has seen the first
+    // checkpoint and found rank 1: ~0.9 s each here (2026-12-05, 2-core AVX-512 VM, 34k
+    // img/s); with 3000 images a whole epoch took 0.3 s and a faster CI machine finished the
+    // job inside the old 500 ms pause.
+    let (limit, epochs, batch) = (30000, 3, 32);
     // The uninterrupted run.
     let whole_out = tmp.path().join("whole");
     let mut c = mpirun(2);
@@ -301,11 +306,12 @@ fn a_killed_rank_ends_the_job_and_resume_finishes_it() -> Result<()> {
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     let mut child = c.spawn()?;
-    let dir = wait_for_checkpoint(&mut child, &out)?;
+    let dir = wait_for_checkpoint(&mut child, &out, Duration::from_millis(100))?;
     let victims = rank_pids(child.id(), 1);
     if victims.len() != 1 {
+        let ended = child.try_wait()?;
         let _ = child.kill();
-        bail!("expected one rank-1 process under mpirun, found {victims:?}");
+        bail!("expected one rank-1 process under mpirun, found {victims:?} (mpirun: {ended:?})");
     }
     signal(victims[0], "-KILL")?;
     let (status, stderr, took) = wait_bounded(&mut child, Duration::from_secs(60))?;
@@ -368,11 +374,12 @@ fn a_hung_rank_trips_the_watchdog() -> Result<()> {
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     let mut child = c.spawn()?;
-    wait_for_checkpoint(&mut child, &out)?;
+    wait_for_checkpoint(&mut child, &out, Duration::from_millis(500))?;
     let victims = rank_pids(child.id(), 1);
     if victims.len() != 1 {
+        let ended = child.try_wait()?;
         let _ = child.kill();
-        bail!("expected one rank-1 process under mpirun, found {victims:?}");
+        bail!("expected one rank-1 process under mpirun, found {victims:?} (mpirun: {ended:?})");
     }
     // Stopped, not dead: mpirun does not notice; rank 0 waits in the all-reduce.
     signal(victims[0], "-STOP")?;

@@ -41,8 +41,9 @@ const fn conv(
 }
 
 /// The convolutions of LeNet-5 (batch 256), MnistNet (batch 64), SimpleCNN and ResNet-20
-/// (batch 128), the batches of their bench recipes.
-pub const CONV_SHAPES: [ConvShape; 11] = [
+/// (batch 128), and of seed 001's residual and Inception networks (batch 64; the Inception
+/// block's 1x1 convolutions left out), the batches of their bench recipes.
+pub const CONV_SHAPES: [ConvShape; 19] = [
     conv(
         "lenet5_conv1_b256_1x28x28_k5_o6",
         [256, 1, 28, 28],
@@ -118,6 +119,62 @@ pub const CONV_SHAPES: [ConvShape; 11] = [
         [128, 16, 32, 32],
         [32, 16, 3, 3],
         2,
+        1,
+    ),
+    conv(
+        "residual_conv1_b64_1x28x28_k5_o16",
+        [64, 1, 28, 28],
+        [16, 1, 5, 5],
+        1,
+        0,
+    ),
+    conv(
+        "residual_block1_b64_16x12x12_k3p1_o16",
+        [64, 16, 12, 12],
+        [16, 16, 3, 3],
+        1,
+        1,
+    ),
+    conv(
+        "residual_conv2_b64_16x12x12_k5_o32",
+        [64, 16, 12, 12],
+        [32, 16, 5, 5],
+        1,
+        0,
+    ),
+    conv(
+        "residual_block2_b64_32x4x4_k3p1_o32",
+        [64, 32, 4, 4],
+        [32, 32, 3, 3],
+        1,
+        1,
+    ),
+    conv(
+        "inception_conv2_b64_88x12x12_k5_o20",
+        [64, 88, 12, 12],
+        [20, 88, 5, 5],
+        1,
+        0,
+    ),
+    conv(
+        "inception_5x5_b64_16x12x12_k5p2_o24",
+        [64, 16, 12, 12],
+        [24, 16, 5, 5],
+        1,
+        2,
+    ),
+    conv(
+        "inception_3x3a_b64_16x12x12_k3p1_o24",
+        [64, 16, 12, 12],
+        [24, 16, 3, 3],
+        1,
+        1,
+    ),
+    conv(
+        "inception_3x3b_b64_24x12x12_k3p1_o24",
+        [64, 24, 12, 12],
+        [24, 24, 3, 3],
+        1,
         1,
     ),
 ];

@@ -132,11 +132,25 @@ impl InceptionNet {
     }
 }
 
+impl InceptionNet {
+    /// `relu(mp(conv(x)))`, the article's order, as one op: ReLU and a max pool commute (ReLU
+    /// keeps the order of the values and maps every non-positive one to 0), so this is
+    /// `mp(relu(conv(x)))` with the same values and gradients, which
+    /// [`Conv2d::forward_relu_max_pool`] fuses. While a summary is traced, the article's three
+    /// layers in its order.
+    fn conv_max_pool_relu(&self, conv: &Conv2d, x: &Tensor) -> Result<Tensor> {
+        match conv.forward_relu_max_pool_t(x, &self.mp, true) {
+            Some(y) => y,
+            None => convnets_layers::relu(&self.mp.forward(&conv.forward(x)?)?),
+        }
+    }
+}
+
 impl ModuleT for InceptionNet {
     fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
-        let x = convnets_layers::relu(&self.mp.forward(&self.conv1.forward(x)?)?)?; // [b, 10, 12, 12]
+        let x = self.conv_max_pool_relu(&self.conv1, x)?; // [b, 10, 12, 12]
         let x = self.incep1.forward(&x)?; // [b, 88, 12, 12]
-        let x = convnets_layers::relu(&self.mp.forward(&self.conv2.forward(&x)?)?)?; // [b, 20, 4, 4]
+        let x = self.conv_max_pool_relu(&self.conv2, &x)?; // [b, 20, 4, 4]
         let x = self.incep2.forward(&x)?; // [b, 88, 4, 4]
         let x = x.flatten_from(1)?; // [b, 1408]
         self.fc.forward(&x) // [b, 10]
@@ -162,5 +176,53 @@ impl Layer for InceptionNet {
 impl Model for InceptionNet {
     fn info(&self) -> &'static ModelInfo {
         &INCEPTION_NET
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device, Var};
+    use convnets_layers::ParamStore;
+
+    /// The fused `mp(relu(conv))` against the article's `relu(mp(conv))` as three ops: the
+    /// same logits and the same gradient for every parameter and for the input, bit for bit
+    /// (a pool window of non-positive values included: the input has both signs).
+    #[test]
+    fn fused_conv_pool_relu_is_the_articles_order() -> Result<()> {
+        let dev = Device::Cpu;
+        let store = ParamStore::new(3, &dev);
+        let net = InceptionNet::new(store.vb())?;
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1., (3, 1, 28, 28), &dev)?)?;
+        let r = Tensor::randn(0f32, 1., (3, 10), &dev)?;
+        let unfused = |x: &Tensor| -> Result<Tensor> {
+            let x = convnets_layers::relu(&net.mp.forward(&net.conv1.forward(x)?)?)?;
+            let x = net.incep1.forward(&x)?;
+            let x = convnets_layers::relu(&net.mp.forward(&net.conv2.forward(&x)?)?)?;
+            let x = net.incep2.forward(&x)?;
+            net.fc.forward(&x.flatten_from(1)?)
+        };
+        let fused = net.forward_t(x.as_tensor(), true)?;
+        let three = unfused(x.as_tensor())?;
+        assert_eq!(
+            fused.flatten_all()?.to_vec1::<f32>()?,
+            three.flatten_all()?.to_vec1::<f32>()?
+        );
+        let g1 = (fused * &r)?.sum_all()?.backward()?;
+        let g2 = (three * &r)?.sum_all()?.backward()?;
+        let mut vars = store.vars();
+        vars.push(x);
+        for v in &vars {
+            let a = g1.get(v).expect("a gradient (fused)");
+            let b = g2.get(v).expect("a gradient (three ops)");
+            let (a, b) = (a.to_dtype(DType::F32)?, b.to_dtype(DType::F32)?);
+            assert_eq!(
+                a.flatten_all()?.to_vec1::<f32>()?,
+                b.flatten_all()?.to_vec1::<f32>()?,
+                "{:?}",
+                v.dims()
+            );
+        }
+        Ok(())
     }
 }

@@ -23,6 +23,7 @@ use crate::error::{check_len, Result};
 use crate::relu::relu1;
 use crate::ConvGeometry;
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 use std::sync::Mutex;
 
 /// The largest unfolded input (in floats, 4 MiB) that the forward keeps for the backward.
@@ -647,7 +648,6 @@ pub fn conv2d_fwd_act(
     let d = Dims::new(g);
     let (x_img, y_img) = (g.c_in * d.hw, g.c_out * d.n);
     let col_img = g.p.groups * d.k * d.n;
-    let mut y = vec![0f32; g.b * y_img];
     let keep = keep_col && !d.pointwise && g.b * col_img <= MAX_KEPT_COL;
     // Unfold only when the weight gradient will reuse the unfolded input; otherwise read the
     // input in place when the convolution allows it.
@@ -669,40 +669,72 @@ pub fn conv2d_fwd_act(
             }
         }
     };
-    match (&mut kept, batch_parallel(g)) {
-        (Some(cols), true) => y
-            .par_chunks_mut(y_img)
-            .zip(x.par_chunks(x_img))
-            .zip(cols.par_chunks_mut(col_img))
-            .for_each(|((y, x), c)| {
-                fwd_image(g, &d, x, w, bias, y, Some(c), im, false);
-                act(y);
-            }),
-        (Some(cols), false) => {
-            for ((y, x), c) in y
-                .chunks_mut(y_img)
-                .zip(x.chunks(x_img))
-                .zip(cols.chunks_mut(col_img))
-            {
-                fwd_image(g, &d, x, w, bias, y, Some(c), im, true);
-                act(y);
+    let par = batch_parallel(g);
+    let y = match &mut kept {
+        Some(cols) => {
+            let mut y = vec![0f32; g.b * y_img];
+            if par {
+                y.par_chunks_mut(y_img)
+                    .zip(x.par_chunks(x_img))
+                    .zip(cols.par_chunks_mut(col_img))
+                    .for_each(|((y, x), c)| {
+                        fwd_image(g, &d, x, w, bias, y, Some(c), im, false);
+                        act(y);
+                    });
+            } else {
+                for ((y, x), c) in y
+                    .chunks_mut(y_img)
+                    .zip(x.chunks(x_img))
+                    .zip(cols.chunks_mut(col_img))
+                {
+                    fwd_image(g, &d, x, w, bias, y, Some(c), im, true);
+                    act(y);
+                }
             }
+            y
         }
-        (None, true) => y
-            .par_chunks_mut(y_img)
-            .zip(x.par_chunks(x_img))
-            .for_each(|(y, x)| {
-                fwd_image(g, &d, x, w, bias, y, None, im, false);
-                act(y);
-            }),
-        (None, false) => {
-            for (y, x) in y.chunks_mut(y_img).zip(x.chunks(x_img)) {
-                fwd_image(g, &d, x, w, bias, y, None, im, true);
-                act(y);
+        None => zeroed_chunks(g.b, y_img, par, |i, y| {
+            fwd_image(g, &d, &x[i * x_img..][..x_img], w, bias, y, None, im, !par);
+            act(y);
+        }),
+    };
+    Ok((y, kept))
+}
+
+/// A batch output of `n` chunks of `chunk` floats, chunk `i` zeroed and then filled by
+/// `f(i, chunk)` on the thread that runs it (in parallel when `par`): the zeros go into
+/// lines the kernel is about to write, in its cache, instead of a `calloc` memset of the
+/// whole batch on the calling thread first (an extra pass over memory while the other
+/// threads wait: up to 4 % of a ResNet-20 step in `perf`).
+fn zeroed_chunks(
+    n: usize,
+    chunk: usize,
+    par: bool,
+    f: impl Fn(usize, &mut [f32]) + Sync,
+) -> Vec<f32> {
+    let len = n * chunk;
+    let mut v: Vec<f32> = Vec::with_capacity(len);
+    if chunk > 0 {
+        let fill = |(i, c): (usize, &mut [MaybeUninit<f32>])| {
+            for e in c.iter_mut() {
+                e.write(0.0);
             }
+            // SAFETY: every element of `c` was written just above; `MaybeUninit<f32>` and
+            // `f32` have the same layout.
+            let c = unsafe { &mut *(c as *mut [MaybeUninit<f32>] as *mut [f32]) };
+            f(i, c)
+        };
+        let spare = &mut v.spare_capacity_mut()[..len];
+        if par {
+            spare.par_chunks_mut(chunk).enumerate().for_each(fill);
+        } else {
+            spare.chunks_mut(chunk).enumerate().for_each(fill);
         }
     }
-    Ok((y, kept))
+    // SAFETY: the chunks cover the first `len` elements and each was written in full above
+    // (with `chunk == 0`, `len` is 0); a panic in `f` leaves `v` empty and unwinds past this.
+    unsafe { v.set_len(len) };
+    v
 }
 
 /// Input gradient of one image: `dy` `[c_out, N]` into `dx` `[c_in, h, w]` (overwritten);
@@ -745,7 +777,6 @@ pub fn conv2d_bwd_input(g: &ConvGeometry, dy: &[f32], w: &[f32]) -> Result<Vec<f
     check_len(w, w_len, "conv2d input grad", "weight")?;
     let d = Dims::new(g);
     let (x_img, y_img) = (g.c_in * d.hw, g.c_out * d.n);
-    let mut dx = vec![0f32; g.b * x_img];
     // The implicit product when the padding it needs is no larger than the convolution's
     // own (3x3 "same"); with less padding (a 5x5 "valid" convolution) it would mostly
     // multiply zeros, and im2col + col2im is cheaper.
@@ -765,28 +796,14 @@ pub fn conv2d_bwd_input(g: &ConvGeometry, dy: &[f32], w: &[f32]) -> Result<Vec<f
                 im.mul(wf, src, d.og, dst, d.cg, Init::Zero, threads);
             }
         };
-        if par {
-            dx.par_chunks_mut(x_img)
-                .zip(dy.par_chunks(y_img))
-                .for_each(|p| image(p, false));
-        } else {
-            dx.chunks_mut(x_img)
-                .zip(dy.chunks(y_img))
-                .for_each(|p| image(p, true));
-        }
-        return Ok(dx);
+        return Ok(zeroed_chunks(g.b, x_img, par, |i, dx| {
+            image((dx, &dy[i * y_img..][..y_img]), !par)
+        }));
     }
     let wt = weights(g, &d, w, true);
-    if par {
-        dx.par_chunks_mut(x_img)
-            .zip(dy.par_chunks(y_img))
-            .for_each(|(dx, dy)| bwd_input_image(g, &d, dy, &wt, dx, false));
-    } else {
-        for (dx, dy) in dx.chunks_mut(x_img).zip(dy.chunks(y_img)) {
-            bwd_input_image(g, &d, dy, &wt, dx, true);
-        }
-    }
-    Ok(dx)
+    Ok(zeroed_chunks(g.b, x_img, par, |i, dx| {
+        bwd_input_image(g, &d, &dy[i * y_img..][..y_img], &wt, dx, !par)
+    }))
 }
 
 /// On the portable path the implicit product is not in place: `gemm` wants one row stride,

@@ -704,8 +704,9 @@ pub fn conv2d_fwd_act(
 /// A batch output of `n` chunks of `chunk` floats, chunk `i` zeroed and then filled by
 /// `f(i, chunk)` on the thread that runs it (in parallel when `par`): the zeros go into
 /// lines the kernel is about to write, in its cache, instead of a `calloc` memset of the
-/// whole batch on the calling thread first (an extra pass over memory while the other
-/// threads wait: up to 4 % of a ResNet-20 step in `perf`).
+/// whole batch on the calling thread first (a serial pass over memory while the other
+/// threads wait: 10 % of a ResNet-20 step in `perf` when this VM's memory fills were slow;
+/// no difference measurable when they were not).
 fn zeroed_chunks(
     n: usize,
     chunk: usize,

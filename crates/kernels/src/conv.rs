@@ -13,15 +13,18 @@
 //! col2im; strided ones still unfold). A 1x1 convolution with
 //! stride 1 and no padding uses the input as `col` directly. When the weight is trained and
 //! the batch's `col` is small (up to [`MAX_KEPT_COL`]), the forward unfolds and keeps it for
-//! the weight gradient, in buffers recycled across steps.
+//! the weight gradient, in buffers recycled across steps. On the portable path a forward
+//! with small output planes gathers several images side by side into one wider product
+//! ([`side_by_side`]).
 
 use super::gemm::{
-    gemm_nt, gemm_nt_gather, nt_dot_pays, nt_gather_batches, relayout, sgemm_acc_col_major,
+    gemm_nt, gemm_nt_gather, nt_dot_pays, nt_gather_batches, relayout, sgemm, sgemm_acc_col_major,
     with_scratch, Init, Lhs, Mat, NtBatch,
 };
 use crate::error::{check_len, Result};
 use crate::relu::relu1;
 use crate::ConvGeometry;
+use gemm::Parallelism;
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
 use std::sync::Mutex;
@@ -649,6 +652,20 @@ pub fn conv2d_fwd_act(
     let (x_img, y_img) = (g.c_in * d.hw, g.c_out * d.n);
     let col_img = g.p.groups * d.k * d.n;
     let keep = keep_col && !d.pointwise && g.b * col_img <= MAX_KEPT_COL;
+    if !keep {
+        let p = &g.p;
+        let im = Implicit::new(
+            d.cg,
+            (g.h, g.w),
+            p.padding,
+            (g.kh, g.kw),
+            p.dilation,
+            p.stride,
+        );
+        if let Some(imgs) = side_by_side(g, &d, &im) {
+            return Ok((fwd_side_by_side(g, &d, &im, imgs, x, w, bias, relu), None));
+        }
+    }
     // Unfold only when the weight gradient will reuse the unfolded input; otherwise read the
     // input in place when the convolution allows it.
     let implicit = if keep {
@@ -701,6 +718,129 @@ pub fn conv2d_fwd_act(
     Ok((y, kept))
 }
 
+/// Lanes of `gemm`'s widest `f32` vectors (AVX-512): a product whose column count is a
+/// multiple of this, read from a row-major right operand, runs without `gemm` copying that
+/// operand into packed panels first.
+const GEMM_LANES: usize = 16;
+
+/// Columns (output positions) the portable forward gathers into one product: see
+/// [`side_by_side`].
+const SIDE_BY_SIDE_COLS: usize = 256;
+
+/// Images per product for the portable forward of a convolution with small output planes,
+/// with the convolution read in place ([`Implicit`]), or `None` where the convolution keeps
+/// its per-image products (AVX2 / AVX-512 kernels, groups, output planes over
+/// [`SIDE_BY_SIDE_COLS`] positions, one image per thread or fewer).
+///
+/// Per image, such a product is narrow (LeNet-5's folded convolutions: 6 and 16 output
+/// channels over 222 and 33 grid positions) and `gemm` spends as much time packing its
+/// operands and dispatching as multiplying. Gathering several images' rows side by side into
+/// one `[K, ld]` matrix makes one product of at least [`SIDE_BY_SIDE_COLS`] columns, `ld` a
+/// multiple of [`GEMM_LANES`], which `gemm` reads in place.
+fn side_by_side(g: &ConvGeometry, d: &Dims, im: &Implicit) -> Option<usize> {
+    let threads = rayon::current_num_threads().max(1);
+    if nt_gather_batches()
+        || g.p.groups != 1
+        || d.n > SIDE_BY_SIDE_COLS
+        || g.b < 2 * threads
+    {
+        return None;
+    }
+    Some(
+        SIDE_BY_SIDE_COLS
+            .div_ceil(im.n_grid)
+            .min(g.b.div_ceil(threads)),
+    )
+}
+
+/// The forward of [`side_by_side`]: `imgs` images at a time, each padded (and split into
+/// phases) by `im`, its `K` shifted rows of `n_grid` positions gathered at columns `i *
+/// n_grid` of one `[K, ld]` matrix (`ld` rounded up to whole vectors, the extra columns
+/// zero); one product `[c_out, ld]`; then bias, ReLU and the copy of each image's valid
+/// positions into its `[c_out, N]`. Groups of images run in parallel.
+#[allow(clippy::too_many_arguments)]
+fn fwd_side_by_side(
+    g: &ConvGeometry,
+    d: &Dims,
+    im: &Implicit,
+    imgs: usize,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    relu: bool,
+) -> Vec<f32> {
+    let (x_img, y_img, grid) = (g.c_in * d.hw, g.c_out * d.n, im.n_grid);
+    let ld = (imgs * grid).next_multiple_of(GEMM_LANES);
+    let padded = if im.in_place() {
+        0
+    } else {
+        im.padded_len(d.cg)
+    };
+    let lhs = Mat {
+        data: w,
+        rs: d.k,
+        cs: 1,
+    };
+    zeroed_len_chunks(g.b * y_img, imgs * y_img, true, |grp, y| {
+        let count = y.len() / y_img;
+        let first = grp * imgs;
+        with_scratch(d.k * ld + g.c_out * ld + padded, |s| {
+            let (col, s) = s.split_at_mut(d.k * ld);
+            let (out, xp) = s.split_at_mut(g.c_out * ld);
+            for i in 0..count {
+                let src = &x[(first + i) * x_img..][..x_img];
+                let xs: &[f32] = if padded > 0 {
+                    im.pad_into(src, d.cg, xp);
+                    xp
+                } else {
+                    src
+                };
+                for (row, &o) in col.chunks_exact_mut(ld).zip(&im.offs) {
+                    row[i * grid..][..grid].copy_from_slice(&xs[o..o + grid]);
+                }
+            }
+            let cols = (count * grid).next_multiple_of(GEMM_LANES);
+            for row in col.chunks_exact_mut(ld) {
+                row[count * grid..cols].fill(0.0);
+            }
+            let rhs = Mat {
+                data: col,
+                rs: ld,
+                cs: 1,
+            };
+            sgemm(
+                g.c_out,
+                cols,
+                d.k,
+                out,
+                ld,
+                false,
+                lhs,
+                rhs,
+                Parallelism::None,
+            );
+            for (i, y) in y.chunks_exact_mut(y_img).enumerate() {
+                for (o, y) in y.chunks_exact_mut(d.n).enumerate() {
+                    let b = bias.map_or(0.0, |b| b[o]);
+                    let out = &out[o * ld + i * grid..][..grid];
+                    for (y, src) in y.chunks_exact_mut(im.cols).zip(out.chunks(im.ws)) {
+                        let src = &src[..im.cols];
+                        if relu {
+                            for (y, &v) in y.iter_mut().zip(src) {
+                                *y = relu1(v + b);
+                            }
+                        } else {
+                            for (y, &v) in y.iter_mut().zip(src) {
+                                *y = v + b;
+                            }
+                        }
+                    }
+                }
+            }
+        })
+    })
+}
+
 /// A batch output of `n` chunks of `chunk` floats, chunk `i` zeroed and then filled by
 /// `f(i, chunk)` on the thread that runs it (in parallel when `par`): the zeros go into
 /// lines the kernel is about to write, in its cache, instead of a `calloc` memset of the
@@ -713,7 +853,18 @@ fn zeroed_chunks(
     par: bool,
     f: impl Fn(usize, &mut [f32]) + Sync,
 ) -> Vec<f32> {
-    let len = n * chunk;
+    zeroed_len_chunks(n * chunk, chunk, par, f)
+}
+
+/// [`zeroed_chunks`] of `len` floats in all: the last chunk holds what is left, `len % chunk`
+/// floats when that is not 0.
+fn zeroed_len_chunks(
+    len: usize,
+    chunk: usize,
+    par: bool,
+    f: impl Fn(usize, &mut [f32]) + Sync,
+) -> Vec<f32> {
+    assert!(chunk > 0 || len == 0, "zeroed_len_chunks: empty chunks");
     let mut v: Vec<f32> = Vec::with_capacity(len);
     if chunk > 0 {
         let fill = |(i, c): (usize, &mut [MaybeUninit<f32>])| {
@@ -733,7 +884,7 @@ fn zeroed_chunks(
         }
     }
     // SAFETY: the chunks cover the first `len` elements and each was written in full above
-    // (with `chunk == 0`, `len` is 0); a panic in `f` leaves `v` empty and unwinds past this.
+    // (with `chunk == 0`, `len` is 0, asserted); a panic in `f` leaves `v` empty and unwinds past this.
     unsafe { v.set_len(len) };
     v
 }

@@ -106,6 +106,9 @@ fn check_conv(
     }
     let (got_y, col) = conv::conv2d_fwd(&g, &x, &w, Some(&bias), keep_col).map_err(fail)?;
     close("y", &got_y, &y)?;
+    let (got_relu, _) = conv::conv2d_fwd_act(&g, &x, &w, Some(&bias), false, true).map_err(fail)?;
+    let want_relu: Vec<f32> = y.iter().map(|v| v.max(0.0)).collect();
+    close("relu(y)", &got_relu, &want_relu)?;
     let got_dx = conv::conv2d_bwd_input(&g, &dy, &w).map_err(fail)?;
     close("dx", &got_dx, &dx)?;
     let got_dw = conv::conv2d_bwd_weight(&g, &x, &dy, col.as_deref()).map_err(fail)?;
@@ -160,8 +163,10 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
+    /// Batches of up to 6 on two threads: the portable forward's products over several
+    /// images side by side (from 2 images per thread) run too.
     fn conv_matches_loops(
-        b in 1usize..=3,
+        b in 1usize..=6,
         groups in 1usize..=2,
         cg in 1usize..=4,
         og in 1usize..=9,
@@ -178,7 +183,8 @@ proptest! {
         let h = fit(kh, dil[0], pad.0) + extra.0;
         let w = fit(kw, dil[1], pad.1) + extra.1;
         let p = Conv2dParams { stride: s, padding: [pad.0, pad.1], dilation: dil, groups };
-        check_conv([b, cg * groups, h, w], og * groups, [kh, kw], p, keep_col, seed)?;
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().map_err(|e| TestCaseError::fail(e.to_string()))?;
+        pool.install(|| check_conv([b, cg * groups, h, w], og * groups, [kh, kw], p, keep_col, seed))?;
     }
 
     /// The folded convolution ([`ConvGeometry::fold_avg_pool`]) gives what average pooling

@@ -7,15 +7,15 @@
 //! - weight gradient: `dw[og, K] += dy[og, N] @ col^T[N, K]`, summed over the batch.
 //!
 //! `col` is the unfolded input (im2col). The forward and the weight gradient skip it: the
-//! products read shifted windows of the padded image instead ([`Implicit`]; a strided
+//! products read shifted windows of the padded image instead (`Implicit`; a strided
 //! convolution's image split into its stride phases first), and the input gradient of a
 //! stride-1 convolution is a stride-1 convolution of the padded output gradient (no
 //! col2im; strided ones still unfold). A 1x1 convolution with
 //! stride 1 and no padding uses the input as `col` directly. When the weight is trained and
-//! the batch's `col` is small (up to [`MAX_KEPT_COL`]), the forward unfolds and keeps it for
+//! the batch's `col` is small (up to `MAX_KEPT_COL` (4 MiB)), the forward unfolds and keeps it for
 //! the weight gradient, in buffers recycled across steps. On the portable path a forward
 //! with small output planes gathers several images side by side into one wider product
-//! ([`side_by_side`]).
+//! (`side_by_side`).
 
 use super::gemm::{
     gemm_nt, gemm_nt_gather, nt_dot_pays, nt_gather_batches, relayout, sgemm, sgemm_acc_col_major,
@@ -739,11 +739,7 @@ const SIDE_BY_SIDE_COLS: usize = 256;
 /// multiple of [`GEMM_LANES`], which `gemm` reads in place.
 fn side_by_side(g: &ConvGeometry, d: &Dims, im: &Implicit) -> Option<usize> {
     let threads = rayon::current_num_threads().max(1);
-    if nt_gather_batches()
-        || g.p.groups != 1
-        || d.n > SIDE_BY_SIDE_COLS
-        || g.b < 2 * threads
-    {
+    if nt_gather_batches() || g.p.groups != 1 || d.n > SIDE_BY_SIDE_COLS || g.b < 2 * threads {
         return None;
     }
     Some(

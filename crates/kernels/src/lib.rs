@@ -6,7 +6,7 @@
 //! micro-kernels (`std::arch` intrinsics behind `#[target_feature]`) and the raw-pointer
 //! inner loops, each with its bounds checked before it runs.
 //!
-//! - [`isa`]: which micro-kernels run, chosen once per process from the CPU's features;
+//! - [`isa`](mod@isa): which micro-kernels run, chosen once per process from the CPU's features;
 //!   `CONVNETS_ISA=avx512|avx2|portable` forces a path.
 //! - [`conv`]: convolution forward and backward as matrix products (register-blocked
 //!   AVX-512 or AVX2 + FMA kernels that read the input in place, or im2col and the `gemm`

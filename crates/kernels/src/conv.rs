@@ -13,18 +13,17 @@
 //! col2im; strided ones still unfold). A 1x1 convolution with
 //! stride 1 and no padding uses the input as `col` directly. When the weight is trained and
 //! the batch's `col` is small (up to `MAX_KEPT_COL` (4 MiB)), the forward unfolds and keeps it for
-//! the weight gradient, in buffers recycled across steps. On the portable path a forward
-//! with small output planes gathers several images side by side into one wider product
-//! (`side_by_side`).
+//! the weight gradient, in buffers recycled across steps. On the portable path the forward
+//! (and the input gradient of "same" convolutions) over planes of up to 32x32 gathers several
+//! images side by side into one wider product (`side_by_side`).
 
 use super::gemm::{
-    gemm_nt, gemm_nt_gather, nt_dot_pays, nt_gather_batches, relayout, sgemm, sgemm_acc_col_major,
+    gemm_nt, gemm_nt_gather, nt_dot_pays, nt_gather_batches, relayout, sgemm_acc_col_major,
     with_scratch, Init, Lhs, Mat, NtBatch,
 };
 use crate::error::{check_len, Result};
 use crate::relu::relu1;
 use crate::ConvGeometry;
-use gemm::Parallelism;
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
 use std::sync::Mutex;
@@ -662,7 +661,7 @@ pub fn conv2d_fwd_act(
             p.dilation,
             p.stride,
         );
-        if let Some(imgs) = side_by_side(g, &d, &im) {
+        if let Some(imgs) = side_by_side(g, d.n, &im) {
             return Ok((fwd_side_by_side(g, &d, &im, imgs, x, w, bias, relu), None));
         }
     }
@@ -735,10 +734,11 @@ const SIDE_BY_SIDE_COLS: usize = 256;
 /// the per-image product.
 const SIDE_BY_SIDE_MAX_N: usize = 1024;
 
-/// Images per product for the portable forward, the convolution read in place
-/// ([`Implicit`]), or `None` where the convolution keeps its per-image products (AVX2 /
-/// AVX-512 kernels, groups, output planes over [`SIDE_BY_SIDE_MAX_N`] positions, one image
-/// per thread or fewer).
+/// Images per [`side_by_side_product`] for the portable forward (or input gradient, see
+/// [`SIDE_BY_SIDE_DX_MAX_K`]) whose result planes have `out_plane` positions, the operand
+/// read through `im`, or `None` where the convolution keeps its per-image products (AVX2 /
+/// AVX-512 kernels, groups, planes over [`SIDE_BY_SIDE_MAX_N`] positions, one image per
+/// thread or fewer).
 ///
 /// Per image, a product over a small plane is narrow (LeNet-5's folded convolutions: 6 and
 /// 16 output channels over 222 and 33 grid positions) and `gemm` spends as much time packing
@@ -746,9 +746,10 @@ const SIDE_BY_SIDE_MAX_N: usize = 1024;
 /// into one `[K, ld]` matrix makes one product of at least [`SIDE_BY_SIDE_COLS`] columns,
 /// `ld` a multiple of [`GEMM_LANES`], which `gemm` reads in place (LeNet-5 inference 2.0-2.2
 /// → 2.6-2.8 x 10^5 images/s).
-fn side_by_side(g: &ConvGeometry, d: &Dims, im: &Implicit) -> Option<usize> {
+fn side_by_side(g: &ConvGeometry, out_plane: usize, im: &Implicit) -> Option<usize> {
     let threads = rayon::current_num_threads().max(1);
-    if nt_gather_batches() || g.p.groups != 1 || d.n > SIDE_BY_SIDE_MAX_N || g.b < 2 * threads {
+    if nt_gather_batches() || g.p.groups != 1 || out_plane > SIDE_BY_SIDE_MAX_N || g.b < 2 * threads
+    {
         return None;
     }
     Some(
@@ -758,11 +759,7 @@ fn side_by_side(g: &ConvGeometry, d: &Dims, im: &Implicit) -> Option<usize> {
     )
 }
 
-/// The forward of [`side_by_side`]: `imgs` images at a time, each padded (and split into
-/// phases) by `im`, its `K` shifted rows of `n_grid` positions gathered at columns `i *
-/// n_grid` of one `[K, ld]` matrix (`ld` rounded up to whole vectors, the extra columns
-/// zero); one product `[c_out, ld]`; then bias, ReLU and the copy of each image's valid
-/// positions into its `[c_out, N]`. Groups of images run in parallel.
+/// The forward of [`side_by_side`]: see [`side_by_side_product`].
 #[allow(clippy::too_many_arguments)]
 fn fwd_side_by_side(
     g: &ConvGeometry,
@@ -774,28 +771,59 @@ fn fwd_side_by_side(
     bias: Option<&[f32]>,
     relu: bool,
 ) -> Vec<f32> {
-    let (x_img, y_img, grid) = (g.c_in * d.hw, g.c_out * d.n, im.n_grid);
+    let lhs = Lhs::new(
+        g.c_out,
+        d.k,
+        Mat {
+            data: w,
+            rs: d.k,
+            cs: 1,
+        },
+    );
+    let bias = |o: usize| bias.map_or(0.0, |b| b[o]);
+    side_by_side_product(im, g.b, imgs, x, g.c_in, &lhs, &bias, relu)
+}
+
+/// `b` products of `lhs` `[m, K]` with the virtual unfolded operand of each image of `src`
+/// (`planes` planes per image, padded and phase-split by `im`), `imgs` images at a time: each
+/// image's `K` shifted rows of `n_grid` positions gathered at columns `i * n_grid` of one
+/// `[K, ld]` matrix (`ld` rounded up to whole vectors, the extra columns zero), one product
+/// `[m, ld]`, then `+ bias(row)` (and ReLU when `relu`) and the copy of each image's valid
+/// positions into its `[m, rows * cols]`. Groups of images run in parallel.
+#[allow(clippy::too_many_arguments)]
+fn side_by_side_product(
+    im: &Implicit,
+    b: usize,
+    imgs: usize,
+    src: &[f32],
+    planes: usize,
+    lhs: &Lhs,
+    bias: &(dyn Fn(usize) -> f32 + Sync),
+    relu: bool,
+) -> Vec<f32> {
+    let (m, k, grid) = (lhs.m(), lhs.k(), im.n_grid);
+    let (plane_in, n_out) = (
+        (im.hp - 2 * im.pad[0]) * (im.wp - 2 * im.pad[1]),
+        im.rows * im.cols,
+    );
+    let (src_img, dst_img) = (planes * plane_in, m * n_out);
     let ld = (imgs * grid).next_multiple_of(GEMM_LANES);
     let padded = if im.in_place() {
         0
     } else {
-        im.padded_len(d.cg)
+        im.padded_len(planes)
     };
-    let lhs = Mat {
-        data: w,
-        rs: d.k,
-        cs: 1,
-    };
-    zeroed_len_chunks(g.b * y_img, imgs * y_img, true, |grp, y| {
-        let count = y.len() / y_img;
+    let offs: Vec<usize> = (0..k).map(|kk| kk * ld).collect();
+    zeroed_len_chunks(b * dst_img, imgs * dst_img, true, |grp, y| {
+        let count = y.len() / dst_img;
         let first = grp * imgs;
-        with_scratch(d.k * ld + g.c_out * ld + padded, |s| {
-            let (col, s) = s.split_at_mut(d.k * ld);
-            let (out, xp) = s.split_at_mut(g.c_out * ld);
+        with_scratch(k * ld + m * ld + padded, |s| {
+            let (col, s) = s.split_at_mut(k * ld);
+            let (out, xp) = s.split_at_mut(m * ld);
             for i in 0..count {
-                let src = &x[(first + i) * x_img..][..x_img];
+                let src = &src[(first + i) * src_img..][..src_img];
                 let xs: &[f32] = if padded > 0 {
-                    im.pad_into(src, d.cg, xp);
+                    im.pad_into(src, planes, xp);
                     xp
                 } else {
                     src
@@ -808,25 +836,10 @@ fn fwd_side_by_side(
             for row in col.chunks_exact_mut(ld) {
                 row[count * grid..cols].fill(0.0);
             }
-            let rhs = Mat {
-                data: col,
-                rs: ld,
-                cs: 1,
-            };
-            sgemm(
-                g.c_out,
-                cols,
-                d.k,
-                out,
-                ld,
-                false,
-                lhs,
-                rhs,
-                Parallelism::None,
-            );
-            for (i, y) in y.chunks_exact_mut(y_img).enumerate() {
-                for (o, y) in y.chunks_exact_mut(d.n).enumerate() {
-                    let b = bias.map_or(0.0, |b| b[o]);
+            lhs.mul_offsets(cols, col, &offs, out, ld, Init::Zero, false);
+            for (i, y) in y.chunks_exact_mut(dst_img).enumerate() {
+                for (o, y) in y.chunks_exact_mut(n_out).enumerate() {
+                    let b = bias(o);
                     let out = &out[o * ld + i * grid..][..grid];
                     for (y, src) in y.chunks_exact_mut(im.cols).zip(out.chunks(im.ws)) {
                         let src = &src[..im.cols];
@@ -938,11 +951,21 @@ pub fn conv2d_bwd_input(g: &ConvGeometry, dy: &[f32], w: &[f32]) -> Result<Vec<f
     // own (3x3 "same"); with less padding (a 5x5 "valid" convolution) it would mostly
     // multiply zeros, and im2col + col2im is cheaper.
     let implicit = Implicit::input_grad(g, &d)
-        .filter(|im| im.pad[0] <= g.p.padding[0] && im.pad[1] <= g.p.padding[1])
-        .filter(|_| {
-            nt_gather_batches()
-                || (d.cg > PORTABLE_IMPLICIT_MIN_CG && d.hw >= PORTABLE_IMPLICIT_DX_MIN_HW)
-        });
+        .filter(|im| im.pad[0] <= g.p.padding[0] && im.pad[1] <= g.p.padding[1]);
+    // The portable path's products over several images (see `side_by_side`), where they
+    // pay (see `SIDE_BY_SIDE_DX_MAX_K`).
+    let dx_sbs = d.og * g.kh * g.kw <= SIDE_BY_SIDE_DX_MAX_K && d.cg > PORTABLE_IMPLICIT_MIN_CG;
+    if let Some(im) = implicit.as_ref().filter(|_| dx_sbs) {
+        if let Some(imgs) = side_by_side(g, d.hw, im) {
+            let wf = weights_flipped(g, &d, w);
+            let dx = side_by_side_product(im, g.b, imgs, dy, g.c_out, &wf[0], &|_| 0.0, false);
+            return Ok(dx);
+        }
+    }
+    let implicit = implicit.filter(|_| {
+        nt_gather_batches()
+            || (d.cg > PORTABLE_IMPLICIT_MIN_CG && d.hw >= PORTABLE_IMPLICIT_DX_MIN_HW)
+    });
     let par = batch_parallel(g);
     if let Some(im) = &implicit {
         let wf = weights_flipped(g, &d, w);
@@ -962,6 +985,17 @@ pub fn conv2d_bwd_input(g: &ConvGeometry, dy: &[f32], w: &[f32]) -> Result<Vec<f
         bwd_input_image(g, &d, &dy[i * y_img..][..y_img], &wt, dx, !par)
     }))
 }
+
+/// The input gradient on the portable path runs as [`side_by_side_product`]s (the
+/// flipped weight `[c_in, c_out * kh * kw]` over the padded output gradient) where the
+/// gathered operand has at most this many rows and the result more than
+/// [`PORTABLE_IMPLICIT_MIN_CG`] channels: ResNet-20's stage 1 and 2 (4.7 → 4.1 and 4.5 → 3.9
+/// ms at batch 128), seed 001's 12x12 layers (10-20 % faster). With 64 or more output
+/// channels (576+ rows: ResNet-20's stage 3, SimpleCNN's conv2 and conv3) the unfolded
+/// product and `col2im` stayed faster, 5-30 %; with 3 input channels (SimpleCNN's first
+/// layer) the product of 3 rows was twice as slow (`cargo xtask bench kernels --paths
+/// portable`, two alternating runs, AMD EPYC Zen 4, 2026-12-06).
+const SIDE_BY_SIDE_DX_MAX_K: usize = 288;
 
 /// On the portable path the implicit product is not in place: `gemm` wants one row stride,
 /// so the virtual unfolded rows are gathered (on the padded width, with the columns past the

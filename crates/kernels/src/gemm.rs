@@ -448,6 +448,11 @@ impl Lhs {
         Self { m, k, data, kernel }
     }
 
+    /// The rows `m`.
+    pub(crate) fn m(&self) -> usize {
+        self.m
+    }
+
     /// The inner dimension `k`.
     pub(crate) fn k(&self) -> usize {
         self.k

@@ -163,12 +163,13 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
-    /// Batches of up to 6 on two threads: the portable forward's products over several
-    /// images side by side (from 2 images per thread) run too.
+    /// Batches of up to 6 on two threads: the portable forward's and input gradient's
+    /// products over several images side by side (from 2 images per thread; the input
+    /// gradient's from 5 input channels) run too.
     fn conv_matches_loops(
         b in 1usize..=6,
         groups in 1usize..=2,
-        cg in 1usize..=4,
+        cg in 1usize..=6,
         og in 1usize..=9,
         kh in 1usize..=5,
         kw in 1usize..=5,
@@ -279,6 +280,39 @@ proptest! {
 }
 
 /// Wrong lengths are errors naming the kernel, the argument and both lengths, not panics.
+/// The portable path's side-by-side products (forward, and input gradient from 5 input
+/// channels and up to 288 gathered rows) on fixed shapes that take them, on two threads:
+/// "same" 3x3 and 5x5 convolutions, 32 channels on 4x4 maps, LeNet-5's folded first layer
+/// (6x6, stride 2, padding 2), odd batches (a last group of fewer images). On the other paths
+/// the same shapes check the per-image kernels.
+#[test]
+fn side_by_side_shapes_match_loops() -> Result<(), TestCaseError> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let same = |k: usize| Conv2dParams {
+        padding: [k / 2, k / 2],
+        ..Conv2dParams::default()
+    };
+    let folded = Conv2dParams {
+        stride: [2, 2],
+        padding: [2, 2],
+        ..Conv2dParams::default()
+    };
+    for (x, c_out, k, p) in [
+        ([5, 8, 8, 8], 8, [3, 3], same(3)),
+        ([7, 6, 12, 12], 4, [5, 5], same(5)),
+        ([4, 16, 4, 4], 32, [3, 3], same(3)),
+        ([6, 1, 28, 28], 6, [6, 6], folded),
+    ] {
+        for keep_col in [false, true] {
+            pool.install(|| check_conv(x, c_out, k, p, keep_col, 7))?;
+        }
+    }
+    Ok(())
+}
+
 #[test]
 fn wrong_lengths_are_errors() -> Result<(), convnets_kernels::KernelError> {
     let g = ConvGeometry::new(&[1, 2, 4, 4], &[3, 2, 3, 3], None, &Conv2dParams::default())?;

@@ -331,16 +331,20 @@ impl Implicit {
 
     /// The forward of a convolution that is not pointwise.
     fn forward(g: &ConvGeometry, d: &Dims) -> Option<Self> {
-        (!d.pointwise).then(|| {
-            Self::new(
-                d.cg,
-                (g.h, g.w),
-                g.p.padding,
-                (g.kh, g.kw),
-                g.p.dilation,
-                g.p.stride,
-            )
-        })
+        (!d.pointwise).then(|| Self::of_input(g, d))
+    }
+
+    /// The forward's operand of any convolution, pointwise included (the side-by-side
+    /// product gathers its rows too).
+    fn of_input(g: &ConvGeometry, d: &Dims) -> Self {
+        Self::new(
+            d.cg,
+            (g.h, g.w),
+            g.p.padding,
+            (g.kh, g.kw),
+            g.p.dilation,
+            g.p.stride,
+        )
     }
 
     /// The input gradient of a stride-1, non-pointwise convolution whose padding is at most
@@ -651,27 +655,19 @@ pub fn conv2d_fwd_act(
     let (x_img, y_img) = (g.c_in * d.hw, g.c_out * d.n);
     let col_img = g.p.groups * d.k * d.n;
     let keep = keep_col && !d.pointwise && g.b * col_img <= MAX_KEPT_COL;
-    if !keep {
-        let p = &g.p;
-        let im = Implicit::new(
-            d.cg,
-            (g.h, g.w),
-            p.padding,
-            (g.kh, g.kw),
-            p.dilation,
-            p.stride,
-        );
-        if let Some(imgs) = side_by_side(g, d.n, &im) {
-            return Ok((fwd_side_by_side(g, &d, &im, imgs, x, w, bias, relu), None));
-        }
-    }
     // Unfold only when the weight gradient will reuse the unfolded input; otherwise read the
-    // input in place when the convolution allows it.
+    // input in place when the convolution allows it (several images per product where
+    // `side_by_side` says so).
     let implicit = if keep {
         None
     } else {
-        Implicit::forward(g, &d).filter(|_| {
-            nt_gather_batches() || d.cg > PORTABLE_IMPLICIT_MIN_CG || g.p.stride != [1, 1]
+        let im = Implicit::of_input(g, &d);
+        if let Some(imgs) = side_by_side(g, d.n, &im) {
+            return Ok((fwd_side_by_side(g, &d, &im, imgs, x, w, bias, relu), None));
+        }
+        Some(im).filter(|_| {
+            !d.pointwise
+                && (nt_gather_batches() || d.cg > PORTABLE_IMPLICIT_MIN_CG || g.p.stride != [1, 1])
         })
     };
     let im = implicit.as_ref();
@@ -842,15 +838,8 @@ fn side_by_side_product(
                     let b = bias(o);
                     let out = &out[o * ld + i * grid..][..grid];
                     for (y, src) in y.chunks_exact_mut(im.cols).zip(out.chunks(im.ws)) {
-                        let src = &src[..im.cols];
-                        if relu {
-                            for (y, &v) in y.iter_mut().zip(src) {
-                                *y = relu1(v + b);
-                            }
-                        } else {
-                            for (y, &v) in y.iter_mut().zip(src) {
-                                *y = v + b;
-                            }
+                        for (y, &v) in y.iter_mut().zip(&src[..im.cols]) {
+                            *y = if relu { relu1(v + b) } else { v + b };
                         }
                     }
                 }

@@ -523,6 +523,80 @@ unsafe fn avg2x2_bwd_row_imp(dy: *const f32, d0: *mut f32, d1: *mut f32, ow: usi
     }
 }
 
+/// An 8 x 8 transpose: `dst[d[j] + i] = src[s[i] + j]` for `i, j < 8` (with `max(v, 0)`,
+/// NaN kept, when `relu`), the tiles of the batch-in-lanes layout copies (`conv::lanes`).
+///
+/// # Panics
+/// If AVX2 is not available, or a row lies outside its slice.
+pub(crate) fn transpose8(src: &[f32], s: &[usize; 8], dst: &mut [f32], d: &[usize; 8], relu: bool) {
+    assert!(available(), "transpose8: AVX2 is not available");
+    assert!(
+        s.iter().all(|&o| o + L <= src.len()) && d.iter().all(|&o| o + L <= dst.len()),
+        "transpose8: a row outside the slices"
+    );
+    // SAFETY: AVX2 checked above; every row read or written holds 8 floats, asserted above.
+    unsafe { transpose8_imp(src.as_ptr(), s, dst.as_mut_ptr(), d, relu) }
+}
+
+/// See [`transpose8`].
+///
+/// # Safety
+/// AVX2 must be available; `src + s[i]` has 8 readable and `dst + d[j]` 8 writable floats.
+#[target_feature(enable = "avx2")]
+unsafe fn transpose8_imp(
+    src: *const f32,
+    s: &[usize; 8],
+    dst: *mut f32,
+    d: &[usize; 8],
+    relu: bool,
+) {
+    // SAFETY (whole body): the rows lie where the caller vouches.
+    unsafe {
+        let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(src.add(s[i])));
+        // Pairs of rows interleaved, then quadruples, then the 128-bit halves swapped.
+        let t = [
+            _mm256_unpacklo_ps(r[0], r[1]),
+            _mm256_unpackhi_ps(r[0], r[1]),
+            _mm256_unpacklo_ps(r[2], r[3]),
+            _mm256_unpackhi_ps(r[2], r[3]),
+            _mm256_unpacklo_ps(r[4], r[5]),
+            _mm256_unpackhi_ps(r[4], r[5]),
+            _mm256_unpacklo_ps(r[6], r[7]),
+            _mm256_unpackhi_ps(r[6], r[7]),
+        ];
+        let q = [
+            _mm256_shuffle_ps::<0x44>(t[0], t[2]),
+            _mm256_shuffle_ps::<0xEE>(t[0], t[2]),
+            _mm256_shuffle_ps::<0x44>(t[1], t[3]),
+            _mm256_shuffle_ps::<0xEE>(t[1], t[3]),
+            _mm256_shuffle_ps::<0x44>(t[4], t[6]),
+            _mm256_shuffle_ps::<0xEE>(t[4], t[6]),
+            _mm256_shuffle_ps::<0x44>(t[5], t[7]),
+            _mm256_shuffle_ps::<0xEE>(t[5], t[7]),
+        ];
+        let mut o = [
+            _mm256_permute2f128_ps::<0x20>(q[0], q[4]),
+            _mm256_permute2f128_ps::<0x20>(q[1], q[5]),
+            _mm256_permute2f128_ps::<0x20>(q[2], q[6]),
+            _mm256_permute2f128_ps::<0x20>(q[3], q[7]),
+            _mm256_permute2f128_ps::<0x31>(q[0], q[4]),
+            _mm256_permute2f128_ps::<0x31>(q[1], q[5]),
+            _mm256_permute2f128_ps::<0x31>(q[2], q[6]),
+            _mm256_permute2f128_ps::<0x31>(q[3], q[7]),
+        ];
+        if relu {
+            // `max_ps` returns its second operand when either is NaN: NaN stays.
+            let zero = _mm256_setzero_ps();
+            for v in o.iter_mut() {
+                *v = _mm256_max_ps(zero, *v);
+            }
+        }
+        for (j, v) in o.iter().enumerate() {
+            _mm256_storeu_ps(dst.add(d[j]), *v);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::gemm::pack_a;

@@ -15,7 +15,11 @@
 //! the batch's `col` is small (up to `MAX_KEPT_COL` (4 MiB)), the forward unfolds and keeps it for
 //! the weight gradient, in buffers recycled across steps. On the portable path the forward
 //! (and the input gradient of "same" convolutions) over planes of up to 32x32 gathers several
-//! images side by side into one wider product (`side_by_side`).
+//! images side by side into one wider product (`side_by_side`). With the AVX2 / AVX-512
+//! kernels, small planes (up to 12x12 out, 16x16 for the weight gradient; at least 16
+//! images and 4 input channels, stride 1) put the batch in the vector lanes instead: the
+//! operands copied once into `[channels, h, w, batch]`, one product per output row for all
+//! images (`lanes`).
 
 use super::gemm::{
     gemm_nt, gemm_nt_gather, nt_dot_pays, nt_gather_batches, relayout, sgemm_acc_col_major,
@@ -27,6 +31,8 @@ use crate::ConvGeometry;
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
 use std::sync::Mutex;
+
+mod lanes;
 
 /// The largest unfolded input (in floats, 4 MiB) that the forward keeps for the backward.
 /// Larger ones cost more to stream through memory and back than to unfold again image by
@@ -652,6 +658,9 @@ pub fn conv2d_fwd_act(
         check_len(b, g.c_out, "conv2d", "bias")?;
     }
     let d = Dims::new(g);
+    if lanes::takes(g, &d) {
+        return Ok((lanes::forward(g, &d, x, w, bias, relu), None));
+    }
     let (x_img, y_img) = (g.c_in * d.hw, g.c_out * d.n);
     let col_img = g.p.groups * d.k * d.n;
     let keep = keep_col && !d.pointwise && g.b * col_img <= MAX_KEPT_COL;
@@ -935,6 +944,9 @@ pub fn conv2d_bwd_input(g: &ConvGeometry, dy: &[f32], w: &[f32]) -> Result<Vec<f
     check_len(dy, y_len, "conv2d input grad", "output gradient")?;
     check_len(w, w_len, "conv2d input grad", "weight")?;
     let d = Dims::new(g);
+    if lanes::takes_input_grad(g, &d) {
+        return Ok(lanes::input_grad(g, &d, dy, w));
+    }
     let (x_img, y_img) = (g.c_in * d.hw, g.c_out * d.n);
     // The implicit product when the padding it needs is no larger than the convolution's
     // own (3x3 "same"); with less padding (a 5x5 "valid" convolution) it would mostly
@@ -1226,6 +1238,9 @@ pub fn conv2d_bwd_weight(
     check_len(x, x_len, "conv2d weight grad", "input")?;
     check_len(dy, y_len, "conv2d weight grad", "output gradient")?;
     let d = Dims::new(g);
+    if lanes::takes_weight_grad(g, &d) {
+        return Ok(lanes::weight_grad(g, &d, x, dy));
+    }
     let col_img = g.p.groups * d.k * d.n;
     let kept = kept.filter(|c| !d.pointwise && c.len() == g.b * col_img);
     let dw_len = g.c_out * d.k;

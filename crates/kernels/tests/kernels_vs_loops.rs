@@ -313,6 +313,38 @@ fn side_by_side_shapes_match_loops() -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// Shapes the batch-in-lanes products take (small planes, stride 1, batches of 16 or more):
+/// the residual blocks' 3x3 "same" layers on 4x4 and 12x12 maps, a 5x5 "valid" layer on
+/// 12x12 (whose input gradient stays per image), a dilated one, and batches that are not a
+/// multiple of 8 (a last lane block of fewer images); two threads.
+#[test]
+fn lanes_shapes_match_loops() -> Result<(), TestCaseError> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let same = |k: usize| Conv2dParams {
+        padding: [k / 2, k / 2],
+        ..Conv2dParams::default()
+    };
+    let dilated = Conv2dParams {
+        padding: [2, 1],
+        dilation: [2, 1],
+        ..Conv2dParams::default()
+    };
+    for (x, c_out, k, p) in [
+        ([16, 32, 4, 4], 32, [3, 3], same(3)),
+        ([19, 5, 6, 6], 7, [3, 3], same(3)),
+        ([17, 6, 12, 12], 9, [5, 5], Conv2dParams::default()),
+        ([24, 4, 7, 5], 3, [3, 3], dilated),
+    ] {
+        for keep_col in [false, true] {
+            pool.install(|| check_conv(x, c_out, k, p, keep_col, 11))?;
+        }
+    }
+    Ok(())
+}
+
 #[test]
 fn wrong_lengths_are_errors() -> Result<(), convnets_kernels::KernelError> {
     let g = ConvGeometry::new(&[1, 2, 4, 4], &[3, 2, 3, 3], None, &Conv2dParams::default())?;

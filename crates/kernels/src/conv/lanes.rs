@@ -1,0 +1,406 @@
+//! Convolutions over small planes with the batch in the vector lanes.
+//!
+//! Per image, the implicit product over a small plane is short and wasteful: a 4x4 map
+//! padded to 6x6 has 22 grid positions of which 16 are kept, a 16-float vector and a
+//! masked one per row, and every image sets up its own blocks. With the batch innermost —
+//! each operand copied once into `[planes, hp, wp, b]` (the padded "CHWN" layout) — a shift
+//! by a kernel tap moves every image alike, so output row `r` of all images at once is one
+//! product `[c_out, K] @ [K, ow * b]` whose right operand's rows are contiguous runs of the
+//! padded input (read in place, no grid columns dropped), and the weight gradient is
+//! dot products of `ow * b` floats summed over the output rows. Copying into the layout and
+//! back costs two passes over each operand.
+
+use super::{weights_flipped, Dims};
+use crate::gemm::{gemm_nt_gather, nt_gather_batches, with_scratch, Init, Lhs, Mat, NtBatch};
+use crate::relu::relu1;
+use crate::ConvGeometry;
+use rayon::prelude::*;
+
+/// The fewest images for the batch-in-lanes products (one AVX-512 vector of them).
+const MIN_BATCH: usize = 16;
+/// The fewest input channels: with one to three the products have too few rows to pay for
+/// the copies (the first layers of LeNet-5, MnistNet, SimpleCNN and seed 001's nets: 1.5-3x
+/// slower in lanes).
+const MIN_CG: usize = 4;
+/// The largest output plane (positions) of the forward and the input gradient in lanes. Up
+/// to 12x12 they were as fast or faster (seed 001's 4x4 block 0.23 → 0.14-0.18 ms forward,
+/// 0.25 → 0.17-0.20 input gradient; 8x8 planes of 64 channels 10-15 % faster; 12x12 "same"
+/// layers level); at 16x16 and 32x32 slower (ResNet-20's stage 1 3.4 → 5.0 ms forward),
+/// where the per-image product already fills its vectors and keeps its image in cache.
+const MAX_PLANE: usize = 144;
+/// The largest output plane of the weight gradient in lanes: at 16x16 still faster
+/// (ResNet-20's stage 2 4.3-4.9 → 3.3 ms, SimpleCNN's conv2 7.7 → 6.7), at 32x32 slower.
+/// Measured with `cargo xtask bench kernels --paths avx512` (batch 64-128, two threads, AMD
+/// EPYC Zen 4, 2026-12-06, alternating runs).
+const MAX_PLANE_DW: usize = 256;
+
+/// The shapes the batch-in-lanes products take, output planes up to `max_plane`.
+fn shape_takes(g: &ConvGeometry, d: &Dims, max_plane: usize) -> bool {
+    nt_gather_batches()
+        && g.p.groups == 1
+        && g.p.stride == [1, 1]
+        && !d.pointwise
+        && g.b >= MIN_BATCH
+        && d.cg >= MIN_CG
+        && d.n <= max_plane
+}
+
+/// Whether the forward runs with the batch in the lanes.
+pub(super) fn takes(g: &ConvGeometry, d: &Dims) -> bool {
+    shape_takes(g, d, MAX_PLANE)
+}
+
+/// Whether the weight gradient runs with the batch in the lanes.
+pub(super) fn takes_weight_grad(g: &ConvGeometry, d: &Dims) -> bool {
+    shape_takes(g, d, MAX_PLANE_DW)
+}
+
+/// Whether the input gradient runs with the batch in the lanes: [`takes`] and a "same"
+/// padding (the flipped product's padding `(k - 1) * d - p` at most `p`: no product of
+/// mostly zeros).
+pub(super) fn takes_input_grad(g: &ConvGeometry, d: &Dims) -> bool {
+    let p = &g.p;
+    let q = |k: usize, dil: usize| (k - 1) * dil;
+    takes(g, d)
+        && q(g.kh, p.dilation[0]) <= 2 * p.padding[0]
+        && q(g.kw, p.dilation[1]) <= 2 * p.padding[1]
+}
+
+/// 8 x 8 tiles of the layout copies: `dst[d[j] + i] = src[s[i] + j]` for `i, j < 8`
+/// (with ReLU when `relu`), in AVX2 where the CPU has it.
+#[derive(Clone, Copy)]
+struct Tiles {
+    #[cfg(target_arch = "x86_64")]
+    avx2: bool,
+}
+
+impl Tiles {
+    fn new() -> Self {
+        Self {
+            #[cfg(target_arch = "x86_64")]
+            avx2: crate::isa::Isa::Avx2.supported(),
+        }
+    }
+
+    #[inline]
+    fn tile(self, src: &[f32], s: &[usize; 8], dst: &mut [f32], d: &[usize; 8], relu: bool) {
+        #[cfg(target_arch = "x86_64")]
+        if self.avx2 {
+            return crate::avx2::transpose8(src, s, dst, d, relu);
+        }
+        for (i, &s) in s.iter().enumerate() {
+            for (j, &d) in d.iter().enumerate() {
+                let v = src[s + j];
+                dst[d + i] = if relu { relu1(v) } else { v };
+            }
+        }
+    }
+}
+
+/// `dst[dpos[p] + n] = src[n * img + p]` for `n < rows` (images), `p < dpos.len()`
+/// (positions, `dpos` their offsets in `dst`): `src`'s rows are images with their positions
+/// contiguous, and each position's images are contiguous in `dst`. With `flip`, the other
+/// way round: `dst[n * img + p] = src[dpos[p] + n]`.
+fn scatter(
+    src: &[f32],
+    img: usize,
+    rows: usize,
+    dpos: &[usize],
+    dst: &mut [f32],
+    flip: bool,
+    relu: bool,
+) {
+    scatter_with(Tiles::new(), src, img, rows, dpos, dst, flip, relu)
+}
+
+/// [`scatter`] with these tile kernels.
+#[allow(clippy::too_many_arguments)]
+fn scatter_with(
+    tiles: Tiles,
+    src: &[f32],
+    img: usize,
+    rows: usize,
+    dpos: &[usize],
+    dst: &mut [f32],
+    flip: bool,
+    relu: bool,
+) {
+    const T: usize = 8;
+    let (np, full_n, full_p) = (dpos.len(), rows / T * T, dpos.len() / T * T);
+    for n0 in (0..full_n).step_by(T) {
+        for p0 in (0..full_p).step_by(T) {
+            let by_img: [usize; 8] = std::array::from_fn(|i| (n0 + i) * img + p0);
+            let by_pos: [usize; 8] = std::array::from_fn(|j| dpos[p0 + j] + n0);
+            if flip {
+                tiles.tile(src, &by_pos, dst, &by_img, relu);
+            } else {
+                tiles.tile(src, &by_img, dst, &by_pos, relu);
+            }
+        }
+    }
+    let act = |v: f32| if relu { relu1(v) } else { v };
+    // The edges: images past the last full tile, positions past the last full tile.
+    let edge = (0..rows)
+        .flat_map(|n| (full_p..np).map(move |p| (n, p)))
+        .chain((full_n..rows).flat_map(|n| (0..full_p).map(move |p| (n, p))));
+    for (n, p) in edge {
+        if flip {
+            dst[n * img + p] = act(src[dpos[p] + n]);
+        } else {
+            dst[dpos[p] + n] = act(src[n * img + p]);
+        }
+    }
+}
+
+/// The padded lanes layout of `b` images of `planes` planes of `h x w`.
+#[derive(Clone, Copy)]
+struct Layout {
+    b: usize,
+    planes: usize,
+    h: usize,
+    w: usize,
+    pad: [usize; 2],
+}
+
+impl Layout {
+    fn hp(&self) -> usize {
+        self.h + 2 * self.pad[0]
+    }
+    fn wp(&self) -> usize {
+        self.w + 2 * self.pad[1]
+    }
+    fn len(&self) -> usize {
+        self.planes * self.hp() * self.wp() * self.b
+    }
+
+    /// `src` `[b, planes, h, w]` into `dst` `[planes, hp, wp, b]` (`len()` floats, any
+    /// contents before), zero borders; planes in parallel.
+    fn fill(&self, src: &[f32], dst: &mut [f32]) {
+        let (b, hw, wp) = (self.b, self.h * self.w, self.wp());
+        let img = self.planes * hw;
+        let [ph, pw] = self.pad;
+        let pos: Vec<usize> = (0..hw)
+            .map(|p| ((p / self.w + ph) * wp + p % self.w + pw) * b)
+            .collect();
+        dst[..self.len()]
+            .par_chunks_mut(self.hp() * wp * b)
+            .enumerate()
+            .for_each(|(c, dst)| {
+                // The borders: whole rows above and below, `pw` positions at each end of
+                // the rows between.
+                let (row, edge) = (wp * b, pw * b);
+                dst[..ph * row].fill(0.0);
+                dst[(ph + self.h) * row..].fill(0.0);
+                if pw > 0 {
+                    for r in dst[ph * row..(ph + self.h) * row].chunks_exact_mut(row) {
+                        r[..edge].fill(0.0);
+                        r[row - edge..].fill(0.0);
+                    }
+                }
+                scatter(&src[c * hw..], img, b, &pos, dst, false, false)
+            });
+    }
+}
+
+/// Result rows `[rows, m, cols, b]` (row `r` of every plane of every image) into
+/// `[b, m, rows, cols]`, with ReLU when `relu`; images in parallel.
+fn unfill(src: &[f32], b: usize, m: usize, rows: usize, cols: usize, relu: bool) -> Vec<f32> {
+    let img = m * rows * cols;
+    let pos: Vec<usize> = (0..img)
+        .map(|p| {
+            let (o, r, x) = (p / (rows * cols), p / cols % rows, p % cols);
+            ((r * m + o) * cols + x) * b
+        })
+        .collect();
+    let mut dst = vec![0f32; b * img];
+    let per = b
+        .div_ceil(rayon::current_num_threads().max(1))
+        .next_multiple_of(8);
+    dst.par_chunks_mut(per * img)
+        .enumerate()
+        .for_each(|(part, dst)| {
+            let nb = dst.len() / img;
+            scatter(&src[part * per..], img, nb, &pos, dst, true, relu)
+        });
+    dst
+}
+
+/// Offsets of the rows `(plane, ki, kj)` of the virtual unfolded operand in `l`'s layout.
+fn offsets(l: &Layout, (kh, kw): (usize, usize), dil: [usize; 2]) -> Vec<usize> {
+    let (hp, wp) = (l.hp(), l.wp());
+    let mut offs = Vec::with_capacity(l.planes * kh * kw);
+    for c in 0..l.planes {
+        for ki in 0..kh {
+            for kj in 0..kw {
+                offs.push(((c * hp + ki * dil[0]) * wp + kj * dil[1]) * l.b);
+            }
+        }
+    }
+    offs
+}
+
+/// `lhs` `[m, K]` over the virtual unfolded `ops` (layout `l`), one product per result row
+/// (`rows x cols` results) into `out` `[rows, m, cols, b]`.
+fn product(
+    lhs: &Lhs,
+    ops: &[f32],
+    l: &Layout,
+    offs: &[usize],
+    (rows, cols): (usize, usize),
+    init: Init<'_>,
+    out: &mut [f32],
+) {
+    let (m, n) = (lhs.m(), cols * l.b);
+    let step = l.wp() * l.b;
+    out[..rows * m * n]
+        .par_chunks_mut(m * n)
+        .enumerate()
+        .for_each(|(r, out)| lhs.mul_offsets(n, &ops[r * step..], offs, out, n, init, false));
+}
+
+/// Forward `x` `[b, c_in, h, w]` → `[b, c_out, oh, ow]` (+ bias, ReLU when `relu`).
+pub(super) fn forward(
+    g: &ConvGeometry,
+    d: &Dims,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    relu: bool,
+) -> Vec<f32> {
+    let l = Layout {
+        b: g.b,
+        planes: g.c_in,
+        h: g.h,
+        w: g.w,
+        pad: g.p.padding,
+    };
+    let offs = offsets(&l, (g.kh, g.kw), g.p.dilation);
+    let lhs = Lhs::new(
+        g.c_out,
+        d.k,
+        Mat {
+            data: w,
+            rs: d.k,
+            cs: 1,
+        },
+    );
+    let init = bias.map_or(Init::Zero, Init::RowBias);
+    with_scratch(l.len() + g.oh * g.c_out * g.ow * g.b, |s| {
+        let (xt, yt) = s.split_at_mut(l.len());
+        l.fill(x, xt);
+        product(&lhs, xt, &l, &offs, (g.oh, g.ow), init, yt);
+        unfill(yt, g.b, g.c_out, g.oh, g.ow, relu)
+    })
+}
+
+/// Input gradient `dy` `[b, c_out, oh, ow]` → `[b, c_in, h, w]` ([`takes_input_grad`]).
+pub(super) fn input_grad(g: &ConvGeometry, d: &Dims, dy: &[f32], w: &[f32]) -> Vec<f32> {
+    let p = &g.p;
+    let l = Layout {
+        b: g.b,
+        planes: g.c_out,
+        h: g.oh,
+        w: g.ow,
+        pad: [
+            (g.kh - 1) * p.dilation[0] - p.padding[0],
+            (g.kw - 1) * p.dilation[1] - p.padding[1],
+        ],
+    };
+    let offs = offsets(&l, (g.kh, g.kw), p.dilation);
+    let wf = weights_flipped(g, d, w);
+    with_scratch(l.len() + g.h * g.c_in * g.w * g.b, |s| {
+        let (dyt, dxt) = s.split_at_mut(l.len());
+        l.fill(dy, dyt);
+        product(&wf[0], dyt, &l, &offs, (g.h, g.w), Init::Zero, dxt);
+        unfill(dxt, g.b, g.c_in, g.h, g.w, false)
+    })
+}
+
+/// Weight gradient of `x` `[b, c_in, h, w]` and `dy` `[b, c_out, oh, ow]`: `[c_out, K]`.
+pub(super) fn weight_grad(g: &ConvGeometry, d: &Dims, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    let l = Layout {
+        b: g.b,
+        planes: g.c_in,
+        h: g.h,
+        w: g.w,
+        pad: g.p.padding,
+    };
+    let ly = Layout {
+        b: g.b,
+        planes: g.c_out,
+        h: g.oh,
+        w: g.ow,
+        pad: [0, 0],
+    };
+    let offs = offsets(&l, (g.kh, g.kw), g.p.dilation);
+    let row = g.ow * g.b;
+    let lda = g.oh * row;
+    let mut dw = vec![0f32; g.c_out * d.k];
+    let per = g.c_out.div_ceil(rayon::current_num_threads().max(1));
+    with_scratch(l.len() + ly.len(), |s| {
+        let (xt, dyt) = s.split_at_mut(l.len());
+        rayon::join(|| l.fill(x, xt), || ly.fill(dy, dyt));
+        let (xt, dyt) = (&*xt, &*dyt);
+        dw.par_chunks_mut(per * d.k)
+            .enumerate()
+            .for_each(|(part, dw)| {
+                let o0 = part * per;
+                let batch = NtBatch {
+                    imgs: g.oh,
+                    a_img: row,
+                    b_img: l.wp() * g.b,
+                };
+                gemm_nt_gather(
+                    dw.len() / d.k,
+                    d.k,
+                    row,
+                    batch,
+                    &dyt[o0 * lda..],
+                    lda,
+                    xt,
+                    &offs,
+                    dw,
+                    d.k,
+                );
+            });
+    });
+    dw
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both tile kernels (AVX2 where the CPU has it, the scalar one always) give the
+    /// definition, through `scatter` both ways, with edges of images and positions.
+    #[test]
+    fn scatter_transposes() {
+        let (img, rows) = (21, 19);
+        let src: Vec<f32> = (0..img * rows).map(|i| i as f32 - 100.0).collect();
+        // Position p goes to offset 3 * p * rows (gaps between the positions' runs).
+        let dpos: Vec<usize> = (0..img).map(|p| 3 * p * rows).collect();
+        let kernels = [
+            Tiles {
+                #[cfg(target_arch = "x86_64")]
+                avx2: false,
+            },
+            Tiles::new(),
+        ];
+        for tiles in kernels {
+            for relu in [false, true] {
+                let act = |v: f32| if relu { v.max(0.0) } else { v };
+                let mut dst = vec![f32::NAN; 3 * img * rows];
+                scatter_with(tiles, &src, img, rows, &dpos, &mut dst, false, relu);
+                for n in 0..rows {
+                    for (p, &o) in dpos.iter().enumerate() {
+                        assert_eq!(dst[o + n], act(src[n * img + p]), "image {n}, position {p}");
+                    }
+                }
+                let mut back = vec![0f32; img * rows];
+                scatter_with(tiles, &dst, img, rows, &dpos, &mut back, true, false);
+                let want: Vec<f32> = src.iter().map(|&v| act(v)).collect();
+                assert_eq!(back, want);
+            }
+        }
+    }
+}

@@ -15,11 +15,11 @@
 //! the batch's `col` is small (up to `MAX_KEPT_COL` (4 MiB)), the forward unfolds and keeps it for
 //! the weight gradient, in buffers recycled across steps. On the portable path the forward
 //! (and the input gradient of "same" convolutions) over planes of up to 32x32 gathers several
-//! images side by side into one wider product (`side_by_side`). With the AVX2 / AVX-512
-//! kernels, small planes (up to 12x12 out, 16x16 for the weight gradient; at least 16
-//! images and 4 input channels, stride 1) put the batch in the vector lanes instead: the
-//! operands copied once into `[channels, h, w, batch]`, one product per output row for all
-//! images (`lanes`).
+//! images side by side into one wider product (`side_by_side`). Small planes (up to 12x12
+//! out; 16x16 for the weight gradient, which runs there with the AVX2 / AVX-512 kernels
+//! only; at least 16 images and 4 input channels, stride 1) put the batch in the vector
+//! lanes instead: each thread copies its share of the batch into `[channels, h, w, images]`
+//! and makes one product per output row for all of them (`lanes`).
 
 use super::gemm::{
     gemm_nt, gemm_nt_gather, nt_dot_pays, nt_gather_batches, relayout, sgemm_acc_col_major,

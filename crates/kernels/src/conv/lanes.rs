@@ -3,14 +3,18 @@
 //! Per image, the implicit product over a small plane is short and wasteful: a 4x4 map
 //! padded to 6x6 has 22 grid positions of which 16 are kept, a 16-float vector and a
 //! masked one per row, and every image sets up its own blocks. With the batch innermost —
-//! each operand copied once into `[planes, hp, wp, b]` (the padded "CHWN" layout) — a shift
-//! by a kernel tap moves every image alike, so output row `r` of all images at once is one
-//! product `[c_out, K] @ [K, ow * b]` whose right operand's rows are contiguous runs of the
-//! padded input (read in place, no grid columns dropped), and the weight gradient is
-//! dot products of `ow * b` floats summed over the output rows. Copying into the layout and
-//! back costs two passes over each operand.
+//! each thread copying its share of the images once into `[planes, hp, wp, images]` (the
+//! padded "CHWN" layout) — a shift by a kernel tap moves every image alike, so output row
+//! `r` of all those images is one product `[c_out, K] @ [K, ow * images]` whose right
+//! operand's rows are contiguous runs of the copy (read in place by the AVX2 / AVX-512
+//! kernels, gathered for `gemm` on the portable path; no grid columns dropped), and the
+//! weight gradient is dot products of `ow * images` floats summed over the output rows.
+//! The copies in and out are 8 x 8 transposes. Each thread works on its own images from
+//! copy to copy-back, with no barrier between the steps and its operands in its own cache
+//! (splitting each step over the threads instead, with a barrier after each, was 10-20 %
+//! slower over a seed 001 residual-net step).
 
-use super::{weights_flipped, Dims};
+use super::{weights_flipped, zeroed_len_chunks, Dims};
 use crate::gemm::{gemm_nt_gather, nt_gather_batches, with_scratch, Init, Lhs, Mat, NtBatch};
 use crate::relu::relu1;
 use crate::ConvGeometry;
@@ -25,19 +29,24 @@ const MIN_CG: usize = 4;
 /// The largest output plane (positions) of the forward and the input gradient in lanes. Up
 /// to 12x12 they were as fast or faster (seed 001's 4x4 block 0.23 → 0.14-0.18 ms forward,
 /// 0.25 → 0.17-0.20 input gradient; 8x8 planes of 64 channels 10-15 % faster; 12x12 "same"
-/// layers level); at 16x16 and 32x32 slower (ResNet-20's stage 1 3.4 → 5.0 ms forward),
-/// where the per-image product already fills its vectors and keeps its image in cache.
+/// layers level or faster); at 16x16 and 32x32 slower (ResNet-20's stage 2 3.25 → 3.45-3.55
+/// ms forward, stage 1 3.3 → 4.4), where the per-image product already fills its vectors
+/// and keeps its image in cache.
 const MAX_PLANE: usize = 144;
 /// The largest output plane of the weight gradient in lanes: at 16x16 still faster
-/// (ResNet-20's stage 2 4.3-4.9 → 3.3 ms, SimpleCNN's conv2 7.7 → 6.7), at 32x32 slower.
-/// Measured with `cargo xtask bench kernels --paths avx512` (batch 64-128, two threads, AMD
-/// EPYC Zen 4, 2026-12-06, alternating runs).
+/// (ResNet-20's stage 2 4.3-4.9 → 3.2-3.5 ms), at 32x32 slower (stage 1 3.6-3.9 → 4.0-4.1).
+/// Measured with `cargo xtask bench kernels --paths avx512` and `--paths avx2` (batch
+/// 64-128, two threads, AMD EPYC Zen 4, 2026-12-06, alternating runs).
 const MAX_PLANE_DW: usize = 256;
+
+/// The most input channels of an input gradient in lanes on the portable path, where the
+/// product runs in `gemm` on rows gathered first: with 64 (ResNet-20's stage 3, SimpleCNN's
+/// conv3) the per-image product stayed as fast or faster.
+const PORTABLE_MAX_DX_CG: usize = 32;
 
 /// The shapes the batch-in-lanes products take, output planes up to `max_plane`.
 fn shape_takes(g: &ConvGeometry, d: &Dims, max_plane: usize) -> bool {
-    nt_gather_batches()
-        && g.p.groups == 1
+    g.p.groups == 1
         && g.p.stride == [1, 1]
         && !d.pointwise
         && g.b >= MIN_BATCH
@@ -50,24 +59,28 @@ pub(super) fn takes(g: &ConvGeometry, d: &Dims) -> bool {
     shape_takes(g, d, MAX_PLANE)
 }
 
-/// Whether the weight gradient runs with the batch in the lanes.
+/// Whether the weight gradient runs with the batch in the lanes: with the AVX2 / AVX-512
+/// dot-product kernels only (the portable 128-bit ones were up to 2x slower than the
+/// per-image products in `gemm`).
 pub(super) fn takes_weight_grad(g: &ConvGeometry, d: &Dims) -> bool {
-    shape_takes(g, d, MAX_PLANE_DW)
+    nt_gather_batches() && shape_takes(g, d, MAX_PLANE_DW)
 }
 
 /// Whether the input gradient runs with the batch in the lanes: [`takes`] and a "same"
 /// padding (the flipped product's padding `(k - 1) * d - p` at most `p`: no product of
-/// mostly zeros).
+/// mostly zeros); on the portable path at most [`PORTABLE_MAX_DX_CG`] input channels.
 pub(super) fn takes_input_grad(g: &ConvGeometry, d: &Dims) -> bool {
     let p = &g.p;
     let q = |k: usize, dil: usize| (k - 1) * dil;
     takes(g, d)
+        && (nt_gather_batches() || d.cg <= PORTABLE_MAX_DX_CG)
         && q(g.kh, p.dilation[0]) <= 2 * p.padding[0]
         && q(g.kw, p.dilation[1]) <= 2 * p.padding[1]
 }
 
 /// 8 x 8 tiles of the layout copies: `dst[d[j] + i] = src[s[i] + j]` for `i, j < 8`
-/// (with ReLU when `relu`), in AVX2 where the CPU has it.
+/// (with ReLU when `relu`), in AVX2 on the AVX2 and AVX-512 paths, scalar on the portable
+/// one.
 #[derive(Clone, Copy)]
 struct Tiles {
     #[cfg(target_arch = "x86_64")]
@@ -78,7 +91,7 @@ impl Tiles {
     fn new() -> Self {
         Self {
             #[cfg(target_arch = "x86_64")]
-            avx2: crate::isa::Isa::Avx2.supported(),
+            avx2: nt_gather_batches() && crate::isa::Isa::Avx2.supported(),
         }
     }
 
@@ -160,6 +173,9 @@ struct Layout {
     h: usize,
     w: usize,
     pad: [usize; 2],
+    /// The kernel `[kh, kw]` and its dilation, read over this layout.
+    kernel: [usize; 2],
+    dil: [usize; 2],
 }
 
 impl Layout {
@@ -174,7 +190,7 @@ impl Layout {
     }
 
     /// `src` `[b, planes, h, w]` into `dst` `[planes, hp, wp, b]` (`len()` floats, any
-    /// contents before), zero borders; planes in parallel.
+    /// contents before), zero borders.
     fn fill(&self, src: &[f32], dst: &mut [f32]) {
         let (b, hw, wp) = (self.b, self.h * self.w, self.wp());
         let img = self.planes * hw;
@@ -182,61 +198,61 @@ impl Layout {
         let pos: Vec<usize> = (0..hw)
             .map(|p| ((p / self.w + ph) * wp + p % self.w + pw) * b)
             .collect();
-        dst[..self.len()]
-            .par_chunks_mut(self.hp() * wp * b)
+        let (row, edge) = (wp * b, pw * b);
+        for (c, dst) in dst[..self.len()]
+            .chunks_exact_mut(self.hp() * row)
             .enumerate()
-            .for_each(|(c, dst)| {
-                // The borders: whole rows above and below, `pw` positions at each end of
-                // the rows between.
-                let (row, edge) = (wp * b, pw * b);
-                dst[..ph * row].fill(0.0);
-                dst[(ph + self.h) * row..].fill(0.0);
-                if pw > 0 {
-                    for r in dst[ph * row..(ph + self.h) * row].chunks_exact_mut(row) {
-                        r[..edge].fill(0.0);
-                        r[row - edge..].fill(0.0);
-                    }
+        {
+            // The borders: whole rows above and below, `pw` positions at each end of the
+            // rows between.
+            dst[..ph * row].fill(0.0);
+            dst[(ph + self.h) * row..].fill(0.0);
+            if pw > 0 {
+                for r in dst[ph * row..(ph + self.h) * row].chunks_exact_mut(row) {
+                    r[..edge].fill(0.0);
+                    r[row - edge..].fill(0.0);
                 }
-                scatter(&src[c * hw..], img, b, &pos, dst, false, false)
-            });
+            }
+            scatter(&src[c * hw..], img, b, &pos, dst, false, false)
+        }
+    }
+
+    /// Offsets of the rows `(plane, ki, kj)` of the virtual unfolded operand.
+    fn offsets(&self) -> Vec<usize> {
+        let ([kh, kw], dil) = (self.kernel, self.dil);
+        let (hp, wp) = (self.hp(), self.wp());
+        let mut offs = Vec::with_capacity(self.planes * kh * kw);
+        for c in 0..self.planes {
+            for ki in 0..kh {
+                for kj in 0..kw {
+                    offs.push(((c * hp + ki * dil[0]) * wp + kj * dil[1]) * self.b);
+                }
+            }
+        }
+        offs
     }
 }
 
-/// Result rows `[rows, m, cols, b]` (row `r` of every plane of every image) into
-/// `[b, m, rows, cols]`, with ReLU when `relu`; images in parallel.
-fn unfill(src: &[f32], b: usize, m: usize, rows: usize, cols: usize, relu: bool) -> Vec<f32> {
+/// Result rows `[rows, m, cols, b]` (row `r` of every plane of every image) into `dst`
+/// `[b, m, rows, cols]`, with ReLU when `relu`.
+fn unfill(src: &[f32], (m, rows, cols): (usize, usize, usize), relu: bool, dst: &mut [f32]) {
     let img = m * rows * cols;
+    let b = dst.len() / img;
     let pos: Vec<usize> = (0..img)
         .map(|p| {
             let (o, r, x) = (p / (rows * cols), p / cols % rows, p % cols);
             ((r * m + o) * cols + x) * b
         })
         .collect();
-    let mut dst = vec![0f32; b * img];
-    let per = b
-        .div_ceil(rayon::current_num_threads().max(1))
-        .next_multiple_of(8);
-    dst.par_chunks_mut(per * img)
-        .enumerate()
-        .for_each(|(part, dst)| {
-            let nb = dst.len() / img;
-            scatter(&src[part * per..], img, nb, &pos, dst, true, relu)
-        });
-    dst
+    scatter(src, img, b, &pos, dst, true, relu)
 }
 
-/// Offsets of the rows `(plane, ki, kj)` of the virtual unfolded operand in `l`'s layout.
-fn offsets(l: &Layout, (kh, kw): (usize, usize), dil: [usize; 2]) -> Vec<usize> {
-    let (hp, wp) = (l.hp(), l.wp());
-    let mut offs = Vec::with_capacity(l.planes * kh * kw);
-    for c in 0..l.planes {
-        for ki in 0..kh {
-            for kj in 0..kw {
-                offs.push(((c * hp + ki * dil[0]) * wp + kj * dil[1]) * l.b);
-            }
-        }
-    }
-    offs
+/// Images per chunk: the batch split evenly over the threads, in whole 8-image tiles. Each
+/// thread copies, multiplies and copies back its own chunk, in its own cache, with no
+/// barrier between the steps.
+fn chunk(b: usize) -> usize {
+    b.div_ceil(rayon::current_num_threads().max(1))
+        .next_multiple_of(8)
 }
 
 /// `lhs` `[m, K]` over the virtual unfolded `ops` (layout `l`), one product per result row
@@ -245,17 +261,50 @@ fn product(
     lhs: &Lhs,
     ops: &[f32],
     l: &Layout,
-    offs: &[usize],
     (rows, cols): (usize, usize),
     init: Init<'_>,
     out: &mut [f32],
 ) {
+    let offs = l.offsets();
     let (m, n) = (lhs.m(), cols * l.b);
     let step = l.wp() * l.b;
-    out[..rows * m * n]
-        .par_chunks_mut(m * n)
-        .enumerate()
-        .for_each(|(r, out)| lhs.mul_offsets(n, &ops[r * step..], offs, out, n, init, false));
+    for (r, out) in out[..rows * m * n].chunks_exact_mut(m * n).enumerate() {
+        lhs.mul_offsets(n, &ops[r * step..], &offs, out, n, init, false);
+    }
+}
+
+/// `lhs` over the batch-in-lanes copy of `src` (`[b, planes, h, w]`, padded by `pad`), the
+/// `[b, m, rows, cols]` result with ReLU when `relu`: chunks of images in parallel.
+#[allow(clippy::too_many_arguments)]
+fn conv(
+    lhs: &Lhs,
+    src: &[f32],
+    (b, planes, h, w): (usize, usize, usize, usize),
+    pad: [usize; 2],
+    (kernel, dil): ([usize; 2], [usize; 2]),
+    (rows, cols): (usize, usize),
+    init: Init<'_>,
+    relu: bool,
+) -> Vec<f32> {
+    let (src_img, dst_img) = (planes * h * w, lhs.m() * rows * cols);
+    let per = chunk(b);
+    zeroed_len_chunks(b * dst_img, per * dst_img, true, |i, dst| {
+        let l = Layout {
+            b: dst.len() / dst_img,
+            planes,
+            h,
+            w,
+            pad,
+            kernel,
+            dil,
+        };
+        with_scratch(l.len() + l.b * dst_img, |s| {
+            let (ops, out) = s.split_at_mut(l.len());
+            l.fill(&src[i * per * src_img..][..l.b * src_img], ops);
+            product(lhs, ops, &l, (rows, cols), init, out);
+            unfill(out, (lhs.m(), rows, cols), relu, dst);
+        })
+    })
 }
 
 /// Forward `x` `[b, c_in, h, w]` → `[b, c_out, oh, ow]` (+ bias, ReLU when `relu`).
@@ -267,14 +316,6 @@ pub(super) fn forward(
     bias: Option<&[f32]>,
     relu: bool,
 ) -> Vec<f32> {
-    let l = Layout {
-        b: g.b,
-        planes: g.c_in,
-        h: g.h,
-        w: g.w,
-        pad: g.p.padding,
-    };
-    let offs = offsets(&l, (g.kh, g.kw), g.p.dilation);
     let lhs = Lhs::new(
         g.c_out,
         d.k,
@@ -285,85 +326,99 @@ pub(super) fn forward(
         },
     );
     let init = bias.map_or(Init::Zero, Init::RowBias);
-    with_scratch(l.len() + g.oh * g.c_out * g.ow * g.b, |s| {
-        let (xt, yt) = s.split_at_mut(l.len());
-        l.fill(x, xt);
-        product(&lhs, xt, &l, &offs, (g.oh, g.ow), init, yt);
-        unfill(yt, g.b, g.c_out, g.oh, g.ow, relu)
-    })
+    conv(
+        &lhs,
+        x,
+        (g.b, g.c_in, g.h, g.w),
+        g.p.padding,
+        ([g.kh, g.kw], g.p.dilation),
+        (g.oh, g.ow),
+        init,
+        relu,
+    )
 }
 
 /// Input gradient `dy` `[b, c_out, oh, ow]` → `[b, c_in, h, w]` ([`takes_input_grad`]).
 pub(super) fn input_grad(g: &ConvGeometry, d: &Dims, dy: &[f32], w: &[f32]) -> Vec<f32> {
     let p = &g.p;
-    let l = Layout {
-        b: g.b,
-        planes: g.c_out,
-        h: g.oh,
-        w: g.ow,
-        pad: [
-            (g.kh - 1) * p.dilation[0] - p.padding[0],
-            (g.kw - 1) * p.dilation[1] - p.padding[1],
-        ],
-    };
-    let offs = offsets(&l, (g.kh, g.kw), p.dilation);
+    let pad = [
+        (g.kh - 1) * p.dilation[0] - p.padding[0],
+        (g.kw - 1) * p.dilation[1] - p.padding[1],
+    ];
     let wf = weights_flipped(g, d, w);
-    with_scratch(l.len() + g.h * g.c_in * g.w * g.b, |s| {
-        let (dyt, dxt) = s.split_at_mut(l.len());
-        l.fill(dy, dyt);
-        product(&wf[0], dyt, &l, &offs, (g.h, g.w), Init::Zero, dxt);
-        unfill(dxt, g.b, g.c_in, g.h, g.w, false)
-    })
+    conv(
+        &wf[0],
+        dy,
+        (g.b, g.c_out, g.oh, g.ow),
+        pad,
+        ([g.kh, g.kw], p.dilation),
+        (g.h, g.w),
+        Init::Zero,
+        false,
+    )
 }
 
-/// Weight gradient of `x` `[b, c_in, h, w]` and `dy` `[b, c_out, oh, ow]`: `[c_out, K]`.
+/// Weight gradient of `x` `[b, c_in, h, w]` and `dy` `[b, c_out, oh, ow]`: `[c_out, K]`,
+/// each chunk of images summed on its thread, the chunks' sums added in order (the same
+/// result on every run).
 pub(super) fn weight_grad(g: &ConvGeometry, d: &Dims, x: &[f32], dy: &[f32]) -> Vec<f32> {
-    let l = Layout {
-        b: g.b,
-        planes: g.c_in,
-        h: g.h,
-        w: g.w,
-        pad: g.p.padding,
-    };
-    let ly = Layout {
-        b: g.b,
-        planes: g.c_out,
-        h: g.oh,
-        w: g.ow,
-        pad: [0, 0],
-    };
-    let offs = offsets(&l, (g.kh, g.kw), g.p.dilation);
-    let row = g.ow * g.b;
-    let lda = g.oh * row;
-    let mut dw = vec![0f32; g.c_out * d.k];
-    let per = g.c_out.div_ceil(rayon::current_num_threads().max(1));
-    with_scratch(l.len() + ly.len(), |s| {
-        let (xt, dyt) = s.split_at_mut(l.len());
-        rayon::join(|| l.fill(x, xt), || ly.fill(dy, dyt));
-        let (xt, dyt) = (&*xt, &*dyt);
-        dw.par_chunks_mut(per * d.k)
-            .enumerate()
-            .for_each(|(part, dw)| {
-                let o0 = part * per;
+    let (x_img, y_img) = (g.c_in * d.hw, g.c_out * d.n);
+    let per = chunk(g.b);
+    let partials: Vec<Vec<f32>> = (0..g.b.div_ceil(per))
+        .into_par_iter()
+        .map(|i| {
+            let count = per.min(g.b - i * per);
+            let l = Layout {
+                b: count,
+                planes: g.c_in,
+                h: g.h,
+                w: g.w,
+                pad: g.p.padding,
+                kernel: [g.kh, g.kw],
+                dil: g.p.dilation,
+            };
+            let ly = Layout {
+                planes: g.c_out,
+                h: g.oh,
+                w: g.ow,
+                pad: [0, 0],
+                ..l
+            };
+            let offs = l.offsets();
+            let row = g.ow * count;
+            let mut dw = vec![0f32; g.c_out * d.k];
+            with_scratch(l.len() + ly.len(), |s| {
+                let (xt, dyt) = s.split_at_mut(l.len());
+                l.fill(&x[i * per * x_img..][..count * x_img], xt);
+                ly.fill(&dy[i * per * y_img..][..count * y_img], dyt);
                 let batch = NtBatch {
                     imgs: g.oh,
                     a_img: row,
-                    b_img: l.wp() * g.b,
+                    b_img: l.wp() * count,
                 };
                 gemm_nt_gather(
-                    dw.len() / d.k,
+                    g.c_out,
                     d.k,
                     row,
                     batch,
-                    &dyt[o0 * lda..],
-                    lda,
+                    dyt,
+                    g.oh * row,
                     xt,
                     &offs,
-                    dw,
+                    &mut dw,
                     d.k,
                 );
             });
-    });
+            dw
+        })
+        .collect();
+    let mut iter = partials.into_iter();
+    let mut dw = iter.next().unwrap_or_else(|| vec![0f32; g.c_out * d.k]);
+    for part in iter {
+        for (a, b) in dw.iter_mut().zip(&part) {
+            *a += *b;
+        }
+    }
     dw
 }
 

@@ -279,7 +279,6 @@ proptest! {
     }
 }
 
-/// Wrong lengths are errors naming the kernel, the argument and both lengths, not panics.
 /// The portable path's side-by-side products (forward, and input gradient from 5 input
 /// channels and up to 288 gathered rows) on fixed shapes that take them, on two threads:
 /// "same" 3x3 and 5x5 convolutions, 32 channels on 4x4 maps, LeNet-5's folded first layer
@@ -316,7 +315,8 @@ fn side_by_side_shapes_match_loops() -> Result<(), TestCaseError> {
 /// Shapes the batch-in-lanes products take (small planes, stride 1, batches of 16 or more):
 /// the residual blocks' 3x3 "same" layers on 4x4 and 12x12 maps, a 5x5 "valid" layer on
 /// 12x12 (whose input gradient stays per image), a dilated one, and batches that are not a
-/// multiple of 8 (a last lane block of fewer images); two threads.
+/// multiple of 8 (a last lane block of fewer images), and more images than two chunks hold;
+/// two threads.
 #[test]
 fn lanes_shapes_match_loops() -> Result<(), TestCaseError> {
     let pool = rayon::ThreadPoolBuilder::new()
@@ -337,6 +337,8 @@ fn lanes_shapes_match_loops() -> Result<(), TestCaseError> {
         ([19, 5, 6, 6], 7, [3, 3], same(3)),
         ([17, 6, 12, 12], 9, [5, 5], Conv2dParams::default()),
         ([24, 4, 7, 5], 3, [3, 3], dilated),
+        // More images than two threads' chunks hold: chunks of 64, 64 and 8.
+        ([136, 4, 4, 4], 5, [3, 3], same(3)),
     ] {
         for keep_col in [false, true] {
             pool.install(|| check_conv(x, c_out, k, p, keep_col, 11))?;
@@ -345,6 +347,7 @@ fn lanes_shapes_match_loops() -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// Wrong lengths are errors naming the kernel, the argument and both lengths, not panics.
 #[test]
 fn wrong_lengths_are_errors() -> Result<(), convnets_kernels::KernelError> {
     let g = ConvGeometry::new(&[1, 2, 4, 4], &[3, 2, 3, 3], None, &Conv2dParams::default())?;

@@ -247,12 +247,21 @@ fn unfill(src: &[f32], (m, rows, cols): (usize, usize, usize), relu: bool, dst: 
     scatter(src, img, b, &pos, dst, true, relu)
 }
 
-/// Images per chunk: the batch split evenly over the threads, in whole 8-image tiles. Each
-/// thread copies, multiplies and copies back its own chunk, in its own cache, with no
-/// barrier between the steps.
+/// The most images per chunk, so that a chunk's copies stay near the core's caches (a few
+/// MB) at large batches: inference at batch 1000 had chunks of 500 images without it, and
+/// ran seed 001's residual net at 23-27 against 36 x 10^3 images/s with it, its Inception
+/// net at 8.7 against 11-12 x 10^3, SimpleCNN at 6.1-6.2 against 7.0-7.2 x 10^3 (`cargo
+/// xtask bench --isa avx512 --no-torch`, two alternating runs); training (chunks of 32 and
+/// 64 either way) the same.
+const MAX_CHUNK: usize = 64;
+
+/// Images per chunk: the batch split evenly over the threads, in whole 8-image tiles, at
+/// most [`MAX_CHUNK`]. Each thread copies, multiplies and copies back its own chunks, in its
+/// own cache, with no barrier between the steps.
 fn chunk(b: usize) -> usize {
     b.div_ceil(rayon::current_num_threads().max(1))
         .next_multiple_of(8)
+        .min(MAX_CHUNK)
 }
 
 /// `lhs` `[m, K]` over the virtual unfolded `ops` (layout `l`), one product per result row

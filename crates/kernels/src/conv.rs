@@ -776,17 +776,10 @@ fn fwd_side_by_side(
     bias: Option<&[f32]>,
     relu: bool,
 ) -> Vec<f32> {
-    let lhs = Lhs::new(
-        g.c_out,
-        d.k,
-        Mat {
-            data: w,
-            rs: d.k,
-            cs: 1,
-        },
-    );
+    // One group: `side_by_side` takes no other.
+    let lhs = weights(g, d, w, false);
     let bias = |o: usize| bias.map_or(0.0, |b| b[o]);
-    side_by_side_product(im, g.b, imgs, x, g.c_in, &lhs, &bias, relu)
+    side_by_side_product(im, g.b, imgs, x, g.c_in, &lhs[0], &bias, relu)
 }
 
 /// `b` products of `lhs` `[m, K]` with the virtual unfolded operand of each image of `src`

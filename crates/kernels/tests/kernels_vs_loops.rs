@@ -184,7 +184,7 @@ proptest! {
         let h = fit(kh, dil[0], pad.0) + extra.0;
         let w = fit(kw, dil[1], pad.1) + extra.1;
         let p = Conv2dParams { stride: s, padding: [pad.0, pad.1], dilation: dil, groups };
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let pool = two_threads()?;
         pool.install(|| check_conv([b, cg * groups, h, w], og * groups, [kh, kw], p, keep_col, seed))?;
     }
 
@@ -279,6 +279,22 @@ proptest! {
     }
 }
 
+/// A pool of two threads, so that the paths that split work over threads run on any machine.
+fn two_threads() -> Result<rayon::ThreadPool, TestCaseError> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .map_err(|e| TestCaseError::fail(e.to_string()))
+}
+
+/// A "same" convolution of a `k x k` kernel (odd `k`): padding `k / 2`, stride 1.
+fn same(k: usize) -> Conv2dParams {
+    Conv2dParams {
+        padding: [k / 2, k / 2],
+        ..Conv2dParams::default()
+    }
+}
+
 /// The portable path's side-by-side products (forward, and input gradient from 5 input
 /// channels and up to 288 gathered rows) on fixed shapes that take them, on two threads:
 /// "same" 3x3 and 5x5 convolutions, 32 channels on 4x4 maps, LeNet-5's folded first layer
@@ -286,14 +302,7 @@ proptest! {
 /// the same shapes check the per-image kernels.
 #[test]
 fn side_by_side_shapes_match_loops() -> Result<(), TestCaseError> {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(2)
-        .build()
-        .map_err(|e| TestCaseError::fail(e.to_string()))?;
-    let same = |k: usize| Conv2dParams {
-        padding: [k / 2, k / 2],
-        ..Conv2dParams::default()
-    };
+    let pool = two_threads()?;
     let folded = Conv2dParams {
         stride: [2, 2],
         padding: [2, 2],
@@ -319,14 +328,7 @@ fn side_by_side_shapes_match_loops() -> Result<(), TestCaseError> {
 /// two threads.
 #[test]
 fn lanes_shapes_match_loops() -> Result<(), TestCaseError> {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(2)
-        .build()
-        .map_err(|e| TestCaseError::fail(e.to_string()))?;
-    let same = |k: usize| Conv2dParams {
-        padding: [k / 2, k / 2],
-        ..Conv2dParams::default()
-    };
+    let pool = two_threads()?;
     let dilated = Conv2dParams {
         padding: [2, 1],
         dilation: [2, 1],

@@ -14,8 +14,8 @@
 //! (splitting each step over the threads instead, with a barrier after each, was 10-20 %
 //! slower over a seed 001 residual-net step).
 
-use super::{weights_flipped, zeroed_len_chunks, Dims};
-use crate::gemm::{gemm_nt_gather, nt_gather_batches, with_scratch, Init, Lhs, Mat, NtBatch};
+use super::{weights, weights_flipped, zeroed_len_chunks, Dims};
+use crate::gemm::{gemm_nt_gather, nt_gather_batches, with_scratch, Init, Lhs, NtBatch};
 use crate::relu::relu1;
 use crate::ConvGeometry;
 use rayon::prelude::*;
@@ -113,22 +113,9 @@ impl Tiles {
 /// `dst[dpos[p] + n] = src[n * img + p]` for `n < rows` (images), `p < dpos.len()`
 /// (positions, `dpos` their offsets in `dst`): `src`'s rows are images with their positions
 /// contiguous, and each position's images are contiguous in `dst`. With `flip`, the other
-/// way round: `dst[n * img + p] = src[dpos[p] + n]`.
-fn scatter(
-    src: &[f32],
-    img: usize,
-    rows: usize,
-    dpos: &[usize],
-    dst: &mut [f32],
-    flip: bool,
-    relu: bool,
-) {
-    scatter_with(Tiles::new(), src, img, rows, dpos, dst, flip, relu)
-}
-
-/// [`scatter`] with these tile kernels.
+/// way round: `dst[n * img + p] = src[dpos[p] + n]`. 8 x 8 tiles in `tiles`, the edges scalar.
 #[allow(clippy::too_many_arguments)]
-fn scatter_with(
+fn scatter(
     tiles: Tiles,
     src: &[f32],
     img: usize,
@@ -198,7 +185,7 @@ impl Layout {
         let pos: Vec<usize> = (0..hw)
             .map(|p| ((p / self.w + ph) * wp + p % self.w + pw) * b)
             .collect();
-        let (row, edge) = (wp * b, pw * b);
+        let (row, edge, tiles) = (wp * b, pw * b, Tiles::new());
         for (c, dst) in dst[..self.len()]
             .chunks_exact_mut(self.hp() * row)
             .enumerate()
@@ -213,7 +200,7 @@ impl Layout {
                     r[row - edge..].fill(0.0);
                 }
             }
-            scatter(&src[c * hw..], img, b, &pos, dst, false, false)
+            scatter(tiles, &src[c * hw..], img, b, &pos, dst, false, false)
         }
     }
 
@@ -244,7 +231,7 @@ fn unfill(src: &[f32], (m, rows, cols): (usize, usize, usize), relu: bool, dst: 
             ((r * m + o) * cols + x) * b
         })
         .collect();
-    scatter(src, img, b, &pos, dst, true, relu)
+    scatter(Tiles::new(), src, img, b, &pos, dst, true, relu)
 }
 
 /// The most images per chunk, so that a chunk's copies stay near the core's caches (a few
@@ -325,18 +312,10 @@ pub(super) fn forward(
     bias: Option<&[f32]>,
     relu: bool,
 ) -> Vec<f32> {
-    let lhs = Lhs::new(
-        g.c_out,
-        d.k,
-        Mat {
-            data: w,
-            rs: d.k,
-            cs: 1,
-        },
-    );
+    let lhs = weights(g, d, w, false);
     let init = bias.map_or(Init::Zero, Init::RowBias);
     conv(
-        &lhs,
+        &lhs[0],
         x,
         (g.b, g.c_in, g.h, g.w),
         g.p.padding,
@@ -454,14 +433,14 @@ mod tests {
             for relu in [false, true] {
                 let act = |v: f32| if relu { v.max(0.0) } else { v };
                 let mut dst = vec![f32::NAN; 3 * img * rows];
-                scatter_with(tiles, &src, img, rows, &dpos, &mut dst, false, relu);
+                scatter(tiles, &src, img, rows, &dpos, &mut dst, false, relu);
                 for n in 0..rows {
                     for (p, &o) in dpos.iter().enumerate() {
                         assert_eq!(dst[o + n], act(src[n * img + p]), "image {n}, position {p}");
                     }
                 }
                 let mut back = vec![0f32; img * rows];
-                scatter_with(tiles, &dst, img, rows, &dpos, &mut back, true, false);
+                scatter(tiles, &dst, img, rows, &dpos, &mut back, true, false);
                 let want: Vec<f32> = src.iter().map(|&v| act(v)).collect();
                 assert_eq!(back, want);
             }

@@ -339,6 +339,11 @@ fn lanes_shapes_match_loops() -> Result<(), TestCaseError> {
         ([19, 5, 6, 6], 7, [3, 3], same(3)),
         ([17, 6, 12, 12], 9, [5, 5], Conv2dParams::default()),
         ([24, 4, 7, 5], 3, [3, 3], dilated),
+        // Eight and more channels: the portable path's weight gradient in lanes too, once
+        // over the spread rows ("same", dilated), once row by row (the 4x4 and 12x12 ones).
+        ([18, 8, 6, 6], 10, [3, 3], same(3)),
+        ([24, 8, 7, 9], 6, [3, 3], dilated),
+        ([17, 9, 12, 12], 5, [5, 5], Conv2dParams::default()),
         // More images than two threads' chunks hold: chunks of 64, 64 and 8.
         ([136, 4, 4, 4], 5, [3, 3], same(3)),
     ] {

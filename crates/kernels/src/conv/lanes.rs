@@ -15,7 +15,9 @@
 //! slower over a seed 001 residual-net step).
 
 use super::{weights, weights_flipped, zeroed_len_chunks, Dims};
-use crate::gemm::{gemm_nt_gather, nt_gather_batches, with_scratch, Init, Lhs, NtBatch};
+use crate::gemm::{
+    gemm_nt_gather, nt_gather_batches, sgemm_acc_col_major, with_scratch, Init, Lhs, Mat, NtBatch,
+};
 use crate::relu::relu1;
 use crate::ConvGeometry;
 use rayon::prelude::*;
@@ -44,6 +46,20 @@ const MAX_PLANE_DW: usize = 256;
 /// conv3) the per-image product stayed as fast or faster.
 const PORTABLE_MAX_DX_CG: usize = 32;
 
+/// The fewest input channels of a weight gradient in lanes on the portable path: they are
+/// the rows of its `gemm` products, and with fewer the products are too thin (LeNet-5's
+/// conv2, 6 channels: 1.5 → 2.0-2.1 ms; MnistNet's, 10 channels, 0.81 → 0.63-0.64 ms).
+const PORTABLE_DW_MIN_CG: usize = 8;
+/// Output channels of a weight gradient in lanes on the portable path: fewer than this.
+/// With 64 and more the per-image products ([`super::bwd_weight_taps`]) already fill
+/// `gemm`'s widest register block and stayed as fast or faster (ResNet-20's stage 3, 64 x
+/// 8x8: 4.0 against 4.2-4.3 ms; SimpleCNN's conv3); with fewer the lanes products are
+/// 1.2-2x faster (seed 001's Inception net: conv2 4.5-4.9 → 2.7-3.0 ms, 5x5 branch 2.1-2.3 →
+/// 1.2 ms, 3x3 branch 0.75-0.86 → 0.44-0.46 ms; its residual net's 4x4 block 0.19 → 0.15 ms;
+/// at 16x16 slower: ResNet-20's stage 2 3.5-3.8 → 4.5 ms; `cargo xtask bench kernels
+/// --paths portable`, AMD EPYC Zen 4, 2026-12-06, alternating runs).
+const PORTABLE_DW_MAX_OG: usize = 64;
+
 /// The shapes the batch-in-lanes products take, output planes up to `max_plane`.
 fn shape_takes(g: &ConvGeometry, d: &Dims, max_plane: usize) -> bool {
     g.p.groups == 1
@@ -59,11 +75,16 @@ pub(super) fn takes(g: &ConvGeometry, d: &Dims) -> bool {
     shape_takes(g, d, MAX_PLANE)
 }
 
-/// Whether the weight gradient runs with the batch in the lanes: with the AVX2 / AVX-512
-/// dot-product kernels only (the portable 128-bit ones were up to 2x slower than the
-/// per-image products in `gemm`).
+/// Whether the weight gradient runs with the batch in the lanes: up to 16x16 outputs with
+/// the AVX2 / AVX-512 dot-product kernels ([`weight_grad_dots`]); on the portable path
+/// ([`weight_grad_taps`], `gemm` products) up to 12x12, with [`PORTABLE_DW_MIN_CG`] to
+/// [`PORTABLE_DW_MAX_OG`] channels.
 pub(super) fn takes_weight_grad(g: &ConvGeometry, d: &Dims) -> bool {
-    nt_gather_batches() && shape_takes(g, d, MAX_PLANE_DW)
+    if nt_gather_batches() {
+        shape_takes(g, d, MAX_PLANE_DW)
+    } else {
+        shape_takes(g, d, MAX_PLANE) && d.cg >= PORTABLE_DW_MIN_CG && d.og < PORTABLE_DW_MAX_OG
+    }
 }
 
 /// Whether the input gradient runs with the batch in the lanes: [`takes`] and a "same"
@@ -160,6 +181,9 @@ struct Layout {
     h: usize,
     w: usize,
     pad: [usize; 2],
+    /// Zero columns after the right padding (the output gradient spread over the input's
+    /// padded width).
+    right: usize,
     /// The kernel `[kh, kw]` and its dilation, read over this layout.
     kernel: [usize; 2],
     dil: [usize; 2],
@@ -170,7 +194,7 @@ impl Layout {
         self.h + 2 * self.pad[0]
     }
     fn wp(&self) -> usize {
-        self.w + 2 * self.pad[1]
+        self.w + 2 * self.pad[1] + self.right
     }
     fn len(&self) -> usize {
         self.planes * self.hp() * self.wp() * self.b
@@ -186,6 +210,7 @@ impl Layout {
             .map(|p| ((p / self.w + ph) * wp + p % self.w + pw) * b)
             .collect();
         let (row, edge, tiles) = (wp * b, pw * b, Tiles::new());
+        let right = (pw + self.right) * b;
         for (c, dst) in dst[..self.len()]
             .chunks_exact_mut(self.hp() * row)
             .enumerate()
@@ -194,13 +219,40 @@ impl Layout {
             // rows between.
             dst[..ph * row].fill(0.0);
             dst[(ph + self.h) * row..].fill(0.0);
-            if pw > 0 {
+            if right > 0 {
                 for r in dst[ph * row..(ph + self.h) * row].chunks_exact_mut(row) {
                     r[..edge].fill(0.0);
-                    r[row - edge..].fill(0.0);
+                    r[row - right..].fill(0.0);
                 }
             }
             scatter(tiles, &src[c * hw..], img, b, &pos, dst, false, false)
+        }
+    }
+
+    /// `src` `[b, planes, h, w]` into `dst` `[hp, wp, b, planes]` (channels last, `len()`
+    /// floats, any contents before), zero borders.
+    fn fill_last(&self, src: &[f32], dst: &mut [f32]) {
+        let (b, planes, w, wp) = (self.b, self.planes, self.w, self.wp());
+        let (hw, [ph, pw]) = (self.h * w, self.pad);
+        let pix = b * planes;
+        let row = wp * pix;
+        let dst = &mut dst[..self.len()];
+        dst[..ph * row].fill(0.0);
+        dst[(ph + self.h) * row..].fill(0.0);
+        let right = (pw + self.right) * pix;
+        if right > 0 {
+            for r in dst[ph * row..(ph + self.h) * row].chunks_exact_mut(row) {
+                r[..pw * pix].fill(0.0);
+                r[row - right..].fill(0.0);
+            }
+        }
+        let tiles = Tiles::new();
+        let mut pos: Vec<usize> = (0..hw)
+            .map(|p| ((p / w + ph) * wp + p % w + pw) * pix)
+            .collect();
+        for img in src.chunks_exact(planes * hw).take(b) {
+            scatter(tiles, img, hw, planes, &pos, dst, false, false);
+            pos.iter_mut().for_each(|p| *p += planes);
         }
     }
 
@@ -291,6 +343,7 @@ fn conv(
             h,
             w,
             pad,
+            right: 0,
             kernel,
             dil,
         };
@@ -347,56 +400,25 @@ pub(super) fn input_grad(g: &ConvGeometry, d: &Dims, dy: &[f32], w: &[f32]) -> V
 }
 
 /// Weight gradient of `x` `[b, c_in, h, w]` and `dy` `[b, c_out, oh, ow]`: `[c_out, K]`,
-/// each chunk of images summed on its thread, the chunks' sums added in order (the same
-/// result on every run).
+/// each chunk of images summed on its thread ([`weight_grad_dots`] on the AVX2 / AVX-512
+/// paths, [`weight_grad_taps`] on the portable one), the chunks' sums added in order (the
+/// same result on every run).
 pub(super) fn weight_grad(g: &ConvGeometry, d: &Dims, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let (x_img, y_img) = (g.c_in * d.hw, g.c_out * d.n);
     let per = chunk(g.b);
+    let dots = nt_gather_batches();
     let partials: Vec<Vec<f32>> = (0..g.b.div_ceil(per))
         .into_par_iter()
         .map(|i| {
             let count = per.min(g.b - i * per);
-            let l = Layout {
-                b: count,
-                planes: g.c_in,
-                h: g.h,
-                w: g.w,
-                pad: g.p.padding,
-                kernel: [g.kh, g.kw],
-                dil: g.p.dilation,
-            };
-            let ly = Layout {
-                planes: g.c_out,
-                h: g.oh,
-                w: g.ow,
-                pad: [0, 0],
-                ..l
-            };
-            let offs = l.offsets();
-            let row = g.ow * count;
+            let x = &x[i * per * x_img..][..count * x_img];
+            let dy = &dy[i * per * y_img..][..count * y_img];
             let mut dw = vec![0f32; g.c_out * d.k];
-            with_scratch(l.len() + ly.len(), |s| {
-                let (xt, dyt) = s.split_at_mut(l.len());
-                l.fill(&x[i * per * x_img..][..count * x_img], xt);
-                ly.fill(&dy[i * per * y_img..][..count * y_img], dyt);
-                let batch = NtBatch {
-                    imgs: g.oh,
-                    a_img: row,
-                    b_img: l.wp() * count,
-                };
-                gemm_nt_gather(
-                    g.c_out,
-                    d.k,
-                    row,
-                    batch,
-                    dyt,
-                    g.oh * row,
-                    xt,
-                    &offs,
-                    &mut dw,
-                    d.k,
-                );
-            });
+            if dots {
+                weight_grad_dots(g, d, x, dy, count, &mut dw);
+            } else {
+                weight_grad_taps(g, d, x, dy, count, &mut dw);
+            }
             dw
         })
         .collect();
@@ -408,6 +430,119 @@ pub(super) fn weight_grad(g: &ConvGeometry, d: &Dims, x: &[f32], dy: &[f32]) -> 
         }
     }
     dw
+}
+
+/// The lanes layout of the input of a weight gradient over `b` images.
+fn input_layout(g: &ConvGeometry, b: usize) -> Layout {
+    Layout {
+        b,
+        planes: g.c_in,
+        h: g.h,
+        w: g.w,
+        pad: g.p.padding,
+        right: 0,
+        kernel: [g.kh, g.kw],
+        dil: g.p.dilation,
+    }
+}
+
+/// Adds the weight gradient of the `b` images of `x` and `dy` into `dw` `[c_out, K]`: dot
+/// products of `ow * b` floats, one per output row, between the lanes copies of `dy` and of
+/// `x` (the AVX2 / AVX-512 dot kernels of [`gemm_nt_gather`]).
+fn weight_grad_dots(g: &ConvGeometry, d: &Dims, x: &[f32], dy: &[f32], b: usize, dw: &mut [f32]) {
+    let l = input_layout(g, b);
+    let ly = Layout {
+        planes: g.c_out,
+        h: g.oh,
+        w: g.ow,
+        pad: [0, 0],
+        ..l
+    };
+    let offs = l.offsets();
+    let row = g.ow * b;
+    with_scratch(l.len() + ly.len(), |s| {
+        let (xt, dyt) = s.split_at_mut(l.len());
+        l.fill(x, xt);
+        ly.fill(dy, dyt);
+        let batch = NtBatch {
+            imgs: g.oh,
+            a_img: row,
+            b_img: l.wp() * b,
+        };
+        gemm_nt_gather(
+            g.c_out,
+            d.k,
+            row,
+            batch,
+            dyt,
+            g.oh * row,
+            xt,
+            &offs,
+            dw,
+            d.k,
+        );
+    });
+}
+
+/// Adds the weight gradient of the `b` images of `x` and `dy` into `dw` `[c_out, K]` with
+/// `gemm`: one product per kernel tap (and output row), `dw[:, c, tap]^T += x(tap)[c_in,
+/// positions] @ dy[positions, c_out]` over all `b` images at once. `x` is copied channels
+/// last (`[hp, wp, b, c_in]`: `gemm`'s fast column-major left operand, a tap's shift one
+/// offset into it), `dy` into `[c_out, oh, ow, b]`. Where the padding adds at most a third
+/// to the row, `dy` is spread over the padded width (zeros in the columns past `ow`) and a
+/// tap's positions of all output rows are one run of both operands: one product per tap
+/// (seed 001's 5x5 "same" branch 1.7 → 1.1-1.2 ms against a product per row); otherwise one
+/// product per tap and output row, no multiply by zeros (its "valid" 5x5 conv2, rows 12 wide
+/// for 8 outputs: 3.3 → 2.7-3.2 ms).
+fn weight_grad_taps(g: &ConvGeometry, d: &Dims, x: &[f32], dy: &[f32], b: usize, dw: &mut [f32]) {
+    let l = input_layout(g, b);
+    let wp = l.wp();
+    let spread = 3 * (wp - g.ow) <= g.ow;
+    let ly = Layout {
+        planes: g.c_out,
+        h: g.oh,
+        w: g.ow,
+        pad: [0, 0],
+        right: if spread { wp - g.ow } else { 0 },
+        ..l
+    };
+    let (taps, (ci, co)) = (g.kh * g.kw, (g.c_in, g.c_out));
+    let (per_call, yw) = if spread { (g.oh, wp) } else { (1, g.ow) };
+    // Spread, the run is every output row but the last over `wp` (its zero columns meet the
+    // input's next row) and the last over `ow`, so it ends at the copy's end.
+    let k = ((per_call - 1) * wp + g.ow) * b;
+    let [dh, dwl] = g.p.dilation;
+    with_scratch(l.len() + ly.len() + taps * ci * co, |s| {
+        let (xt, rest) = s.split_at_mut(l.len());
+        let (dyt, acc) = rest.split_at_mut(ly.len());
+        l.fill_last(x, xt);
+        ly.fill(dy, dyt);
+        acc.fill(0.0);
+        for r0 in (0..g.oh).step_by(per_call) {
+            let rhs = Mat {
+                data: &dyt[r0 * yw * b..],
+                rs: 1,
+                cs: g.oh * yw * b,
+            };
+            for (t, acc) in acc.chunks_exact_mut(ci * co).enumerate() {
+                let (ki, kj) = (t / g.kw, t % g.kw);
+                let lhs = Mat {
+                    data: &xt[((r0 + ki * dh) * wp + kj * dwl) * b * ci..],
+                    rs: 1,
+                    cs: ci,
+                };
+                sgemm_acc_col_major(ci, co, k, acc, lhs, rhs);
+            }
+        }
+        // acc[tap][o][c] into dw[o][c][tap].
+        for (t, acc) in acc.chunks_exact(ci * co).enumerate() {
+            for (o, acc) in acc.chunks_exact(ci).enumerate() {
+                for (c, v) in acc.iter().enumerate() {
+                    dw[o * d.k + c * taps + t] += *v;
+                }
+            }
+        }
+    });
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 //! `CONVNETS_ISA=avx512|avx2|portable`; a run on another path is another process.
 
 use anyhow::{Context, Result};
-use convnets_kernels::{conv, pool, Conv2dParams, ConvGeometry, Pool2dParams, PoolDims};
+use convnets_kernels::{conv, norm, pool, Conv2dParams, ConvGeometry, Pool2dParams, PoolDims};
 
 /// One convolution of a bench model.
 #[derive(Clone, Copy, Debug)]
@@ -330,6 +330,116 @@ impl PoolCase {
             (true, true) => pool::max_bwd(&self.x, &self.dy, d, p)?.len(),
             (false, false) => pool::avg_fwd(&self.x, d, p)?.len(),
             (false, true) => pool::avg_bwd(&self.dy, d, p)?.len(),
+        })
+    }
+}
+
+/// The batch normalisations of ResNet-20 (batch 128), one per stage: `(name, [b, c, hw])`.
+pub const NORM_SHAPES: [(&str, [usize; 3]); 3] = [
+    ("resnet20_bn_stage1_b128_16x32x32", [128, 16, 1024]),
+    ("resnet20_bn_stage2_b128_32x16x16", [128, 32, 256]),
+    ("resnet20_bn_stage3_b128_64x8x8", [128, 64, 64]),
+];
+
+/// A pass of a training-mode batch normalisation (each followed by ReLU, as in ResNet-20).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NormPass {
+    /// The batch statistics (`norm::channel_stats`): one read of `x`.
+    Stats,
+    /// The normalisation with ReLU (`norm::bn_fwd`): a read of `x`, a write of `y`.
+    Forward,
+    /// The gradients through ReLU's mask (`norm::bn_bwd`): reads of `x`, `dy`, `y` for the
+    /// sums and again for `dx`, a write of `dx`.
+    Backward,
+}
+
+impl NormPass {
+    /// All three.
+    pub const ALL: [NormPass; 3] = [NormPass::Stats, NormPass::Forward, NormPass::Backward];
+
+    /// `stats`, `fwd` or `bwd`.
+    pub fn name(self) -> &'static str {
+        match self {
+            NormPass::Stats => "stats",
+            NormPass::Forward => "fwd",
+            NormPass::Backward => "bwd",
+        }
+    }
+
+    /// Tensor-sized reads and writes of the pass (its memory traffic, in tensors).
+    pub fn tensors_moved(self) -> usize {
+        match self {
+            NormPass::Stats => 1,
+            NormPass::Forward => 2,
+            NormPass::Backward => 7,
+        }
+    }
+}
+
+/// The tensors of one batch normalisation, ready to run any pass.
+pub struct NormCase {
+    /// `[b, c, hw]`.
+    pub dims: (usize, usize, usize),
+    x: Vec<f32>,
+    y: Vec<f32>,
+    dy: Vec<f32>,
+    gamma: Vec<f32>,
+    beta: Vec<f32>,
+    mean: Vec<f32>,
+    invstd: Vec<f32>,
+}
+
+impl NormCase {
+    /// Fills input, output (through ReLU), output gradient and parameters of `[b, c, hw]`.
+    pub fn new([b, c, hw]: [usize; 3]) -> Result<Self> {
+        let x = values(b * c * hw, 7);
+        let (gamma, beta) = (values(c, 8), values(c, 9));
+        let (mean, var) = norm::channel_stats(&x, b, c, hw)?;
+        let invstd: Vec<f32> = var.iter().map(|v| 1.0 / (v + 1e-5).sqrt()).collect();
+        let y = norm::bn_fwd(&x, &gamma, &beta, &mean, &invstd, (b, c, hw), true)?;
+        Ok(Self {
+            dims: (b, c, hw),
+            dy: values(x.len(), 10),
+            x,
+            y,
+            gamma,
+            beta,
+            mean,
+            invstd,
+        })
+    }
+
+    /// Bytes of one tensor.
+    pub fn tensor_bytes(&self) -> usize {
+        4 * self.x.len()
+    }
+
+    /// Runs one pass; returns an output's length.
+    pub fn run(&self, pass: NormPass) -> Result<usize> {
+        let (b, c, hw) = self.dims;
+        Ok(match pass {
+            NormPass::Stats => norm::channel_stats(&self.x, b, c, hw)?.0.len(),
+            NormPass::Forward => norm::bn_fwd(
+                &self.x,
+                &self.gamma,
+                &self.beta,
+                &self.mean,
+                &self.invstd,
+                self.dims,
+                true,
+            )?
+            .len(),
+            NormPass::Backward => norm::bn_bwd(
+                &self.x,
+                &self.dy,
+                Some(&self.y),
+                &self.mean,
+                &self.invstd,
+                &self.gamma,
+                self.dims,
+            )?
+            .0
+            .len(),
         })
     }
 }

@@ -5,7 +5,9 @@
 //! path follows the benches.
 //! `CONVNETS_ISA=avx2 cargo bench -p convnets-bench -- kernels/`
 
-use convnets_bench::kernels::{ConvCase, Pass, PoolCase, CONV_SHAPES, POOL_SHAPES};
+use convnets_bench::kernels::{
+    ConvCase, NormCase, NormPass, Pass, PoolCase, CONV_SHAPES, NORM_SHAPES, POOL_SHAPES,
+};
 use criterion::{Criterion, Throughput};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -52,6 +54,16 @@ pub fn kernels(c: &mut Criterion) {
             let mut best = f64::INFINITY;
             let pass = if backward { "bwd" } else { "fwd" };
             g.bench_function(pass, |b| timed(b, &mut best, || case.run(backward)));
+        }
+        g.finish();
+    }
+    for (name, dims) in NORM_SHAPES {
+        let case = NormCase::new(dims).expect("norm case");
+        let mut g = c.benchmark_group(format!("kernels/{isa}/{name}"));
+        g.throughput(Throughput::Bytes(case.tensor_bytes() as u64));
+        for pass in NormPass::ALL {
+            let mut best = f64::INFINITY;
+            g.bench_function(pass.name(), |b| timed(b, &mut best, || case.run(pass)));
         }
         g.finish();
     }

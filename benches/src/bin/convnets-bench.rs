@@ -29,7 +29,7 @@ use anyhow::{bail, Context, Result};
 use clap::parser::ValueSource;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use convnets::layers::ops::{set_kernels, Kernels};
-use convnets_bench::kernels::{ConvCase, Pass, CONV_SHAPES};
+use convnets_bench::kernels::{ConvCase, NormCase, NormPass, Pass, CONV_SHAPES, NORM_SHAPES};
 use convnets_bench::profile::{self, OpSet};
 use convnets_bench::{
     fma_peak_gflops, median, recipes, time_case, time_runs, train_flops_per_image, CaseResult,
@@ -619,6 +619,21 @@ fn kernels_here(k: &KernelArgs) -> Result<()> {
             let gf = flops / t / 1e9;
             let pct = peak.map_or("-".into(), |(p, _)| format!("{:.1}%", 100.0 * gf / p));
             row += &format!(" | {:>10.3} {gf:>8.1} {pct:>7}", t * 1e3);
+        }
+        println!("{row}");
+    }
+    println!(
+        "\n{:<40} | {:>10} {:>8} | {:>10} {:>8} | {:>10} {:>8}",
+        "batch norm + ReLU (median)", "stats ms", "GB/s", "fwd ms", "GB/s", "bwd ms", "GB/s"
+    );
+    println!("{}", "-".repeat(106));
+    for (name, dims) in NORM_SHAPES {
+        let case = NormCase::new(dims)?;
+        let mut row = format!("{name:<40}");
+        for pass in NormPass::ALL {
+            let t = median(&time_runs(3, k.runs, || case.run(pass).map(|_| ()))?);
+            let gbs = (pass.tensors_moved() * case.tensor_bytes()) as f64 / t / 1e9;
+            row += &format!(" | {:>10.3} {gbs:>8.1}", t * 1e3);
         }
         println!("{row}");
     }

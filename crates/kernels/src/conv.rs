@@ -388,17 +388,26 @@ impl Implicit {
     /// into phases when strided, into `dst`.
     fn pad_into(&self, src: &[f32], planes: usize, dst: &mut [f32]) {
         let (h, w) = (self.hp - 2 * self.pad[0], self.wp - 2 * self.pad[1]);
-        dst.fill(0.0);
         let [sh, sw] = self.stride;
         if [sh, sw] == [1, 1] {
-            for (c, plane) in src.chunks_exact(h * w).take(planes).enumerate() {
-                for (y, row) in plane.chunks_exact(w).enumerate() {
-                    let o = c * self.hp * self.wp + (y + self.pad[0]) * self.wp + self.pad[1];
-                    dst[o..o + w].copy_from_slice(row);
+            // Each plane: the rows above and below zeroed, each row between copied with its
+            // `pad` zeros on either side; nothing written twice.
+            let ([ph, pw], wp) = (self.pad, self.wp);
+            let planes_out = dst[..planes * self.hp * wp].chunks_exact_mut(self.hp * wp);
+            for (out, plane) in planes_out.zip(src.chunks_exact(h * w)) {
+                let (top, rest) = out.split_at_mut(ph * wp);
+                let (mid, bottom) = rest.split_at_mut(h * wp);
+                top.fill(0.0);
+                bottom.fill(0.0);
+                for (o, row) in mid.chunks_exact_mut(wp).zip(plane.chunks_exact(w)) {
+                    o[..pw].fill(0.0);
+                    copy_short(&mut o[pw..pw + w], row);
+                    o[pw + w..].fill(0.0);
                 }
             }
             return;
         }
+        dst.fill(0.0);
         let (phase, ws, pw) = (self.hs * self.ws, self.ws, self.pad[1]);
         for (c, plane) in src.chunks_exact(h * w).take(planes).enumerate() {
             for (y, row) in plane.chunks_exact(w).enumerate() {

@@ -349,7 +349,7 @@ pub(crate) fn check_gemm_nt(
     );
 }
 
-/// What the output of [`Lhs::mul`] holds before the product is added.
+/// What the output of [`Lhs::mul_offsets`] (and [`Lhs::mul_rows`]) holds before the product is added.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Init<'a> {
     /// Zeros: `c = a @ b`.

@@ -8,8 +8,9 @@
 //! `r` of all those images is one product `[c_out, K] @ [K, ow * images]` whose right
 //! operand's rows are contiguous runs of the copy (read in place by the AVX2 / AVX-512
 //! kernels, gathered for `gemm` on the portable path; no grid columns dropped), and the
-//! weight gradient is dot products of `ow * images` floats summed over the output rows.
-//! The copies in and out are 8 x 8 transposes. Each thread works on its own images from
+//! weight gradient is dot products of `ow * images` floats summed over the output rows
+//! (on the portable path one `gemm` product per kernel tap over a channels-last copy,
+//! [`weight_grad_taps`]). The copies in and out are 8 x 8 transposes. Each thread works on its own images from
 //! copy to copy-back, with no barrier between the steps and its operands in its own cache
 //! (splitting each step over the threads instead, with a barrier after each, was 10-20 %
 //! slower over a seed 001 residual-net step).

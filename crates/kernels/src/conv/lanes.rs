@@ -10,10 +10,10 @@
 //! kernels, gathered for `gemm` on the portable path; no grid columns dropped), and the
 //! weight gradient is dot products of `ow * images` floats summed over the output rows
 //! (on the portable path one `gemm` product per kernel tap over a channels-last copy,
-//! [`weight_grad_taps`]). The copies in and out are 8 x 8 transposes. Each thread works on its own images from
-//! copy to copy-back, with no barrier between the steps and its operands in its own cache
-//! (splitting each step over the threads instead, with a barrier after each, was 10-20 %
-//! slower over a seed 001 residual-net step).
+//! [`weight_grad_taps`]). The copies in and out are 8 x 8 transposes. Each thread works on
+//! its own images from copy to copy-back, with no barrier between the steps and its
+//! operands in its own cache (splitting each step over the threads instead, with a barrier
+//! after each, was 10-20 % slower over a seed 001 residual-net step).
 
 use super::{weights, weights_flipped, zeroed_len_chunks, Dims};
 use crate::gemm::{
@@ -211,28 +211,13 @@ impl Layout {
     /// `src` `[b, planes, h, w]` into `dst` `[planes, hp, wp, b]` (`len()` floats, any
     /// contents before), zero borders.
     fn fill(&self, src: &[f32], dst: &mut [f32]) {
-        let (b, hw, wp) = (self.b, self.h * self.w, self.wp());
-        let img = self.planes * hw;
-        let [ph, pw] = self.pad;
-        let pos: Vec<usize> = (0..hw)
-            .map(|p| ((p / self.w + ph) * wp + p % self.w + pw) * b)
-            .collect();
-        let (row, edge, tiles) = (wp * b, pw * b, Tiles::new());
-        let right = (pw + self.right) * b;
+        let (b, hw) = (self.b, self.h * self.w);
+        let (img, pos, tiles) = (self.planes * hw, self.positions(b), Tiles::new());
         for (c, dst) in dst[..self.len()]
-            .chunks_exact_mut(self.hp() * row)
+            .chunks_exact_mut(self.hp() * self.wp() * b)
             .enumerate()
         {
-            // The borders: whole rows above and below, `pw` positions at each end of the
-            // rows between.
-            dst[..ph * row].fill(0.0);
-            dst[(ph + self.h) * row..].fill(0.0);
-            if right > 0 {
-                for r in dst[ph * row..(ph + self.h) * row].chunks_exact_mut(row) {
-                    r[..edge].fill(0.0);
-                    r[row - right..].fill(0.0);
-                }
-            }
+            self.zero_border(dst, b);
             scatter(tiles, &src[c * hw..], img, b, &pos, dst, false, false)
         }
     }
@@ -240,27 +225,37 @@ impl Layout {
     /// `src` `[b, planes, h, w]` into `dst` `[hp, wp, b, planes]` (channels last, `len()`
     /// floats, any contents before), zero borders.
     fn fill_last(&self, src: &[f32], dst: &mut [f32]) {
-        let (b, planes, w, wp) = (self.b, self.planes, self.w, self.wp());
-        let (hw, [ph, pw]) = (self.h * w, self.pad);
-        let pix = b * planes;
-        let row = wp * pix;
+        let (planes, hw) = (self.planes, self.h * self.w);
         let dst = &mut dst[..self.len()];
-        dst[..ph * row].fill(0.0);
-        dst[(ph + self.h) * row..].fill(0.0);
-        let right = (pw + self.right) * pix;
-        if right > 0 {
-            for r in dst[ph * row..(ph + self.h) * row].chunks_exact_mut(row) {
-                r[..pw * pix].fill(0.0);
-                r[row - right..].fill(0.0);
-            }
-        }
-        let tiles = Tiles::new();
-        let mut pos: Vec<usize> = (0..hw)
-            .map(|p| ((p / w + ph) * wp + p % w + pw) * pix)
-            .collect();
-        for img in src.chunks_exact(planes * hw).take(b) {
+        self.zero_border(dst, self.b * planes);
+        let (mut pos, tiles) = (self.positions(self.b * planes), Tiles::new());
+        for img in src.chunks_exact(planes * hw).take(self.b) {
             scatter(tiles, img, hw, planes, &pos, dst, false, false);
             pos.iter_mut().for_each(|p| *p += planes);
+        }
+    }
+
+    /// Offsets in one padded plane of the `h x w` positions, `unit` floats per position.
+    fn positions(&self, unit: usize) -> Vec<usize> {
+        let ([ph, pw], wp) = (self.pad, self.wp());
+        (0..self.h * self.w)
+            .map(|p| ((p / self.w + ph) * wp + p % self.w + pw) * unit)
+            .collect()
+    }
+
+    /// Zeroes the border of one padded plane `dst`, `unit` floats per position: whole rows
+    /// above and below, `pw` positions at the start of the rows between and `pw + right` at
+    /// their end.
+    fn zero_border(&self, dst: &mut [f32], unit: usize) {
+        let ([ph, pw], row) = (self.pad, self.wp() * unit);
+        let (left, right) = (pw * unit, (pw + self.right) * unit);
+        dst[..ph * row].fill(0.0);
+        dst[(ph + self.h) * row..].fill(0.0);
+        if right > 0 {
+            for r in dst[ph * row..(ph + self.h) * row].chunks_exact_mut(row) {
+                r[..left].fill(0.0);
+                r[row - right..].fill(0.0);
+            }
         }
     }
 

@@ -1,55 +1,89 @@
 //! Batch normalisation in training mode (batch statistics) for `[b, c, h, w]` tensors:
 //! per-channel statistics, the normalisation, and its backward, each one pass over the data
 //! (the backward's ReLU mask, when the forward had one, read in the same passes).
-//! Sums are taken in `f64`, channel by channel in a fixed order (deterministic), with eight
-//! accumulators per sum so that they vectorise instead of waiting on one long chain of adds.
+//! Sums are taken channel by channel in a fixed order (deterministic): eight lanes in `f32`
+//! over short blocks, added into `f64` sums across blocks (see [`SUM_BLOCK`]).
 
 use crate::error::{check_len, Result};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
+use wide::f32x4;
 
-/// `(sum(g), sum(g * (x - mu)))` over one plane in `f64`, eight interleaved partial sums each
-/// added in a fixed order, where `g` is `dy`, or
-/// `dy` masked by ReLU's output `y` (zero where `y <= 0`) when the forward had one.
+/// Floats per block of the sums below: eight lanes of 32 values each are summed in `f32`
+/// (two 4-float vectors), then the block's lanes are added into eight `f64` sums. A lane's
+/// `f32` sum of 32 terms is within about 32 ulps of its exact value (far below what the
+/// `f32` results resolve), and the `f64` sums across blocks keep a plane of any size exact to
+/// that; the `f32` additions run four to a vector on every path (SSE2 included), where
+/// converting each float to `f64` first made the loops compute-bound at 12-15 GB/s.
+const SUM_BLOCK: usize = 256;
+
+/// Eight lanes (two vectors) of `f32` partial sums.
+type Lanes8 = [f32x4; 2];
+
+/// Reads 8 floats as two vectors.
 #[inline(always)]
-fn sum_dy_dyx_body(dy: &[f32], x: &[f32], y: Option<&[f32]>, mu: f64) -> (f64, f64) {
+fn load8(v: &[f32]) -> Lanes8 {
+    let v: &[f32; 8] = v.try_into().expect("8 floats");
+    [
+        f32x4::from([v[0], v[1], v[2], v[3]]),
+        f32x4::from([v[4], v[5], v[6], v[7]]),
+    ]
+}
+
+/// Adds the eight `f32` lanes of `acc` into the eight `f64` sums `to`, lane by lane.
+#[inline(always)]
+fn fold_into(to: &mut [f64; 8], acc: Lanes8) {
+    let (lo, hi) = (acc[0].to_array(), acc[1].to_array());
+    for j in 0..4 {
+        to[j] += f64::from(lo[j]);
+        to[j + 4] += f64::from(hi[j]);
+    }
+}
+
+/// The eight `f64` lane sums added in a fixed order.
+#[inline(always)]
+fn fold8(s: [f64; 8]) -> f64 {
+    ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]))
+}
+
+/// `(sum(g), sum(g * (x - mu)))` over one plane, where `g` is `dy`, or `dy` masked by ReLU's
+/// output `y` (zero where `y <= 0`) when the forward had one: eight lanes summed in `f32`
+/// over blocks of [`SUM_BLOCK`] floats and in `f64` across blocks, in a fixed order.
+#[inline(always)]
+fn sum_dy_dyx_body(dy: &[f32], x: &[f32], y: Option<&[f32]>, mu: f32) -> (f64, f64) {
     let (mut a, mut b) = ([0f64; 8], [0f64; 8]);
-    let fold = |s: [f64; 8]| ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-    let (gc, xc) = (dy.chunks_exact(8), x.chunks_exact(8));
-    let (gr, xr) = (gc.remainder(), xc.remainder());
-    let mut tail = (0.0, 0.0);
-    match y {
-        None => {
-            for (g, v) in gc.zip(xc) {
-                for j in 0..8 {
-                    let g = f64::from(g[j]);
-                    a[j] += g;
-                    b[j] += g * (f64::from(v[j]) - mu);
+    let muv = f32x4::splat(mu);
+    let mut tail = (0f64, 0f64);
+    for (i, (gb, xb)) in dy.chunks(SUM_BLOCK).zip(x.chunks(SUM_BLOCK)).enumerate() {
+        let yb = y.map(|y| &y[i * SUM_BLOCK..][..gb.len()]);
+        let (mut sa, mut sb) = ([f32x4::ZERO; 2], [f32x4::ZERO; 2]);
+        let full = gb.len() / 8 * 8;
+        for p in (0..full).step_by(8) {
+            let (mut g, v) = (load8(&gb[p..p + 8]), load8(&xb[p..p + 8]));
+            if let Some(yb) = yb {
+                let keep = load8(&yb[p..p + 8]);
+                for (g, y) in g.iter_mut().zip(keep) {
+                    // ReLU's gradient: keep `g` where `y > 0` or `y` is NaN (not `y <= 0`).
+                    *g = y.simd_le(f32x4::ZERO).bitselect(f32x4::ZERO, *g);
                 }
             }
-            for (&g, &v) in gr.iter().zip(xr) {
-                tail.0 += f64::from(g);
-                tail.1 += f64::from(g) * (f64::from(v) - mu);
+            for j in 0..2 {
+                sa[j] += g[j];
+                sb[j] += g[j] * (v[j] - muv);
             }
         }
-        Some(y) => {
-            let yc = y.chunks_exact(8);
-            let yr = yc.remainder();
-            for ((g, v), y) in gc.zip(xc).zip(yc) {
-                for j in 0..8 {
-                    let g = f64::from(relu_masked(y[j], g[j]));
-                    a[j] += g;
-                    b[j] += g * (f64::from(v[j]) - mu);
-                }
-            }
-            for ((&g, &v), &y) in gr.iter().zip(xr).zip(yr) {
-                let g = f64::from(relu_masked(y, g));
-                tail.0 += g;
-                tail.1 += g * (f64::from(v) - mu);
-            }
+        fold_into(&mut a, sa);
+        fold_into(&mut b, sb);
+        for p in full..gb.len() {
+            let g = match yb {
+                Some(yb) => relu_masked(yb[p], gb[p]),
+                None => gb[p],
+            };
+            tail.0 += f64::from(g);
+            tail.1 += f64::from(g * (xb[p] - mu));
         }
     }
-    (fold(a) + tail.0, fold(b) + tail.1)
+    (fold8(a) + tail.0, fold8(b) + tail.1)
 }
 
 /// ReLU's gradient: `g` where its output `y` is positive (or NaN), zero elsewhere, as
@@ -61,27 +95,33 @@ fn relu_masked(y: f32, g: f32) -> f32 {
     f32::from_bits(g.to_bits() & keep)
 }
 
-/// `(sum(v - k), sum((v - k)^2))` over `xs` in `f64`, eight interleaved partial sums each,
-/// added in a fixed order.
+/// `(sum(v - k), sum((v - k)^2))` over `xs`: eight lanes summed in `f32` over blocks of
+/// [`SUM_BLOCK`] floats and in `f64` across blocks, in a fixed order.
 #[inline(always)]
-fn sums_shifted_body(xs: &[f32], k: f64) -> (f64, f64) {
+fn sums_shifted_body(xs: &[f32], k: f32) -> (f64, f64) {
     let (mut a, mut b) = ([0f64; 8], [0f64; 8]);
-    let mut chunks = xs.chunks_exact(8);
-    for c in &mut chunks {
-        for j in 0..8 {
-            let d = f64::from(c[j]) - k;
-            a[j] += d;
-            b[j] += d * d;
+    let kv = f32x4::splat(k);
+    let mut tail = (0f64, 0f64);
+    for block in xs.chunks(SUM_BLOCK) {
+        let (mut sa, mut sb) = ([f32x4::ZERO; 2], [f32x4::ZERO; 2]);
+        let mut chunks = block.chunks_exact(8);
+        for c in &mut chunks {
+            let v = load8(c);
+            for j in 0..2 {
+                let d = v[j] - kv;
+                sa[j] += d;
+                sb[j] += d * d;
+            }
+        }
+        fold_into(&mut a, sa);
+        fold_into(&mut b, sb);
+        for &v in chunks.remainder() {
+            let d = v - k;
+            tail.0 += f64::from(d);
+            tail.1 += f64::from(d * d);
         }
     }
-    let fold = |s: [f64; 8]| ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-    let (mut sa, mut sb) = (fold(a), fold(b));
-    for &v in chunks.remainder() {
-        let d = f64::from(v) - k;
-        sa += d;
-        sb += d * d;
-    }
-    (sa, sb)
+    (fold8(a) + tail.0, fold8(b) + tail.1)
 }
 
 /// Whether the loops below run in their AVX2 + FMA build: on the AVX2 and AVX-512 paths. The
@@ -115,12 +155,12 @@ macro_rules! avx2_build {
 
 avx2_build! {
     /// [`sums_shifted_body`] in the best build.
-    fn sums_shifted(xs: &[f32], k: f64) -> (f64, f64) = sums_shifted_body
+    fn sums_shifted(xs: &[f32], k: f32) -> (f64, f64) = sums_shifted_body
 }
 
 avx2_build! {
     /// [`sum_dy_dyx_body`] in the best build.
-    fn sum_dy_dyx(dy: &[f32], x: &[f32], y: Option<&[f32]>, mu: f64) -> (f64, f64) = sum_dy_dyx_body
+    fn sum_dy_dyx(dy: &[f32], x: &[f32], y: Option<&[f32]>, mu: f32) -> (f64, f64) = sum_dy_dyx_body
 }
 
 avx2_build! {
@@ -174,9 +214,9 @@ fn dx_plane_body(
 }
 
 /// Per channel of `x` `[b, c, hw]`: the mean and the biased variance, in one pass: sums of
-/// `x - k` and its square in `f64`, shifted by the channel's first value `k` so that a large
-/// mean does not cancel the variance away (with `f64` sums of `f32` data the result is exact
-/// to `f32` precision unless `|mean - k| / std` exceeds about 10^4).
+/// `x - k` and its square, shifted by the channel's first value `k` so that a large mean does
+/// not cancel the variance away (in `f32` over short blocks, in `f64` across them: see
+/// [`SUM_BLOCK`]).
 ///
 /// # Errors
 /// [`KernelError::Length`](crate::KernelError::Length) when `x` is not `b * c * hw` long.
@@ -186,12 +226,12 @@ pub fn channel_stats(x: &[f32], b: usize, c: usize, hw: usize) -> Result<(Vec<f3
     let stats: Vec<(f32, f32)> = (0..c)
         .into_par_iter()
         .map(|ch| {
-            let k = x.get(ch * hw).map_or(0.0, |&v| f64::from(v));
+            let k = x.get(ch * hw).copied().unwrap_or(0.0);
             let (s, sq) = (0..b)
                 .map(|i| sums_shifted(&x[(i * c + ch) * hw..][..hw], k))
                 .fold((0.0, 0.0), |(a, b), (c, d)| (a + c, b + d));
             let d = s / m;
-            ((k + d) as f32, (sq / m - d * d).max(0.0) as f32)
+            ((f64::from(k) + d) as f32, (sq / m - d * d).max(0.0) as f32)
         })
         .collect();
     Ok(stats.into_iter().unzip())
@@ -297,7 +337,7 @@ pub fn bn_bwd(
     let sums: Vec<(f64, f64)> = (0..c)
         .into_par_iter()
         .map(|ch| {
-            let (mu, is) = (f64::from(mean[ch]), f64::from(invstd[ch]));
+            let (mu, is) = (mean[ch], f64::from(invstd[ch]));
             let (mut sdy, mut sdyx) = (0f64, 0f64);
             for i in 0..b {
                 let o = (i * c + ch) * hw;
@@ -331,4 +371,118 @@ pub fn bn_bwd(
             })
     });
     Ok((dx, dgamma, dbeta))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Deterministic pseudo-random floats in `[-1, 1)` (a 64-bit LCG's high bits).
+    fn noise(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 23) as f32) - 1.0
+            })
+            .collect()
+    }
+
+    /// Per channel `(mean, biased variance)` of `[b, c, hw]`, two passes in `f64`.
+    fn stats_f64(x: &[f32], b: usize, c: usize, hw: usize) -> Vec<(f64, f64)> {
+        (0..c)
+            .map(|ch| {
+                let vals = || (0..b).flat_map(move |i| &x[(i * c + ch) * hw..][..hw]);
+                let m = (b * hw) as f64;
+                let mean = vals().map(|&v| f64::from(v)).sum::<f64>() / m;
+                let var = vals().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / m;
+                (mean, var)
+            })
+            .collect()
+    }
+
+    /// Plane sizes: within one block, a whole block with a remainder of 7, several blocks with
+    /// a remainder of 4.
+    const SHAPES: [(usize, usize, usize); 3] = [(5, 3, 49), (2, 2, 263), (3, 2, 1028)];
+
+    #[test]
+    fn channel_stats_match_f64_sums_with_a_large_mean() {
+        for (b, c, hw) in SHAPES {
+            // A mean of 1000 (the shift takes it out) and one of 0.5 over a spread of 0.01 and 1.
+            for (offset, spread) in [(1000.0f32, 0.01f32), (0.5, 1.0)] {
+                let x: Vec<f32> = noise(b * c * hw, hw as u64)
+                    .iter()
+                    .map(|v| offset + spread * v)
+                    .collect();
+                let (mean, var) = channel_stats(&x, b, c, hw).unwrap();
+                for (ch, (m, v)) in stats_f64(&x, b, c, hw).into_iter().enumerate() {
+                    let shape = format!("[{b}, {c}, {hw}] channel {ch}, offset {offset}");
+                    // Within a few ulps of the f32 mean, and of the variance (relative).
+                    assert!(
+                        (f64::from(mean[ch]) - m).abs() <= 4.0 * m.abs() * 6e-8,
+                        "{shape}"
+                    );
+                    assert!((f64::from(var[ch]) - v).abs() <= 1e-5 * v, "{shape}: {v}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bn_bwd_matches_f64_sums_with_the_relu_mask() {
+        for (b, c, hw) in SHAPES {
+            let n = b * c * hw;
+            let (x, dy) = (noise(n, 1), noise(n, 2));
+            // The forward's ReLU output: positive, zero, -0.0 and NaN (NaN keeps the gradient).
+            let y: Vec<f32> = noise(n, 3)
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| match i % 7 {
+                    0 => f32::NAN,
+                    1 => -0.0,
+                    _ => v.max(0.0),
+                })
+                .collect();
+            let (mean, var) = channel_stats(&x, b, c, hw).unwrap();
+            let invstd: Vec<f32> = var.iter().map(|v| 1.0 / (v + 1e-5).sqrt()).collect();
+            let gamma: Vec<f32> = (0..c).map(|ch| 0.5 + ch as f32).collect();
+            let (dx, dgamma, dbeta) =
+                bn_bwd(&x, &dy, Some(&y), &mean, &invstd, &gamma, (b, c, hw)).unwrap();
+            let m = (b * hw) as f64;
+            for ch in 0..c {
+                let idx = || (0..b).flat_map(move |i| (i * c + ch) * hw..(i * c + ch + 1) * hw);
+                let g = |i: usize| {
+                    if y[i] > 0.0 || y[i].is_nan() {
+                        f64::from(dy[i])
+                    } else {
+                        0.0
+                    }
+                };
+                let (mu, is) = (f64::from(mean[ch]), f64::from(invstd[ch]));
+                let xhat = |i: usize| (f64::from(x[i]) - mu) * is;
+                let sg: f64 = idx().map(g).sum();
+                let sgx: f64 = idx().map(|i| g(i) * xhat(i)).sum();
+                let scale: f64 = idx().map(|i| g(i).abs()).sum();
+                assert!(
+                    (f64::from(dbeta[ch]) - sg).abs() <= 1e-6 * scale,
+                    "dbeta {ch}"
+                );
+                assert!(
+                    (f64::from(dgamma[ch]) - sgx).abs() <= 1e-5 * scale,
+                    "dgamma {ch}"
+                );
+                for i in idx() {
+                    let want = f64::from(gamma[ch]) * is * (g(i) - sg / m - xhat(i) * sgx / m);
+                    assert!(
+                        (f64::from(dx[i]) - want).abs() <= 1e-5 * (1.0 + want.abs()),
+                        "dx {i}"
+                    );
+                }
+            }
+        }
+    }
 }

@@ -223,18 +223,55 @@ fn dx_plane_body(
 pub fn channel_stats(x: &[f32], b: usize, c: usize, hw: usize) -> Result<(Vec<f32>, Vec<f32>)> {
     check_len(x, b * c * hw, "batch_norm2d", "input")?;
     let m = (b * hw).max(1) as f64;
-    let stats: Vec<(f32, f32)> = (0..c)
+    let stats = channel_sums(b, c, |i, ch| {
+        let k = x[ch * hw];
+        sums_shifted(&x[(i * c + ch) * hw..][..hw], k)
+    })
+    .into_iter()
+    .enumerate()
+    .map(|(ch, (s, sq))| {
+        let k = f64::from(x.get(ch * hw).copied().unwrap_or(0.0));
+        let d = s / m;
+        ((k + d) as f32, (sq / m - d * d).max(0.0) as f32)
+    });
+    Ok(stats.into_iter().unzip())
+}
+
+/// Images per partial sum in [`channel_sums`].
+const SUM_IMAGES: usize = 8;
+
+/// Per channel `ch`, the sum over images `i` of the pairs `f(i, ch)` for a `[b, c, ..]`
+/// batch, in a fixed order that depends on `b` alone (not on the threads). From 32 images
+/// on, each chunk of [`SUM_IMAGES`] images is summed on one thread, image by image and
+/// channel by channel in memory order, and the chunks' sums are added in order; with fewer
+/// images, the channels run in parallel, each over the images in order.
+fn channel_sums(
+    b: usize,
+    c: usize,
+    f: impl Fn(usize, usize) -> (f64, f64) + Sync,
+) -> Vec<(f64, f64)> {
+    let add = |(a, b): (f64, f64), (x, y): (f64, f64)| (a + x, b + y);
+    if b < 4 * SUM_IMAGES {
+        return (0..c)
+            .into_par_iter()
+            .map(|ch| (0..b).map(|i| f(i, ch)).fold((0.0, 0.0), add))
+            .collect();
+    }
+    let partial: Vec<Vec<(f64, f64)>> = (0..b.div_ceil(SUM_IMAGES))
         .into_par_iter()
-        .map(|ch| {
-            let k = x.get(ch * hw).copied().unwrap_or(0.0);
-            let (s, sq) = (0..b)
-                .map(|i| sums_shifted(&x[(i * c + ch) * hw..][..hw], k))
-                .fold((0.0, 0.0), |(a, b), (c, d)| (a + c, b + d));
-            let d = s / m;
-            ((f64::from(k) + d) as f32, (sq / m - d * d).max(0.0) as f32)
+        .map(|k| {
+            let mut s = vec![(0.0, 0.0); c];
+            for i in k * SUM_IMAGES..((k + 1) * SUM_IMAGES).min(b) {
+                for (ch, s) in s.iter_mut().enumerate() {
+                    *s = add(*s, f(i, ch));
+                }
+            }
+            s
         })
         .collect();
-    Ok(stats.into_iter().unzip())
+    (0..c)
+        .map(|ch| partial.iter().fold((0.0, 0.0), |s, p| add(s, p[ch])))
+        .collect()
 }
 
 /// A vector of `len` floats, every one written by `fill` (given the uninitialised storage):
@@ -334,21 +371,15 @@ pub fn bn_bwd(
     check_len(invstd, c, op, "inverse standard deviation")?;
     check_len(gamma, c, op, "weight")?;
     let m = (b * hw).max(1) as f64;
-    let sums: Vec<(f64, f64)> = (0..c)
-        .into_par_iter()
-        .map(|ch| {
-            let (mu, is) = (mean[ch], f64::from(invstd[ch]));
-            let (mut sdy, mut sdyx) = (0f64, 0f64);
-            for i in 0..b {
-                let o = (i * c + ch) * hw;
-                let y = relu_out.map(|y| &y[o..][..hw]);
-                let (a, d) = sum_dy_dyx(&dy[o..][..hw], &x[o..][..hw], y, mu);
-                sdy += a;
-                sdyx += d;
-            }
-            (sdy, sdyx * is)
-        })
-        .collect();
+    let sums: Vec<(f64, f64)> = channel_sums(b, c, |i, ch| {
+        let o = (i * c + ch) * hw;
+        let y = relu_out.map(|y| &y[o..][..hw]);
+        sum_dy_dyx(&dy[o..][..hw], &x[o..][..hw], y, mean[ch])
+    })
+    .into_iter()
+    .enumerate()
+    .map(|(ch, (a, d))| (a, d * f64::from(invstd[ch])))
+    .collect();
     let dbeta: Vec<f32> = sums.iter().map(|s| s.0 as f32).collect();
     let dgamma: Vec<f32> = sums.iter().map(|s| s.1 as f32).collect();
     // dx = gamma * invstd * (dy - mean(dy) - xhat * mean(dy * xhat))
@@ -406,8 +437,9 @@ mod tests {
     }
 
     /// Plane sizes: within one block, a whole block with a remainder of 7, several blocks with
-    /// a remainder of 4.
-    const SHAPES: [(usize, usize, usize); 3] = [(5, 3, 49), (2, 2, 263), (3, 2, 1028)];
+    /// a remainder of 4; batches summed per channel and (37 images) in chunks of images, the
+    /// last one short.
+    const SHAPES: [(usize, usize, usize); 4] = [(5, 3, 49), (2, 2, 263), (3, 2, 1028), (37, 3, 20)];
 
     #[test]
     fn channel_stats_match_f64_sums_with_a_large_mean() {
@@ -484,5 +516,24 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn sums_do_not_depend_on_the_threads() {
+        let (b, c, hw) = (40, 3, 36);
+        let (x, dy) = (noise(b * c * hw, 4), noise(b * c * hw, 5));
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let (mean, var) = channel_stats(&x, b, c, hw).unwrap();
+                let ones = vec![1.0; c];
+                let (dx, dg, db) = bn_bwd(&x, &dy, None, &mean, &ones, &ones, (b, c, hw)).unwrap();
+                (mean, var, dx, dg, db)
+            })
+        };
+        assert_eq!(run(1), run(3));
     }
 }

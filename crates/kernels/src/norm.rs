@@ -1,8 +1,9 @@
 //! Batch normalisation in training mode (batch statistics) for `[b, c, h, w]` tensors:
 //! per-channel statistics, the normalisation, and its backward, each one pass over the data
 //! (the backward's ReLU mask, when the forward had one, read in the same passes).
-//! Sums are taken channel by channel in a fixed order (deterministic): eight lanes in `f32`
-//! over short blocks, added into `f64` sums across blocks (see [`SUM_BLOCK`]).
+//! Sums are taken in an order fixed by the shapes alone, whatever the threads (deterministic:
+//! see [`channel_sums`]), each plane in eight lanes of `f32` over short blocks added into
+//! `f64` sums across blocks (see [`SUM_BLOCK`]).
 
 use crate::error::{check_len, Result};
 use rayon::prelude::*;

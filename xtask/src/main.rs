@@ -13,7 +13,7 @@
 //! cargo xtask bench [CMD] [ARGS]  speed: models (convnets vs candle vs PyTorch), kernels, steps, ops
 //! cargo xtask golden              regenerate the PyTorch golden files (needs torch)
 //! cargo xtask fuzz [--cases N]   the property tests of every parser with N cases each (default 100,000)
-//! cargo xtask ci                  what CI runs: fmt, clippy, tests (kernels on each CPU path: avx512, avx2, portable), mpi feature, cuda type-check
+//! cargo xtask ci                  what CI runs: fmt, clippy, tests (kernels on each CPU path: avx512, avx2, portable), mpi feature, cuda type-check, aarch64 check of the kernels
 //! ```
 
 use anyhow::{bail, Context, Result};
@@ -373,6 +373,8 @@ fn ci() -> Result<()> {
     times.done("mpi feature (clippy, build, tests)");
     cuda_check()?;
     times.done("cuda type-check");
+    aarch64_check()?;
+    times.done("aarch64 check (kernels crate)");
     eprintln!("kernel paths:\n{}", report.join("\n"));
     eprintln!("{}", times.report());
     Ok(())
@@ -573,6 +575,47 @@ fn mpi_check() -> Result<()> {
     run(c)?;
     eprintln!(
         "mpi feature: clippy, build and tests took {:.0} s",
+        t0.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// The target the portable path's other vector ISA (NEON, through `wide`) is checked on.
+const AARCH64: &str = "aarch64-unknown-linux-gnu";
+
+/// `cargo clippy -p convnets-kernels --target aarch64-unknown-linux-gnu --all-targets -D
+/// warnings` where that target's standard library is installed (`.ci/run` tries `rustup
+/// target add`); a SKIP line otherwise. Only the kernels crate: the workspace's C
+/// dependencies (`ring`, mimalloc) would need an aarch64 C compiler as well.
+fn aarch64_check() -> Result<()> {
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .is_ok_and(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l.trim() == AARCH64)
+        });
+    if !installed {
+        eprintln!("SKIP aarch64 check: the {AARCH64} target is not installed (rustup target add {AARCH64})");
+        return Ok(());
+    }
+    let t0 = std::time::Instant::now();
+    let mut c = cargo();
+    c.args([
+        "clippy",
+        "-p",
+        "convnets-kernels",
+        "--target",
+        AARCH64,
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    run(c)?;
+    eprintln!(
+        "aarch64 check ({AARCH64}, convnets-kernels) took {:.0} s",
         t0.elapsed().as_secs_f64()
     );
     Ok(())

@@ -268,6 +268,7 @@ pub(crate) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R 
 ///
 /// # Panics
 /// When one is violated, naming it.
+#[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn check_gemm_nn(
     m: usize,

@@ -127,8 +127,9 @@ fn sums_shifted_body(xs: &[f32], k: f32) -> (f64, f64) {
 }
 
 /// Whether the loops below run in their AVX2 + FMA build: on the AVX2 and AVX-512 paths. The
-/// crate is compiled for baseline x86-64, where the `f64` sums get 2-lane SSE2 and are
-/// compute-bound (ResNet-20's batch-norm backward 1.6x slower than the AVX2 build).
+/// crate is compiled for baseline x86-64 (SSE2), where the plane loops run 128 bits wide
+/// (ResNet-20's batch-norm backward was 1.6x slower there, with the `f64` sums of the time).
+#[cfg(target_arch = "x86_64")]
 fn avx2_build() -> bool {
     matches!(crate::isa(), crate::Isa::Avx2 | crate::Isa::Avx512) && crate::Isa::Avx2.supported()
 }

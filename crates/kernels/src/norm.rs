@@ -226,18 +226,21 @@ fn dx_plane_body(
 pub fn channel_stats(x: &[f32], b: usize, c: usize, hw: usize) -> Result<(Vec<f32>, Vec<f32>)> {
     check_len(x, b * c * hw, "batch_norm2d", "input")?;
     let m = (b * hw).max(1) as f64;
-    let stats = channel_sums(b, c, |i, ch| {
-        let k = x[ch * hw];
-        sums_shifted(&x[(i * c + ch) * hw..][..hw], k)
-    })
-    .into_iter()
-    .enumerate()
-    .map(|(ch, (s, sq))| {
-        let k = f64::from(x.get(ch * hw).copied().unwrap_or(0.0));
-        let d = s / m;
-        ((k + d) as f32, (sq / m - d * d).max(0.0) as f32)
+    // Each channel's shift: its first value (0 for an empty batch).
+    let ks: Vec<f32> = (0..c)
+        .map(|ch| x.get(ch * hw).copied().unwrap_or(0.0))
+        .collect();
+    let sums = channel_sums(b, c, |i, ch| {
+        sums_shifted(&x[(i * c + ch) * hw..][..hw], ks[ch])
     });
-    Ok(stats.into_iter().unzip())
+    Ok(sums
+        .into_iter()
+        .zip(&ks)
+        .map(|((s, sq), &k)| {
+            let d = s / m;
+            ((f64::from(k) + d) as f32, (sq / m - d * d).max(0.0) as f32)
+        })
+        .unzip())
 }
 
 /// Images per partial sum in [`channel_sums`].
@@ -405,138 +408,4 @@ pub fn bn_bwd(
             })
     });
     Ok((dx, dgamma, dbeta))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Deterministic pseudo-random floats in `[-1, 1)` (a 64-bit LCG's high bits).
-    fn noise(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (0..n)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((s >> 40) as f32 / (1u64 << 23) as f32) - 1.0
-            })
-            .collect()
-    }
-
-    /// Per channel `(mean, biased variance)` of `[b, c, hw]`, two passes in `f64`.
-    fn stats_f64(x: &[f32], b: usize, c: usize, hw: usize) -> Vec<(f64, f64)> {
-        (0..c)
-            .map(|ch| {
-                let vals = || (0..b).flat_map(move |i| &x[(i * c + ch) * hw..][..hw]);
-                let m = (b * hw) as f64;
-                let mean = vals().map(|&v| f64::from(v)).sum::<f64>() / m;
-                let var = vals().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / m;
-                (mean, var)
-            })
-            .collect()
-    }
-
-    /// Plane sizes: within one block, a whole block with a remainder of 7, several blocks with
-    /// a remainder of 4; batches summed per channel and (37 images) in chunks of images, the
-    /// last one short.
-    const SHAPES: [(usize, usize, usize); 4] = [(5, 3, 49), (2, 2, 263), (3, 2, 1028), (37, 3, 20)];
-
-    #[test]
-    fn channel_stats_match_f64_sums_with_a_large_mean() {
-        for (b, c, hw) in SHAPES {
-            // A mean of 1000 (the shift takes it out) and one of 0.5 over a spread of 0.01 and 1.
-            for (offset, spread) in [(1000.0f32, 0.01f32), (0.5, 1.0)] {
-                let x: Vec<f32> = noise(b * c * hw, hw as u64)
-                    .iter()
-                    .map(|v| offset + spread * v)
-                    .collect();
-                let (mean, var) = channel_stats(&x, b, c, hw).unwrap();
-                for (ch, (m, v)) in stats_f64(&x, b, c, hw).into_iter().enumerate() {
-                    let shape = format!("[{b}, {c}, {hw}] channel {ch}, offset {offset}");
-                    // Within a few ulps of the f32 mean, and of the variance (relative).
-                    assert!(
-                        (f64::from(mean[ch]) - m).abs() <= 4.0 * m.abs() * 6e-8,
-                        "{shape}"
-                    );
-                    assert!((f64::from(var[ch]) - v).abs() <= 1e-5 * v, "{shape}: {v}");
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn bn_bwd_matches_f64_sums_with_the_relu_mask() {
-        for (b, c, hw) in SHAPES {
-            let n = b * c * hw;
-            let (x, dy) = (noise(n, 1), noise(n, 2));
-            // The forward's ReLU output: positive, zero, -0.0 and NaN (NaN keeps the gradient).
-            let y: Vec<f32> = noise(n, 3)
-                .iter()
-                .enumerate()
-                .map(|(i, &v)| match i % 7 {
-                    0 => f32::NAN,
-                    1 => -0.0,
-                    _ => v.max(0.0),
-                })
-                .collect();
-            let (mean, var) = channel_stats(&x, b, c, hw).unwrap();
-            let invstd: Vec<f32> = var.iter().map(|v| 1.0 / (v + 1e-5).sqrt()).collect();
-            let gamma: Vec<f32> = (0..c).map(|ch| 0.5 + ch as f32).collect();
-            let (dx, dgamma, dbeta) =
-                bn_bwd(&x, &dy, Some(&y), &mean, &invstd, &gamma, (b, c, hw)).unwrap();
-            let m = (b * hw) as f64;
-            for ch in 0..c {
-                let idx = || (0..b).flat_map(move |i| (i * c + ch) * hw..(i * c + ch + 1) * hw);
-                let g = |i: usize| {
-                    if y[i] > 0.0 || y[i].is_nan() {
-                        f64::from(dy[i])
-                    } else {
-                        0.0
-                    }
-                };
-                let (mu, is) = (f64::from(mean[ch]), f64::from(invstd[ch]));
-                let xhat = |i: usize| (f64::from(x[i]) - mu) * is;
-                let sg: f64 = idx().map(g).sum();
-                let sgx: f64 = idx().map(|i| g(i) * xhat(i)).sum();
-                let scale: f64 = idx().map(|i| g(i).abs()).sum();
-                assert!(
-                    (f64::from(dbeta[ch]) - sg).abs() <= 1e-6 * scale,
-                    "dbeta {ch}"
-                );
-                assert!(
-                    (f64::from(dgamma[ch]) - sgx).abs() <= 1e-5 * scale,
-                    "dgamma {ch}"
-                );
-                for i in idx() {
-                    let want = f64::from(gamma[ch]) * is * (g(i) - sg / m - xhat(i) * sgx / m);
-                    assert!(
-                        (f64::from(dx[i]) - want).abs() <= 1e-5 * (1.0 + want.abs()),
-                        "dx {i}"
-                    );
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn sums_do_not_depend_on_the_threads() {
-        let (b, c, hw) = (40, 3, 36);
-        let (x, dy) = (noise(b * c * hw, 4), noise(b * c * hw, 5));
-        let run = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
-            pool.install(|| {
-                let (mean, var) = channel_stats(&x, b, c, hw).unwrap();
-                let ones = vec![1.0; c];
-                let (dx, dg, db) = bn_bwd(&x, &dy, None, &mean, &ones, &ones, (b, c, hw)).unwrap();
-                (mean, var, dx, dg, db)
-            })
-        };
-        assert_eq!(run(1), run(3));
-    }
 }

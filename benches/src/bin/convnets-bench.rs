@@ -113,6 +113,9 @@ struct KernelArgs {
     /// Timed calls per kernel (the median is reported).
     #[arg(long, default_value_t = 20)]
     runs: usize,
+    /// Only the shapes whose name contains one of these (e.g. `resnet20_stage1,bn`).
+    #[arg(long, value_delimiter = ',')]
+    cases: Vec<String>,
     /// Internal: time the path of this process only.
     #[arg(long, hide = true)]
     worker: bool,
@@ -573,6 +576,7 @@ fn kernels(k: &KernelArgs, isa: Option<&str>) -> Result<()> {
                 "--runs",
                 &k.runs.to_string(),
             ])
+            .args(k.cases.iter().flat_map(|c| ["--cases", c.as_str()]))
             .env("CONVNETS_ISA", &path)
             .env("RAYON_NUM_THREADS", k.threads.to_string())
             .status()
@@ -610,7 +614,9 @@ fn kernels_here(k: &KernelArgs) -> Result<()> {
         "% peak"
     );
     println!("{}", "-".repeat(136));
-    for shape in CONV_SHAPES {
+    let picked =
+        |name: &str| k.cases.is_empty() || k.cases.iter().any(|c| name.contains(c.as_str()));
+    for shape in CONV_SHAPES.iter().copied().filter(|s| picked(s.name)) {
         let case = ConvCase::new(shape)?;
         let flops = shape.gemm_flops()?;
         let mut row = format!("{:<40}", shape.name);
@@ -622,12 +628,25 @@ fn kernels_here(k: &KernelArgs) -> Result<()> {
         }
         println!("{row}");
     }
-    println!(
-        "\n{:<40} | {:>10} {:>8} | {:>10} {:>8} | {:>10} {:>8}",
-        "batch norm + ReLU (median)", "stats ms", "GB/s", "fwd ms", "GB/s", "bwd ms", "GB/s"
-    );
-    println!("{}", "-".repeat(106));
-    for (name, dims) in NORM_SHAPES {
+    for (i, (name, dims)) in NORM_SHAPES
+        .iter()
+        .copied()
+        .filter(|(n, _)| picked(n))
+        .enumerate()
+    {
+        if i == 0 {
+            println!(
+                "\n{:<40} | {:>10} {:>8} | {:>10} {:>8} | {:>10} {:>8}",
+                "batch norm + ReLU (median)",
+                "stats ms",
+                "GB/s",
+                "fwd ms",
+                "GB/s",
+                "bwd ms",
+                "GB/s"
+            );
+            println!("{}", "-".repeat(106));
+        }
         let case = NormCase::new(dims)?;
         let mut row = format!("{name:<40}");
         for pass in NormPass::ALL {

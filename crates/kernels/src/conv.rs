@@ -462,6 +462,15 @@ impl Implicit {
             if self.ws == self.cols {
                 return lhs.mul_offsets(n, xs, &self.offs, dst, n, init, threads);
             }
+            if !threads && lhs.row_products_pay(self.cols) {
+                // Row `r` of the result is a stride-1 run of every window at `r * ws`: one
+                // product per row, written in place, no grid columns computed and dropped.
+                for r in 0..self.rows {
+                    let (b, c) = (&xs[r * self.ws..], &mut dst[r * self.cols..]);
+                    lhs.mul_offsets(self.cols, b, &self.offs, c, n, init, false);
+                }
+                return;
+            }
             with_scratch(m * self.n_grid, |grid| {
                 lhs.mul_offsets(
                     self.n_grid,

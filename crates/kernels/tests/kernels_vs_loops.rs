@@ -357,6 +357,32 @@ fn lanes_shapes_match_loops() -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// Padded convolutions whose output rows are whole 16-column blocks, on too few images for
+/// the batch-in-lanes products: the AVX2 / AVX-512 paths' forward and input gradient then
+/// run one product per output row straight into the result (ResNet-20's and SimpleCNN's
+/// 32x32 and 16x16 layers, its stride-2 layer's 16-wide phase rows); a 48-column row (a
+/// whole AVX-512 block), a rectangular plane, one image and three (two threads); on the
+/// portable path the same shapes check its grid products.
+#[test]
+fn row_products_match_loops() -> Result<(), TestCaseError> {
+    let pool = two_threads()?;
+    let down = Conv2dParams {
+        stride: [2, 2],
+        padding: [1, 1],
+        ..Conv2dParams::default()
+    };
+    for (x, c_out, k, p) in [
+        ([3, 5, 32, 32], 7, [3, 3], same(3)),
+        ([1, 4, 16, 16], 9, [3, 3], same(3)),
+        ([3, 6, 6, 48], 13, [3, 3], same(3)),
+        ([2, 3, 5, 16], 4, [5, 5], same(5)),
+        ([3, 4, 32, 32], 8, [3, 3], down),
+    ] {
+        pool.install(|| check_conv(x, c_out, k, p, false, 13))?;
+    }
+    Ok(())
+}
+
 /// Wrong lengths are errors naming the kernel, the argument and both lengths, not panics.
 #[test]
 fn wrong_lengths_are_errors() -> Result<(), convnets_kernels::KernelError> {

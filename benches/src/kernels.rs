@@ -41,9 +41,10 @@ const fn conv(
 }
 
 /// The convolutions of LeNet-5 (batch 256), MnistNet (batch 64), SimpleCNN and ResNet-20
-/// (batch 128), and of seed 001's residual and Inception networks (batch 64; the Inception
+/// (batch 128; every shape of its step: the first layer, the three stages, the two stride-2
+/// layers and their 1x1 projection shortcuts), and of seed 001's residual and Inception networks (batch 64; the Inception
 /// block's 1x1 convolutions left out), the batches of their bench recipes.
-pub const CONV_SHAPES: [ConvShape; 19] = [
+pub const CONV_SHAPES: [ConvShape; 23] = [
     conv(
         "lenet5_conv1_b256_1x28x28_k5_o6",
         [256, 1, 28, 28],
@@ -115,11 +116,39 @@ pub const CONV_SHAPES: [ConvShape; 19] = [
         1,
     ),
     conv(
+        "resnet20_conv1_b128_3x32x32_k3p1_o16",
+        [128, 3, 32, 32],
+        [16, 3, 3, 3],
+        1,
+        1,
+    ),
+    conv(
         "resnet20_down_b128_16x32x32_k3s2p1_o32",
         [128, 16, 32, 32],
         [32, 16, 3, 3],
         2,
         1,
+    ),
+    conv(
+        "resnet20_down2_b128_32x16x16_k3s2p1_o64",
+        [128, 32, 16, 16],
+        [64, 32, 3, 3],
+        2,
+        1,
+    ),
+    conv(
+        "resnet20_short1_b128_16x32x32_k1s2_o32",
+        [128, 16, 32, 32],
+        [32, 16, 1, 1],
+        2,
+        0,
+    ),
+    conv(
+        "resnet20_short2_b128_32x16x16_k1s2_o64",
+        [128, 32, 16, 16],
+        [64, 32, 1, 1],
+        2,
+        0,
     ),
     conv(
         "residual_conv1_b64_1x28x28_k5_o16",

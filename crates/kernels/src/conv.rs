@@ -8,9 +8,11 @@
 //!
 //! `col` is the unfolded input (im2col). The forward and the weight gradient skip it: the
 //! products read shifted windows of the padded image instead (`Implicit`; a strided
-//! convolution's image split into its stride phases first), and the input gradient of a
-//! stride-1 convolution is a stride-1 convolution of the padded output gradient (no
-//! col2im; strided ones still unfold). A 1x1 convolution with
+//! convolution's image split into its stride phases first; on the AVX2 / AVX-512 paths one
+//! product per output row where a row fills whole 16-column blocks, written straight into
+//! the result, else one over the padded width, its extra columns dropped), and the input
+//! gradient of a stride-1 convolution is a stride-1 convolution of the padded output
+//! gradient (no col2im; strided ones still unfold). A 1x1 convolution with
 //! stride 1 and no padding uses the input as `col` directly. When the weight is trained and
 //! the batch's `col` is small (up to `MAX_KEPT_COL` (4 MiB)), the forward unfolds and keeps it for
 //! the weight gradient, in buffers recycled across steps. On the portable path the forward

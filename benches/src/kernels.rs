@@ -42,8 +42,9 @@ const fn conv(
 
 /// The convolutions of LeNet-5 (batch 256), MnistNet (batch 64), SimpleCNN and ResNet-20
 /// (batch 128; every shape of its step: the first layer, the three stages, the two stride-2
-/// layers and their 1x1 projection shortcuts), and of seed 001's residual and Inception networks (batch 64; the Inception
-/// block's 1x1 convolutions left out), the batches of their bench recipes.
+/// layers and their 1x1 projection shortcuts), and of seed 001's residual and Inception
+/// networks (batch 64; the Inception block's 1x1 convolutions left out), the batches of
+/// their bench recipes.
 pub const CONV_SHAPES: [ConvShape; 23] = [
     conv(
         "lenet5_conv1_b256_1x28x28_k5_o6",
